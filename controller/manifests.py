@@ -1,0 +1,191 @@
+"""Read meshplane manifests from files and folders and validate them with the models.
+
+Used by ``meshctl validate`` and ``meshctl plan`` (and by tests). Every problem is
+reported as one ``Problem`` naming file, kind/name and field path; nothing here
+raises on bad input.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from controller.resources import API_VERSION, GROUP, KINDS, AIFactory, EdgeFleet, Resource, Workload
+
+YAML_SUFFIXES = (".yaml", ".yml")
+
+
+@dataclass(frozen=True, order=True)
+class Problem:
+    """One thing wrong with one manifest, phrased for a person."""
+
+    file: str
+    document: int
+    kind: str
+    name: str
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.kind}/{self.name}" if self.kind else f"document {self.document + 1}"
+        return f"{self.file}: {where}: {self.field}: {self.message}"
+
+
+@dataclass
+class Manifests:
+    """The valid resources found, the problems of the invalid ones, and what was skipped."""
+
+    factories: list[AIFactory] = field(default_factory=list)
+    fleets: list[EdgeFleet] = field(default_factory=list)
+    workloads: list[Workload] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    other_objects: int = 0  # e.g. Namespaces: valid Kubernetes, not ours to check
+    files_read: int = 0
+
+
+def yaml_files(paths: Iterable[str | Path]) -> Iterator[Path]:
+    """Files named directly, and ``*.yaml``/``*.yml`` below folders, in a stable order."""
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            yield from sorted(p for p in path.rglob("*") if p.suffix in YAML_SUFFIXES and p.is_file())
+        else:
+            yield path
+
+
+def field_path(location: Iterable[str | int]) -> str:
+    """``('spec', 'pools', 0, 'count')`` -> ``spec.pools[0].count``."""
+    text = ""
+    for part in location:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += f".{part}" if text else str(part)
+    return text or "(object)"
+
+
+_SHORT_INPUT_CHARS = 60
+
+
+def _describe(error: dict[str, Any]) -> tuple[str, str]:
+    """(field path, message) of one pydantic error, in the API's vocabulary."""
+    location = list(error["loc"])
+    # Pydantic names the branch of a tagged union or a function validator in the loc.
+    location = [part for part in location if not (isinstance(part, str) and part.startswith("function-"))]
+    context = error.get("ctx") or {}
+    if error["type"] == "cross_field_rule" and context.get("field"):
+        location.append(context["field"])
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        message = "unknown field"
+    elif kind == "missing":
+        message = "required field is missing"
+    else:
+        message = error["msg"]
+        value = error.get("input")
+        if kind not in ("cross_field_rule", "duplicate_key", "duplicate_value") and not isinstance(value, (dict, list)):
+            shown = repr(value)
+            if len(shown) <= _SHORT_INPUT_CHARS:
+                message += f" (got {shown})"
+    return field_path(location), message
+
+
+def _validate_document(document: Any, file: str, index: int, manifests: Manifests) -> Resource | None:
+    def problem(kind: str, name: str, path: str, message: str) -> None:
+        manifests.problems.append(Problem(file, index, kind, name, path, message))
+
+    if not isinstance(document, dict):
+        problem("", "", "(document)", f"expected a mapping with apiVersion and kind, got {type(document).__name__}")
+        return None
+    kind = document.get("kind")
+    api_version = document.get("apiVersion")
+    metadata = document.get("metadata")
+    name = metadata.get("name", "") if isinstance(metadata, dict) else ""
+    name = name if isinstance(name, str) else ""
+    if not isinstance(kind, str) or not kind:
+        problem("", name, "kind", "required field is missing")
+        return None
+    info = KINDS.get(kind)
+    if info is None:
+        if isinstance(api_version, str) and api_version.split("/")[0] == GROUP:
+            problem(kind, name, "kind", f"unknown kind; {GROUP} serves {', '.join(KINDS)}")
+        else:
+            manifests.other_objects += 1
+        return None
+    if api_version != API_VERSION:
+        problem(kind, name, "apiVersion", f"must be {API_VERSION} (got {api_version!r})")
+        return None
+    if info.namespaced and isinstance(metadata, dict) and not metadata.get("namespace"):
+        document = {**document, "metadata": {**metadata, "namespace": "default"}}
+    try:
+        resource = info.resource_model.model_validate(document)
+    except ValidationError as exc:
+        for error in exc.errors():
+            path, message = _describe(error)
+            problem(kind, name or "(unnamed)", path, message)
+        return None
+    if not info.namespaced and resource.metadata.namespace:
+        problem(kind, name, "metadata.namespace", f"{kind} is cluster-scoped: remove the namespace")
+        return None
+    return resource
+
+
+def _add_unless_duplicate(
+    resource: Resource, file: str, index: int, manifests: Manifests,
+    seen: dict[tuple[str, str], tuple[Resource, str, int]],
+) -> None:
+    """Two objects of one kind (and namespace) with one name would overwrite each other;
+    a factory and a fleet with one name would be the same site in a plan."""
+    scope = "site" if resource.kind in ("AIFactory", "EdgeFleet") else resource.kind
+    first = seen.get((scope, resource.key))
+    if first is None:
+        seen[(scope, resource.key)] = (resource, file, index)
+        target = {"AIFactory": manifests.factories, "EdgeFleet": manifests.fleets, "Workload": manifests.workloads}
+        target[resource.kind].append(resource)  # type: ignore[arg-type]
+        return
+    previous, first_file, first_index = first
+    if scope == "site":
+        message = (
+            f"duplicate name: {previous.kind}/{previous.key} in {first_file} (document "
+            f"{first_index + 1}) has it already; site names are unique across AIFactory and EdgeFleet"
+        )
+    else:
+        message = f"duplicate name: already defined in {first_file} (document {first_index + 1})"
+    manifests.problems.append(
+        Problem(file, index, resource.kind, resource.metadata.name, "metadata.name", message)
+    )
+
+
+def load_manifests(paths: Iterable[str | Path]) -> Manifests:
+    """Read and validate every manifest under ``paths``; never raises on bad input."""
+    manifests = Manifests()
+    seen: dict[tuple[str, str], tuple[Resource, str, int]] = {}
+    for path in yaml_files(paths):
+        file = str(path)
+        try:
+            text = path.read_text()
+        except OSError as exc:
+            manifests.problems.append(Problem(file, 0, "", "", "(file)", exc.strerror or str(exc)))
+            continue
+        manifests.files_read += 1
+        try:
+            documents = list(yaml.safe_load_all(text))
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(yaml)"
+            reason = getattr(exc, "problem", None) or str(exc)
+            manifests.problems.append(Problem(file, 0, "", "", where, f"invalid YAML: {reason}"))
+            continue
+        for index, document in enumerate(documents):
+            if document is None:
+                continue
+            resource = _validate_document(document, file, index, manifests)
+            if resource is not None:
+                _add_unless_duplicate(resource, file, index, manifests, seen)
+    manifests.problems.sort()
+    return manifests

@@ -1,0 +1,23 @@
+"""Compiled placement kernels (Cython), imported by ``placement``.
+
+This package holds only the typed, ``nogil`` inner loops; ``placement`` prepares the
+NumPy arrays they take and turns their results into decisions. It knows nothing of
+Kubernetes, kopf or the HTTP API.
+
+The extension is built by ``pip install -e .`` (see ``setup.py``). There is no
+pure-Python fallback in production code: if the compiled module is missing, importing
+this package fails with instructions.
+"""
+
+try:
+    from placement_ext import _kernels
+except ImportError as exc:  # pragma: no cover - exercised only on a broken install
+    raise ImportError(
+        "meshplane's compiled placement kernels (placement_ext._kernels) are not built. "
+        "Build them with `pip install -e .` (or `make install`) from the repository root; "
+        "a C compiler and Cython are required."
+    ) from exc
+
+from placement_ext._kernels import effective_power_mw
+
+__all__ = ["effective_power_mw"]

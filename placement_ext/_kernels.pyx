@@ -1,0 +1,588 @@
+"""Typed inner loops of the placement engine.
+
+Called by ``placement.pipeline`` (and the benchmarks) with the NumPy arrays built by
+``placement.snapshot``. Each public ``def`` is a thin typed wrapper that validates
+shapes and releases the GIL around ``nogil`` ``cdef`` kernels on typed memoryviews.
+Compiler directives (boundscheck, wraparound, cdivision, ...) are set once in
+``setup.py``.
+
+Kernels:
+- ``filter_score_topk``: one fused pass over all workload x site-column pairs:
+  feasibility (cordon, kind, sovereignty, latency, model, memory, coarse capacity and
+  power), an integer-valued cost (energy >> latency >> stability), the top-K cheapest
+  feasible columns per workload (fixed-size heap) and, per workload, the number of
+  SITES rejected by each filter. Parallel over workloads (OpenMP).
+- ``greedy_place``: the kube-scheduler way: workloads one at a time in the given
+  order, each filtered and scored against all columns with the capacity still left,
+  best fitting column(s) taken, whole or not at all. CP-SAT hint and fallback.
+
+``placement_ext.reference`` holds the NumPy and pure-Python twins; the tests prove they
+agree with these kernels.
+"""
+
+import numpy as np
+
+cimport numpy as cnp
+from cython.parallel cimport prange
+from libc.math cimport ceil, floor, INFINITY
+
+cnp.import_array()
+
+# Filter codes, in pipeline order; a pair gets the first one that rejects it.
+cdef enum:
+    N_FILTERS = 9
+FILTER_NAMES = (
+    "cordoned",
+    "training needs a factory",
+    "fleets not allowed",
+    "country not allowed",
+    "latency",
+    "accelerator model",
+    "memory",
+    "insufficient devices",
+    "insufficient power",
+)
+FEASIBLE = N_FILTERS
+
+# Integer cost scaling: per device, energy tier x 1e6 + latency tier x 1e3 + stability.
+cdef double _ENERGY_SCALE = 1_000_000.0
+cdef double _LATENCY_SCALE = 1_000.0
+cdef double _MAX_LATENCY_TIER = 999.0
+cdef double _STABILITY_PENALTY = 100.0
+ENERGY_SCALE = _ENERGY_SCALE
+LATENCY_SCALE = _LATENCY_SCALE
+MAX_LATENCY_TIER = _MAX_LATENCY_TIER
+STABILITY_PENALTY = _STABILITY_PENALTY
+
+
+cdef void _effective_power_mw(
+    const double[::1] firm_mw,
+    const double[::1] flexible_mw,
+    const double[::1] curtailed_mw,
+    double[::1] out_mw,
+) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef double flexible_left
+    for i in range(firm_mw.shape[0]):
+        flexible_left = flexible_mw[i] - curtailed_mw[i]
+        if flexible_left < 0.0:
+            flexible_left = 0.0
+        out_mw[i] = firm_mw[i] + flexible_left
+
+
+def effective_power_mw(firm_mw, flexible_mw, curtailed_mw):
+    """Usable power per site: firm + max(0, flexible - curtailed), in MW.
+
+    Curtailment during a grid event removes interruptible (flexible) power first and
+    never eats into firm power.
+    """
+    cdef const double[::1] firm = np.ascontiguousarray(firm_mw, dtype=np.float64)
+    cdef const double[::1] flexible = np.ascontiguousarray(flexible_mw, dtype=np.float64)
+    cdef const double[::1] curtailed = np.ascontiguousarray(curtailed_mw, dtype=np.float64)
+    if not (firm.shape[0] == flexible.shape[0] == curtailed.shape[0]):
+        raise ValueError("firm_mw, flexible_mw and curtailed_mw must have the same length")
+    out = np.empty(firm.shape[0], dtype=np.float64)
+    cdef double[::1] out_view = out
+    with nogil:
+        _effective_power_mw(firm, flexible, curtailed, out_view)
+    return out
+
+
+# --------------------------------------------------------------------------- pairs
+
+cdef struct Cols:
+    # per site column (a factory's accelerator pool, or a fleet)
+    const int* site
+    const unsigned char* is_fleet
+    const unsigned char* cordoned
+    const int* country
+    const int* model
+    const double* memory_gib
+    const double* cap_devices
+    const double* tps_milli      # per-device tokens/s x 1000, floored (integer-valued)
+    const double* watts          # per-device facility watts, ceiled (integer-valued)
+    const double* e_dev          # energy tier per device for device-demand workloads
+    const double* e_tok          # energy tier per device for token-demand workloads
+    const double* firm_watts     # site firm power (fleet: cap), integer-valued
+    const double* total_watts    # site firm + max(0, flexible - curtailed)
+    Py_ssize_t n
+
+
+cdef struct Wls:
+    const unsigned char* is_training
+    const unsigned char* allow_fleets
+    const unsigned char* interruptible
+    const int* site_limit
+    const double* accel          # devices (0 if token demand)
+    const double* tokens_milli   # tokens/s x 1000, ceiled (0 if device demand)
+    const double* min_memory_gib
+    const double* max_latency_ms # INFINITY if none
+    const int* user_ptr
+    const int* user_region
+    const double* user_weight
+    const int* cur_ptr
+    const int* cur_site
+    const unsigned char* country_ok  # [W, n_countries]
+    Py_ssize_t n_countries
+    const unsigned char* model_ok    # [W, n_models]
+    Py_ssize_t n_models
+    const double* latency        # [R, C] region x column, ms; INFINITY = unreachable
+    Py_ssize_t n_cols
+
+
+cdef inline int _pair_eval(
+    const Cols* c, const Wls* w, Py_ssize_t wi, Py_ssize_t ci,
+    double* out_n, double* out_lat, double* out_cost,
+) noexcept nogil:
+    """First failing filter code (or FEASIBLE) of workload wi on column ci."""
+    cdef int u, k
+    cdef double L, wt, lmax = 0.0, lsum = 0.0, wsum = 0.0, lat = 0.0
+    cdef double n, need_min, power, avail, e, lq, st
+    if c.cordoned[ci]:
+        return 0
+    if c.is_fleet[ci]:
+        if w.is_training[wi]:
+            return 1
+        if not w.allow_fleets[wi]:
+            return 2
+    if not w.country_ok[wi * w.n_countries + c.country[ci]]:
+        return 3
+    for u in range(w.user_ptr[wi], w.user_ptr[wi + 1]):
+        wt = w.user_weight[u]
+        L = w.latency[w.user_region[u] * w.n_cols + ci]
+        if L > lmax:
+            lmax = L
+        lsum = lsum + wt * L
+        wsum = wsum + wt
+    if lmax > w.max_latency_ms[wi]:
+        return 4
+    if wsum > 0.0:
+        lat = lsum / wsum
+    if not w.model_ok[wi * w.n_models + c.model[ci]]:
+        return 5
+    if c.memory_gib[ci] < w.min_memory_gib[wi]:
+        return 6
+    if w.accel[wi] > 0.0:
+        n = w.accel[wi]
+        e = c.e_dev[ci]
+    else:
+        if c.tps_milli[ci] <= 0.0:
+            return 7
+        n = ceil(w.tokens_milli[wi] / c.tps_milli[ci])
+        e = c.e_tok[ci]
+    need_min = n
+    if w.site_limit[wi] > 1:
+        need_min = 1.0
+    if need_min > c.cap_devices[ci]:
+        return 7
+    power = need_min * c.watts[ci]
+    if w.interruptible[wi]:
+        avail = c.total_watts[ci]
+    else:
+        avail = c.firm_watts[ci]
+        if c.total_watts[ci] < avail:
+            avail = c.total_watts[ci]
+    if power > avail:
+        return 8
+    lq = floor(lat + 0.5)
+    if lq > _MAX_LATENCY_TIER:
+        lq = _MAX_LATENCY_TIER
+    st = 0.0
+    if w.cur_ptr[wi + 1] > w.cur_ptr[wi]:
+        st = _STABILITY_PENALTY
+        for k in range(w.cur_ptr[wi], w.cur_ptr[wi + 1]):
+            if w.cur_site[k] == c.site[ci]:
+                st = 0.0
+                break
+    out_n[0] = n
+    out_lat[0] = lat
+    out_cost[0] = n * (e * _ENERGY_SCALE + lq * _LATENCY_SCALE + st)
+    return N_FILTERS
+
+
+cdef inline bint _worse(double cost_a, int col_a, double cost_b, int col_b) noexcept nogil:
+    """Is candidate a worse than b? (higher cost; ties: higher column index)."""
+    return cost_a > cost_b or (cost_a == cost_b and col_a > col_b)
+
+
+cdef inline void _heap_sift_down(double* cost, int* col, double* nn, double* lat,
+                                 int size, int i) noexcept nogil:
+    """Max-heap on 'worse' (root = worst kept candidate)."""
+    cdef int l, r, m
+    cdef double tc, tn, tl
+    cdef int tcol
+    while True:
+        l = 2 * i + 1
+        r = l + 1
+        m = i
+        if l < size and _worse(cost[l], col[l], cost[m], col[m]):
+            m = l
+        if r < size and _worse(cost[r], col[r], cost[m], col[m]):
+            m = r
+        if m == i:
+            return
+        tc = cost[i]; cost[i] = cost[m]; cost[m] = tc
+        tcol = col[i]; col[i] = col[m]; col[m] = tcol
+        tn = nn[i]; nn[i] = nn[m]; nn[m] = tn
+        tl = lat[i]; lat[i] = lat[m]; lat[m] = tl
+        i = m
+
+
+cdef inline void _heap_sift_up(double* cost, int* col, double* nn, double* lat,
+                               int i) noexcept nogil:
+    cdef int p
+    cdef double tc, tn, tl
+    cdef int tcol
+    while i > 0:
+        p = (i - 1) // 2
+        if not _worse(cost[i], col[i], cost[p], col[p]):
+            return
+        tc = cost[i]; cost[i] = cost[p]; cost[p] = tc
+        tcol = col[i]; col[i] = col[p]; col[p] = tcol
+        tn = nn[i]; nn[i] = nn[p]; nn[p] = tn
+        tl = lat[i]; lat[i] = lat[p]; lat[p] = tl
+        i = p
+
+
+cdef void _one_workload(
+    const Cols* c, const Wls* w, Py_ssize_t wi, const int* site_ptr, Py_ssize_t n_sites,
+    int K, double* cost, int* col, double* nn, double* lat, int* counts, int* feasible,
+) noexcept nogil:
+    cdef Py_ssize_t s, ci
+    cdef int code, site_code, size = 0, i, j
+    cdef double n = 0.0, l = 0.0, cst = 0.0, tc, tn, tl
+    cdef int tcol
+    for i in range(N_FILTERS):
+        counts[i] = 0
+    feasible[0] = 0
+    for s in range(n_sites):
+        site_code = -1
+        for ci in range(site_ptr[s], site_ptr[s + 1]):
+            code = _pair_eval(c, w, wi, ci, &n, &l, &cst)
+            if code > site_code:
+                site_code = code
+            if code == N_FILTERS:
+                if size < K:
+                    cost[size] = cst; col[size] = <int>ci; nn[size] = n; lat[size] = l
+                    _heap_sift_up(cost, col, nn, lat, size)
+                    size += 1
+                elif _worse(cost[0], col[0], cst, <int>ci):
+                    cost[0] = cst; col[0] = <int>ci; nn[0] = n; lat[0] = l
+                    _heap_sift_down(cost, col, nn, lat, size, 0)
+        if site_code == N_FILTERS:
+            feasible[0] += 1
+        elif site_code >= 0:
+            counts[site_code] += 1
+    # sort kept candidates best first (insertion sort, K is small)
+    for i in range(1, size):
+        tc = cost[i]; tcol = col[i]; tn = nn[i]; tl = lat[i]
+        j = i - 1
+        while j >= 0 and _worse(cost[j], col[j], tc, tcol):
+            cost[j + 1] = cost[j]; col[j + 1] = col[j]; nn[j + 1] = nn[j]; lat[j + 1] = lat[j]
+            j -= 1
+        cost[j + 1] = tc; col[j + 1] = tcol; nn[j + 1] = tn; lat[j + 1] = tl
+    for i in range(size, K):
+        cost[i] = INFINITY; col[i] = -1; nn[i] = 0.0; lat[i] = 0.0
+
+
+def _c64(a):
+    return np.ascontiguousarray(a, dtype=np.float64)
+
+
+def _ci32(a):
+    return np.ascontiguousarray(a, dtype=np.int32)
+
+
+def _cu8(a):
+    return np.ascontiguousarray(a, dtype=np.uint8)
+
+
+cdef class _Bound:
+    """Holds contiguous arrays and the C structs pointing into them."""
+
+    cdef Cols c
+    cdef Wls w
+    cdef list keep
+    cdef const int[::1] site_ptr
+    cdef Py_ssize_t n_sites
+
+    def __init__(self, cols, wls):
+        cdef const int[::1] i32
+        cdef const double[::1] f64
+        cdef const unsigned char[::1] u8
+        self.keep = []
+        n = len(cols["site"])
+        self.c.n = n
+
+        def f(a):
+            arr = _c64(a)
+            if arr.shape[0] != n:
+                raise ValueError("column arrays must all have the same length")
+            self.keep.append(arr)
+            return arr
+
+        def i(a):
+            arr = _ci32(a)
+            self.keep.append(arr)
+            return arr
+
+        def b(a):
+            arr = _cu8(a)
+            self.keep.append(arr)
+            return arr
+
+        i32 = i(cols["site"]); self.c.site = &i32[0] if n else NULL
+        u8 = b(cols["is_fleet"]); self.c.is_fleet = &u8[0] if n else NULL
+        u8 = b(cols["cordoned"]); self.c.cordoned = &u8[0] if n else NULL
+        i32 = i(cols["country"]); self.c.country = &i32[0] if n else NULL
+        i32 = i(cols["model"]); self.c.model = &i32[0] if n else NULL
+        f64 = f(cols["memory_gib"]); self.c.memory_gib = &f64[0] if n else NULL
+        f64 = f(cols["cap_devices"]); self.c.cap_devices = &f64[0] if n else NULL
+        f64 = f(cols["tps_milli"]); self.c.tps_milli = &f64[0] if n else NULL
+        f64 = f(cols["watts"]); self.c.watts = &f64[0] if n else NULL
+        f64 = f(cols["e_dev"]); self.c.e_dev = &f64[0] if n else NULL
+        f64 = f(cols["e_tok"]); self.c.e_tok = &f64[0] if n else NULL
+        f64 = f(cols["firm_watts"]); self.c.firm_watts = &f64[0] if n else NULL
+        f64 = f(cols["total_watts"]); self.c.total_watts = &f64[0] if n else NULL
+        sp = i(cols["site_ptr"])
+        self.site_ptr = sp
+        self.n_sites = sp.shape[0] - 1
+        if self.n_sites < 0 or sp[sp.shape[0] - 1] != n:
+            raise ValueError("site_ptr must be a CSR pointer over the columns")
+
+        nw = len(wls["accel"])
+        u8 = b(wls["is_training"]); self.w.is_training = &u8[0] if nw else NULL
+        u8 = b(wls["allow_fleets"]); self.w.allow_fleets = &u8[0] if nw else NULL
+        u8 = b(wls["interruptible"]); self.w.interruptible = &u8[0] if nw else NULL
+        i32 = i(wls["site_limit"]); self.w.site_limit = &i32[0] if nw else NULL
+        f64 = _c64(wls["accel"]); self.keep.append(f64); self.w.accel = &f64[0] if nw else NULL
+        f64 = _c64(wls["tokens_milli"]); self.keep.append(f64); self.w.tokens_milli = &f64[0] if nw else NULL
+        f64 = _c64(wls["min_memory_gib"]); self.keep.append(f64); self.w.min_memory_gib = &f64[0] if nw else NULL
+        f64 = _c64(wls["max_latency_ms"]); self.keep.append(f64); self.w.max_latency_ms = &f64[0] if nw else NULL
+        i32 = i(wls["user_ptr"]); self.w.user_ptr = &i32[0]
+        if i32.shape[0] != nw + 1:
+            raise ValueError("user_ptr must have W + 1 entries")
+        i32 = i(np.append(wls["user_region"], 0)); self.w.user_region = &i32[0]
+        f64 = _c64(np.append(wls["user_weight"], 0.0)); self.keep.append(f64); self.w.user_weight = &f64[0]
+        i32 = i(wls["cur_ptr"]); self.w.cur_ptr = &i32[0]
+        if i32.shape[0] != nw + 1:
+            raise ValueError("cur_ptr must have W + 1 entries")
+        i32 = i(np.append(wls["cur_site"], -1)); self.w.cur_site = &i32[0]
+        co = np.ascontiguousarray(wls["country_ok"], dtype=np.uint8)
+        mo = np.ascontiguousarray(wls["model_ok"], dtype=np.uint8)
+        if co.ndim != 2 or co.shape[0] != nw or mo.ndim != 2 or mo.shape[0] != nw:
+            raise ValueError("country_ok / model_ok must be [W, n] matrices")
+        co = np.append(co.ravel(), 0).astype(np.uint8)
+        self.w.n_countries = wls["country_ok"].shape[1]
+        u8 = b(co); self.w.country_ok = &u8[0]
+        self.w.n_models = wls["model_ok"].shape[1]
+        u8 = b(np.append(mo.ravel(), 0)); self.w.model_ok = &u8[0]
+        lat = np.ascontiguousarray(wls["latency"], dtype=np.float64)
+        if lat.ndim != 2 or lat.shape[1] != n:
+            raise ValueError("latency must be a [regions, columns] matrix")
+        self.w.n_cols = n
+        f64 = _c64(np.append(lat.ravel(), 0.0)); self.keep.append(f64); self.w.latency = &f64[0]
+
+
+def filter_score_topk(dict cols, dict wls, int top_k, int num_threads=1):
+    """Fused filter + score + top-K over all workload x column pairs.
+
+    ``cols``/``wls`` are the dicts of arrays built by ``placement.snapshot`` (see
+    there for the meaning of each). Returns a dict:
+    ``cand_col`` int32 [W, K] (-1 = empty slot), ``cand_cost`` float64 [W, K]
+    (lower is better; inf = empty), ``cand_devices`` float64 [W, K] (devices to
+    serve the whole demand on that column), ``cand_latency_ms`` float64 [W, K]
+    (demand-weighted), ``rejections`` int32 [W, N_FILTERS] (sites rejected per
+    filter), ``feasible_sites`` int32 [W].
+    """
+    if top_k < 1:
+        raise ValueError("top_k must be >= 1")
+    cdef _Bound bnd = _Bound(cols, wls)
+    cdef Py_ssize_t W = len(wls["accel"])
+    cand_cost = np.empty((W, top_k), dtype=np.float64)
+    cand_col = np.empty((W, top_k), dtype=np.int32)
+    cand_n = np.empty((W, top_k), dtype=np.float64)
+    cand_lat = np.empty((W, top_k), dtype=np.float64)
+    rej = np.zeros((W, N_FILTERS), dtype=np.int32)
+    feas = np.zeros(W, dtype=np.int32)
+    cdef double[:, ::1] cc = cand_cost
+    cdef int[:, ::1] ccol = cand_col
+    cdef double[:, ::1] cn = cand_n
+    cdef double[:, ::1] cl = cand_lat
+    cdef int[:, ::1] rr = rej
+    cdef int[::1] ff = feas
+    cdef Py_ssize_t wi
+    cdef int K = top_k
+    cdef Cols* cp = &bnd.c
+    cdef Wls* wp = &bnd.w
+    cdef const int* sp = &bnd.site_ptr[0]
+    cdef Py_ssize_t ns = bnd.n_sites
+    if W > 0:
+        if num_threads < 1:
+            num_threads = 1
+        with nogil:
+            for wi in prange(W, num_threads=num_threads, schedule="static"):
+                _one_workload(cp, wp, wi, sp, ns, K, &cc[wi, 0], &ccol[wi, 0],
+                              &cn[wi, 0], &cl[wi, 0], &rr[wi, 0], &ff[wi])
+    return {
+        "cand_col": cand_col,
+        "cand_cost": cand_cost,
+        "cand_devices": cand_n,
+        "cand_latency_ms": cand_lat,
+        "rejections": rej,
+        "feasible_sites": feas,
+    }
+
+
+# --------------------------------------------------------------------------- greedy
+
+cdef inline double _fit_devices(
+    const Cols* c, const Wls* w, Py_ssize_t wi, Py_ssize_t ci,
+    const double* cap_left, const double* tot_used, const double* ni_used,
+    const double* site_firm, const double* site_total,
+) noexcept nogil:
+    """How many more devices of column ci workload wi could take now."""
+    cdef int s = c.site[ci]
+    cdef double room = site_total[s] - tot_used[s], k
+    if not w.interruptible[wi]:
+        if site_firm[s] - ni_used[s] < room:
+            room = site_firm[s] - ni_used[s]
+    if room < 0.0:
+        room = 0.0
+    k = floor(room / c.watts[ci]) if c.watts[ci] > 0.0 else cap_left[ci]
+    if cap_left[ci] < k:
+        k = cap_left[ci]
+    if k < 0.0:
+        k = 0.0
+    return k
+
+
+cdef void _take(const Cols* c, const Wls* w, Py_ssize_t wi, Py_ssize_t ci, double k,
+                double* cap_left, double* tot_used, double* ni_used) noexcept nogil:
+    cdef int s = c.site[ci]
+    cap_left[ci] -= k
+    tot_used[s] += k * c.watts[ci]
+    if not w.interruptible[wi]:
+        ni_used[s] += k * c.watts[ci]
+
+
+cdef int _greedy(
+    const Cols* c, const Wls* w, const int* order, Py_ssize_t W, int max_slots,
+    const double* site_firm, const double* site_total, double* cap_left,
+    double* tot_used, double* ni_used, int* code_buf, double* n_buf, double* cost_buf,
+    unsigned char* used_buf, int* out_col, double* out_n, unsigned char* placed,
+) noexcept nogil:
+    cdef Py_ssize_t oi, wi, ci, C = c.n
+    cdef double n, l, cst, best_cost, fit, rem, k, got
+    cdef int best, slot, limit
+    cdef bint tokens
+    for oi in range(W):
+        wi = order[oi]
+        placed[wi] = 0
+        for slot in range(max_slots):
+            out_col[wi * max_slots + slot] = -1
+            out_n[wi * max_slots + slot] = 0.0
+        for ci in range(C):
+            code_buf[ci] = _pair_eval(c, w, wi, ci, &n_buf[ci], &l, &cost_buf[ci])
+            used_buf[ci] = 0
+        # 1) whole on the cheapest column where it still fits
+        best = -1
+        best_cost = INFINITY
+        for ci in range(C):
+            if code_buf[ci] == N_FILTERS and cost_buf[ci] < best_cost:
+                fit = _fit_devices(c, w, wi, ci, cap_left, tot_used, ni_used, site_firm, site_total)
+                if fit >= n_buf[ci]:
+                    best = <int>ci
+                    best_cost = cost_buf[ci]
+        if best >= 0:
+            _take(c, w, wi, best, n_buf[best], cap_left, tot_used, ni_used)
+            out_col[wi * max_slots] = best
+            out_n[wi * max_slots] = n_buf[best]
+            placed[wi] = 1
+            continue
+        limit = w.site_limit[wi]
+        if limit <= 1:
+            continue
+        # 2) split: cheapest columns first, as much as fits, up to site_limit columns
+        tokens = w.accel[wi] <= 0.0
+        rem = w.tokens_milli[wi] if tokens else w.accel[wi]
+        for slot in range(limit):
+            best = -1
+            best_cost = INFINITY
+            for ci in range(C):
+                if code_buf[ci] == N_FILTERS and not used_buf[ci] and cost_buf[ci] < best_cost:
+                    if _fit_devices(c, w, wi, ci, cap_left, tot_used, ni_used,
+                                    site_firm, site_total) >= 1.0:
+                        best = <int>ci
+                        best_cost = cost_buf[ci]
+            if best < 0:
+                break
+            fit = _fit_devices(c, w, wi, best, cap_left, tot_used, ni_used, site_firm, site_total)
+            k = ceil(rem / c.tps_milli[best]) if tokens else rem
+            if fit < k:
+                k = fit
+            _take(c, w, wi, best, k, cap_left, tot_used, ni_used)
+            used_buf[best] = 1
+            out_col[wi * max_slots + slot] = best
+            out_n[wi * max_slots + slot] = k
+            got = k * c.tps_milli[best] if tokens else k
+            rem -= got
+            if rem <= 0.0:
+                break
+        if rem <= 0.0:
+            placed[wi] = 1
+        else:  # all or nothing: give it all back
+            for slot in range(max_slots):
+                ci = out_col[wi * max_slots + slot]
+                if ci >= 0:
+                    _take(c, w, wi, ci, -out_n[wi * max_slots + slot], cap_left, tot_used, ni_used)
+                out_col[wi * max_slots + slot] = -1
+                out_n[wi * max_slots + slot] = 0.0
+    return 0
+
+
+def greedy_place(dict cols, dict wls, order, site_firm_watts, site_total_watts):
+    """Place workloads one at a time in ``order`` (kube-scheduler style).
+
+    Each workload is filtered and scored against every column with the capacity
+    still left; it goes whole to the cheapest column where it fits, else (if it may
+    split) over the cheapest columns with room, up to its site limit; all or nothing.
+    Returns ``(cols [W, L] int32 (-1 = none), devices [W, L] float64, placed [W] bool)``
+    with L = max site limit.
+    """
+    cdef _Bound bnd = _Bound(cols, wls)
+    cdef Py_ssize_t W = len(wls["accel"])
+    cdef Py_ssize_t C = bnd.c.n
+    cdef const int[::1] od = _ci32(order)
+    if od.shape[0] != W:
+        raise ValueError("order must list every workload once")
+    if W and (np.sort(np.asarray(od)) != np.arange(W)).any():
+        raise ValueError("order must be a permutation of range(W)")
+    cdef const double[::1] sf = _c64(site_firm_watts)
+    cdef const double[::1] st = _c64(site_total_watts)
+    if sf.shape[0] != bnd.n_sites or st.shape[0] != bnd.n_sites:
+        raise ValueError("site power arrays must have one entry per site")
+    cdef int max_slots = max(1, int(np.max(wls["site_limit"])) if W else 1)
+    cap0 = _c64(cols["cap_devices"]).copy()
+    cdef double[::1] cap_left = cap0
+    cdef double[::1] tot_used = np.zeros(max(1, bnd.n_sites))
+    cdef double[::1] ni_used = np.zeros(max(1, bnd.n_sites))
+    cdef int[::1] code_buf = np.zeros(max(1, C), dtype=np.int32)
+    cdef double[::1] n_buf = np.zeros(max(1, C))
+    cdef double[::1] cost_buf = np.zeros(max(1, C))
+    cdef unsigned char[::1] used_buf = np.zeros(max(1, C), dtype=np.uint8)
+    out_col = np.full((W, max_slots), -1, dtype=np.int32)
+    out_n = np.zeros((W, max_slots), dtype=np.float64)
+    placed = np.zeros(W, dtype=np.uint8)
+    cdef int[:, ::1] oc = out_col
+    cdef double[:, ::1] on = out_n
+    cdef unsigned char[::1] pl = placed
+    if W == 0:
+        return out_col, out_n, placed.astype(bool)
+    cdef const double* sfp = &sf[0] if bnd.n_sites else NULL
+    cdef const double* stp = &st[0] if bnd.n_sites else NULL
+    with nogil:
+        _greedy(&bnd.c, &bnd.w, &od[0], W, max_slots, sfp, stp,
+                &cap_left[0], &tot_used[0], &ni_used[0], &code_buf[0], &n_buf[0],
+                &cost_buf[0], &used_buf[0], &oc[0, 0], &on[0, 0], &pl[0])
+    return out_col, out_n, placed.astype(bool)
