@@ -70,6 +70,8 @@ def field_path(location: Iterable[str | int]) -> str:
 
 
 _SHORT_INPUT_CHARS = 60
+# Our own error types (controller.models.base) already quote the value they reject.
+_MESSAGES_NAMING_THEIR_INPUT = {"cross_field_rule", "duplicate_key", "duplicate_value", "country_code", "time_zone"}
 
 
 def _describe(error: dict[str, Any]) -> tuple[str, str]:
@@ -88,7 +90,7 @@ def _describe(error: dict[str, Any]) -> tuple[str, str]:
     else:
         message = error["msg"]
         value = error.get("input")
-        if kind not in ("cross_field_rule", "duplicate_key", "duplicate_value") and not isinstance(value, (dict, list)):
+        if kind not in _MESSAGES_NAMING_THEIR_INPUT and not isinstance(value, (dict, list)):
             shown = repr(value)
             if len(shown) <= _SHORT_INPUT_CHARS:
                 message += f" (got {shown})"

@@ -1,0 +1,156 @@
+"""The generated CRDs: no drift from the models, structural, CEL rules present."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from controller import crdgen
+from controller.models.base import ApiModel
+from controller.resources import KINDS
+
+REPO = Path(__file__).resolve().parents[2]
+CRDS_DIR = REPO / "crds"
+
+
+def _schemas() -> dict[str, dict[str, Any]]:
+    return {
+        kind: crdgen.crd_for(info)["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+        for kind, info in KINDS.items()
+    }
+
+
+def _walk(node: Any, path: str = ""):
+    if isinstance(node, dict):
+        yield path, node
+        for name, sub in node.get("properties", {}).items():
+            yield from _walk(sub, f"{path}.{name}")
+        if "items" in node:
+            yield from _walk(node["items"], f"{path}[]")
+        if isinstance(node.get("additionalProperties"), dict):
+            yield from _walk(node["additionalProperties"], f"{path}{{}}")
+
+
+def test_committed_crds_match_the_models():
+    rendered = crdgen.rendered_crds()
+    on_disk = {p.name: p.read_text() for p in CRDS_DIR.glob("*.yaml")}
+    assert set(on_disk) == set(rendered), "crds/ holds other files than the generator writes"
+    stale = [name for name, text in rendered.items() if on_disk[name] != text]
+    assert not stale, f"crds/ is out of date for {stale}: run `make crds`"
+
+
+def test_drift_check_notices_an_edited_file(tmp_path, capsys):
+    from controller.cli import main
+
+    crdgen.write_crds(tmp_path)
+    assert main(["crds", "--check", "--output-dir", str(tmp_path)]) == 0
+    victim = next(tmp_path.glob("*workloads.yaml"))
+    victim.write_text(victim.read_text().replace("maxSites", "maxSite"))
+    assert main(["crds", "--check", "--output-dir", str(tmp_path)]) == 1
+    assert victim.name in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_schema_is_structural(kind):
+    schema = _schemas()[kind]
+    text = yaml.safe_dump(schema)
+    for forbidden in ("$ref", "anyOf", "oneOf", "allOf", "$defs", "title:"):
+        assert forbidden not in text, f"{kind}: {forbidden} in the schema"
+    for path, node in _walk(schema):
+        if path == ".metadata":
+            continue
+        assert "type" in node or node.get("x-kubernetes-preserve-unknown-fields"), f"{kind}{path} has no type"
+        if node.get("type") == "object" and "properties" in node:
+            assert "additionalProperties" not in node, f"{kind}{path}: properties and additionalProperties"
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_every_spec_and_status_field_is_described(kind):
+    schema = _schemas()[kind]
+    undocumented = [
+        path for part in ("spec", "status")
+        for path, node in _walk(schema["properties"][part], f".{part}")
+        if not node.get("description") and not path.endswith("[]")
+    ]
+    assert not undocumented, f"{kind}: fields without description (kubectl explain text): {undocumented}"
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_cel_cost_is_bounded(kind):
+    """Every string has maxLength and every list maxItems, so that CEL rules have a
+    finite estimated cost within the API server's budget."""
+    schema = _schemas()[kind]
+    unbounded = []
+    for path, node in _walk(schema["properties"]["spec"], ".spec"):
+        if node.get("type") == "string" and "maxLength" not in node and "enum" not in node:
+            unbounded.append(path)
+        if node.get("type") == "array" and "maxItems" not in node:
+            unbounded.append(path)
+    assert not unbounded, f"{kind}: unbounded {unbounded}"
+
+
+def _models(model: type[ApiModel]):
+    yield model
+    for field in model.model_fields.values():
+        for candidate in _nested(field.annotation):
+            yield from _models(candidate)
+
+
+def _nested(annotation: Any):
+    """ApiModel classes inside a field annotation (``list[X]``, ``X | None``, ``X``)."""
+    if isinstance(annotation, type) and issubclass(annotation, ApiModel):
+        yield annotation
+    for arg in getattr(annotation, "__args__", ()) or ():
+        yield from _nested(arg)
+
+
+def test_every_cross_field_rule_is_a_cel_rule():
+    rules_in_crds = {
+        (rule["rule"], rule["message"])
+        for schema in _schemas().values()
+        for _, node in _walk(schema)
+        for rule in node.get("x-kubernetes-validations", [])
+    }
+    expected = {
+        (rule.cel, rule.message)
+        for info in KINDS.values()
+        for model in _models(info.spec_model)
+        for rule in model.cross_field_rules
+    }
+    assert expected, "no cross-field rules found: the model walk is broken"
+    assert expected <= rules_in_crds, f"rules missing from the CRDs: {expected - rules_in_crds}"
+    for _, node in ((p, n) for s in _schemas().values() for p, n in _walk(s)):
+        for rule in node.get("x-kubernetes-validations", []):
+            if "fieldPath" in rule:
+                assert rule["fieldPath"].lstrip(".").split(".")[0] in node["properties"], rule
+
+
+def test_names_columns_and_categories():
+    expected_columns = {
+        "AIFactory": ["Region", "Country", "Used MW", "Free MW", "Workloads", "Tokens/J", "Age"],
+        "EdgeFleet": ["Region", "Class", "Devices", "Online", "Power MW", "Age"],
+        "Workload": ["Type", "Phase", "Sites", "Power MW", "Latency ms", "Message", "Age"],
+    }
+    for kind, info in KINDS.items():
+        crd = crdgen.crd_for(info)
+        names = crd["spec"]["names"]
+        assert names["categories"] == ["meshplane"]
+        assert names["shortNames"]
+        version = crd["spec"]["versions"][0]
+        assert version["subresources"] == {"status": {}}
+        assert [c["name"] for c in version["additionalPrinterColumns"]] == expected_columns[kind]
+        schema = version["schema"]["openAPIV3Schema"]
+        for column in version["additionalPrinterColumns"]:
+            node = schema
+            for part in column["jsonPath"].strip(".").split("."):
+                node = node["properties"][part] if part in node.get("properties", {}) else None
+                if node is None:
+                    break
+            assert node is not None or column["jsonPath"] == ".metadata.creationTimestamp", (
+                f"{kind} column {column['name']} points at {column['jsonPath']}, which the schema lacks"
+            )
+    assert KINDS["Workload"].scope == "Namespaced"
+    assert KINDS["AIFactory"].scope == KINDS["EdgeFleet"].scope == "Cluster"

@@ -1,0 +1,124 @@
+"""Reading manifests: the example mesh, the bad-input corpus, and the odd cases."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from controller.cli import main
+from controller.manifests import field_path, load_manifests
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLES = REPO / "examples"
+CORPUS = sorted((REPO / "tests" / "corpus" / "bad").glob("*.yaml"))
+
+
+def _expectation(path: Path) -> str:
+    for line in path.read_text().splitlines():
+        if line.startswith("# expect: "):
+            return line.removeprefix("# expect: ").strip()
+    raise AssertionError(f"{path} has no '# expect:' line")
+
+
+def test_the_example_mesh_is_valid_and_complete():
+    manifests = load_manifests([EXAMPLES])
+    assert manifests.problems == []
+    assert len(manifests.factories) >= 4
+    assert len(manifests.fleets) >= 3
+    assert len(manifests.workloads) >= 8
+    assert {f.spec.country for f in manifests.factories} >= {"US", "KR", "IN", "FR"}
+    assert {f.spec.device_class for f in manifests.fleets} >= {"vehicle", "home-cluster", "robot"}
+    kinds = {w.spec.type for w in manifests.workloads}
+    assert kinds == {"training", "fine-tuning", "inference", "batch"}
+    assert any(w.spec.interruptible and w.spec.type == "fine-tuning" for w in manifests.workloads)
+    assert manifests.other_objects == 4  # the Namespaces
+
+
+def test_the_corpus_is_large_enough():
+    assert len(CORPUS) >= 40
+
+
+@pytest.mark.parametrize("path", CORPUS, ids=lambda p: p.stem)
+def test_bad_manifest_is_rejected_naming_its_field(path, capsys):
+    code = main(["validate", "-f", str(path)])
+    out = capsys.readouterr().out
+    problem_lines = [line for line in out.splitlines() if line.startswith(str(path))]
+    assert code == 1
+    assert len(problem_lines) == 1, out
+    line = problem_lines[0]
+    kind = next(k for k in ("AIFactory", "EdgeFleet", "Workload") if f"kind: {k}" in path.read_text())
+    assert f": {kind}/" in line
+    assert f": {_expectation(path)}" in line, f"expected field {_expectation(path)!r} in: {line}"
+    assert "Traceback" not in out
+
+
+def test_every_problem_of_a_folder_is_one_line(capsys):
+    assert main(["validate", "-f", str(CORPUS[0].parent)]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-1] == f"{len(CORPUS)} problem(s) in {len(CORPUS)} file(s)"
+    assert len(lines) == len(CORPUS) + 1
+
+
+def test_multi_document_files_other_kinds_and_default_namespace(tmp_path):
+    good = (EXAMPLES / "30-workloads.yaml").read_text()
+    without_namespace = good.replace("  namespace: research\n", "", 1)
+    (tmp_path / "mesh.yml").write_text(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n---\n---\n" + without_namespace
+    )
+    manifests = load_manifests([tmp_path])
+    assert manifests.problems == []
+    assert manifests.other_objects == 1
+    assert manifests.workloads[0].key == "default/frontier-pretrain"
+
+
+@pytest.mark.parametrize(
+    ("text", "field", "message"),
+    [
+        ("kind: AIFactory\napiVersion: meshplane.io/v1alpha1\nmetadata: {name: a}\nspec: [1, 2\n", "line 5, column 1", "invalid YAML"),
+        ("- just\n- a list\n", "(document)", "expected a mapping"),
+        ("apiVersion: meshplane.io/v1alpha1\nmetadata: {name: a}\n", "kind", "required field is missing"),
+        ("apiVersion: meshplane.io/v1alpha1\nkind: Factory\nmetadata: {name: a}\n", "kind", "unknown kind"),
+        ("apiVersion: meshplane.io/v1\nkind: AIFactory\nmetadata: {name: a}\n", "apiVersion", "must be meshplane.io/v1alpha1"),
+    ],
+)
+def test_malformed_documents_are_problems_not_crashes(tmp_path, text, field, message):
+    (tmp_path / "bad.yaml").write_text(text)
+    [problem] = load_manifests([tmp_path]).problems
+    assert problem.field == field
+    assert message in problem.message
+
+
+def test_duplicate_names_and_namespaced_sites(tmp_path):
+    factories = (EXAMPLES / "10-factories.yaml").read_text()
+    (tmp_path / "a.yaml").write_text(factories)
+    (tmp_path / "b.yaml").write_text(
+        factories.split("---")[0].replace("name: us-memphis-1", "name: us-memphis-1\n  namespace: default")
+    )
+    fleet = (EXAMPLES / "20-fleets.yaml").read_text().split("---")[0]
+    (tmp_path / "c.yaml").write_text(fleet.replace("name: vehicles-california", "name: kr-sejong-1"))
+    manifests = load_manifests([tmp_path])
+    messages = {(p.file.rsplit("/", 1)[-1], p.field): p.message for p in manifests.problems}
+    assert "cluster-scoped" in messages[("b.yaml", "metadata.namespace")]
+    assert "site names are unique" in messages[("c.yaml", "metadata.name")]
+    assert len(manifests.factories) == 5 and manifests.fleets == []
+
+
+def test_missing_path_is_a_problem(tmp_path):
+    [problem] = load_manifests([tmp_path / "absent.yaml"]).problems
+    assert problem.field == "(file)"
+
+
+def test_field_path_formatting():
+    assert field_path(["spec", "acceleratorPools", 0, "count"]) == "spec.acceleratorPools[0].count"
+    assert field_path([]) == "(object)"
+
+
+def test_meshctl_console_script_validates_the_examples():
+    meshctl = Path(sys.executable).with_name("meshctl")
+    result = subprocess.run([str(meshctl), "validate", "-f", str(EXAMPLES)], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "AI factories" in result.stdout and "Workloads" in result.stdout
+    assert "4 file(s) valid" in result.stdout
