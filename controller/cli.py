@@ -2,7 +2,8 @@
 
 Subcommands:
 - ``validate -f PATH...``: check manifests with the models; one line per problem.
-- ``crds [--check]``: write the generated CRDs into ``crds/`` (or check for drift).
+- ``crds [--check]``: write the generated CRDs into ``crds/`` and the API reference
+  into ``docs/`` (or check them for drift).
 
 Installed as the ``meshctl`` console script (see pyproject.toml); every subcommand
 is a small function taking parsed arguments and returning the exit code.
@@ -19,7 +20,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from controller import crdgen
+from controller import apidocs, crdgen
 from controller.manifests import Manifests, load_manifests
 
 EXIT_OK = 0
@@ -86,18 +87,23 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _generated_files(crds_dir: Path, docs_dir: Path) -> dict[Path, str]:
+    files = {crds_dir / name: text for name, text in crdgen.rendered_crds().items()}
+    files[docs_dir / apidocs.REFERENCE_FILENAME] = apidocs.render_reference()
+    return files
+
+
 def cmd_crds(args: argparse.Namespace) -> int:
-    directory = Path(args.output_dir)
+    files = _generated_files(Path(args.output_dir), Path(args.docs_dir))
     out = _console()
     if args.check:
-        stale = [
-            name for name, text in crdgen.rendered_crds().items()
-            if not (directory / name).is_file() or (directory / name).read_text() != text
-        ]
-        for name in stale:
-            out.print(f"{directory / name}: out of date; run `meshctl crds` (make crds)", markup=False)
+        stale = [path for path, text in files.items() if not path.is_file() or path.read_text() != text]
+        for path in stale:
+            out.print(f"{path}: out of date; run `meshctl crds` (make crds)", markup=False)
         return EXIT_PROBLEMS if stale else EXIT_OK
-    for path in crdgen.write_crds(directory):
+    for path, text in files.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
         out.print(f"wrote {path}", markup=False)
     return EXIT_OK
 
@@ -116,8 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     validate.set_defaults(handler=cmd_validate)
 
-    crds = commands.add_parser("crds", help="write the CRDs generated from the models")
-    crds.add_argument("--output-dir", default="crds", help="folder to write into (default: crds)")
+    crds = commands.add_parser("crds", help="write the CRDs and the API reference generated from the models")
+    crds.add_argument("--output-dir", default="crds", help="folder of the CRDs (default: crds)")
+    crds.add_argument("--docs-dir", default="docs", help="folder of api-reference.md (default: docs)")
     crds.add_argument("--check", action="store_true", help="exit 1 if the files differ from the models")
     crds.set_defaults(handler=cmd_crds)
     return parser

@@ -42,15 +42,26 @@ def test_committed_crds_match_the_models():
     assert not stale, f"crds/ is out of date for {stale}: run `make crds`"
 
 
+def test_committed_api_reference_matches_the_models():
+    from controller import apidocs
+
+    committed = (REPO / "docs" / apidocs.REFERENCE_FILENAME).read_text()
+    assert committed == apidocs.render_reference(), "docs/api-reference.md is out of date: run `make crds`"
+
+
 def test_drift_check_notices_an_edited_file(tmp_path, capsys):
     from controller.cli import main
 
-    crdgen.write_crds(tmp_path)
-    assert main(["crds", "--check", "--output-dir", str(tmp_path)]) == 0
-    victim = next(tmp_path.glob("*workloads.yaml"))
+    dirs = ["--output-dir", str(tmp_path / "crds"), "--docs-dir", str(tmp_path / "docs")]
+    assert main(["crds", *dirs]) == 0
+    assert main(["crds", "--check", *dirs]) == 0
+    victim = next((tmp_path / "crds").glob("*workloads.yaml"))
     victim.write_text(victim.read_text().replace("maxSites", "maxSite"))
-    assert main(["crds", "--check", "--output-dir", str(tmp_path)]) == 1
-    assert victim.name in capsys.readouterr().out
+    (tmp_path / "docs" / "api-reference.md").unlink()
+    capsys.readouterr()
+    assert main(["crds", "--check", *dirs]) == 1
+    out = capsys.readouterr().out
+    assert victim.name in out and "api-reference.md" in out
 
 
 @pytest.mark.parametrize("kind", list(KINDS))
