@@ -25,6 +25,7 @@ install: $(STAMP)/installed ## virtual environment, dependencies, compiled kerne
 
 run: install ## set up, then place the example mesh (the embedded default)
 	$(BIN)/meshctl validate -f examples/
+	$(BIN)/meshctl plan -f examples/
 
 controlplane: ## build the test control plane (kube-apiserver + etcd) from Go modules
 	bash tests/controlplane/build.sh

@@ -2,6 +2,8 @@
 
 Subcommands:
 - ``validate -f PATH...``: check manifests with the models; one line per problem.
+- ``plan -f PATH... [--at TIME] [-o table|json|yaml]``: run the reconcile core the
+  operator runs on the manifests in memory and print the placements.
 - ``crds [--check]``: write the generated CRDs into ``crds/`` and the API reference
   into ``docs/`` (or check them for drift).
 
@@ -12,25 +14,35 @@ is a small function taking parsed arguments and returning the exit code.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
+import json
 import sys
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
+import yaml
 from rich.console import Console
 from rich.table import Table
 
 from controller import apidocs, crdgen
 from controller.manifests import Manifests, load_manifests
+from controller.reconcile import Outcome, Snapshot, reconcile
+from controller.resources import API_VERSION
+from placement.problem import SolverConfig
 
 EXIT_OK = 0
 EXIT_PROBLEMS = 1
 EXIT_USAGE = 2
 
 
+# Tables printed into a pipe or a CI log get this width rather than rich's 80 columns.
+_PIPE_WIDTH = 200
+
+
 def _console() -> Console:
     # soft_wrap: problem lines stay one line each, whatever the terminal width.
-    return Console(soft_wrap=True, highlight=False)
+    return Console(soft_wrap=True, highlight=False, width=None if sys.stdout.isatty() else _PIPE_WIDTH)
 
 
 def _print_problems(manifests: Manifests) -> None:
@@ -87,6 +99,109 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _parse_time(text: str) -> dt.datetime:
+    try:
+        at = dt.datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {text!r} (e.g. 2026-11-21T23:00:00-08:00)") from exc
+    return at if at.tzinfo else at.replace(tzinfo=dt.timezone.utc)
+
+
+def status_objects(manifests: Manifests, outcome: Outcome) -> dict[str, list[dict]]:
+    """Every resource's status exactly as the operator writes it, keyed by kind."""
+
+    def obj(resource, status) -> dict:
+        metadata = {"name": resource.metadata.name}
+        if resource.metadata.namespace:
+            metadata["namespace"] = resource.metadata.namespace
+        return {"apiVersion": API_VERSION, "kind": resource.kind, "metadata": metadata, "status": status.to_api()}
+
+    return {
+        "workloads": [obj(w, outcome.workloads[w.key]) for w in manifests.workloads],
+        "factories": [obj(f, outcome.factories[f.metadata.name]) for f in manifests.factories],
+        "fleets": [obj(f, outcome.fleets[f.metadata.name]) for f in manifests.fleets],
+    }
+
+
+def _fmt(value: float | None, digits: int = 1) -> str:
+    return "-" if value is None else f"{value:,.{digits}f}"
+
+
+def _workload_table(manifests: Manifests, outcome: Outcome) -> Table:
+    table = Table(title="Workloads", header_style="bold")
+    for name, justify in (("Workload", "left"), ("Type", "left"), ("Phase", "left"), ("Sites", "left"),
+                          ("Devices", "right"), ("MW", "right"), ("Latency ms", "right"),
+                          ("Tokens/J", "right"), ("Reason", "left")):
+        table.add_column(name, justify=justify, overflow="fold")
+    for workload in manifests.workloads:
+        status = outcome.workloads[workload.key]
+        devices = sum(a.devices for a in status.assignments)
+        watts = status.power_mw * 1e6
+        style = {"Placed": "green", "Unschedulable": "red"}.get(status.phase, "yellow")
+        table.add_row(
+            workload.key, workload.spec.type, f"[{style}]{status.phase}[/]", status.sites.replace(",", ", ") or "-",
+            f"{devices:,}" if devices else "-", _fmt(status.power_mw, 2) if devices else "-",
+            _fmt(status.latency_ms), _fmt(status.tokens_per_second / watts if watts else None, 3),
+            status.message or "",
+        )
+    return table
+
+
+def _site_table(manifests: Manifests, outcome: Outcome) -> Table:
+    table = Table(title="Sites", header_style="bold")
+    for name in ("Site", "Kind", "Firm MW used/free", "Flexible MW used/free", "Devices used/free", "Workloads", "Tokens/J"):
+        table.add_column(name, justify="left" if name in ("Site", "Kind") else "right")
+    rows = [(f, outcome.factories[f.metadata.name]) for f in manifests.factories]
+    rows += [(f, outcome.fleets[f.metadata.name]) for f in manifests.fleets]
+    for site, status in rows:
+        power = status.power
+        used = sum(p.devices_allocated for p in status.pools)
+        free = sum(p.devices_available for p in status.pools)
+        table.add_row(
+            site.metadata.name, site.kind,
+            f"{_fmt(power.firm_allocated_mw)} / {_fmt(power.firm_available_mw)}" if power else "-",
+            f"{_fmt(power.flexible_allocated_mw)} / {_fmt(power.flexible_available_mw)}" if power else "-",
+            f"{used:,} / {free:,}", str(status.workload_count), _fmt(status.tokens_per_joule, 3),
+        )
+    return table
+
+
+def _summary_line(outcome: Outcome) -> str:
+    stats = outcome.plan.stats
+    decisions = outcome.plan.workloads.values()
+    placed = [d for d in decisions if d.phase == "Placed"]
+    total_mw = sum(d.power_mw for d in placed)
+    tokens = sum(d.tokens_per_second for d in placed)
+    return (
+        f"placed {len(placed)}/{len(decisions)} workloads (priority-weighted demand "
+        f"{stats.placed_priority_demand:,.0f}, greedy {stats.greedy_placed_priority_demand:,.0f}); "
+        f"{total_mw:,.1f} MW; {tokens:,.0f} tokens/s; objective {stats.objective:,.0f}, "
+        f"bound {stats.bound:,.0f}, gap {stats.gap:.2%} ({stats.status}"
+        f"{', greedy fallback' if stats.fallback_used else ''}); solve {stats.wall_ms:,.0f} ms"
+    )
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    manifests = load_manifests(args.filename)
+    if manifests.problems:
+        _print_problems(manifests)
+        return EXIT_PROBLEMS
+    at = args.at or dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    config = SolverConfig(time_limit_s=args.time_limit, num_workers=args.workers, random_seed=args.seed)
+    outcome = reconcile(Snapshot(manifests.factories, manifests.fleets, manifests.workloads, at), config)
+    if args.output == "json":
+        sys.stdout.write(json.dumps(status_objects(manifests, outcome), indent=2) + "\n")
+    elif args.output == "yaml":
+        sys.stdout.write(yaml.safe_dump(status_objects(manifests, outcome), sort_keys=False))
+    else:
+        out = _console()
+        out.print(f"Plan for {at.isoformat()}", style="bold")
+        out.print(_workload_table(manifests, outcome))
+        out.print(_site_table(manifests, outcome))
+        out.print(_summary_line(outcome), markup=False)
+    return EXIT_OK
+
+
 def _generated_files(crds_dir: Path, docs_dir: Path) -> dict[Path, str]:
     files = {crds_dir / name: text for name, text in crdgen.rendered_crds().items()}
     files[docs_dir / apidocs.REFERENCE_FILENAME] = apidocs.render_reference()
@@ -121,6 +236,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="a YAML file or a folder of them (repeatable; multi-document files allowed)",
     )
     validate.set_defaults(handler=cmd_validate)
+
+    plan = commands.add_parser("plan", help="place the workloads of manifests in memory and print the plan")
+    plan.add_argument(
+        "-f", "--filename", action="append", required=True, metavar="PATH",
+        help="a YAML file or a folder of them (repeatable)",
+    )
+    plan.add_argument("--at", type=_parse_time, help="plan for this time (ISO 8601; default: now) — fleets' windows depend on it")
+    plan.add_argument("-o", "--output", choices=("table", "json", "yaml"), default="table", help="output format")
+    plan.add_argument("--time-limit", type=float, default=10.0, metavar="SECONDS", help="CP-SAT time limit")
+    plan.add_argument("--workers", type=int, default=2, help="CP-SAT worker threads")
+    plan.add_argument("--seed", type=int, default=0, help="CP-SAT random seed")
+    plan.set_defaults(handler=cmd_plan)
 
     crds = commands.add_parser("crds", help="write the CRDs and the API reference generated from the models")
     crds.add_argument("--output-dir", default="crds", help="folder of the CRDs (default: crds)")

@@ -1,0 +1,113 @@
+"""The reconcile core on the example mesh: what the operator and `meshctl plan` share."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from controller.manifests import load_manifests
+from controller.models import SiteStatus, WorkloadStatus
+from controller.reconcile import Snapshot, reconcile, to_mesh
+from placement.problem import SolverConfig
+
+REPO = Path(__file__).resolve().parents[2]
+PACIFIC = dt.timezone(dt.timedelta(hours=-8))
+NIGHT_IN_CALIFORNIA = dt.datetime(2026, 11, 21, 23, 30, tzinfo=PACIFIC)
+MORNING_IN_CALIFORNIA = dt.datetime(2026, 11, 21, 7, 30, tzinfo=PACIFIC)
+CONFIG = SolverConfig(time_limit_s=10.0, num_workers=2, random_seed=0)
+
+
+@pytest.fixture(scope="module")
+def manifests():
+    loaded = load_manifests([REPO / "examples"])
+    assert loaded.problems == []
+    return loaded
+
+
+def _snapshot(manifests, at):
+    return Snapshot(manifests.factories, manifests.fleets, manifests.workloads, at)
+
+
+@pytest.fixture(scope="module")
+def night(manifests):
+    return reconcile(_snapshot(manifests, NIGHT_IN_CALIFORNIA), CONFIG)
+
+
+def test_to_mesh_carries_every_resource(manifests):
+    mesh = to_mesh(_snapshot(manifests, NIGHT_IN_CALIFORNIA))
+    assert [f.name for f in mesh.factories] == [f.metadata.name for f in manifests.factories]
+    assert len(mesh.fleets) == 3 and len(mesh.workloads) == 8
+    vehicles = next(f for f in mesh.fleets if f.name == "vehicles-california")
+    assert vehicles.availability[0].start == dt.time(22, 0) and vehicles.availability[0].end == dt.time(6, 0)
+    assert vehicles.max_fleet_mw == 50
+    pretrain = next(w for w in mesh.workloads if w.key == "research/frontier-pretrain")
+    assert pretrain.accelerators == 200_000 and pretrain.accelerator_models == ("nvidia-gb200",)
+
+
+def test_every_workload_is_placed_or_says_why(night):
+    for key, status in night.workloads.items():
+        assert status.phase in ("Placed", "Unschedulable"), key
+        if status.phase == "Unschedulable":
+            assert status.message, f"{key} is unschedulable without a reason"
+        else:
+            assert status.assignments and status.sites
+        assert status.conditions[0].type == "Placed"
+        WorkloadStatus.model_validate(status.to_api())  # what the operator writes is valid
+
+
+def test_the_unplaceable_example_names_its_filter(night):
+    status = night.workloads["serving/japan-medical-llm"]
+    assert status.phase == "Unschedulable"
+    assert "country not allowed" in status.message
+    assert status.message.startswith("0/8 sites fit")
+
+
+def test_training_runs_whole_on_one_factory(night):
+    status = night.workloads["research/frontier-pretrain"]
+    assert status.phase == "Placed"
+    assert [(a.site, a.devices, a.kind) for a in status.assignments] == [("us-memphis-1", 200_000, "AIFactory")]
+
+
+def test_sovereign_workloads_stay_in_their_countries(manifests, night):
+    countries = {f.metadata.name: f.spec.country for f in [*manifests.factories, *manifests.fleets]}
+    eu = night.workloads["gov-eu/eu-citizen-assistant"]
+    assert eu.phase == "Placed"
+    assert {countries[a.site] for a in eu.assignments} <= {"FR", "DE"}
+    korean = night.workloads["research/korean-llm-finetune"]
+    assert {countries[a.site] for a in korean.assignments} == {"KR"}
+
+
+def test_fleet_availability_follows_the_clock(manifests, night):
+    morning = reconcile(_snapshot(manifests, MORNING_IN_CALIFORNIA), CONFIG)
+    assert night.fleets["vehicles-california"].online_devices == round(500_000 * 0.3 * 0.7)
+    assert morning.fleets["vehicles-california"].online_devices == 0
+    assert all(
+        a.site != "vehicles-california" for status in morning.workloads.values() for a in status.assignments
+    )
+
+
+def test_site_statuses_stay_within_power(manifests, night):
+    for factory in manifests.factories:
+        status = night.factories[factory.metadata.name]
+        SiteStatus.model_validate(status.to_api())
+        power = factory.spec.power
+        usable_flexible = max(0.0, power.flexible_mw - power.curtailed_mw)
+        assert status.power.firm_allocated_mw <= power.firm_mw + 1e-6
+        assert status.power.flexible_allocated_mw <= usable_flexible + 1e-6
+    for fleet in manifests.fleets:
+        assert night.fleets[fleet.metadata.name].power.allocated_mw <= fleet.spec.max_fleet_mw + 1e-6
+
+
+def test_same_snapshot_same_statuses_and_stable_conditions(manifests, night):
+    """Feeding the written statuses back (as after an operator restart) changes nothing,
+    and condition transition times are kept."""
+    later = NIGHT_IN_CALIFORNIA + dt.timedelta(minutes=5)
+    workloads = [
+        w.model_copy(update={"status": night.workloads[w.key]}) for w in manifests.workloads
+    ]
+    again = reconcile(Snapshot(manifests.factories, manifests.fleets, workloads, later), CONFIG)
+    for key, status in night.workloads.items():
+        assert again.workloads[key].assignments == status.assignments, key
+        assert again.workloads[key].conditions[0].last_transition_time == status.conditions[0].last_transition_time
