@@ -39,6 +39,9 @@ test-fast: install ## the suite without the end-to-end tests
 test-e2e: install controlplane ## only the end-to-end tests (MESHPLANE_E2E_KUBECONFIG=... for kind)
 	$(BIN)/python -m pytest tests/e2e $(PYTEST_ARGS)
 
+bench: install ## benchmarks at 1k x 100, 5k x 500, 10k x 1000: bench/results.json, docs/benchmarks.md
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
 crds: install ## regenerate crds/ from the models
 	$(BIN)/meshctl crds
 

@@ -18,6 +18,26 @@ except ImportError as exc:  # pragma: no cover - exercised only on a broken inst
         "a C compiler and Cython are required."
     ) from exc
 
-from placement_ext._kernels import effective_power_mw
+from placement_ext._kernels import (
+    ENERGY_SCALE,
+    FEASIBLE,
+    FILTER_NAMES,
+    LATENCY_SCALE,
+    MAX_LATENCY_TIER,
+    STABILITY_PENALTY,
+    effective_power_mw,
+    filter_score_topk,
+    greedy_place,
+)
 
-__all__ = ["effective_power_mw"]
+__all__ = [
+    "ENERGY_SCALE",
+    "FEASIBLE",
+    "FILTER_NAMES",
+    "LATENCY_SCALE",
+    "MAX_LATENCY_TIER",
+    "STABILITY_PENALTY",
+    "effective_power_mw",
+    "filter_score_topk",
+    "greedy_place",
+]

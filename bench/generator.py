@@ -1,0 +1,221 @@
+"""Seeded synthetic mesh generator for the benchmarks (and the property tests).
+
+``synthetic_mesh(workloads, sites, seed)`` returns a :class:`placement.problem.Mesh`
+with realistic shapes: about 10% of sites are factories (a few huge, heavy-tailed
+power, 1-3 accelerator pools, some flexible power, a few curtailed), the rest edge
+fleets (vehicles, robots, home clusters, with night/day availability windows in
+local time zones); regions on a few continents with inter-region links; workloads
+mostly inference (token demand, user regions, latency limits), some training (gang,
+factory only), fine-tuning and batch; a sovereignty mix (allowed-country lists,
+EU-style groups, denials). Same seed, same mesh.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import replace
+
+import numpy as np
+
+from placement.problem import (
+    AcceleratorPool,
+    AvailabilityWindow,
+    FactorySite,
+    FleetSite,
+    Link,
+    Mesh,
+    UserRegion,
+    WorkloadDemand,
+)
+
+# (region, country, timezone, continent)
+REGIONS = [
+    ("us-east", "US", "America/New_York", "na"),
+    ("us-west", "US", "America/Los_Angeles", "na"),
+    ("us-south", "US", "America/Chicago", "na"),
+    ("ca-central", "CA", "America/Toronto", "na"),
+    ("br-south", "BR", "America/Sao_Paulo", "sa"),
+    ("eu-west", "IE", "Europe/Dublin", "eu"),
+    ("eu-central", "DE", "Europe/Berlin", "eu"),
+    ("eu-north", "SE", "Europe/Stockholm", "eu"),
+    ("fr-paris", "FR", "Europe/Paris", "eu"),
+    ("uk-london", "GB", "Europe/London", "eu"),
+    ("in-mumbai", "IN", "Asia/Kolkata", "as"),
+    ("sg", "SG", "Asia/Singapore", "as"),
+    ("jp-tokyo", "JP", "Asia/Tokyo", "as"),
+    ("kr-seoul", "KR", "Asia/Seoul", "as"),
+    ("au-sydney", "AU", "Australia/Sydney", "oc"),
+    ("me-uae", "AE", "Asia/Dubai", "as"),
+]
+EU = ("IE", "DE", "SE", "FR")
+MODELS = [
+    # model, watts, tokens/s per device, memory GiB
+    ("gb200", 1200.0, 5200.0, 192.0),
+    ("h200", 700.0, 3000.0, 141.0),
+    ("h100", 700.0, 2400.0, 80.0),
+    ("mi300x", 750.0, 2600.0, 192.0),
+    ("l40s", 350.0, 900.0, 48.0),
+]
+FLEET_CLASSES = [
+    # class, model, watts, tokens/s, memory, window (start, end), ratio
+    ("vehicle", "orin", 900.0, 180.0, 32.0, (22, 6), 0.7),
+    ("robot", "thor", 600.0, 260.0, 64.0, (20, 5), 0.6),
+    ("home-cluster", "rtx5090", 650.0, 700.0, 32.0, (0, 8), 0.5),
+    ("drone", "jetson", 60.0, 25.0, 8.0, (12, 18), 0.4),
+]
+
+
+def _continent_latency(a: str, b: str) -> float:
+    if a == b:
+        return 12.0
+    pair = {a, b}
+    if pair == {"na", "eu"}:
+        return 80.0
+    if pair == {"na", "sa"}:
+        return 120.0
+    if pair == {"eu", "as"}:
+        return 140.0
+    if pair == {"na", "as"}:
+        return 150.0
+    if "oc" in pair:
+        return 160.0
+    return 190.0
+
+
+def synthetic_mesh(
+    workloads: int, sites: int, seed: int = 0, at: dt.datetime | None = None, load: float = 1.3
+) -> Mesh:
+    rng = np.random.default_rng(seed)
+    at = at or dt.datetime(2025, 6, 1, 23, 30, tzinfo=dt.timezone.utc)
+    n_fact = max(1, int(round(sites * 0.1)))
+    n_fleet = max(0, sites - n_fact)
+    factories = []
+    for i in range(n_fact):
+        r, country, tz, cont = REGIONS[rng.integers(len(REGIONS))]
+        # heavy tail: most 5-50 MW, a few near 1 GW
+        firm = float(min(1000.0, rng.lognormal(mean=3.0, sigma=1.2)))
+        flex = float(firm * rng.uniform(0.0, 0.5))
+        curt = float(flex * rng.uniform(0.2, 1.2)) if rng.random() < 0.15 else 0.0
+        pue = float(rng.uniform(1.08, 1.5))
+        pools = []
+        budget_w = (firm + flex) * 1e6 / pue
+        for pi in rng.choice(len(MODELS), size=int(rng.integers(1, 4)), replace=False):
+            m, watts, tps, mem = MODELS[pi]
+            count = max(8, int(budget_w / watts * rng.uniform(0.3, 0.7)))
+            pools.append(AcceleratorPool(m, count, watts, tps * rng.uniform(0.9, 1.1), mem))
+        links = []
+        for r2, _, _, cont2 in REGIONS:
+            if r2 != r and (cont2 == cont or rng.random() < 0.25):
+                base = _continent_latency(cont, cont2)
+                links.append(Link(r2, float(base * rng.uniform(0.6, 1.2)), float(rng.choice([100, 400]))))
+        factories.append(
+            FactorySite(
+                name=f"factory-{i}",
+                region=r,
+                country=country,
+                firm_mw=firm,
+                flexible_mw=flex,
+                curtailed_mw=curt,
+                pue=pue,
+                price_per_mwh=float(rng.uniform(25, 140)),
+                carbon_grams_per_kwh=float(rng.choice([20, 60, 200, 400, 650])),
+                pools=tuple(pools),
+                links=tuple(links),
+                cordoned=bool(rng.random() < 0.02),
+            )
+        )
+    fleets = []
+    for i in range(n_fleet):
+        r, country, tz, cont = REGIONS[rng.integers(len(REGIONS))]
+        cls, model, watts, tps, mem, (s, e), ratio = FLEET_CLASSES[rng.integers(len(FLEET_CLASSES))]
+        devices = int(rng.lognormal(mean=7.0, sigma=1.3))
+        fleets.append(
+            FleetSite(
+                name=f"fleet-{i}",
+                region=r,
+                country=country,
+                device_class=cls,
+                devices=devices,
+                opt_in_ratio=float(rng.uniform(0.2, 0.9)),
+                accelerator_model=model,
+                tokens_per_second_per_device=tps,
+                watts_per_device=watts,
+                memory_gib=mem,
+                availability=(AvailabilityWindow(dt.time(s), dt.time(e), tz, ratio),)
+                if rng.random() < 0.9
+                else (),
+                max_fleet_mw=float(devices * watts / 1e6 * rng.uniform(0.3, 1.0)),
+                uplink_latency_ms=float(rng.uniform(15, 60)),
+                uplink_bandwidth_mbps=float(rng.uniform(20, 200)),
+                links=(),
+                price_per_mwh=float(rng.uniform(80, 250)),
+                carbon_grams_per_kwh=float(rng.choice([50, 250, 450])),
+                cordoned=bool(rng.random() < 0.02),
+            )
+        )
+    # total capacity, to size demand so the mesh is contended (~ demand 1.3x supply)
+    wl = []
+    for i in range(workloads):
+        r, country, tz, cont = REGIONS[rng.integers(len(REGIONS))]
+        t = rng.choice(["inference", "training", "fine-tuning", "batch"], p=[0.6, 0.08, 0.12, 0.2])
+        sov = rng.random()
+        allowed: tuple[str, ...] = ()
+        denied: tuple[str, ...] = ()
+        if sov < 0.2:
+            allowed = (country,)
+        elif sov < 0.3:
+            allowed = EU
+        elif sov < 0.35:
+            denied = ("AE", "SG")
+        users: tuple[UserRegion, ...] = ()
+        max_lat = None
+        if t == "inference":
+            users = (UserRegion(r, 1.0),)
+            if rng.random() < 0.4:
+                r2 = REGIONS[rng.integers(len(REGIONS))][0]
+                users = users + (UserRegion(r2, float(rng.uniform(0.1, 0.8))),)
+            max_lat = float(rng.choice([40.0, 80.0, 120.0, 200.0]))
+        models: tuple[str, ...] = ()
+        if t == "training":
+            models = tuple(m[0] for m in MODELS[:3]) if rng.random() < 0.7 else ()
+            acc = int(rng.choice([64, 128, 256, 512, 1024, 2048]))
+            demand = dict(accelerators=acc)
+        elif t == "fine-tuning":
+            demand = dict(accelerators=int(rng.choice([8, 16, 32, 64])))
+        else:
+            demand = dict(tokens_per_second=float(rng.lognormal(mean=9.5, sigma=1.0)))
+        splittable = t in ("inference", "batch") and rng.random() < 0.5
+        wl.append(
+            WorkloadDemand(
+                key=f"ns-{i % 50}/wl-{i}",
+                type=str(t),
+                accelerator_models=models,
+                min_memory_gib=float(rng.choice([0.0, 16.0, 40.0, 80.0], p=[0.4, 0.3, 0.2, 0.1])),
+                max_latency_ms=max_lat,
+                users=users,
+                allowed_countries=allowed,
+                denied_countries=denied,
+                allow_fleets=t in ("inference", "batch") and rng.random() < 0.7,
+                splittable=bool(splittable),
+                max_sites=int(rng.integers(2, 5)) if splittable else 1,
+                interruptible=t in ("batch", "training") and rng.random() < 0.6,
+                priority=int(rng.choice([0, 100, 1000, 10_000, 100_000], p=[0.3, 0.3, 0.2, 0.15, 0.05])),
+                **demand,
+            )
+        )
+    # scale demand so the mesh is contended: total demand ~ load x supply (tokens/s)
+    mesh = Mesh(factories=tuple(factories), fleets=tuple(fleets), workloads=(), at=at)
+    from placement.capacity import fleet_effective_devices
+
+    supply = sum(p.count * p.tokens_per_second_per_device for f in factories for p in f.pools)
+    supply += sum(fleet_effective_devices(f, at) * f.tokens_per_second_per_device for f in fleets)
+    ref = 2400.0
+    raw = sum(w.tokens_per_second or (w.accelerators * ref) for w in wl)
+    scale = load * supply / raw if raw > 0 else 1.0
+    scaled = []
+    for w in wl:
+        if w.tokens_per_second is not None:
+            scaled.append(replace(w, tokens_per_second=w.tokens_per_second * scale))
+        else:
+            scaled.append(replace(w, accelerators=max(1, int(round(w.accelerators * scale)))))
+    return replace(mesh, workloads=tuple(scaled))

@@ -1,0 +1,238 @@
+"""The engine's input: a snapshot of the mesh as plain, frozen data.
+
+The controller's reconcile core (and ``meshctl plan``, the benchmarks' synthetic
+generator and the tests) build a :class:`Mesh` from the Kubernetes resources and pass
+it to :func:`placement.plan`. Nothing here knows Kubernetes: these are plain frozen
+dataclasses with units in their field names. Validation is light (shape rules that
+would otherwise make the engine's arithmetic meaningless); the API server's schema and
+CEL rules are the first line of defence.
+
+The evaluation time :attr:`Mesh.at` is an input, so fleet availability (and therefore
+the whole plan) is reproducible.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from dataclasses import dataclass, field
+
+WORKLOAD_TYPES = ("training", "fine-tuning", "inference", "batch")
+MAX_PRIORITY = 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    """A network link from a site to a region (a node of the topology graph)."""
+
+    to: str
+    latency_ms: float
+    bandwidth_gbps: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class AcceleratorPool:
+    """One homogeneous pool of accelerators inside a factory."""
+
+    model: str
+    count: int
+    watts_per_device: float
+    tokens_per_second_per_device: float
+    memory_gib: float
+
+
+@dataclass(frozen=True, slots=True)
+class FactorySite:
+    """An AI factory (GPU data centre) in one region and country.
+
+    Usable power = firm + max(0, flexible - curtailed); non-interruptible load may use
+    firm power only. Facility power of a device = watts x PUE.
+    """
+
+    name: str
+    region: str
+    country: str
+    firm_mw: float
+    flexible_mw: float = 0.0
+    curtailed_mw: float = 0.0
+    pue: float = 1.0
+    price_per_mwh: float = 0.0
+    carbon_grams_per_kwh: float = 0.0
+    pools: tuple[AcceleratorPool, ...] = ()
+    links: tuple[Link, ...] = ()
+    cordoned: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class AvailabilityWindow:
+    """A daily window in which a fleet's opted-in devices are online.
+
+    ``end < start`` wraps midnight (22:00-06:00). ``start == end`` means the whole day.
+    ``timezone`` is an IANA name (``Europe/Berlin``); the window is evaluated in that
+    zone's local wall-clock time at :attr:`Mesh.at`.
+    """
+
+    start: _dt.time
+    end: _dt.time
+    timezone: str = "UTC"
+    online_ratio: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class FleetSite:
+    """An edge fleet: many small, intermittent, opted-in devices behind an uplink.
+
+    Effective devices at time t = devices x opt_in_ratio x online_ratio(t) (floored).
+    ``availability`` empty means always online at ratio 1.0; outside every window
+    the fleet has 0 devices online. When windows overlap, the highest ratio counts.
+    Fleet draw (devices x watts) is capped by ``max_fleet_mw``; fleets have no PUE.
+    The fleet reaches the topology graph at ``region`` through its uplink latency,
+    and through ``links`` (each adds the uplink latency too).
+    """
+
+    name: str
+    region: str
+    country: str
+    device_class: str = "vehicle"
+    devices: int = 0
+    opt_in_ratio: float = 1.0
+    accelerator_model: str = ""
+    tokens_per_second_per_device: float = 0.0
+    watts_per_device: float = 0.0
+    memory_gib: float = 0.0
+    availability: tuple[AvailabilityWindow, ...] = ()
+    max_fleet_mw: float = float("inf")
+    uplink_latency_ms: float = 0.0
+    uplink_bandwidth_mbps: float = 0.0
+    links: tuple[Link, ...] = ()
+    price_per_mwh: float = 0.0
+    carbon_grams_per_kwh: float = 0.0
+    cordoned: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class UserRegion:
+    """A region whose users call a workload; weight > 0 makes its latency binding."""
+
+    region: str
+    weight: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class CurrentAssignment:
+    """What a workload has placed now on a site (input to the stability penalty)."""
+
+    site: str
+    devices: int
+
+
+@dataclass(frozen=True, slots=True)
+class WorkloadDemand:
+    """One workload's demand and placement rules.
+
+    Exactly one of ``accelerators`` (devices) and ``tokens_per_second`` is set; a
+    token demand converts to devices per site through the site's per-device rate
+    (ceil). Training runs whole on one factory (gang); other types may split over up
+    to ``max_sites`` sites when ``splittable``. A workload is placed whole or not at
+    all. ``interruptible`` load may use flexible power; other load firm power only.
+    """
+
+    key: str
+    type: str = "inference"
+    accelerators: int | None = None
+    accelerator_models: tuple[str, ...] = ()
+    tokens_per_second: float | None = None
+    min_memory_gib: float = 0.0
+    max_latency_ms: float | None = None
+    users: tuple[UserRegion, ...] = ()
+    allowed_countries: tuple[str, ...] = ()
+    denied_countries: tuple[str, ...] = ()
+    allow_fleets: bool = False
+    splittable: bool = False
+    max_sites: int = 1
+    interruptible: bool = False
+    priority: int = 0
+    current: tuple[CurrentAssignment, ...] = ()
+
+    def __post_init__(self) -> None:
+        if (self.accelerators is None) == (self.tokens_per_second is None):
+            raise ValueError(
+                f"workload {self.key}: exactly one of accelerators / tokens_per_second must be set"
+            )
+        if self.accelerators is not None and self.accelerators < 1:
+            raise ValueError(f"workload {self.key}: accelerators must be >= 1")
+        if self.tokens_per_second is not None and not self.tokens_per_second > 0:
+            raise ValueError(f"workload {self.key}: tokens_per_second must be > 0")
+        if self.type not in WORKLOAD_TYPES:
+            raise ValueError(f"workload {self.key}: type must be one of {WORKLOAD_TYPES}")
+        if not 0 <= self.priority <= MAX_PRIORITY:
+            raise ValueError(f"workload {self.key}: priority must be in 0..{MAX_PRIORITY}")
+        if self.max_sites < 1:
+            raise ValueError(f"workload {self.key}: max_sites must be >= 1")
+
+    @property
+    def gang(self) -> bool:
+        """Training runs whole on one site."""
+        return self.type == "training"
+
+    @property
+    def site_limit(self) -> int:
+        """How many sites this workload may span."""
+        if self.gang or not self.splittable:
+            return 1
+        return self.max_sites
+
+
+@dataclass(frozen=True, slots=True)
+class Mesh:
+    """The whole snapshot: sites, workloads and the (tz-aware) evaluation time."""
+
+    factories: tuple[FactorySite, ...] = ()
+    fleets: tuple[FleetSite, ...] = ()
+    workloads: tuple[WorkloadDemand, ...] = ()
+    at: _dt.datetime = field(
+        default_factory=lambda: _dt.datetime(2025, 1, 1, tzinfo=_dt.timezone.utc)
+    )
+
+    def __post_init__(self) -> None:
+        if self.at.tzinfo is None or self.at.utcoffset() is None:
+            raise ValueError("Mesh.at must be timezone-aware")
+        names = [f.name for f in self.factories] + [f.name for f in self.fleets]
+        if len(set(names)) != len(names):
+            raise ValueError("site names must be unique across factories and fleets")
+        keys = [w.key for w in self.workloads]
+        if len(set(keys)) != len(keys):
+            raise ValueError("workload keys must be unique")
+
+
+@dataclass(frozen=True, slots=True)
+class SolverConfig:
+    """Knobs of one solve. Same mesh + same config = same plan.
+
+    ``time_limit_s``, ``num_workers`` and ``random_seed`` go to CP-SAT; ``top_k`` is
+    how many candidate site columns the kernel keeps per workload. ``use_cpsat=False``
+    returns the greedy placement (still with an LP bound when ``compute_bound``).
+    ``max_cpsat_vars`` caps the model size; beyond it candidates are trimmed per
+    workload (best scores kept).
+    """
+
+    time_limit_s: float = 10.0
+    num_workers: int = 2
+    random_seed: int = 0
+    top_k: int = 16
+    use_cpsat: bool = True
+    compute_bound: bool = True
+    max_cpsat_vars: int = 400_000
+    # The "efficiency" tier of the objective: energy cost in $/MWh is the site's price
+    # plus carbon at this shadow price; for device-count demand, tokens per joule is
+    # rewarded with this weight. See docs/placement.md for the integer scaling.
+    carbon_price_per_tonne: float = 100.0
+    efficiency_weight: float = 0.5
+    # CP-SAT stops once within this relative gap of its own bound (per phase), and
+    # phase A stops once within ``target_gap`` of the LP bound (when computed).
+    relative_gap_limit: float = 1e-4
+    target_gap: float = 1e-3
+    # Fraction of time_limit_s given to phase A (placed demand); phase B (energy,
+    # latency, stability with phase A's demand held) gets the rest.
+    phase_a_fraction: float = 0.6
+    # Threads for the scoring kernel (OpenMP); 0 = num_workers.
+    kernel_threads: int = 0

@@ -1,0 +1,227 @@
+"""NumPy and pure-Python twins of ``_kernels.filter_score_topk``.
+
+Not used in production: the tests (tests/placement_ext) prove, on random inputs, that
+both twins give the same masks, rejection counts, candidates and scores as the
+Cython kernel; the benchmarks (bench/kernel.py) time all three. Same arrays in, same
+dict out (see ``_kernels.filter_score_topk``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+N_FILTERS = 9
+ENERGY_SCALE = 1_000_000.0
+LATENCY_SCALE = 1_000.0
+MAX_LATENCY_TIER = 999.0
+STABILITY_PENALTY = 100.0
+
+
+def pair_codes_numpy(cols: dict, wls: dict, w0: int, w1: int):
+    """Filter code, devices, latency and cost for workloads w0..w1 x all columns."""
+    C = len(cols["site"])
+    nw = w1 - w0
+    sl = slice(w0, w1)
+    is_fleet = cols["is_fleet"].astype(bool)[None, :]
+    cord = cols["cordoned"].astype(bool)[None, :]
+    f_cord = np.broadcast_to(cord, (nw, C))
+    f_train = is_fleet & wls["is_training"][sl, None].astype(bool)
+    f_fleet = is_fleet & ~wls["allow_fleets"][sl, None].astype(bool)
+    f_country = ~wls["country_ok"][sl][:, cols["country"]].astype(bool)
+    # latency over users, accumulated in the kernel's order
+    up = wls["user_ptr"]
+    cnt = up[w0 + 1 : w1 + 1] - up[w0:w1]
+    lmax = np.zeros((nw, C))
+    lsum = np.zeros((nw, C))
+    wsum = np.zeros((nw, 1))
+    lat_m = wls["latency"]
+    for j in range(int(cnt.max()) if nw else 0):
+        has = (cnt > j)[:, None]
+        idx = np.where(cnt > j, up[w0:w1] + j, 0)
+        L = lat_m[wls["user_region"][idx]] if len(wls["user_region"]) else np.zeros((nw, C))
+        wt = np.where(cnt > j, wls["user_weight"][idx] if len(wls["user_weight"]) else 0.0, 0.0)[:, None]
+        lmax = np.where(has & (L > lmax), L, lmax)
+        with np.errstate(invalid="ignore"):
+            lsum = np.where(has, lsum + wt * L, lsum)
+        wsum = np.where(has, wsum + wt, wsum)
+    f_lat = lmax > wls["max_latency_ms"][sl, None]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        lat = np.where(wsum > 0.0, lsum / np.where(wsum > 0, wsum, 1.0), 0.0)
+    f_model = ~wls["model_ok"][sl][:, cols["model"]].astype(bool)
+    f_mem = cols["memory_gib"][None, :] < wls["min_memory_gib"][sl, None]
+    accel = wls["accel"][sl, None]
+    tps = cols["tps_milli"][None, :]
+    dev = accel > 0.0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        n_tok = np.ceil(wls["tokens_milli"][sl, None] / np.where(tps > 0, tps, 1.0))
+    n = np.where(dev, accel, n_tok)
+    no_tps = ~dev & (tps <= 0.0)
+    need_min = np.where(wls["site_limit"][sl, None] > 1, 1.0, n)
+    f_dev = no_tps | (need_min > cols["cap_devices"][None, :])
+    avail = np.where(
+        wls["interruptible"][sl, None].astype(bool),
+        cols["total_watts"][None, :],
+        np.minimum(cols["firm_watts"], cols["total_watts"])[None, :],
+    )
+    f_pow = need_min * cols["watts"][None, :] > avail
+    code = np.full((nw, C), N_FILTERS, dtype=np.int32)
+    for k, mask in reversed(
+        list(enumerate((f_cord, f_train, f_fleet, f_country, f_lat, f_model, f_mem, f_dev, f_pow)))
+    ):
+        code = np.where(mask, k, code)
+    lq = np.minimum(np.floor(lat + 0.5), MAX_LATENCY_TIER)
+    # stability: penalty unless the column's site is among the workload's current sites
+    cp = wls["cur_ptr"]
+    ccnt = cp[w0 + 1 : w1 + 1] - cp[w0:w1]
+    on_current = np.zeros((nw, C), dtype=bool)
+    for j in range(int(ccnt.max()) if nw else 0):
+        idx = np.where(ccnt > j, cp[w0:w1] + j, 0)
+        s = np.where(ccnt > j, wls["cur_site"][idx] if len(wls["cur_site"]) else -1, -2)
+        on_current |= cols["site"][None, :] == s[:, None]
+    st = np.where((ccnt > 0)[:, None] & ~on_current, STABILITY_PENALTY, 0.0)
+    e = np.where(dev, cols["e_dev"][None, :], cols["e_tok"][None, :])
+    with np.errstate(invalid="ignore"):
+        cost = n * (e * ENERGY_SCALE + lq * LATENCY_SCALE + st)
+    return code, n, lat, cost
+
+
+def filter_score_topk_numpy(cols: dict, wls: dict, top_k: int, chunk: int = 256) -> dict:
+    """Vectorised twin of the Cython kernel (workloads in chunks)."""
+    W = len(wls["accel"])
+    C = len(cols["site"])
+    sp = cols["site_ptr"]
+    nonempty = np.flatnonzero(sp[1:] > sp[:-1])
+    out = {
+        "cand_col": np.full((W, top_k), -1, dtype=np.int32),
+        "cand_cost": np.full((W, top_k), np.inf),
+        "cand_devices": np.zeros((W, top_k)),
+        "cand_latency_ms": np.zeros((W, top_k)),
+        "rejections": np.zeros((W, N_FILTERS), dtype=np.int32),
+        "feasible_sites": np.zeros(W, dtype=np.int32),
+    }
+    if W == 0 or C == 0:
+        return out
+    colidx = np.arange(C)
+    for w0 in range(0, W, chunk):
+        w1 = min(W, w0 + chunk)
+        code, n, lat, cost = pair_codes_numpy(cols, wls, w0, w1)
+        site_code = np.maximum.reduceat(code, sp[nonempty], axis=1)
+        for k in range(N_FILTERS):
+            out["rejections"][w0:w1, k] = (site_code == k).sum(axis=1)
+        out["feasible_sites"][w0:w1] = (site_code == N_FILTERS).sum(axis=1)
+        feas = code == N_FILTERS
+        masked = np.where(feas, cost, np.inf)
+        order = np.lexsort((np.broadcast_to(colidx, masked.shape), masked), axis=-1)[:, :top_k]
+        kk = order.shape[1]
+        rows = np.arange(w1 - w0)[:, None]
+        ok = feas[rows, order]
+        out["cand_col"][w0:w1, :kk] = np.where(ok, order, -1)
+        out["cand_cost"][w0:w1, :kk] = np.where(ok, masked[rows, order], np.inf)
+        out["cand_devices"][w0:w1, :kk] = np.where(ok, n[rows, order], 0.0)
+        out["cand_latency_ms"][w0:w1, :kk] = np.where(ok, lat[rows, order], 0.0)
+    return out
+
+
+def _pair_eval_py(cols, wls, wi, ci):
+    if cols["cordoned"][ci]:
+        return 0, 0.0, 0.0, 0.0
+    if cols["is_fleet"][ci]:
+        if wls["is_training"][wi]:
+            return 1, 0.0, 0.0, 0.0
+        if not wls["allow_fleets"][wi]:
+            return 2, 0.0, 0.0, 0.0
+    if not wls["country_ok"][wi][cols["country"][ci]]:
+        return 3, 0.0, 0.0, 0.0
+    lmax = lsum = wsum = 0.0
+    for u in range(wls["user_ptr"][wi], wls["user_ptr"][wi + 1]):
+        wt = wls["user_weight"][u]
+        L = wls["latency"][wls["user_region"][u]][ci]
+        if L > lmax:
+            lmax = L
+        lsum = lsum + wt * L
+        wsum = wsum + wt
+    if lmax > wls["max_latency_ms"][wi]:
+        return 4, 0.0, 0.0, 0.0
+    lat = lsum / wsum if wsum > 0.0 else 0.0
+    if not wls["model_ok"][wi][cols["model"][ci]]:
+        return 5, 0.0, 0.0, 0.0
+    if cols["memory_gib"][ci] < wls["min_memory_gib"][wi]:
+        return 6, 0.0, 0.0, 0.0
+    if wls["accel"][wi] > 0.0:
+        n = wls["accel"][wi]
+        e = cols["e_dev"][ci]
+    else:
+        if cols["tps_milli"][ci] <= 0.0:
+            return 7, 0.0, 0.0, 0.0
+        n = float(math.ceil(wls["tokens_milli"][wi] / cols["tps_milli"][ci]))
+        e = cols["e_tok"][ci]
+    need_min = 1.0 if wls["site_limit"][wi] > 1 else n
+    if need_min > cols["cap_devices"][ci]:
+        return 7, 0.0, 0.0, 0.0
+    if wls["interruptible"][wi]:
+        avail = cols["total_watts"][ci]
+    else:
+        avail = min(cols["firm_watts"][ci], cols["total_watts"][ci])
+    if need_min * cols["watts"][ci] > avail:
+        return 8, 0.0, 0.0, 0.0
+    lq = min(math.floor(lat + 0.5), MAX_LATENCY_TIER) if math.isfinite(lat) else MAX_LATENCY_TIER
+    st = 0.0
+    cp = wls["cur_ptr"]
+    if cp[wi + 1] > cp[wi]:
+        st = STABILITY_PENALTY
+        for k in range(cp[wi], cp[wi + 1]):
+            if wls["cur_site"][k] == cols["site"][ci]:
+                st = 0.0
+                break
+    return N_FILTERS, n, lat, n * (e * ENERGY_SCALE + lq * LATENCY_SCALE + st)
+
+
+def to_python(cols: dict, wls: dict) -> tuple[dict, dict]:
+    """Arrays -> nested Python lists (so the pure-Python twin runs on Python objects)."""
+    return (
+        {k: v.tolist() for k, v in cols.items()},
+        {k: v.tolist() for k, v in wls.items()},
+    )
+
+
+def filter_score_topk_python(cols: dict, wls: dict, top_k: int, workloads=None) -> dict:
+    """Pure-Python twin (plain loops over Python lists; see :func:`to_python`).
+
+    ``workloads`` optionally restricts the rows computed (for benchmarking a sample);
+    rows not computed are left empty.
+    """
+    W = len(wls["accel"])
+    sp = cols["site_ptr"]
+    n_sites = len(sp) - 1
+    rows = range(W) if workloads is None else workloads
+    out = {
+        "cand_col": [[-1] * top_k for _ in range(W)],
+        "cand_cost": [[math.inf] * top_k for _ in range(W)],
+        "cand_devices": [[0.0] * top_k for _ in range(W)],
+        "cand_latency_ms": [[0.0] * top_k for _ in range(W)],
+        "rejections": [[0] * N_FILTERS for _ in range(W)],
+        "feasible_sites": [0] * W,
+    }
+    for wi in rows:
+        cands = []
+        rej = out["rejections"][wi]
+        for s in range(n_sites):
+            site_code = -1
+            for ci in range(sp[s], sp[s + 1]):
+                code, n, lat, cost = _pair_eval_py(cols, wls, wi, ci)
+                site_code = max(site_code, code)
+                if code == N_FILTERS:
+                    cands.append((cost, ci, n, lat))
+            if site_code == N_FILTERS:
+                out["feasible_sites"][wi] += 1
+            elif site_code >= 0:
+                rej[site_code] += 1
+        cands.sort(key=lambda t: (t[0], t[1]))
+        for k, (cost, ci, n, lat) in enumerate(cands[:top_k]):
+            out["cand_col"][wi][k] = ci
+            out["cand_cost"][wi][k] = cost
+            out["cand_devices"][wi][k] = n
+            out["cand_latency_ms"][wi][k] = lat
+    return out

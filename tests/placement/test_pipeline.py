@@ -1,0 +1,182 @@
+"""Behaviour of placement.plan on small hand-built meshes and random synthetic ones."""
+
+import datetime as dt
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import placement
+from bench.generator import synthetic_mesh
+from placement import (
+    AcceleratorPool,
+    CurrentAssignment,
+    FactorySite,
+    FleetSite,
+    Link,
+    Mesh,
+    SolverConfig,
+    UserRegion,
+    WorkloadDemand,
+)
+from plan_invariants import check_plan
+
+FAST = SolverConfig(time_limit_s=2.0, num_workers=1)
+H100 = AcceleratorPool("h100", 100, 700.0, 2400.0, 80.0)
+
+
+def factory(name, region="us-east", country="US", firm=1.0, flexible=0.0, pools=(H100,), **kw):
+    return FactorySite(name=name, region=region, country=country, firm_mw=firm, flexible_mw=flexible,
+                       pools=pools, **kw)
+
+
+def test_places_on_cheapest_feasible_site():
+    cheap = factory("cheap", price_per_mwh=20.0)
+    dear = factory("dear", price_per_mwh=200.0)
+    w = WorkloadDemand(key="a/w", accelerators=10)
+    p = placement.plan(Mesh(factories=(dear, cheap), workloads=(w,)), FAST)
+    d = p.workloads["a/w"]
+    assert d.phase == "Placed"
+    assert [(a.site, a.devices) for a in d.assignments] == [("cheap", 10)]
+    assert p.sites["cheap"].devices_used == 10 and p.sites["cheap"].workload_count == 1
+    assert abs(d.assignments[0].power_mw - 10 * 700 / 1e6) < 1e-9
+
+
+def test_no_fit_message_counts_sites_per_filter():
+    sites = (
+        factory("de-1", region="eu", country="DE"),
+        factory("us-1", region="us", country="US", links=(Link("eu", 90.0),)),
+        factory("us-2", region="us", country="US", pools=(H100, AcceleratorPool("l40s", 10, 350, 900, 48))),
+    )
+    fleet = FleetSite(name="cars", region="eu", country="DE", devices=10, accelerator_model="orin",
+                      tokens_per_second_per_device=100, watts_per_device=900, memory_gib=32)
+    w = WorkloadDemand(key="a/w", tokens_per_second=1000.0, max_latency_ms=50.0,
+                       users=(UserRegion("eu", 1.0),), denied_countries=("DE",))
+    p = placement.plan(Mesh(factories=sites, fleets=(fleet,), workloads=(w,)), FAST)
+    d = p.workloads["a/w"]
+    assert d.phase == "Unschedulable"
+    # us-2 has two pools but counts as one site
+    assert d.rejections == {"fleets not allowed": 1, "country not allowed": 1, "latency": 2}
+    assert d.message == "0/4 sites fit: 2 latency > 50 ms, 1 fleets not allowed, 1 country not allowed"
+
+
+def test_outbid_message_names_exhausted_resource():
+    site = factory("seoul-1", region="kr", country="KR", firm=0.01, flexible=1.0)  # ~14 devices firm
+    hi = WorkloadDemand(key="a/hi", accelerators=12, priority=1000)
+    lo = WorkloadDemand(key="a/lo", accelerators=8, priority=1)
+    p = placement.plan(Mesh(factories=(site,), workloads=(hi, lo)), FAST)
+    assert p.workloads["a/hi"].phase == "Placed"
+    lo_d = p.workloads["a/lo"]
+    assert lo_d.phase == "Unschedulable"
+    assert lo_d.message == ("feasible on 1 site but outbid: firm power exhausted at seoul-1; "
+                            "lower priority than 1 placed workload")
+
+
+def test_interruptible_may_use_flexible_power_only_then():
+    site = factory("f", firm=0.007, flexible=0.1)  # firm: 10 devices; total: 152
+    ni = WorkloadDemand(key="a/ni", accelerators=20)
+    it = WorkloadDemand(key="a/it", accelerators=20, interruptible=True)
+    p = placement.plan(Mesh(factories=(site,), workloads=(ni, it)), FAST)
+    assert p.workloads["a/ni"].phase == "Unschedulable"
+    assert p.workloads["a/it"].phase == "Placed"
+    u = p.sites["f"]
+    assert u.flexible_mw_used > 0 and u.firm_mw_used <= u.firm_mw_available + 1e-12
+
+
+def test_curtailment_removes_flexible_capacity():
+    site = factory("f", firm=0.007, flexible=0.1, curtailed_mw=0.1)
+    it = WorkloadDemand(key="a/it", accelerators=20, interruptible=True)
+    p = placement.plan(Mesh(factories=(site,), workloads=(it,)), FAST)
+    assert p.workloads["a/it"].phase == "Unschedulable"
+    assert "insufficient power" in p.workloads["a/it"].message
+
+
+def test_training_is_gang_on_one_factory_and_splittable_inference_splits():
+    small = (factory("a", pools=(AcceleratorPool("h100", 6, 700, 2400, 80),)),
+             factory("b", pools=(AcceleratorPool("h100", 6, 700, 2400, 80),)))
+    fleet = FleetSite(name="cars", region="us-east", country="US", devices=100, accelerator_model="orin",
+                      tokens_per_second_per_device=200, watts_per_device=900, memory_gib=32)
+    train = WorkloadDemand(key="a/train", type="training", accelerators=10, splittable=True, max_sites=2)
+    inf = WorkloadDemand(key="a/inf", accelerators=10, splittable=True, max_sites=2)
+    p = placement.plan(Mesh(factories=small, fleets=(fleet,), workloads=(train,)), FAST)
+    assert p.workloads["a/train"].phase == "Unschedulable"
+    assert "insufficient devices" in p.workloads["a/train"].message
+    p = placement.plan(Mesh(factories=small, workloads=(inf,)), FAST)
+    d = p.workloads["a/inf"]
+    assert d.phase == "Placed" and len(d.assignments) == 2 and d.devices == 10
+
+
+def test_fleet_offline_outside_its_window():
+    night = placement.AvailabilityWindow(dt.time(22), dt.time(6), "UTC", 1.0)
+    fleet = FleetSite(name="cars", region="r", country="US", devices=100, accelerator_model="orin",
+                      tokens_per_second_per_device=200, watts_per_device=900, memory_gib=32,
+                      availability=(night,))
+    w = WorkloadDemand(key="a/w", tokens_per_second=1000.0, allow_fleets=True)
+    noon = Mesh(fleets=(fleet,), workloads=(w,), at=dt.datetime(2025, 1, 1, 12, tzinfo=dt.timezone.utc))
+    midnight = Mesh(fleets=(fleet,), workloads=(w,), at=dt.datetime(2025, 1, 1, 23, tzinfo=dt.timezone.utc))
+    assert placement.plan(noon, FAST).workloads["a/w"].phase == "Unschedulable"
+    d = placement.plan(midnight, FAST).workloads["a/w"]
+    assert d.phase == "Placed" and d.devices == 5  # ceil(1000 / 200)
+
+
+def test_stability_keeps_current_site_when_costs_tie():
+    a, b = factory("a"), factory("b")
+    w = WorkloadDemand(key="a/w", accelerators=4, current=(CurrentAssignment("b", 4),))
+    p = placement.plan(Mesh(factories=(a, b), workloads=(w,)), FAST)
+    assert p.workloads["a/w"].assignments[0].site == "b"
+
+
+def test_empty_mesh_and_unreachable_users():
+    p = placement.plan(Mesh(), FAST)
+    assert p.workloads == {} and p.stats.status == "EMPTY"
+    w = WorkloadDemand(key="a/w", accelerators=1, max_latency_ms=10, users=(UserRegion("mars"),))
+    p = placement.plan(Mesh(factories=(factory("a"),), workloads=(w,)), FAST)
+    assert p.workloads["a/w"].message == "0/1 sites fit: 1 latency > 10 ms"
+
+
+def test_same_input_same_plan():
+    mesh = synthetic_mesh(60, 12, seed=7)
+    p1 = placement.plan(mesh, FAST)
+    p2 = placement.plan(mesh, FAST)
+    assert p1.workloads == p2.workloads
+    assert p1.stats.objective == p2.stats.objective
+
+
+def test_stats_report_bound_and_gap():
+    mesh = synthetic_mesh(80, 15, seed=3)
+    p = placement.plan(mesh, FAST)
+    s = p.stats
+    assert s.bound_method == "GLOP LP relaxation"
+    assert s.bound >= s.objective * (1 - 1e-6)
+    assert 0 <= s.gap <= 1
+    assert s.objective >= s.greedy_objective
+    assert s.num_candidates > 0 and s.wall_ms > 0
+
+
+def test_warm_hint_from_previous_plan_keeps_quality():
+    mesh = synthetic_mesh(80, 15, seed=4)
+    cold = placement.plan(mesh, FAST)
+    warm = placement.plan(mesh, FAST, previous=cold)
+    check_plan(mesh, warm)
+    assert warm.stats.objective >= cold.stats.objective
+
+
+def test_greedy_only_config():
+    mesh = synthetic_mesh(50, 10, seed=5)
+    p = placement.plan(mesh, SolverConfig(use_cpsat=False, compute_bound=False))
+    assert p.stats.status == "GREEDY" and p.stats.fallback_used
+    check_plan(mesh, p)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 10_000),
+    workloads=st.integers(1, 40),
+    sites=st.integers(1, 12),
+    load=st.floats(0.3, 3.0),
+    hour=st.integers(0, 23),
+)
+def test_random_meshes_respect_every_rule(seed, workloads, sites, load, hour):
+    at = dt.datetime(2025, 6, 1, hour, 15, tzinfo=dt.timezone.utc)
+    mesh = synthetic_mesh(workloads, sites, seed=seed, at=at, load=load)
+    p = placement.plan(mesh, SolverConfig(time_limit_s=1.0, num_workers=1))
+    check_plan(mesh, p)
