@@ -1,0 +1,530 @@
+// Command meshplane-test-controlplane runs a real, minimal Kubernetes control plane
+// for meshplane's end-to-end tests: an embedded etcd and the upstream kube-apiserver
+// (k8s.io/kubernetes/cmd/kube-apiserver/app) in one process, listening on 127.0.0.1
+// only. It is the "envtest" approach, built from Go modules instead of downloaded
+// binaries.
+//
+// It generates its own CA, serving certificate, admin client certificate
+// (CN=meshplane-admin, O=system:masters) and service-account signing key, enforces
+// RBAC, writes an admin kubeconfig, waits until /readyz answers 200 and then prints
+//
+//	MESHPLANE-CONTROLPLANE READY server=https://127.0.0.1:PORT kubeconfig=PATH
+//
+// on stdout. It stops on SIGTERM/SIGINT, or when its standard input reaches EOF if
+// --exit-on-stdin-eof is given (so it dies with the test process that started it).
+//
+// There is no kubelet, scheduler or kube-controller-manager. Three of the latter's
+// controllers run in-process (see controllers.go; --controllers picks them): namespace
+// (deleted namespaces are emptied and go away), garbagecollector (ownerReferences
+// cascade) and serviceaccount (the "default" ServiceAccount of each namespace).
+// Workload controllers (Deployments, Jobs, ...) do not run and no Pod ever starts.
+//
+// Usage:
+//
+//	meshplane-test-controlplane --data-dir DIR --kubeconfig PATH [flags] [-- extra kube-apiserver flags]
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"go.etcd.io/etcd/server/v3/embed"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+	"k8s.io/component-base/cli"
+	_ "k8s.io/component-base/logs/json/register"          // JSON log format, as the real binary
+	_ "k8s.io/component-base/metrics/prometheus/clientgo" // client-go metrics, as the real binary
+	_ "k8s.io/component-base/metrics/prometheus/version"  // version metric, as the real binary
+	"k8s.io/kubernetes/cmd/kube-apiserver/app"
+)
+
+const readyPrefix = "MESHPLANE-CONTROLPLANE READY"
+
+type options struct {
+	dataDir        string
+	kubeconfig     string
+	apiserverPort  int
+	etcdPort       int
+	etcdPeerPort   int
+	serviceCIDR    string
+	readyTimeout   time.Duration
+	exitOnStdinEOF bool
+	verbosity      int
+	user           string
+	controllers    string
+}
+
+func main() {
+	os.Exit(run())
+}
+
+func run() int {
+	var o options
+	fs := flag.NewFlagSet("meshplane-test-controlplane", flag.ContinueOnError)
+	fs.StringVar(&o.dataDir, "data-dir", "", "directory for etcd data and generated certificates (required; created if missing)")
+	fs.StringVar(&o.kubeconfig, "kubeconfig", "", "where to write the admin kubeconfig (default DATA_DIR/admin.kubeconfig)")
+	fs.IntVar(&o.apiserverPort, "apiserver-port", 0, "kube-apiserver secure port on 127.0.0.1 (0 = pick a free port)")
+	fs.IntVar(&o.etcdPort, "etcd-port", 0, "etcd client port on 127.0.0.1 (0 = pick a free port)")
+	fs.IntVar(&o.etcdPeerPort, "etcd-peer-port", 0, "etcd peer port on 127.0.0.1 (0 = pick a free port)")
+	fs.StringVar(&o.serviceCIDR, "service-cluster-ip-range", "10.0.0.0/24", "service cluster IP range")
+	fs.DurationVar(&o.readyTimeout, "ready-timeout", 3*time.Minute, "give up if /readyz is not 200 within this time")
+	fs.BoolVar(&o.exitOnStdinEOF, "exit-on-stdin-eof", false, "shut down when standard input is closed (the parent died)")
+	fs.IntVar(&o.verbosity, "v", 0, "kube-apiserver log verbosity")
+	fs.StringVar(&o.controllers, "controllers", "*",
+		"in-process kube-controller-manager controllers to run: '*' (all of "+strings.Join(knownControllers, ",")+
+			"), a comma-separated list, or 'none'")
+	fs.StringVar(&o.user, "admin-user", "meshplane-admin", "common name of the admin client certificate (group system:masters)")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: %s --data-dir DIR [--kubeconfig PATH] [flags] [-- extra kube-apiserver flags]\n", os.Args[0])
+		fs.PrintDefaults()
+	}
+	args, extra := splitArgs(os.Args[1:])
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	controllers, err := parseControllers(o.controllers)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "error: --controllers: %v\n", err)
+		return 2
+	}
+	if o.dataDir == "" {
+		fmt.Fprintln(os.Stderr, "error: --data-dir is required")
+		fs.Usage()
+		return 2
+	}
+	if err = os.MkdirAll(o.dataDir, 0o700); err != nil {
+		return fail("create data dir: %v", err)
+	}
+	dataDir, err := filepath.Abs(o.dataDir)
+	if err != nil {
+		return fail("data dir: %v", err)
+	}
+	o.dataDir = dataDir
+	if o.kubeconfig == "" {
+		o.kubeconfig = filepath.Join(o.dataDir, "admin.kubeconfig")
+	}
+	if o.kubeconfig, err = filepath.Abs(o.kubeconfig); err != nil {
+		return fail("kubeconfig path: %v", err)
+	}
+
+	ports, err := freePorts(o.apiserverPort, o.etcdPort, o.etcdPeerPort)
+	if err != nil {
+		return fail("pick free ports: %v", err)
+	}
+	o.apiserverPort, o.etcdPort, o.etcdPeerPort = ports[0], ports[1], ports[2]
+
+	pki, err := generatePKI(filepath.Join(o.dataDir, "pki"), o.user, o.serviceCIDR)
+	if err != nil {
+		return fail("generate certificates: %v", err)
+	}
+
+	start := time.Now()
+	etcd, err := startEtcd(filepath.Join(o.dataDir, "etcd"), o.etcdPort, o.etcdPeerPort)
+	if err != nil {
+		return fail("start etcd: %v", err)
+	}
+	defer func() {
+		etcd.Close()
+		fmt.Fprintln(os.Stderr, "meshplane-test-controlplane: etcd stopped")
+	}()
+	fmt.Fprintf(os.Stderr, "meshplane-test-controlplane: etcd ready on http://127.0.0.1:%d after %s\n", o.etcdPort, time.Since(start).Round(time.Millisecond))
+
+	server := fmt.Sprintf("https://127.0.0.1:%d", o.apiserverPort)
+	apiArgs := []string{
+		"--bind-address=127.0.0.1",
+		"--advertise-address=127.0.0.1",
+		"--secure-port=" + strconv.Itoa(o.apiserverPort),
+		"--etcd-servers=" + fmt.Sprintf("http://127.0.0.1:%d", o.etcdPort),
+		"--cert-dir=" + filepath.Join(o.dataDir, "pki"),
+		"--tls-cert-file=" + pki.servingCert,
+		"--tls-private-key-file=" + pki.servingKey,
+		"--client-ca-file=" + pki.caCert,
+		"--service-account-key-file=" + pki.saKey,
+		"--service-account-signing-key-file=" + pki.saKey,
+		"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+		"--service-cluster-ip-range=" + o.serviceCIDR,
+		"--authorization-mode=RBAC",
+		"--anonymous-auth=false",
+		"--allow-privileged=true",
+		// The ServiceAccount admission plugin rejects a Pod until the namespace's
+		// "default" ServiceAccount exists, which the serviceaccount controller creates
+		// only a moment after the namespace (and not at all with --controllers=none).
+		// envtest disables it too. All other default plugins stay on.
+		"--disable-admission-plugins=ServiceAccount",
+		// The loopback advertise address is not a valid Endpoints address.
+		"--endpoint-reconciler-type=none",
+		"--profiling=false",
+		"--v=" + strconv.Itoa(o.verbosity),
+	}
+	apiArgs = append(apiArgs, extra...)
+
+	// kube-apiserver installs its own SIGTERM/SIGINT handler (first signal: graceful
+	// shutdown, second: exit). Closing stdin is turned into a SIGTERM to ourselves.
+	if o.exitOnStdinEOF {
+		go func() {
+			_, _ = io.Copy(io.Discard, bufio.NewReader(os.Stdin))
+			fmt.Fprintln(os.Stderr, "meshplane-test-controlplane: stdin closed, shutting down")
+			_ = syscall.Kill(os.Getpid(), syscall.SIGTERM)
+			time.Sleep(30 * time.Second)
+			fmt.Fprintln(os.Stderr, "meshplane-test-controlplane: shutdown took too long, exiting")
+			os.Exit(1)
+		}()
+	}
+
+	runCtx, cancelRun := context.WithCancel(context.Background())
+	defer cancelRun()
+	// Stop the in-process controllers as soon as shutdown begins: their open watches
+	// would otherwise hold the apiserver's graceful shutdown for its full timeout.
+	signals := make(chan os.Signal, 1)
+	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT)
+	go func() {
+		select {
+		case <-signals:
+			cancelRun()
+		case <-runCtx.Done():
+		}
+	}()
+	var wg sync.WaitGroup
+	var startFailed atomic.Bool
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := waitReady(runCtx, server, pki, o.readyTimeout); err != nil {
+			if runCtx.Err() != nil {
+				return // the apiserver already exited
+			}
+			fmt.Fprintf(os.Stderr, "meshplane-test-controlplane: %v\n", err)
+			startFailed.Store(true)
+			_ = syscall.Kill(os.Getpid(), syscall.SIGTERM)
+			return
+		}
+		restConfig := &rest.Config{Host: server, TLSClientConfig: rest.TLSClientConfig{
+			CAData: pki.caPEM, CertData: pki.adminCertPEM, KeyData: pki.adminKeyPEM}}
+		if err := startControllers(runCtx, restConfig, controllers); err != nil {
+			fmt.Fprintf(os.Stderr, "meshplane-test-controlplane: start controllers: %v\n", err)
+			startFailed.Store(true)
+			_ = syscall.Kill(os.Getpid(), syscall.SIGTERM)
+			return
+		}
+		if err := writeKubeconfig(o.kubeconfig, server, pki, o.user); err != nil {
+			fmt.Fprintf(os.Stderr, "meshplane-test-controlplane: write kubeconfig: %v\n", err)
+			startFailed.Store(true)
+			_ = syscall.Kill(os.Getpid(), syscall.SIGTERM)
+			return
+		}
+		fmt.Fprintf(os.Stderr, "meshplane-test-controlplane: ready after %s\n", time.Since(start).Round(time.Millisecond))
+		fmt.Printf("%s server=%s kubeconfig=%s\n", readyPrefix, server, o.kubeconfig)
+	}()
+
+	cmd := app.NewAPIServerCommand()
+	cmd.SetArgs(apiArgs)
+	code := cli.Run(cmd)
+	cancelRun()
+	wg.Wait()
+	fmt.Fprintf(os.Stderr, "meshplane-test-controlplane: kube-apiserver exited with code %d\n", code)
+	if code == 0 && startFailed.Load() {
+		return 1
+	}
+	return code
+}
+
+func fail(format string, a ...any) int {
+	fmt.Fprintf(os.Stderr, "meshplane-test-controlplane: error: "+format+"\n", a...)
+	return 1
+}
+
+// splitArgs separates our flags from the extra kube-apiserver flags after "--".
+func splitArgs(args []string) (ours, extra []string) {
+	for i, a := range args {
+		if a == "--" {
+			return args[:i], args[i+1:]
+		}
+	}
+	return args, nil
+}
+
+// freePorts returns the given ports, replacing each 0 by a free port on 127.0.0.1.
+// All listeners are held open until every port is chosen, so they are distinct.
+func freePorts(want ...int) ([]int, error) {
+	out := make([]int, len(want))
+	var held []net.Listener
+	defer func() {
+		for _, l := range held {
+			_ = l.Close()
+		}
+	}()
+	for i, p := range want {
+		if p != 0 {
+			out[i] = p
+			continue
+		}
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		held = append(held, l)
+		out[i] = l.Addr().(*net.TCPAddr).Port
+	}
+	return out, nil
+}
+
+func startEtcd(dir string, clientPort, peerPort int) (*embed.Etcd, error) {
+	cfg := embed.NewConfig()
+	cfg.Name = "meshplane-test"
+	cfg.Dir = dir
+	clientURL := url.URL{Scheme: "http", Host: fmt.Sprintf("127.0.0.1:%d", clientPort)}
+	peerURL := url.URL{Scheme: "http", Host: fmt.Sprintf("127.0.0.1:%d", peerPort)}
+	cfg.ListenClientUrls = []url.URL{clientURL}
+	cfg.AdvertiseClientUrls = []url.URL{clientURL}
+	cfg.ListenPeerUrls = []url.URL{peerURL}
+	cfg.AdvertisePeerUrls = []url.URL{peerURL}
+	cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
+	cfg.LogLevel = "error"
+	cfg.UnsafeNoFsync = true // throw-away test data: speed over durability
+	cfg.QuotaBackendBytes = 2 << 30
+	e, err := embed.StartEtcd(cfg)
+	if err != nil {
+		return nil, err
+	}
+	select {
+	case <-e.Server.ReadyNotify():
+		return e, nil
+	case err := <-e.Err():
+		e.Close()
+		return nil, err
+	case <-time.After(60 * time.Second):
+		e.Server.Stop()
+		e.Close()
+		return nil, errors.New("etcd did not become ready within 60s")
+	}
+}
+
+type pkiFiles struct {
+	caCert, caKey           string
+	servingCert, servingKey string
+	adminCert, adminKey     string
+	saKey                   string
+	caPEM                   []byte
+	adminCertPEM            []byte
+	adminKeyPEM             []byte
+}
+
+func generatePKI(dir, adminUser, serviceCIDR string) (*pkiFiles, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	p := &pkiFiles{
+		caCert: filepath.Join(dir, "ca.crt"), caKey: filepath.Join(dir, "ca.key"),
+		servingCert: filepath.Join(dir, "apiserver.crt"), servingKey: filepath.Join(dir, "apiserver.key"),
+		adminCert: filepath.Join(dir, "admin.crt"), adminKey: filepath.Join(dir, "admin.key"),
+		saKey: filepath.Join(dir, "sa.key"),
+	}
+	now := time.Now().Add(-time.Hour)
+	notAfter := now.Add(365 * 24 * time.Hour)
+
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	caTmpl := &x509.Certificate{
+		SerialNumber:          serial(),
+		Subject:               pkix.Name{CommonName: "meshplane-test-ca"},
+		NotBefore:             now,
+		NotAfter:              notAfter,
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature | x509.KeyUsageCRLSign,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		return nil, err
+	}
+	ca, err := x509.ParseCertificate(caDER)
+	if err != nil {
+		return nil, err
+	}
+	p.caPEM = pemBlock("CERTIFICATE", caDER)
+	if err := writeFile(p.caCert, p.caPEM); err != nil {
+		return nil, err
+	}
+	if err := writeKey(p.caKey, caKey); err != nil {
+		return nil, err
+	}
+
+	// The first address of the service range is the "kubernetes" service's IP.
+	_, cidr, err := net.ParseCIDR(serviceCIDR)
+	if err != nil {
+		return nil, fmt.Errorf("service-cluster-ip-range: %w", err)
+	}
+	svcIP := make(net.IP, len(cidr.IP))
+	copy(svcIP, cidr.IP)
+	svcIP[len(svcIP)-1]++
+
+	servingTmpl := &x509.Certificate{
+		SerialNumber: serial(),
+		Subject:      pkix.Name{CommonName: "kube-apiserver"},
+		NotBefore:    now,
+		NotAfter:     notAfter,
+		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		DNSNames: []string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
+			"kubernetes.default.svc.cluster.local"},
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1"), net.IPv6loopback, svcIP},
+	}
+	if _, _, err := issue(p.servingCert, p.servingKey, servingTmpl, ca, caKey); err != nil {
+		return nil, err
+	}
+
+	adminTmpl := &x509.Certificate{
+		SerialNumber: serial(),
+		Subject:      pkix.Name{CommonName: adminUser, Organization: []string{"system:masters"}},
+		NotBefore:    now,
+		NotAfter:     notAfter,
+		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}
+	if p.adminCertPEM, p.adminKeyPEM, err = issue(p.adminCert, p.adminKey, adminTmpl, ca, caKey); err != nil {
+		return nil, err
+	}
+
+	saKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		return nil, err
+	}
+	if err := writeKey(p.saKey, saKey); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+func issue(certPath, keyPath string, tmpl, ca *x509.Certificate, caKey crypto.Signer) (certPEM, keyPEM []byte, err error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, err
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+	if err != nil {
+		return nil, nil, err
+	}
+	certPEM = pemBlock("CERTIFICATE", der)
+	if err := writeFile(certPath, certPEM); err != nil {
+		return nil, nil, err
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return nil, nil, err
+	}
+	keyPEM = pemBlock("PRIVATE KEY", keyDER)
+	return certPEM, keyPEM, writeFile(keyPath, keyPEM)
+}
+
+func writeKey(path string, key crypto.Signer) error {
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return err
+	}
+	return writeFile(path, pemBlock("PRIVATE KEY", der))
+}
+
+func serial() *big.Int {
+	n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62))
+	if err != nil {
+		panic(err)
+	}
+	return n.Add(n, big.NewInt(1))
+}
+
+func pemBlock(typ string, der []byte) []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der})
+}
+
+func writeFile(path string, data []byte) error {
+	return os.WriteFile(path, data, 0o600)
+}
+
+// waitReady polls /readyz with the admin certificate until it answers 200.
+func waitReady(ctx context.Context, server string, p *pkiFiles, timeout time.Duration) error {
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(p.caPEM)
+	cert, err := tls.X509KeyPair(p.adminCertPEM, p.adminKeyPEM)
+	if err != nil {
+		return err
+	}
+	client := &http.Client{
+		Timeout: 5 * time.Second,
+		Transport: &http.Transport{TLSClientConfig: &tls.Config{
+			RootCAs: pool, Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12,
+		}},
+	}
+	deadline := time.Now().Add(timeout)
+	last := "no answer yet"
+	for time.Now().Before(deadline) {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		resp, err := client.Get(server + "/readyz")
+		if err != nil {
+			last = err.Error()
+		} else {
+			body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+			_ = resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+			last = fmt.Sprintf("HTTP %d: %s", resp.StatusCode, strings.TrimSpace(string(body)))
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("kube-apiserver not ready after %s: %s", timeout, last)
+}
+
+// writeKubeconfig writes the admin kubeconfig (certificates inline) atomically.
+func writeKubeconfig(path, server string, p *pkiFiles, user string) error {
+	cfg := clientcmdapi.NewConfig()
+	cfg.Clusters["meshplane-test"] = &clientcmdapi.Cluster{Server: server, CertificateAuthorityData: p.caPEM}
+	cfg.AuthInfos[user] = &clientcmdapi.AuthInfo{ClientCertificateData: p.adminCertPEM, ClientKeyData: p.adminKeyPEM}
+	cfg.Contexts["meshplane-test"] = &clientcmdapi.Context{Cluster: "meshplane-test", AuthInfo: user, Namespace: "default"}
+	cfg.CurrentContext = "meshplane-test"
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	if err := clientcmd.WriteToFile(*cfg, tmp); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}

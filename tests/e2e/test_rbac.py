@@ -1,0 +1,74 @@
+"""RBAC is enforced, and the ServiceAccount kubeconfig helper gives a restricted user
+(the operator will be tested the same way with its Helm chart's ClusterRole)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from e2e_support import Kubectl, KubectlError, unique_name
+
+pytestmark = pytest.mark.e2e
+
+READ_MESH = [{"apiGroups": ["meshplane.io"], "resources": ["aifactories", "edgefleets", "workloads"],
+              "verbs": ["get", "list", "watch"]}]
+WRITE_STATUS = [{"apiGroups": ["meshplane.io"], "resources": ["workloads/status"],
+                 "verbs": ["get", "patch", "update"]}]
+
+
+def test_admin_is_system_masters(kubectl: Kubectl, control_plane):
+    if control_plane.external:
+        pytest.skip("an external cluster's admin identity is its own business")
+    who = kubectl.json("auth", "whoami")
+    assert "system:masters" in who["status"]["userInfo"]["groups"]
+
+
+def test_a_service_account_gets_only_what_it_is_granted(
+    kubectl: Kubectl, service_account_kubeconfig, installed_crds, example_objects, scratch_namespace
+):
+    name = unique_name("reader")
+    path = service_account_kubeconfig(name, namespace=scratch_namespace, cluster_rules=READ_MESH + WRITE_STATUS)
+    sa = kubectl.with_kubeconfig(path)
+
+    who = sa.json("auth", "whoami")
+    assert who["status"]["userInfo"]["username"] == f"system:serviceaccount:{scratch_namespace}:{name}"
+
+    def can(*args: str) -> bool:
+        return sa("auth", "can-i", *args, check=False).stdout.strip() == "yes"
+
+    assert can("list", "workloads.meshplane.io", "-A")
+    assert can("patch", "workloads.meshplane.io", "--subresource=status", "-n", "research")
+    assert not can("create", "workloads.meshplane.io", "-n", "research")
+    assert not can("delete", "aifactories.meshplane.io")
+    assert not can("list", "secrets", "-A")
+
+    # The answers of can-i hold for real requests.
+    names = sa("get", "aifactories.meshplane.io", "-o", "name").stdout.split()
+    assert names, "the reader should see the example factories"
+    with pytest.raises(KubectlError) as err:
+        sa("delete", names[0], "--dry-run=server")
+    assert "forbidden" in err.value.stderr.lower()
+
+    workload = next(d for d in example_objects if d["kind"] == "Workload")
+    probe = {**workload, "metadata": {"name": unique_name("rbac-probe"), "namespace": scratch_namespace}}
+    with pytest.raises(KubectlError) as err:
+        sa("create", "-f", "-", input=yaml.safe_dump(probe))
+    assert "forbidden" in err.value.stderr.lower()
+
+    # What the operator does: write status only.
+    kubectl("create", "-f", "-", input=yaml.safe_dump(probe))
+    ref = [f"workload.meshplane.io/{probe['metadata']['name']}", "-n", scratch_namespace]
+    sa("patch", *ref, "--subresource=status", "--type=merge", "-p", json.dumps({"status": {"phase": "Pending"}}))
+    assert kubectl.json("get", *ref)["status"]["phase"] == "Pending"
+
+
+def test_requests_with_a_forged_token_are_refused(kubectl: Kubectl, tmp_path, control_plane):
+    config = kubectl.json("config", "view", "--raw", "--minify")
+    config["users"][0]["user"] = {"token": "not-a-real-token"}
+    path = tmp_path / "forged.kubeconfig"
+    path.write_text(yaml.safe_dump(config))
+    proc = kubectl.with_kubeconfig(path)("get", "namespaces", check=False)
+    assert proc.returncode != 0
+    assert "unauthorized" in proc.stderr.lower(), proc.stderr
