@@ -26,7 +26,7 @@ from rich.console import Console
 from rich.table import Table
 
 from controller import apidocs, crdgen
-from controller.manifests import Manifests, load_manifests
+from controller.manifests import Manifests, load_manifests, topology_warnings
 from controller.reconcile import Outcome, Snapshot, reconcile
 from controller.resources import API_VERSION
 from placement.problem import SolverConfig
@@ -54,6 +54,11 @@ def _print_problems(manifests: Manifests) -> None:
         f"{len(manifests.problems)} problem(s) in {len(files)} file(s)",
         style="bold red",
     )
+
+
+def _print_warnings(manifests: Manifests, out: Console) -> None:
+    for warning in topology_warnings(manifests):
+        out.print(f"warning: {warning}", style="yellow", markup=False)
 
 
 def mesh_summary(manifests: Manifests) -> Table:
@@ -94,6 +99,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         _print_problems(manifests)
         return EXIT_PROBLEMS
     out = _console()
+    _print_warnings(manifests, out)
     out.print(mesh_summary(manifests))
     out.print(f"{manifests.files_read} file(s) valid", style="bold green")
     return EXIT_OK
@@ -195,6 +201,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
         sys.stdout.write(yaml.safe_dump(status_objects(manifests, outcome), sort_keys=False))
     else:
         out = _console()
+        _print_warnings(manifests, out)
         out.print(f"Plan for {at.isoformat()}", style="bold")
         out.print(_workload_table(manifests, outcome))
         out.print(_site_table(manifests, outcome))

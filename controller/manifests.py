@@ -33,7 +33,8 @@ class Problem:
 
     def __str__(self) -> str:
         where = f"{self.kind}/{self.name}" if self.kind else f"document {self.document + 1}"
-        return f"{self.file}: {where}: {self.field}: {self.message}"
+        prefix = f"{self.file}: " if self.file else ""
+        return f"{prefix}{where}: {self.field}: {self.message}"
 
 
 @dataclass
@@ -161,6 +162,29 @@ def _add_unless_duplicate(
     manifests.problems.append(
         Problem(file, index, resource.kind, resource.metadata.name, "metadata.name", message)
     )
+
+
+def topology_warnings(manifests: Manifests) -> list[Problem]:
+    """Valid manifests that still cannot mean what their author meant: a workload's
+    user region that no site is in or links to can never be reached, so every
+    latency target from it fails. The API server cannot see this (it checks one
+    object at a time); ``meshctl validate`` and ``meshctl plan`` print it as a warning.
+    """
+    regions = {site.spec.region for site in [*manifests.factories, *manifests.fleets]}
+    regions |= {link.to for site in [*manifests.factories, *manifests.fleets] for link in site.spec.links}
+    warnings = []
+    for workload in manifests.workloads:
+        if workload.spec.latency is None:
+            continue
+        for index, user in enumerate(workload.spec.latency.users):
+            if user.region not in regions and user.weight > 0:
+                warnings.append(
+                    Problem(
+                        "", 0, "Workload", workload.key, f"spec.latency.users[{index}].region",
+                        f"region {user.region!r} is not in the topology: no site is in it or links to it",
+                    )
+                )
+    return warnings
 
 
 def load_manifests(paths: Iterable[str | Path]) -> Manifests:

@@ -122,3 +122,18 @@ def test_meshctl_console_script_validates_the_examples():
     assert result.returncode == 0, result.stdout + result.stderr
     assert "AI factories" in result.stdout and "Workloads" in result.stdout
     assert "4 file(s) valid" in result.stdout
+
+
+def test_unreachable_user_region_is_a_warning_not_an_error(tmp_path, capsys):
+    (tmp_path / "sites.yaml").write_text((EXAMPLES / "10-factories.yaml").read_text())
+    (tmp_path / "w.yaml").write_text(
+        "apiVersion: meshplane.io/v1alpha1\nkind: Workload\nmetadata: {name: mars}\n"
+        "spec: {type: inference, tokensPerSecond: 10, latency: {maxMs: 50, users: [{region: jp-east}, {region: mars-base}]}}\n"
+    )
+    assert main(["validate", "-f", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert (
+        "warning: Workload/default/mars: spec.latency.users[1].region: region 'mars-base' is not in the topology"
+        in out
+    )
+    assert "jp-east" not in out  # reached through kr-sejong-1's link
