@@ -58,14 +58,16 @@ def plot(results: list[dict], path: Path) -> None:
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
     a.loglog(pairs, [r["kernel"]["cython_s"] for r in results], "o-", label="kernel (Cython)")
     a.loglog(pairs, [r["solver"]["solve_s"] for r in results], "s-", label="full plan")
-    a.loglog(pairs, [r["solver"]["lp_s"] for r in results], "^-", label="LP bound (GLOP)")
+    a.loglog(pairs, [r["solver"]["lp_s"] for r in results], "^-", label="bound (Lagrangian, all pairs)")
+    a.loglog(pairs, [r["solver"]["warm_s"] for r in results], "v-", label="warm re-solve (1% changed)")
     a.set_xlabel("workload x site-column pairs")
     a.set_ylabel("seconds")
     a.legend()
     a.set_title("time against size")
     b.plot(labels, [r["solver"]["ratio_to_bound"] for r in results], "o-", label="CP-SAT plan")
     b.plot(labels, [r["solver"]["greedy_ratio_to_bound"] for r in results], "s-", label="greedy (kube way)")
-    b.set_ylabel("placed priority-weighted demand / LP bound")
+    b.plot(labels, [r["solver"]["warm_ratio_to_bound"] for r in results], "^-", label="warm re-solve")
+    b.set_ylabel("placed priority-weighted demand / bound")
     b.set_title("ratio to bound")
     b.legend()
     fig.tight_layout()
@@ -76,16 +78,19 @@ def table(results: list[dict], mach: str) -> str:
     rows = [
         f"Machine: {mach}.",
         "",
-        "| size | pairs | Cython pairs/s | x NumPy | x Python | of bandwidth bound | plan / LP bound | greedy / LP bound | solve s | LP s | cold s | warm s | warm speedup |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| size | pairs | Cython pairs/s (best / median) | x NumPy | x Python | of bandwidth bound (best / median) | load avg | plan / bound | greedy / bound | solve s | bound s | cold s | warm s | warm speedup | warm / bound |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         k, s = r["kernel"], r["solver"]
         rows.append(
-            f'| {r["workloads"]} x {r["sites"]} | {k["pairs"]:,} | {k["cython_pairs_per_s"]:.3g} | '
-            f'{k["speedup_vs_numpy"]:.1f} | {k["speedup_vs_python"]:.0f} | {k["fraction_of_bound"]:.0%} | '
+            f'| {r["workloads"]} x {r["sites"]} | {k["pairs"]:,} | {k["cython_pairs_per_s"]:.3g} / '
+            f'{k["cython_median_pairs_per_s"]:.3g} | '
+            f'{k["speedup_vs_numpy"]:.1f} | {k["speedup_vs_python"]:.0f} | {k["fraction_of_bound"]:.0%} / '
+            f'{k["median_fraction_of_bound"]:.0%} | {k["load_average_before"]:.1f} | '
             f'{s["ratio_to_bound"]:.4f} | {s["greedy_ratio_to_bound"]:.4f} | {s["solve_s"]:.1f} | '
-            f'{s["lp_s"]:.1f} | {s["cold_s"]:.1f} | {s["warm_s"]:.1f} | {s["warm_speedup"]:.2f} |'
+            f'{s["lp_s"]:.2f} | {s["cold_s"]:.1f} | {s["warm_s"]:.1f} | {s["warm_speedup"]:.2f} | '
+            f'{s["warm_ratio_to_bound"]:.4f} |'
         )
     return "\n".join(rows)
 

@@ -1,11 +1,11 @@
 """Solver benchmark: CP-SAT plan vs its LP bound and vs the kube-scheduler greedy.
 
 ``python -m bench.solver --workloads W --sites S --json`` prints one JSON object:
-objective (placed priority-weighted demand), lp_bound (GLOP relaxation on the
-candidates), ratios to the bound for the plan and for the greedy (one workload at a
+objective (placed priority-weighted demand), lp_bound (the plan's bound: Lagrangian
+relaxation over ALL feasible pairs; key name kept for the results history), ratios to the bound for the plan and for the greedy (one workload at a
 time, priority order, filter-and-score over all sites), solve time, and a warm
-re-solve after 1% of workloads change (hinted with the previous plan) against a cold
-solve of the same changed mesh. Called by ``bench.run`` (``make bench``).
+re-solve after 1% of workloads change (``previous=plan``: incremental, see
+``placement.incremental``) against a cold solve of the same changed mesh. Called by ``bench.run`` (``make bench``).
 """
 
 from __future__ import annotations
@@ -77,6 +77,10 @@ def run(workloads: int, sites: int, seed: int = 0, time_limit_s: float | None = 
         "cold_ratio_to_bound": cold.stats.objective / cold.stats.bound if cold.stats.bound else 1.0,
         "warm_ratio_to_bound": warm.stats.objective / warm.stats.bound if warm.stats.bound else 1.0,
         "warm_status": warm.stats.status,
+        "warm_fixed_workloads": warm.stats.fixed_workloads,
+        "warm_resolved_workloads": warm.stats.resolved_workloads,
+        "bound_method": s.bound_method,
+        "bound_iterations": s.bound_iterations,
     }
 
 

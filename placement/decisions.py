@@ -115,11 +115,15 @@ class SolveStats:
     placed_priority_demand: float = 0.0
     greedy_objective: float = 0.0
     greedy_placed_priority_demand: float = 0.0
-    bound_method: str = ""  # "GLOP LP relaxation" | ""
+    bound_method: str = ""  # see placement.bound.BOUND_METHOD; "" when not computed
     cost: float = 0.0  # phase-B objective (energy >> latency >> stability), lower is better
     kernel_ms: float = 0.0
     cpsat_ms: float = 0.0
-    lp_ms: float = 0.0
+    lp_ms: float = 0.0  # time spent on the bound (name kept for compatibility)
+    bound_iterations: int = 0  # subgradient steps of the Lagrangian bound
+    warm: bool = False  # incremental re-solve from ``previous`` (placement.incremental)
+    fixed_workloads: int = 0  # warm: workloads whose previous assignment was kept as is
+    resolved_workloads: int = 0  # warm: changed + new + previously unplaced, re-solved
 
 
 @dataclass(slots=True)
@@ -127,3 +131,7 @@ class Plan:
     workloads: dict[str, WorkloadDecision] = field(default_factory=dict)
     sites: dict[str, SiteUsage] = field(default_factory=dict)
     stats: SolveStats = field(default_factory=SolveStats)
+    # Engine-private memo for a warm re-solve (``plan(..., previous=this)``): site and
+    # workload fingerprints, chosen columns and bound multipliers
+    # (:class:`placement.incremental.Basis`). Not part of the output contract.
+    basis: object = field(default=None, repr=False, compare=False)

@@ -9,8 +9,12 @@ the benchmarks. Reads like kube-scheduler, but global:
                                     per-filter rejection counts per site
 3. greedy     (placement_ext)       one at a time, priority order, best fit: the
                                     CP-SAT hint and the fallback
-4. select     (placement.solver)    CP-SAT on the candidates; LP bound (GLOP)
-5. assign     (here + explain)      decisions, site usage, one-line reasons
+4. bound      (placement.bound)     Lagrangian upper bound over ALL feasible pairs
+5. select     (placement.solver)    CP-SAT on the candidates, time left by the deadline
+6. assign     (here + explain)      decisions, site usage, one-line reasons
+
+With ``previous``, :mod:`placement.incremental` may replace steps 2-5 by a re-solve
+of the changed + unplaced workloads against residual capacity.
 """
 
 from __future__ import annotations
@@ -34,11 +38,11 @@ from placement.decisions import (
 )
 from placement.problem import Mesh, SolverConfig
 from placement.snapshot import Snapshot, build
+from placement.bound import BOUND_METHOD, full_bound
 from placement.solver import (
     Candidates,
     build_candidates,
     devices_from_greedy,
-    lp_bound,
     placed_value,
     plan_cost,
     solve_cpsat,
@@ -147,22 +151,44 @@ def hint_from_previous(snap: Snapshot, cands: Candidates, previous) -> np.ndarra
     return dev
 
 
+def post_solve_reserve_s(n_workloads: int, n_candidates: int) -> float:
+    """Wall time kept back from CP-SAT for the assign step and the stats (measured
+    at about 40 us per workload on the benchmark machine, doubled) and for what
+    CP-SAT spends outside its own time limit (copying the model, per phase)."""
+    return 0.3 + 80e-6 * n_workloads + 8e-6 * n_candidates
+
+
 def plan(mesh: Mesh, config: SolverConfig = SolverConfig(), previous: Plan | None = None) -> Plan:
     """Place every workload of ``mesh``; same input, same plan.
 
-    ``previous`` (optional) is the last plan: where it is still valid it becomes the
-    CP-SAT hint (warm start). Stability between plans is driven by each workload's
-    ``current`` assignments (an input), not by ``previous``.
+    ``previous`` (optional) is the last plan. When its sites are unchanged it is
+    re-solved incrementally (:mod:`placement.incremental`: unchanged placed
+    workloads keep their assignments, only changed + unplaced ones are re-solved);
+    otherwise it is a hint for the full solve where still valid. Stability between
+    plans is driven by each workload's ``current`` assignments (an input).
+    The whole call aims to return within ``config.time_limit_s``.
     """
     t0 = time.perf_counter()
-    stats = SolveStats()
     snap = build(mesh, config)
+    if previous is not None and getattr(previous, "basis", None) is not None:
+        from placement import incremental  # uses this module's helpers
+
+        warm = incremental.replan(snap, config, previous, t0)
+        if warm is not None:
+            return warm
+    return solve_full(snap, config, previous, t0)
+
+
+def solve_full(snap: Snapshot, config: SolverConfig, previous: Plan | None, t0: float) -> Plan:
+    """The cold path: kernel over all pairs, multi-start greedy, bound, CP-SAT."""
+    deadline = t0 + config.time_limit_s
+    stats = SolveStats()
     W = len(snap.keys)
     stats.num_workloads = W
     stats.num_site_columns = snap.n_cols
-    threads = config.kernel_threads or config.num_workers
+    threads = max(1, config.kernel_threads or config.num_workers)
     k0 = time.perf_counter()
-    kout = filter_score_topk(snap.cols, snap.wls, config.top_k, max(1, threads))
+    kout = filter_score_topk(snap.cols, snap.wls, config.top_k, threads)
     runs = [
         greedy_place(snap.cols, snap.wls, order, snap.site_firm_watts, snap.site_total_watts)
         for order in greedy_orders(snap, kout)
@@ -170,7 +196,7 @@ def plan(mesh: Mesh, config: SolverConfig = SolverConfig(), previous: Plan | Non
     stats.kernel_ms = (time.perf_counter() - k0) * 1e3
     all_cols = np.concatenate([r[0] for r in runs], axis=1)
     all_n = np.concatenate([r[1] for r in runs], axis=1)
-    cands = build_candidates(snap, kout, all_cols, all_n)
+    cands = build_candidates(snap, kout, all_cols, all_n, config.max_cpsat_vars)
     stats.num_candidates = cands.n
     greedy_dev = devices_from_greedy(cands, runs[0][0], runs[0][1])  # the kube-scheduler way
     stats.greedy_placed_priority_demand = float(placed_value(snap, cands, greedy_dev))
@@ -185,20 +211,27 @@ def plan(mesh: Mesh, config: SolverConfig = SolverConfig(), previous: Plan | Non
         if prev is not None and placed_value(snap, cands, prev) >= placed_value(snap, cands, greedy_dev):
             hint = prev
     devices = hint
+    multipliers = None
+    bound_res = None
     target = None
-    if config.compute_bound and cands.n:
-        l0 = time.perf_counter()
-        stats.bound = lp_bound(snap, cands)
-        stats.lp_ms = (time.perf_counter() - l0) * 1e3
-        stats.bound_method = "GLOP LP relaxation"
-        if math.isfinite(stats.bound):
-            target = math.floor(stats.bound * (1.0 - config.target_gap))
+    if config.compute_bound and W:
+        bound_res = full_bound(
+            snap,
+            float(placed_value(snap, cands, hint)),
+            threads,
+            config.time_limit_s * config.bound_time_fraction,
+            config.bound_max_iters,
+            getattr(getattr(previous, "basis", None), "multipliers", None),
+        )
+        multipliers = bound_res.multipliers
+        target = math.floor(bound_res.bound * (1.0 - config.target_gap))
     if W == 0 or cands.n == 0:
         stats.status = "EMPTY"
     elif config.use_cpsat:
         c0 = time.perf_counter()
+        budget = deadline - c0 - post_solve_reserve_s(W, cands.n)
         try:
-            res = solve_cpsat(snap, cands, hint, config, target)
+            res = solve_cpsat(snap, cands, hint, config, target, budget_s=budget)
         except Exception as exc:  # never crash on a model we built: fall back
             stats.status = f"ERROR: {type(exc).__name__}"
             stats.fallback_used = True
@@ -215,20 +248,34 @@ def plan(mesh: Mesh, config: SolverConfig = SolverConfig(), previous: Plan | Non
     if placed_value(snap, cands, devices) < placed_value(snap, cands, greedy_dev):
         devices = greedy_dev  # never below greedy
         stats.fallback_used = True
+    result = assign(snap, kout, cands, devices)
+    finish(result, snap, cands, devices, stats, bound_res, multipliers, t0, config.top_k)
+    return result
+
+
+def finish(result: Plan, snap: Snapshot, cands: Candidates, devices: np.ndarray, stats: SolveStats,
+           bound_res, multipliers, t0: float, top_k: int) -> None:
+    """Fill the objective / bound / gap stats and the warm-start basis of ``result``."""
+    from placement.incremental import make_basis
+
     stats.objective = float(placed_value(snap, cands, devices))
     stats.placed_priority_demand = stats.objective
-    if not (config.compute_bound and cands.n):
+    if bound_res is not None:
+        stats.bound = bound_res.bound
+        stats.bound_method = BOUND_METHOD
+        stats.bound_iterations = bound_res.iterations
+        stats.lp_ms = bound_res.ms
+    else:
         stats.bound = stats.objective if stats.status in ("OPTIMAL", "EMPTY") else math.nan
     if math.isfinite(stats.bound):
         stats.gap = max(0.0, (stats.bound - stats.objective) / max(1.0, abs(stats.bound)))
     else:
         stats.gap = math.nan
-    result = assign(snap, kout, cands, devices)
     stats.placed_workloads = sum(1 for d in result.workloads.values() if d.phase == PHASE_PLACED)
     stats.cost = float(plan_cost(cands, devices))
+    result.basis = make_basis(snap, cands, devices, multipliers, top_k)
     stats.wall_ms = (time.perf_counter() - t0) * 1e3
     result.stats = stats
-    return result
 
 
 def assign(snap: Snapshot, kout: dict, cands: Candidates, devices: np.ndarray) -> Plan:
@@ -336,7 +383,10 @@ def assign(snap: Snapshot, kout: dict, cands: Candidates, devices: np.ndarray) -
         flex_av = max(0.0, snap.site_total_watts[s] - snap.site_firm_watts[s]) / 1e6
         tot = site_tot_w[s] / 1e6
         ni = site_ni_w[s] / 1e6
-        firm_used = min(firm_av, max(ni, tot))
+        # non-interruptible load is on firm power (the model keeps it within firm);
+        # interruptible load takes flexible power first, firm only for the rest
+        flex_cap = flex_av if snap.site_kind[s] == KIND_FACTORY else 0.0
+        firm_used = ni + max(0.0, (tot - ni) - flex_cap)
         pools = [
             PoolUsage(snap.col_model_name[c], int(col_used[c]), int(cols["cap_devices"][c]))
             for c in range(sp[s], sp[s + 1])

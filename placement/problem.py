@@ -210,9 +210,13 @@ class SolverConfig:
 
     ``time_limit_s``, ``num_workers`` and ``random_seed`` go to CP-SAT; ``top_k`` is
     how many candidate site columns the kernel keeps per workload. ``use_cpsat=False``
-    returns the greedy placement (still with an LP bound when ``compute_bound``).
-    ``max_cpsat_vars`` caps the model size; beyond it candidates are trimmed per
-    workload (best scores kept).
+    returns the greedy placement (still with a bound when ``compute_bound``).
+    ``max_cpsat_vars`` caps the number of CP-SAT candidates (workload x column
+    decisions): beyond it each workload's kernel candidates are trimmed to its best
+    ones (the greedy's columns are always kept, and at least one per workload).
+    ``time_limit_s`` is the wall time of the whole ``plan()`` call: CP-SAT gets what
+    is left after snapshot, kernel, greedy and bound, minus a reserve for the assign
+    step.
     """
 
     time_limit_s: float = 10.0
@@ -236,3 +240,10 @@ class SolverConfig:
     phase_a_fraction: float = 0.6
     # Threads for the scoring kernel (OpenMP); 0 = num_workers.
     kernel_threads: int = 0
+    # Share of time_limit_s the Lagrangian bound may use (it usually converges
+    # sooner), and the cap on its subgradient steps.
+    bound_time_fraction: float = 0.15
+    bound_max_iters: int = 200
+    # Warm re-solve (plan(..., previous=...)): share of time_limit_s given to CP-SAT
+    # on the changed + unplaced workloads.
+    warm_time_fraction: float = 0.1

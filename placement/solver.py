@@ -1,4 +1,4 @@
-"""Select: CP-SAT on the kernel's candidates, with greedy hint/fallback and LP bound.
+"""Select: CP-SAT on the kernel's candidates, with greedy hint/fallback.
 
 Called by :mod:`placement.pipeline` after the kernel has kept the top-K feasible site
 columns per workload (plus whatever column the greedy placer chose). Decision
@@ -21,7 +21,8 @@ A. maximise placed priority-weighted demand ``sum value[w] x[w]`` with
 B. hold A's value, minimise ``sum cost_per_device[w,c] devices[w,c]``, where
    cost per device = energy tier x 1e6 + latency tier (ms, <= 999) x 1e3 +
    stability (100 when off the current sites): energy >> latency >> stability.
-The LP relaxation of phase A's model (GLOP) is an upper bound on it.
+``lp_bound`` (GLOP LP relaxation of phase A on the candidates) is kept for reference
+and comparisons only; the pipeline's bound is :mod:`placement.bound` (all pairs).
 """
 
 from __future__ import annotations
@@ -56,14 +57,41 @@ class Candidates:
         return int(self.col.shape[0])
 
 
-def build_candidates(snap: Snapshot, kout: dict, greedy_cols: np.ndarray, greedy_n: np.ndarray) -> Candidates:
+def kernel_rows_kept(kout: dict, n_extra: int, max_vars: int | None) -> int:
+    """How many of each workload's kernel candidates (sorted best first) to keep so
+    that the candidate count stays within ``max_vars`` (``SolverConfig.max_cpsat_vars``).
+
+    ``n_extra`` is the number of columns that are always kept (greedy / hint ones).
+    At least 1 per workload is kept, so the cap can be exceeded on huge meshes.
+    """
+    kc = kout["cand_col"]
+    K = kc.shape[1] if kc.ndim == 2 else 0
+    if max_vars is None or K == 0:
+        return K
+    valid = (kc >= 0).sum(axis=1)
+    for k in range(K, 0, -1):
+        if int(np.minimum(valid, k).sum()) + n_extra <= max_vars:
+            return k
+    return 1
+
+
+def build_candidates(
+    snap: Snapshot,
+    kout: dict,
+    greedy_cols: np.ndarray,
+    greedy_n: np.ndarray,
+    max_vars: int | None = None,
+) -> Candidates:
     """Top-K columns per workload, plus the greedy placer's columns (kept in the set
-    so that the greedy plan is always a feasible hint)."""
+    so that the greedy plan is always a feasible hint). With ``max_vars`` the kernel's
+    rows are trimmed to their best entries so the model stays within the cap."""
     W = len(snap.keys)
     cols = snap.cols
     ptr = [0]
     c_col, c_need, c_ub, c_cpd, c_lat = [], [], [], [], []
     kc, kn, kcost, klat = kout["cand_col"], kout["cand_devices"], kout["cand_cost"], kout["cand_latency_ms"]
+    keep = kernel_rows_kept(kout, int((greedy_cols >= 0).sum()), max_vars)
+    kc, kn, kcost, klat = kc[:, :keep], kn[:, :keep], kcost[:, :keep], klat[:, :keep]
     limit = snap.wls["site_limit"]
     for w in range(W):
         seen = set()
@@ -314,17 +342,23 @@ def solve_cpsat(
     hint: np.ndarray,
     config: SolverConfig,
     target_objective: float | None = None,
+    budget_s: float | None = None,
 ) -> CpSatResult:
     """Two-phase CP-SAT (A: placed demand, B: cost with A held), hinted.
 
-    ``target_objective`` (phase A value, e.g. from the LP bound) stops phase A early.
+    ``target_objective`` (phase A value, e.g. from the bound) stops phase A early.
+    ``budget_s`` is the wall time left for this call (model build included; default
+    ``config.time_limit_s``): phase A gets ``phase_a_fraction`` of what is left
+    after the model is built, phase B the rest.
     """
     t0 = time.perf_counter()
+    if budget_s is None:
+        budget_s = config.time_limit_s
     model = _Model(snap, cands)
     hint_value = placed_value(snap, cands, hint)
     model.hint(hint)
     model.m.maximize(model.obj_a)
-    budget = config.time_limit_s - (time.perf_counter() - t0)
+    budget = budget_s - (time.perf_counter() - t0)
     solver = _params(config, budget * config.phase_a_fraction, cands.n)
     if target_objective is not None and hint_value >= target_objective:
         st = None
@@ -332,7 +366,7 @@ def solve_cpsat(
         st = solver.solve(model.m, _StopAt(target_objective) if target_objective is not None else None)
     if st is None:  # the hint already meets the target: phase A is done
         dev_a, val_a, bound_a, status = hint, hint_value, math.nan, "HINT_AT_TARGET"
-        return _phase_b(snap, cands, model, config, t0, dev_a, val_a, bound_a, status)
+        return _phase_b(snap, cands, model, config, t0, budget_s, dev_a, val_a, bound_a, status)
     status = solver.status_name(st)
     if status == "FEASIBLE" and target_objective is not None and solver.objective_value >= target_objective:
         status = "AT_TARGET"
@@ -344,16 +378,16 @@ def solve_cpsat(
     bound_a = solver.best_objective_bound
     if val_a < hint_value:  # never below the hint
         dev_a, val_a = hint, hint_value
-    return _phase_b(snap, cands, model, config, t0, dev_a, val_a, bound_a, status)
+    return _phase_b(snap, cands, model, config, t0, budget_s, dev_a, val_a, bound_a, status)
 
 
-def _phase_b(snap, cands, model, config, t0, dev_a, val_a, bound_a, status) -> CpSatResult:
+def _phase_b(snap, cands, model, config, t0, budget_s, dev_a, val_a, bound_a, status) -> CpSatResult:
     # phase B: hold the placed demand, minimise energy >> latency >> stability
     model.m.add(model.obj_a >= val_a)
     model.m.clear_objective()
     model.m.minimize(model.obj_b)
     model.hint(dev_a)
-    budget = config.time_limit_s - (time.perf_counter() - t0)
+    budget = budget_s - (time.perf_counter() - t0)
     dev = dev_a
     b_status = "SKIPPED"
     if budget > 0.05:

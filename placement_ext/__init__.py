@@ -28,6 +28,8 @@ from placement_ext._kernels import (
     effective_power_mw,
     filter_score_topk,
     greedy_place,
+    feasible_pairs,
+    lagrangian_eval,
 )
 
 __all__ = [
@@ -40,4 +42,6 @@ __all__ = [
     "effective_power_mw",
     "filter_score_topk",
     "greedy_place",
+    "feasible_pairs",
+    "lagrangian_eval",
 ]

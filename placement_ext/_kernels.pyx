@@ -586,3 +586,120 @@ def greedy_place(dict cols, dict wls, order, site_firm_watts, site_total_watts):
                 &cap_left[0], &tot_used[0], &ni_used[0], &code_buf[0], &n_buf[0],
                 &cost_buf[0], &used_buf[0], &oc[0, 0], &on[0, 0], &pl[0])
     return out_col, out_n, placed.astype(bool)
+
+
+# --------------------------------------------------------------------------- bound
+
+cdef inline double _pair_coef(const Cols* c, const Wls* w, Py_ssize_t wi, Py_ssize_t ci,
+                              double n) noexcept nogil:
+    """Devices a workload consumes on a column in the Lagrangian subproblem.
+
+    Whole workloads (site limit 1): exactly ``n`` (the kernel's need). Splittable
+    ones are relaxed: device demand A costs A devices at the cheapest column's price;
+    token demand D costs D / tps_milli (fractional) devices, i.e. ceil and the
+    max-sites / per-column limits are dropped. Dropping constraints only lowers the
+    subproblem's cost, so the bound stays valid.
+    """
+    if w.site_limit[wi] <= 1:
+        return n
+    if w.accel[wi] > 0.0:
+        return w.accel[wi]
+    return w.tokens_milli[wi] / c.tps_milli[ci]
+
+
+def feasible_pairs(dict cols, dict wls, int num_threads=1):
+    """Every feasible workload x column pair of the FULL problem (no top-K), as CSR.
+
+    Same filters as ``filter_score_topk`` (one ``_pair_eval`` per pair). Returns
+    ``(ptr int64 [W+1], col int32 [N], coef float64 [N])`` where ``coef`` is the
+    devices the pair consumes in the Lagrangian subproblem (see ``_pair_coef``).
+    Two parallel passes (count, then fill). Called by ``placement.bound``.
+    """
+    cdef _Bound bnd = _Bound(cols, wls)
+    cdef Py_ssize_t W = len(wls["accel"])
+    cdef Py_ssize_t C = bnd.c.n
+    counts = np.zeros(W + 1, dtype=np.int64)
+    cdef long long[::1] cnt = counts
+    cdef Py_ssize_t wi, ci
+    cdef long long k
+    cdef double n, l, cst
+    cdef Cols* cp = &bnd.c
+    cdef Wls* wp = &bnd.w
+    if num_threads < 1:
+        num_threads = 1
+    if W > 0 and C > 0:
+        with nogil:
+            for wi in prange(W, num_threads=num_threads, schedule="static"):
+                k = 0
+                for ci in range(C):
+                    if _pair_eval(cp, wp, wi, ci, &n, &l, &cst) == N_FILTERS:
+                        k = k + 1
+                cnt[wi + 1] = k
+    ptr = np.cumsum(counts).astype(np.int64)
+    cdef long long[::1] pp = ptr
+    N = int(ptr[W])
+    col = np.empty(max(1, N), dtype=np.int32)
+    coef = np.empty(max(1, N), dtype=np.float64)
+    cdef int[::1] oc = col
+    cdef double[::1] of = coef
+    if N > 0:
+        with nogil:
+            for wi in prange(W, num_threads=num_threads, schedule="static"):
+                k = pp[wi]
+                for ci in range(C):
+                    if _pair_eval(cp, wp, wi, ci, &n, &l, &cst) == N_FILTERS:
+                        oc[k] = <int>ci
+                        of[k] = _pair_coef(cp, wp, wi, ci, n)
+                        k = k + 1
+    return ptr, col[:N], coef[:N]
+
+
+def lagrangian_eval(ptr, col, coef, value, interruptible, price_int, price_ni,
+                    int num_threads=1):
+    """One evaluation of the Lagrangian subproblem over all feasible pairs.
+
+    For each workload w: best = min over its pairs of coef x price[col] (price_ni
+    for non-interruptible workloads, price_int otherwise); its term is
+    max(0, value[w] - best). Returns ``(sum of terms, chosen pair index [W] int64,
+    -1 when the term is 0)``. ``nogil``, parallel over workloads. Called by
+    ``placement.bound`` once per subgradient step.
+    """
+    cdef const long long[::1] p = np.ascontiguousarray(ptr, dtype=np.int64)
+    cdef const int[::1] cc = np.ascontiguousarray(col, dtype=np.int32)
+    cdef const double[::1] cf = np.ascontiguousarray(coef, dtype=np.float64)
+    cdef const double[::1] v = np.ascontiguousarray(value, dtype=np.float64)
+    cdef const unsigned char[::1] ni = np.ascontiguousarray(interruptible, dtype=np.uint8)
+    cdef const double[::1] pi = np.ascontiguousarray(price_int, dtype=np.float64)
+    cdef const double[::1] pn = np.ascontiguousarray(price_ni, dtype=np.float64)
+    cdef Py_ssize_t W = v.shape[0]
+    if p.shape[0] != W + 1 or ni.shape[0] != W:
+        raise ValueError("ptr must have W + 1 entries and interruptible W")
+    if cc.shape[0] != cf.shape[0] or (cc.shape[0] and p[W] > cc.shape[0]):
+        raise ValueError("col and coef must cover ptr")
+    if pi.shape[0] != pn.shape[0]:
+        raise ValueError("price arrays must have one entry per column")
+    choice = np.full(W, -1, dtype=np.int64)
+    terms = np.zeros(W, dtype=np.float64)
+    cdef long long[::1] ch = choice
+    cdef double[::1] tm = terms
+    cdef Py_ssize_t wi
+    cdef long long j, best_j
+    cdef double best, x
+    cdef const double* price
+    if W > 0 and cc.shape[0] > 0:
+        if num_threads < 1:
+            num_threads = 1
+        with nogil:
+            for wi in prange(W, num_threads=num_threads, schedule="static"):
+                price = &pi[0] if ni[wi] else &pn[0]
+                best = INFINITY
+                best_j = -1
+                for j in range(p[wi], p[wi + 1]):
+                    x = cf[j] * price[cc[j]]
+                    if x < best:
+                        best = x
+                        best_j = j
+                if best_j >= 0 and best < v[wi]:
+                    tm[wi] = v[wi] - best
+                    ch[wi] = best_j
+    return float(terms.sum()), choice

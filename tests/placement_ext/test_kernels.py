@@ -141,3 +141,48 @@ def test_bad_shapes_rejected():
 
 def test_effective_power():
     np.testing.assert_array_equal(effective_power_mw([10, 10], [5, 5], [3, 9]), [12, 10])
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**31), W=st.integers(1, 30), S=st.integers(1, 10), threads=st.sampled_from([1, 2]))
+def test_feasible_pairs_and_lagrangian_eval_match_python(seed, W, S, threads):
+    import math
+
+    from placement_ext import feasible_pairs, lagrangian_eval
+    from placement_ext.reference import N_FILTERS, _pair_eval_py
+
+    cols, wls = random_arrays(seed, W, S)
+    ptr, col, coef = feasible_pairs(cols, wls, threads)
+    k = 0
+    for w in range(W):
+        assert ptr[w] == k
+        for c in range(len(cols["site"])):
+            code, n, _lat, _cost = _pair_eval_py(cols, wls, w, c)
+            if code != N_FILTERS:
+                continue
+            assert col[k] == c
+            if wls["site_limit"][w] <= 1:
+                expect = n
+            elif wls["accel"][w] > 0:
+                expect = wls["accel"][w]
+            else:
+                expect = wls["tokens_milli"][w] / cols["tps_milli"][c]
+            assert math.isclose(coef[k], expect, rel_tol=1e-12)
+            k += 1
+    assert ptr[W] == k == len(col)
+    rng = np.random.default_rng(seed)
+    C = len(cols["site"])
+    p_int, p_ni = rng.uniform(0, 5, C), rng.uniform(0, 5, C)
+    value = rng.uniform(0, 500, W)
+    total, choice = lagrangian_eval(ptr, col, coef, value, wls["interruptible"], p_int, p_ni, threads)
+    expect_total = 0.0
+    for w in range(W):
+        price = p_int if wls["interruptible"][w] else p_ni
+        costs = [coef[j] * price[col[j]] for j in range(ptr[w], ptr[w + 1])]
+        best = min(costs, default=math.inf)
+        if best < value[w]:
+            expect_total += value[w] - best
+            assert math.isclose(costs[choice[w] - ptr[w]], best)
+        else:
+            assert choice[w] == -1
+    assert math.isclose(total, expect_total, rel_tol=1e-9, abs_tol=1e-9)

@@ -1,0 +1,195 @@
+"""Upper bound on phase A (placed priority-weighted demand) valid for the FULL problem.
+
+Called by :mod:`placement.pipeline` (cold and warm solves) and the benchmarks. Unlike
+an LP on the kernel's top-K candidates, this bound covers every feasible workload x
+site-column pair, so ``gap`` is measured against the real problem.
+
+Lagrangian relaxation of the coupling constraints, each scaled by its right-hand
+side: per column ``sum devices / cap <= 1`` (multiplier ``mu``), per site
+``sum watts x devices / usable <= 1`` (``lam``) and, where firm < usable,
+``sum_{non-interruptible} watts x devices / firm <= 1`` (``phi``). For any
+multipliers >= 0,
+
+    L = sum(mu) + sum(lam) + sum(phi)
+        + sum_w max(0, value[w] - min_{pairs p of w} coef[p] x price[col p])
+
+is an upper bound on the best placement, where the price of a device of column c at
+site s is ``mu_c / cap_c + watts_c (lam_s / usable_s + [non-interruptible] phi_s /
+firm_s)`` and ``coef`` relaxes splittable workloads (see
+``placement_ext._kernels._pair_coef``). The subproblem is evaluated over all pairs by
+the ``nogil`` Cython kernel ``lagrangian_eval``; the multipliers are improved by a
+deflected subgradient method with Polyak steps towards the best known plan value,
+and the smallest ``L`` seen is the bound. Multipliers can be warm-started (a warm
+re-solve passes the previous plan's).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from placement.snapshot import Snapshot
+from placement_ext import feasible_pairs, lagrangian_eval
+
+BOUND_METHOD = "Lagrangian relaxation (capacity + power), all feasible pairs"
+
+
+@dataclass(slots=True)
+class Pairs:
+    """All feasible pairs of the full problem (CSR over workloads)."""
+
+    ptr: np.ndarray  # int64 [W+1]
+    col: np.ndarray  # int32 [N]
+    coef: np.ndarray  # float64 [N], devices consumed in the subproblem
+
+    @property
+    def n(self) -> int:
+        return int(self.col.shape[0])
+
+
+@dataclass(slots=True)
+class BoundResult:
+    bound: float
+    multipliers: np.ndarray  # [C + 2 S] (mu, lam, phi), scaled
+    iterations: int
+    ms: float
+
+
+def all_pairs(snap: Snapshot, threads: int) -> Pairs:
+    ptr, col, coef = feasible_pairs(snap.cols, snap.wls, max(1, threads))
+    return Pairs(ptr=ptr, col=col, coef=coef)
+
+
+def full_bound(
+    snap: Snapshot,
+    best_known: float,
+    threads: int,
+    time_limit_s: float,
+    max_iters: int,
+    init: np.ndarray | None = None,
+) -> BoundResult:
+    """All feasible pairs (Cython) + :func:`lagrangian_bound`, timed together."""
+    t0 = time.perf_counter()
+    pairs = all_pairs(snap, threads)
+    left = max(0.05, time_limit_s - (time.perf_counter() - t0))
+    res = lagrangian_bound(snap, pairs, best_known, threads, max_iters, left, init)
+    res.ms = (time.perf_counter() - t0) * 1e3
+    return res
+
+
+class _Rows:
+    """The relaxed rows: right-hand sides and the column -> price map."""
+
+    def __init__(self, snap: Snapshot):
+        cols = snap.cols
+        self.C = snap.n_cols
+        self.S = snap.n_sites
+        self.site = cols["site"].astype(np.int64)
+        self.watts = cols["watts"].astype(np.float64)
+        self.cap = cols["cap_devices"].astype(np.float64)
+        self.total = snap.site_total_watts.astype(np.float64)
+        self.firm = np.minimum(snap.site_firm_watts, snap.site_total_watts).astype(np.float64)
+        # rows that can never bind (empty, "no cap", firm == usable) keep multiplier 0
+        self.active = np.concatenate(
+            [self.cap > 0, self.total > 0, (self.firm > 0) & (self.firm < self.total)]
+        )
+
+    def prices(self, pi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        C, S = self.C, self.S
+        mu, lam, phi = pi[:C], pi[C : C + S], pi[C + S :]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            per_dev = np.where(self.cap > 0, mu / np.where(self.cap > 0, self.cap, 1.0), 0.0)
+            per_w_all = np.where(self.total > 0, lam / np.where(self.total > 0, self.total, 1.0), 0.0)
+            per_w_ni = np.where(self.firm > 0, phi / np.where(self.firm > 0, self.firm, 1.0), 0.0)
+        p_int = per_dev + self.watts * per_w_all[self.site]
+        p_ni = p_int + self.watts * per_w_ni[self.site]
+        return p_int, p_ni
+
+    def subgradient(self, pairs: Pairs, choice: np.ndarray, interruptible: np.ndarray) -> np.ndarray:
+        """dL/dpi = 1 - (load of the subproblem's choices) / rhs, per row."""
+        sel = choice[choice >= 0]
+        w_of = np.flatnonzero(choice >= 0)
+        c = pairs.col[sel].astype(np.int64)
+        dev = pairs.coef[sel]
+        load_c = np.bincount(c, weights=dev, minlength=self.C)
+        pw = dev * self.watts[c]
+        s = self.site[c]
+        load_s = np.bincount(s, weights=pw, minlength=self.S)
+        ni = ~interruptible[w_of].astype(bool)
+        load_f = np.bincount(s[ni], weights=pw[ni], minlength=self.S)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            g = np.concatenate(
+                [
+                    1.0 - load_c / np.where(self.cap > 0, self.cap, 1.0),
+                    1.0 - load_s / np.where(self.total > 0, self.total, 1.0),
+                    1.0 - load_f / np.where(self.firm > 0, self.firm, 1.0),
+                ]
+            )
+        g[~self.active] = 0.0
+        return g
+
+
+def lagrangian_bound(
+    snap: Snapshot,
+    pairs: Pairs,
+    best_known: float,
+    threads: int = 1,
+    max_iters: int = 300,
+    time_limit_s: float = 2.0,
+    init: np.ndarray | None = None,
+) -> BoundResult:
+    """Smallest Lagrangian value found by subgradient steps (a valid upper bound).
+
+    ``best_known`` (the value of a feasible plan, e.g. the greedy's) is the Polyak
+    target; ``init`` warm-starts the multipliers (length C + 2 S, else ignored).
+    Stops after ``max_iters`` steps, ``time_limit_s`` or once the bound is within
+    1e-4 of ``best_known``.
+    """
+    t0 = time.perf_counter()
+    rows = _Rows(snap)
+    value = snap.value.astype(np.float64)
+    intr = snap.wls["interruptible"].astype(np.uint8)
+    n = rows.C + 2 * rows.S
+    pi = np.zeros(n)
+    if init is not None and init.shape == (n,):
+        pi = np.where(rows.active, np.maximum(init, 0.0), 0.0)
+    best_l = math.inf
+    best_pi = pi.copy()
+    theta = 1.0
+    since = 0
+    d_prev = np.zeros(n)
+    it = 0
+    for it in range(1, max_iters + 1):
+        p_int, p_ni = rows.prices(pi)
+        total, choice = lagrangian_eval(pairs.ptr, pairs.col, pairs.coef, value, intr, p_int, p_ni, threads)
+        L = float(pi.sum()) + total
+        if L < best_l - 1e-9 * abs(best_l if math.isfinite(best_l) else L):
+            best_l, best_pi, since = L, pi.copy(), 0
+        else:
+            since += 1
+            if since >= 10:  # no progress: shorter steps, restart from the best point
+                theta *= 0.5
+                since = 0
+                pi = best_pi.copy()
+                d_prev[:] = 0.0
+                continue
+        if best_l <= best_known * (1 + 1e-4) or theta < 1e-4:
+            break
+        if time.perf_counter() - t0 > time_limit_s:
+            break
+        g = rows.subgradient(pairs, choice, intr)
+        # project: a row with pi = 0 and slack cannot move below 0
+        g[(pi <= 0) & (g > 0)] = 0.0
+        d = g + 0.3 * d_prev  # deflection damps zig-zagging
+        dd = float(d @ d)
+        if dd <= 0.0:
+            break  # no violated row: the subproblem's choice is feasible for the rows
+        step = theta * max(L - best_known, 1e-9 * abs(L)) / dd
+        pi = np.maximum(0.0, pi - step * d)
+        d_prev = d
+    # float safety: the bound is on an integer objective
+    bound = best_l * (1.0 + 1e-12)
+    return BoundResult(bound=bound, multipliers=best_pi, iterations=it, ms=(time.perf_counter() - t0) * 1e3)
