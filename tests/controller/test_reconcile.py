@@ -111,3 +111,16 @@ def test_same_snapshot_same_statuses_and_stable_conditions(manifests, night):
     for key, status in night.workloads.items():
         assert again.workloads[key].assignments == status.assignments, key
         assert again.workloads[key].conditions[0].last_transition_time == status.conditions[0].last_transition_time
+
+
+def test_a_warm_reconcile_keeps_unchanged_workloads_and_places_the_new_one(manifests, night):
+    """Passing the last plan re-solves only what changed: one new workload here."""
+    extra = manifests.workloads[-2].model_copy(
+        update={"metadata": manifests.workloads[-2].metadata.model_copy(update={"name": "factory-floor-vision-2"})}
+    )
+    snapshot = Snapshot(manifests.factories, manifests.fleets, [*manifests.workloads, extra], NIGHT_IN_CALIFORNIA)
+    warm = reconcile(snapshot, CONFIG, previous=night.plan)
+    assert warm.plan.stats.warm
+    assert warm.workloads[extra.key].phase == "Placed"
+    for key, status in night.workloads.items():
+        assert warm.workloads[key].assignments == status.assignments, key
