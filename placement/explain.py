@@ -17,6 +17,8 @@ from placement_ext import FILTER_NAMES
 def filter_label(name: str, max_latency_ms: float | None) -> str:
     if name == "latency" and max_latency_ms is not None:
         return f"latency > {max_latency_ms:g} ms"
+    if name == "offline now":
+        return "offline now (outside availability windows)"
     return name
 
 

@@ -30,7 +30,7 @@ cnp.import_array()
 
 # Filter codes, in pipeline order; a pair gets the first one that rejects it.
 cdef enum:
-    N_FILTERS = 9
+    N_FILTERS = 10
 FILTER_NAMES = (
     "cordoned",
     "training needs a factory",
@@ -39,6 +39,7 @@ FILTER_NAMES = (
     "latency",
     "accelerator model",
     "memory",
+    "offline now",
     "insufficient devices",
     "insufficient power",
 )
@@ -162,19 +163,21 @@ cdef inline int _pair_eval(
         return 5
     if c.memory_gib[ci] < w.min_memory_gib[wi]:
         return 6
+    if c.is_fleet[ci] and c.cap_devices[ci] <= 0.0:
+        return 7  # no device online at the plan's time: outside every availability window
     if w.accel[wi] > 0.0:
         n = w.accel[wi]
         e = c.e_dev[ci]
     else:
         if c.tps_milli[ci] <= 0.0:
-            return 7
+            return 8
         n = ceil(w.tokens_milli[wi] / c.tps_milli[ci])
         e = c.e_tok[ci]
     need_min = n
     if w.site_limit[wi] > 1:
         need_min = 1.0
     if need_min > c.cap_devices[ci]:
-        return 7
+        return 8
     power = need_min * c.watts[ci]
     if w.interruptible[wi]:
         avail = c.total_watts[ci]
@@ -183,7 +186,7 @@ cdef inline int _pair_eval(
         if c.total_watts[ci] < avail:
             avail = c.total_watts[ci]
     if power > avail:
-        return 8
+        return 9
     lq = floor(lat + 0.5)
     if lq > _MAX_LATENCY_TIER:
         lq = _MAX_LATENCY_TIER

@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-N_FILTERS = 9
+N_FILTERS = 10
 ENERGY_SCALE = 1_000_000.0
 LATENCY_SCALE = 1_000.0
 MAX_LATENCY_TIER = 999.0
@@ -60,6 +60,9 @@ def pair_codes_numpy(cols: dict, wls: dict, w0: int, w1: int):
     no_tps = ~dev & (tps <= 0.0)
     need_min = np.where(wls["site_limit"][sl, None] > 1, 1.0, n)
     f_dev = no_tps | (need_min > cols["cap_devices"][None, :])
+    f_offline = np.broadcast_to(
+        (cols["is_fleet"].astype(bool) & (cols["cap_devices"] <= 0.0))[None, :], (nw, C)
+    )
     avail = np.where(
         wls["interruptible"][sl, None].astype(bool),
         cols["total_watts"][None, :],
@@ -68,7 +71,7 @@ def pair_codes_numpy(cols: dict, wls: dict, w0: int, w1: int):
     f_pow = need_min * cols["watts"][None, :] > avail
     code = np.full((nw, C), N_FILTERS, dtype=np.int32)
     for k, mask in reversed(
-        list(enumerate((f_cord, f_train, f_fleet, f_country, f_lat, f_model, f_mem, f_dev, f_pow)))
+        list(enumerate((f_cord, f_train, f_fleet, f_country, f_lat, f_model, f_mem, f_offline, f_dev, f_pow)))
     ):
         code = np.where(mask, k, code)
     lq = np.minimum(np.floor(lat + 0.5), MAX_LATENCY_TIER)
@@ -149,23 +152,25 @@ def _pair_eval_py(cols, wls, wi, ci):
         return 5, 0.0, 0.0, 0.0
     if cols["memory_gib"][ci] < wls["min_memory_gib"][wi]:
         return 6, 0.0, 0.0, 0.0
+    if cols["is_fleet"][ci] and cols["cap_devices"][ci] <= 0.0:
+        return 7, 0.0, 0.0, 0.0
     if wls["accel"][wi] > 0.0:
         n = wls["accel"][wi]
         e = cols["e_dev"][ci]
     else:
         if cols["tps_milli"][ci] <= 0.0:
-            return 7, 0.0, 0.0, 0.0
+            return 8, 0.0, 0.0, 0.0
         n = float(math.ceil(wls["tokens_milli"][wi] / cols["tps_milli"][ci]))
         e = cols["e_tok"][ci]
     need_min = 1.0 if wls["site_limit"][wi] > 1 else n
     if need_min > cols["cap_devices"][ci]:
-        return 7, 0.0, 0.0, 0.0
+        return 8, 0.0, 0.0, 0.0
     if wls["interruptible"][wi]:
         avail = cols["total_watts"][ci]
     else:
         avail = min(cols["firm_watts"][ci], cols["total_watts"][ci])
     if need_min * cols["watts"][ci] > avail:
-        return 8, 0.0, 0.0, 0.0
+        return 9, 0.0, 0.0, 0.0
     lq = min(math.floor(lat + 0.5), MAX_LATENCY_TIER) if math.isfinite(lat) else MAX_LATENCY_TIER
     st = 0.0
     cp = wls["cur_ptr"]

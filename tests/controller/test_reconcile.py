@@ -124,3 +124,13 @@ def test_a_warm_reconcile_keeps_unchanged_workloads_and_places_the_new_one(manif
     assert warm.workloads[extra.key].phase == "Placed"
     for key, status in night.workloads.items():
         assert warm.workloads[key].assignments == status.assignments, key
+
+
+def test_a_fleet_only_workload_says_the_fleet_is_offline(manifests):
+    """07:30 in California: the parked-car window (22:00-06:00) is closed."""
+    morning = reconcile(_snapshot(manifests, MORNING_IN_CALIFORNIA), CONFIG)
+    status = morning.workloads["batch/dashcam-clip-indexing"]
+    assert status.phase == "Unschedulable"
+    assert status.message == (
+        "0/8 sites fit: 7 accelerator model, 1 offline now (outside availability windows)"
+    )

@@ -114,7 +114,9 @@ def test_fleet_offline_outside_its_window():
     w = WorkloadDemand(key="a/w", tokens_per_second=1000.0, allow_fleets=True)
     noon = Mesh(fleets=(fleet,), workloads=(w,), at=dt.datetime(2025, 1, 1, 12, tzinfo=dt.timezone.utc))
     midnight = Mesh(fleets=(fleet,), workloads=(w,), at=dt.datetime(2025, 1, 1, 23, tzinfo=dt.timezone.utc))
-    assert placement.plan(noon, FAST).workloads["a/w"].phase == "Unschedulable"
+    at_noon = placement.plan(noon, FAST).workloads["a/w"]
+    assert at_noon.phase == "Unschedulable"
+    assert at_noon.message == "0/1 sites fit: 1 offline now (outside availability windows)"
     d = placement.plan(midnight, FAST).workloads["a/w"]
     assert d.phase == "Placed" and d.devices == 5  # ceil(1000 / 200)
 
