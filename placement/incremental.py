@@ -52,7 +52,9 @@ class Basis:
 
     sites_fp: str
     top_k: int
-    workload_fp: dict[str, int]
+    # each workload's demand without ``current``: compared by equality, not by hash,
+    # so a changed spec can never pass for an unchanged one
+    workload_fp: dict[str, WorkloadDemand]
     # per placed workload: [(column, need, ub, cost_per_device, latency_ms, devices)]
     chosen: dict[str, list[tuple[int, int, int, int, float, int]]]
     multipliers: np.ndarray | None
@@ -71,8 +73,9 @@ def sites_fingerprint(snap: Snapshot) -> str:
     return h.hexdigest()
 
 
-def workload_fingerprint(w: WorkloadDemand) -> int:
-    return hash(replace(w, current=()))
+def workload_fingerprint(w: WorkloadDemand) -> WorkloadDemand:
+    """The demand as the engine sees it, minus ``current`` (only the stability tier)."""
+    return replace(w, current=())
 
 
 def make_basis(snap: Snapshot, cands: Candidates, devices: np.ndarray, multipliers, top_k: int) -> Basis:
