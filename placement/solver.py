@@ -21,8 +21,7 @@ A. maximise placed priority-weighted demand ``sum value[w] x[w]`` with
 B. hold A's value, minimise ``sum cost_per_device[w,c] devices[w,c]``, where
    cost per device = energy tier x 1e6 + latency tier (ms, <= 999) x 1e3 +
    stability (100 when off the current sites): energy >> latency >> stability.
-``lp_bound`` (GLOP LP relaxation of phase A on the candidates) is kept for reference
-and comparisons only; the pipeline's bound is :mod:`placement.bound` (all pairs).
+The plan's upper bound is :mod:`placement.bound` (Lagrangian, over all pairs).
 """
 
 from __future__ import annotations
@@ -32,13 +31,10 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-from ortools.linear_solver import pywraplp
 from ortools.sat.python import cp_model
 
 from placement.problem import SolverConfig
 from placement.snapshot import Snapshot
-
-_LP_SOLVER = "GLOP"
 
 
 @dataclass(slots=True)
@@ -401,89 +397,3 @@ def _phase_b(snap, cands, model, config, t0, budget_s, dev_a, val_a, bound_a, st
     return CpSatResult(dev, status, float(val_a), float(bound_a), float(plan_cost(cands, dev)),
                        (time.perf_counter() - t0) * 1e3, b_status)
 
-
-def lp_bound(snap: Snapshot, cands: Candidates) -> float:
-    """Upper bound on phase A: the LP relaxation of the same model (GLOP)."""
-    solver = pywraplp.Solver.CreateSolver(_LP_SOLVER)
-    W = len(snap.keys)
-    cols = snap.cols
-    limit = snap.wls["site_limit"]
-    inf = solver.infinity()
-    col_terms: dict[int, list] = {}
-    site_all: dict[int, list] = {}
-    site_ni: dict[int, list] = {}
-    obj = solver.Objective()
-    # rows are scaled for GLOP's numerics: power in MW, token demand as a share of
-    # the demand, objective over the largest value (scaled back at the end)
-    vscale = float(max(1, snap.value.max())) if W else 1.0
-    for w in range(W):
-        lo, hi = int(cands.ptr[w]), int(cands.ptr[w + 1])
-        if lo == hi:
-            continue
-        interruptible = snap.wls["interruptible"][w]
-        if limit[w] <= 1:
-            one = solver.Constraint(-inf, 1.0)
-            for i in range(lo, hi):
-                y = solver.NumVar(0.0, 1.0, "")
-                one.SetCoefficient(y, 1.0)
-                obj.SetCoefficient(y, float(snap.value[w]) / vscale)
-                n = float(cands.need[i])
-                c = int(cands.col[i])
-                s = int(cols["site"][c])
-                col_terms.setdefault(c, []).append((y, n))
-                site_all.setdefault(s, []).append((y, n * cols["watts"][c] / 1e6))
-                if not interruptible:
-                    site_ni.setdefault(s, []).append((y, n * cols["watts"][c] / 1e6))
-        else:
-            x = solver.NumVar(0.0, 1.0, "")
-            obj.SetCoefficient(x, float(snap.value[w]) / vscale)
-            demand = solver.Constraint(0.0, inf) if snap.wls["accel"][w] <= 0 else solver.Constraint(0.0, 0.0)
-            # tokens: sum d tps - D x >= 0 ; devices: sum d - A x == 0
-            if snap.wls["accel"][w] > 0:
-                demand.SetCoefficient(x, -float(snap.wls["accel"][w]))
-            else:
-                demand.SetCoefficient(x, -1.0)
-            tok_scale = 1.0 / max(1.0, float(snap.wls["tokens_milli"][w]))
-            sites = solver.Constraint(-inf, 0.0)  # sum y - max_sites x <= 0
-            sites.SetCoefficient(x, -float(limit[w]))
-            for i in range(lo, hi):
-                ub = float(cands.ub[i])
-                if ub < 1:
-                    continue
-                d = solver.NumVar(0.0, ub, "")
-                y = solver.NumVar(0.0, 1.0, "")
-                sites.SetCoefficient(y, 1.0)
-                link = solver.Constraint(-inf, 0.0)  # d - ub y <= 0
-                link.SetCoefficient(d, 1.0)
-                link.SetCoefficient(y, -ub)
-                low = solver.Constraint(0.0, inf)  # d - y >= 0
-                low.SetCoefficient(d, 1.0)
-                low.SetCoefficient(y, -1.0)
-                c = int(cands.col[i])
-                s = int(cols["site"][c])
-                demand.SetCoefficient(
-                    d, 1.0 if snap.wls["accel"][w] > 0 else float(cols["tps_milli"][c]) * tok_scale
-                )
-                col_terms.setdefault(c, []).append((d, 1.0))
-                site_all.setdefault(s, []).append((d, cols["watts"][c] / 1e6))
-                if not interruptible:
-                    site_ni.setdefault(s, []).append((d, cols["watts"][c] / 1e6))
-    for c, terms in col_terms.items():
-        ct = solver.Constraint(-inf, float(cols["cap_devices"][c]))
-        for v, k in terms:
-            ct.SetCoefficient(v, float(k))
-    for s, terms in site_all.items():
-        ct = solver.Constraint(-inf, float(snap.site_total_watts[s]) / 1e6)
-        for v, k in terms:
-            ct.SetCoefficient(v, float(k))
-    for s, terms in site_ni.items():
-        firm = min(snap.site_firm_watts[s], snap.site_total_watts[s])
-        if firm < snap.site_total_watts[s]:
-            ct = solver.Constraint(-inf, float(firm) / 1e6)
-            for v, k in terms:
-                ct.SetCoefficient(v, float(k))
-    obj.SetMaximization()
-    status = solver.Solve()
-    if status not in (pywraplp.Solver.OPTIMAL, pywraplp.Solver.FEASIBLE):
-        return math.nan
-    return float(obj.Value()) * vscale
