@@ -33,7 +33,6 @@ from placement.problem import SolverConfig
 
 EXIT_OK = 0
 EXIT_PROBLEMS = 1
-EXIT_USAGE = 2
 
 
 # Tables printed into a pipe or a CI log get this width rather than rich's 80 columns.

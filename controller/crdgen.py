@@ -19,7 +19,6 @@ Each model's ``CrossFieldRule``s arrive as ``x-kubernetes-validations`` (see
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 from typing import Any
 
 import yaml
@@ -149,14 +148,3 @@ def crd_filename(info: KindInfo) -> str:
 def rendered_crds() -> dict[str, str]:
     """File name -> text for every kind."""
     return {crd_filename(info): render(info) for info in KINDS.values()}
-
-
-def write_crds(directory: Path) -> list[Path]:
-    """Write every CRD into ``directory``; returns the paths written."""
-    directory.mkdir(parents=True, exist_ok=True)
-    written = []
-    for name, text in rendered_crds().items():
-        path = directory / name
-        path.write_text(text)
-        written.append(path)
-    return written
