@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := .make
 PYTEST_ARGS ?=
 
-.PHONY: help run test test-fast test-e2e bench crds check-crds install controlplane clean
+.PHONY: help run test test-fast test-e2e bench crds check-crds install controlplane tools clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -34,19 +34,22 @@ else
 	@echo "MESHPLANE_E2E_KUBECONFIG is set: the e2e tests use that cluster; no control plane to build"
 endif
 
-test: install controlplane ## set up, then the whole suite, end-to-end tests included
+tools: ## build the real helm the tests run, from Go modules (cached)
+	bash tests/tools/build.sh
+
+test: install controlplane tools ## set up, then the whole suite, end-to-end tests included
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-fast: install ## the suite without the end-to-end tests
 	$(BIN)/python -m pytest -m "not e2e" $(PYTEST_ARGS)
 
-test-e2e: install controlplane ## only the end-to-end tests (MESHPLANE_E2E_KUBECONFIG=... for kind)
+test-e2e: install controlplane tools ## only the end-to-end tests (MESHPLANE_E2E_KUBECONFIG=... for kind)
 	$(BIN)/python -m pytest tests/e2e $(PYTEST_ARGS)
 
 bench: install ## benchmarks at 1k x 100, 5k x 500, 10k x 1000: bench/results.json, docs/benchmarks.md
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
-crds: install ## regenerate crds/ from the models
+crds: install ## regenerate crds/, the chart's copies and docs/api-reference.md from the models
 	$(BIN)/meshctl crds
 
 check-crds: install ## fail if crds/ differs from the models

@@ -4,8 +4,8 @@ Subcommands:
 - ``validate -f PATH...``: check manifests with the models; one line per problem.
 - ``plan -f PATH... [--at TIME] [-o table|json|yaml]``: run the reconcile core the
   operator runs on the manifests in memory and print the placements.
-- ``crds [--check]``: write the generated CRDs into ``crds/`` and the API reference
-  into ``docs/`` (or check them for drift).
+- ``crds [--check]``: write the generated CRDs into ``crds/`` and the chart's
+  ``crds/``, and the API reference into ``docs/`` (or check them all for drift).
 
 Installed as the ``meshctl`` console script (see pyproject.toml); every subcommand
 is a small function taking parsed arguments and returning the exit code.
@@ -208,14 +208,18 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _generated_files(crds_dir: Path, docs_dir: Path) -> dict[Path, str]:
-    files = {crds_dir / name: text for name, text in crdgen.rendered_crds().items()}
+def _generated_files(crds_dir: Path, docs_dir: Path, chart_dir: Path) -> dict[Path, str]:
+    """Every file generated from the models: CRDs, the chart's identical copies, docs."""
+    files = {}
+    for name, text in crdgen.rendered_crds().items():
+        files[crds_dir / name] = text
+        files[chart_dir / "crds" / name] = text
     files[docs_dir / apidocs.REFERENCE_FILENAME] = apidocs.render_reference()
     return files
 
 
 def cmd_crds(args: argparse.Namespace) -> int:
-    files = _generated_files(Path(args.output_dir), Path(args.docs_dir))
+    files = _generated_files(Path(args.output_dir), Path(args.docs_dir), Path(args.chart_dir))
     out = _console()
     if args.check:
         stale = [path for path, text in files.items() if not path.is_file() or path.read_text() != text]
@@ -258,6 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
     crds = commands.add_parser("crds", help="write the CRDs and the API reference generated from the models")
     crds.add_argument("--output-dir", default="crds", help="folder of the CRDs (default: crds)")
     crds.add_argument("--docs-dir", default="docs", help="folder of api-reference.md (default: docs)")
+    crds.add_argument("--chart-dir", default="helm/meshplane", help="Helm chart whose crds/ gets copies (default: helm/meshplane)")
     crds.add_argument("--check", action="store_true", help="exit 1 if the files differ from the models")
     crds.set_defaults(handler=cmd_crds)
     return parser

@@ -42,6 +42,13 @@ def test_committed_crds_match_the_models():
     assert not stale, f"crds/ is out of date for {stale}: run `make crds`"
 
 
+def test_the_chart_ships_the_generated_crds_unchanged():
+    chart_crds = REPO / "helm" / "meshplane" / "crds"
+    assert {p.name for p in chart_crds.glob("*.yaml")} == {p.name for p in CRDS_DIR.glob("*.yaml")}
+    for path in CRDS_DIR.glob("*.yaml"):
+        assert (chart_crds / path.name).read_bytes() == path.read_bytes(), f"{path.name}: run `make crds`"
+
+
 def test_committed_api_reference_matches_the_models():
     from controller import apidocs
 
@@ -52,16 +59,19 @@ def test_committed_api_reference_matches_the_models():
 def test_drift_check_notices_an_edited_file(tmp_path, capsys):
     from controller.cli import main
 
-    dirs = ["--output-dir", str(tmp_path / "crds"), "--docs-dir", str(tmp_path / "docs")]
+    dirs = ["--output-dir", str(tmp_path / "crds"), "--docs-dir", str(tmp_path / "docs"),
+            "--chart-dir", str(tmp_path / "chart")]
     assert main(["crds", *dirs]) == 0
     assert main(["crds", "--check", *dirs]) == 0
     victim = next((tmp_path / "crds").glob("*workloads.yaml"))
     victim.write_text(victim.read_text().replace("maxSites", "maxSite"))
     (tmp_path / "docs" / "api-reference.md").unlink()
+    chart_copy = tmp_path / "chart" / "crds" / "meshplane.io_aifactories.yaml"
+    chart_copy.write_text(chart_copy.read_text() + "# edited by hand\n")
     capsys.readouterr()
     assert main(["crds", "--check", *dirs]) == 1
     out = capsys.readouterr().out
-    assert victim.name in out and "api-reference.md" in out
+    assert victim.name in out and "api-reference.md" in out and str(chart_copy) in out
 
 
 @pytest.mark.parametrize("kind", list(KINDS))

@@ -31,12 +31,13 @@ import (
 	"k8s.io/client-go/restmapper"
 	"k8s.io/controller-manager/pkg/informerfactory"
 	"k8s.io/klog/v2"
+	"k8s.io/kubernetes/pkg/controller/clusterroleaggregation"
 	"k8s.io/kubernetes/pkg/controller/garbagecollector"
 	namespacecontroller "k8s.io/kubernetes/pkg/controller/namespace"
 	serviceaccountcontroller "k8s.io/kubernetes/pkg/controller/serviceaccount"
 )
 
-var knownControllers = []string{"namespace", "garbagecollector", "serviceaccount"}
+var knownControllers = []string{"namespace", "garbagecollector", "serviceaccount", "clusterrole-aggregation"}
 
 // parseControllers turns "namespace,garbagecollector" (or "*" / "" / "none") into a set.
 func parseControllers(spec string) (map[string]bool, error) {
@@ -114,6 +115,17 @@ func startControllers(ctx context.Context, cfg *rest.Config, enabled map[string]
 			return fmt.Errorf("serviceaccount controller: %w", err)
 		}
 		runs = append(runs, func(ctx context.Context) { sac.Run(ctx, 1) })
+	}
+
+	if enabled["clusterrole-aggregation"] {
+		// ClusterRoles labelled aggregate-to-view/edit/admin (as meshplane's chart ships)
+		// are folded into the built-in roles by this controller, as in a real cluster.
+		aggClient, err := kubernetes.NewForConfig(withAgent("clusterrole-aggregation-controller"))
+		if err != nil {
+			return err
+		}
+		agg := clusterroleaggregation.NewClusterRoleAggregation(typed.Rbac().V1().ClusterRoles(), aggClient.RbacV1())
+		runs = append(runs, func(ctx context.Context) { agg.Run(ctx, 1) })
 	}
 
 	if enabled["garbagecollector"] {

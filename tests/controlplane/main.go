@@ -13,10 +13,11 @@
 // on stdout. It stops on SIGTERM/SIGINT, or when its standard input reaches EOF if
 // --exit-on-stdin-eof is given (so it dies with the test process that started it).
 //
-// There is no kubelet, scheduler or kube-controller-manager. Three of the latter's
+// There is no kubelet, scheduler or kube-controller-manager. Four of the latter's
 // controllers run in-process (see controllers.go; --controllers picks them): namespace
 // (deleted namespaces are emptied and go away), garbagecollector (ownerReferences
-// cascade) and serviceaccount (the "default" ServiceAccount of each namespace).
+// cascade), serviceaccount (the "default" ServiceAccount of each namespace) and
+// clusterrole-aggregation (labelled ClusterRoles fold into view/edit/admin).
 // Workload controllers (Deployments, Jobs, ...) do not run and no Pod ever starts.
 //
 // Usage:
