@@ -263,14 +263,7 @@ def _combine(snap, basis, fixed, free, sub_cands, sub_dev) -> tuple[Candidates, 
             lat.extend(sub_cands.latency_ms[lo:hi].tolist())
             dev.extend(sub_dev[lo:hi].tolist())
         ptr.append(len(col))
-    cands = Candidates(
-        ptr=np.asarray(ptr, dtype=np.int64),
-        col=np.asarray(col, dtype=np.int64),
-        need=np.asarray(need, dtype=np.int64),
-        ub=np.asarray(ub, dtype=np.int64),
-        cost_per_device=np.asarray(cpd, dtype=np.int64),
-        latency_ms=np.asarray(lat, dtype=np.float64),
-    )
+    cands = Candidates.from_lists(ptr, col, need, ub, cpd, lat)
     return cands, np.asarray(dev, dtype=np.int64)
 
 

@@ -52,6 +52,18 @@ class Candidates:
     def n(self) -> int:
         return int(self.col.shape[0])
 
+    @classmethod
+    def from_lists(cls, ptr, col, need, ub, cost_per_device, latency_ms) -> Candidates:
+        """Candidates from Python lists built row by row (the arrays get their dtypes)."""
+        return cls(
+            ptr=np.asarray(ptr, dtype=np.int64),
+            col=np.asarray(col, dtype=np.int64),
+            need=np.asarray(need, dtype=np.int64),
+            ub=np.asarray(ub, dtype=np.int64),
+            cost_per_device=np.asarray(cost_per_device, dtype=np.int64),
+            latency_ms=np.asarray(latency_ms, dtype=np.float64),
+        )
+
 
 def kernel_rows_kept(kout: dict, n_extra: int, max_vars: int | None) -> int:
     """How many of each workload's kernel candidates (sorted best first) to keep so
@@ -115,14 +127,7 @@ def build_candidates(
             c_cpd.append(int(round(cost / n)) if n > 0 else 0)
             c_lat.append(lat)
         ptr.append(len(c_col))
-    return Candidates(
-        ptr=np.asarray(ptr, dtype=np.int64),
-        col=np.asarray(c_col, dtype=np.int64),
-        need=np.asarray(c_need, dtype=np.int64),
-        ub=np.asarray(c_ub, dtype=np.int64),
-        cost_per_device=np.asarray(c_cpd, dtype=np.int64),
-        latency_ms=np.asarray(c_lat, dtype=np.float64),
-    )
+    return Candidates.from_lists(ptr, c_col, c_need, c_ub, c_cpd, c_lat)
 
 
 def _pair_record(snap: Snapshot, w: int, c: int) -> tuple[int, float, float, float]:
