@@ -244,6 +244,12 @@ def site_status(usage: SiteUsage | None, generation: int | None, previous: Seque
     )
 
 
+NAME_CONFLICT_MESSAGE = (
+    "an AIFactory has the same name and site names are unique across AIFactory and "
+    "EdgeFleet: rename the fleet; it is left out of the plan until then"
+)
+
+
 def reconcile(
     snapshot: Snapshot, config: problem.SolverConfig | None = None, previous: Plan | None = None
 ) -> Outcome:
@@ -252,15 +258,34 @@ def reconcile(
     ``previous`` is the plan of the last reconcile (``Outcome.plan``), if the caller
     kept it: when the sites are unchanged, the engine then re-solves only the
     workloads that changed, several times faster (see docs/placement.md).
+
+    The API server lets an AIFactory and an EdgeFleet share a name, but a plan cannot
+    tell them apart: such a fleet is left out and its status says why, and the rest
+    of the mesh is planned as usual.
     """
-    plan = placement_plan(to_mesh(snapshot), config or problem.SolverConfig(), previous)
+    factory_names = {f.metadata.name for f in snapshot.factories}
+    conflicting = [f for f in snapshot.fleets if f.metadata.name in factory_names]
+    plannable = Snapshot(
+        snapshot.factories,
+        [f for f in snapshot.fleets if f.metadata.name not in factory_names],
+        snapshot.workloads,
+        snapshot.at,
+    )
+    plan = placement_plan(to_mesh(plannable), config or problem.SolverConfig(), previous)
     outcome = Outcome(plan=plan)
     for workload in snapshot.workloads:
         outcome.workloads[workload.key] = workload_status(workload, plan.workloads[workload.key], plan, snapshot.at)
-    for sites, target, fleet in ((snapshot.factories, outcome.factories, False), (snapshot.fleets, outcome.fleets, True)):
+    for sites, target, fleet in ((plannable.factories, outcome.factories, False), (plannable.fleets, outcome.fleets, True)):
         for site in sites:
-            previous = site.status.conditions if site.status else []
+            conditions = site.status.conditions if site.status else []
             target[site.metadata.name] = site_status(
-                plan.sites.get(site.metadata.name), site.metadata.generation, previous, snapshot.at, fleet
+                plan.sites.get(site.metadata.name), site.metadata.generation, conditions, snapshot.at, fleet
             )
+    for site in conflicting:
+        generation = site.metadata.generation
+        conditions = site.status.conditions if site.status else []
+        outcome.fleets[site.metadata.name] = SiteStatus(
+            observed_generation=generation,
+            conditions=[condition(conditions, "Ready", "False", "NameConflict", NAME_CONFLICT_MESSAGE, snapshot.at, generation)],
+        )
     return outcome

@@ -134,3 +134,17 @@ def test_a_fleet_only_workload_says_the_fleet_is_offline(manifests):
     assert status.message == (
         "0/8 sites fit: 7 accelerator model, 1 offline now (outside availability windows)"
     )
+
+
+def test_a_fleet_named_like_a_factory_is_left_out_and_says_why(manifests):
+    """The API server allows it (two kinds); the plan cannot: the rest still places."""
+    clash = manifests.fleets[0].model_copy(
+        update={"metadata": manifests.fleets[0].metadata.model_copy(update={"name": "us-memphis-1"})}
+    )
+    outcome = reconcile(
+        Snapshot(manifests.factories, [*manifests.fleets, clash], manifests.workloads, NIGHT_IN_CALIFORNIA), CONFIG
+    )
+    ready = outcome.fleets["us-memphis-1"].conditions[0]
+    assert (ready.status, ready.reason) == ("False", "NameConflict")
+    assert outcome.factories["us-memphis-1"].power.allocated_mw >= 450
+    assert outcome.workloads["research/frontier-pretrain"].phase == "Placed"
