@@ -147,7 +147,7 @@ def _workload_table(manifests: Manifests, outcome: Outcome) -> Table:
             workload.key, workload.spec.type, f"[{style}]{status.phase}[/]", status.sites.replace(",", ", ") or "-",
             f"{devices:,}" if devices else "-", _fmt(status.power_mw, 2) if devices else "-",
             _fmt(status.latency_ms), _fmt(status.tokens_per_second / watts if watts else None, 3),
-            status.message or "",
+            "" if status.phase == "Placed" else status.message,
         )
     return table
 
