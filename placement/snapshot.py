@@ -61,13 +61,40 @@ class Snapshot:
         return len(self.site_names)
 
 
+@dataclass(frozen=True, slots=True)
+class _Column:
+    """One site column (a factory's accelerator pool, or a fleet) before it becomes a
+    row of the kernel's column arrays."""
+
+    site: int
+    is_fleet: int
+    cordoned: int
+    country: int
+    model: int
+    memory_gib: float
+    cap_devices: float
+    tps_milli: float
+    tps: float  # real per-device tokens/s, for reporting
+    watts: float  # integer facility watts per device (the kernel's)
+    watts_real: float  # real facility watts per device, for reporting
+    firm_watts: float
+    total_watts: float
+    price_per_mwh: float
+    carbon_grams_per_kwh: float
+    latency_site: int
+    site_name: str
+    kind: str
+    model_name: str
+
+
+def _array(columns: list[_Column], field: str, dtype) -> np.ndarray:
+    return np.asarray([getattr(c, field) for c in columns], dtype=dtype)
+
+
 def build(mesh: Mesh, config: SolverConfig = SolverConfig()) -> Snapshot:
     lm = latency_matrix(mesh)
     # ---- columns
-    col_site, col_fleet, col_cord, col_country, col_model = [], [], [], [], []
-    col_mem, col_cap, col_tpsm, col_watts, col_firm, col_total = [], [], [], [], [], []
-    col_price, col_carbon, col_tps, col_lat_site, col_wreal = [], [], [], [], []
-    col_site_name, col_kind, col_model_name = [], [], []
+    columns: list[_Column] = []
     site_ptr = [0]
     site_names, site_kind, site_firm, site_total = [], [], [], []
     countries: dict[str, int] = {}
@@ -79,82 +106,63 @@ def build(mesh: Mesh, config: SolverConfig = SolverConfig()) -> Snapshot:
     def midx(m: str) -> int:
         return models.setdefault(m, len(models))
 
-    for si, f in enumerate(mesh.factories):
-        firm_w = cap.budget_watts(f.firm_mw)
-        total_w = cap.budget_watts(cap.factory_usable_mw(f))
-        site_names.append(f.name)
-        site_kind.append(KIND_FACTORY)
+    def add_site(name: str, kind: str, firm_w: float, total_w: float) -> int:
+        site_names.append(name)
+        site_kind.append(kind)
         site_firm.append(firm_w)
         site_total.append(total_w)
-        for p in f.pools:
-            col_site.append(si)
-            col_fleet.append(0)
-            col_cord.append(int(f.cordoned))
-            col_country.append(cidx(f.country))
-            col_model.append(midx(p.model))
-            col_mem.append(p.memory_gib)
-            col_cap.append(float(max(0, p.count)))
-            col_tpsm.append(cap.tps_milli(p.tokens_per_second_per_device))
-            col_tps.append(p.tokens_per_second_per_device)
-            col_watts.append(cap.device_watts(p.watts_per_device, f.pue))
-            col_wreal.append(p.watts_per_device * f.pue)
-            col_firm.append(firm_w)
-            col_total.append(total_w)
-            col_price.append(f.price_per_mwh)
-            col_carbon.append(f.carbon_grams_per_kwh)
-            col_lat_site.append(lm.site_index[f.name])
-            col_site_name.append(f.name)
-            col_kind.append(KIND_FACTORY)
-            col_model_name.append(p.model)
-        site_ptr.append(len(col_site))
-    nf = len(mesh.factories)
-    for fi, f in enumerate(mesh.fleets):
-        si = nf + fi
-        cap_w = cap.budget_watts(f.max_fleet_mw)
-        site_names.append(f.name)
-        site_kind.append(KIND_FLEET)
-        site_firm.append(cap_w)
-        site_total.append(cap_w)
-        col_site.append(si)
-        col_fleet.append(1)
-        col_cord.append(int(f.cordoned))
-        col_country.append(cidx(f.country))
-        col_model.append(midx(f.accelerator_model))
-        col_mem.append(f.memory_gib)
-        col_cap.append(float(cap.fleet_effective_devices(f, mesh.at)))
-        col_tpsm.append(cap.tps_milli(f.tokens_per_second_per_device))
-        col_tps.append(f.tokens_per_second_per_device)
-        col_watts.append(cap.device_watts(f.watts_per_device, 1.0))
-        col_wreal.append(f.watts_per_device)
-        col_firm.append(cap_w)
-        col_total.append(cap_w)
-        col_price.append(f.price_per_mwh)
-        col_carbon.append(f.carbon_grams_per_kwh)
-        col_lat_site.append(lm.site_index[f.name])
-        col_site_name.append(f.name)
-        col_kind.append(KIND_FLEET)
-        col_model_name.append(f.accelerator_model)
-        site_ptr.append(len(col_site))
+        return len(site_names) - 1
 
-    watts = np.asarray(col_watts, dtype=np.float64)
-    tpsm = np.asarray(col_tpsm, dtype=np.float64)
+    for f in mesh.factories:
+        firm_w = cap.budget_watts(f.firm_mw)
+        total_w = cap.budget_watts(cap.factory_usable_mw(f))
+        si = add_site(f.name, KIND_FACTORY, firm_w, total_w)
+        for p in f.pools:
+            columns.append(_Column(
+                site=si, is_fleet=0, cordoned=int(f.cordoned), country=cidx(f.country),
+                model=midx(p.model), memory_gib=p.memory_gib, cap_devices=float(max(0, p.count)),
+                tps_milli=cap.tps_milli(p.tokens_per_second_per_device),
+                tps=p.tokens_per_second_per_device,
+                watts=cap.device_watts(p.watts_per_device, f.pue), watts_real=p.watts_per_device * f.pue,
+                firm_watts=firm_w, total_watts=total_w,
+                price_per_mwh=f.price_per_mwh, carbon_grams_per_kwh=f.carbon_grams_per_kwh,
+                latency_site=lm.site_index[f.name], site_name=f.name, kind=KIND_FACTORY, model_name=p.model,
+            ))
+        site_ptr.append(len(columns))
+    for f in mesh.fleets:
+        cap_w = cap.budget_watts(f.max_fleet_mw)  # fleets: no firm/flexible split, no PUE
+        si = add_site(f.name, KIND_FLEET, cap_w, cap_w)
+        columns.append(_Column(
+            site=si, is_fleet=1, cordoned=int(f.cordoned), country=cidx(f.country),
+            model=midx(f.accelerator_model), memory_gib=f.memory_gib,
+            cap_devices=float(cap.fleet_effective_devices(f, mesh.at)),
+            tps_milli=cap.tps_milli(f.tokens_per_second_per_device), tps=f.tokens_per_second_per_device,
+            watts=cap.device_watts(f.watts_per_device, 1.0), watts_real=f.watts_per_device,
+            firm_watts=cap_w, total_watts=cap_w,
+            price_per_mwh=f.price_per_mwh, carbon_grams_per_kwh=f.carbon_grams_per_kwh,
+            latency_site=lm.site_index[f.name], site_name=f.name, kind=KIND_FLEET, model_name=f.accelerator_model,
+        ))
+        site_ptr.append(len(columns))
+
+    watts = _array(columns, "watts", np.float64)
+    tpsm = _array(columns, "tps_milli", np.float64)
     e_dev, e_tok = energy_tiers(
-        watts, tpsm, np.asarray(col_price, float), np.asarray(col_carbon, float), config
+        watts, tpsm, _array(columns, "price_per_mwh", float), _array(columns, "carbon_grams_per_kwh", float), config
     )
     cols = {
-        "site": np.asarray(col_site, dtype=np.int32),
-        "is_fleet": np.asarray(col_fleet, dtype=np.uint8),
-        "cordoned": np.asarray(col_cord, dtype=np.uint8),
-        "country": np.asarray(col_country, dtype=np.int32),
-        "model": np.asarray(col_model, dtype=np.int32),
-        "memory_gib": np.asarray(col_mem, dtype=np.float64),
-        "cap_devices": np.asarray(col_cap, dtype=np.float64),
+        "site": _array(columns, "site", np.int32),
+        "is_fleet": _array(columns, "is_fleet", np.uint8),
+        "cordoned": _array(columns, "cordoned", np.uint8),
+        "country": _array(columns, "country", np.int32),
+        "model": _array(columns, "model", np.int32),
+        "memory_gib": _array(columns, "memory_gib", np.float64),
+        "cap_devices": _array(columns, "cap_devices", np.float64),
         "tps_milli": tpsm,
         "watts": watts,
         "e_dev": e_dev,
         "e_tok": e_tok,
-        "firm_watts": np.asarray(col_firm, dtype=np.float64),
-        "total_watts": np.asarray(col_total, dtype=np.float64),
+        "firm_watts": _array(columns, "firm_watts", np.float64),
+        "total_watts": _array(columns, "total_watts", np.float64),
         "site_ptr": np.asarray(site_ptr, dtype=np.int32),
     }
     # ---- workloads
@@ -221,8 +229,8 @@ def build(mesh: Mesh, config: SolverConfig = SolverConfig()) -> Snapshot:
         "cur_site": np.asarray(cur_site, dtype=np.int32),
         "country_ok": country_ok,
         "model_ok": model_ok,
-        "latency": np.ascontiguousarray(lm.ms[:, np.asarray(col_lat_site, dtype=np.intp)])
-        if col_lat_site
+        "latency": np.ascontiguousarray(lm.ms[:, _array(columns, "latency_site", np.intp)])
+        if columns
         else np.zeros((len(lm.regions), 0)),
     }
     return Snapshot(
@@ -230,11 +238,11 @@ def build(mesh: Mesh, config: SolverConfig = SolverConfig()) -> Snapshot:
         cols=cols,
         wls=wls,
         latency=lm,
-        col_site_name=col_site_name,
-        col_kind=col_kind,
-        col_model_name=col_model_name,
-        col_tps=np.asarray(col_tps, dtype=np.float64),
-        col_watts_real=np.asarray(col_wreal, dtype=np.float64),
+        col_site_name=[c.site_name for c in columns],
+        col_kind=[c.kind for c in columns],
+        col_model_name=[c.model_name for c in columns],
+        col_tps=_array(columns, "tps", np.float64),
+        col_watts_real=_array(columns, "watts_real", np.float64),
         site_names=site_names,
         site_kind=site_kind,
         site_firm_watts=np.asarray(site_firm, dtype=np.float64),
