@@ -119,8 +119,9 @@ def feasible_devices(snap: Snapshot, cands: Candidates, devices: np.ndarray) -> 
     return True
 
 
-def hint_from_previous(snap: Snapshot, cands: Candidates, previous) -> np.ndarray:
-    """Devices per candidate that repeat a previous plan where it still applies."""
+def hint_from_previous(snap: Snapshot, cands: Candidates, previous: Plan) -> np.ndarray | None:
+    """Devices per candidate that repeat a previous plan where it still applies
+    (None when the result would break a limit)."""
     dev = np.zeros(cands.n, dtype=np.int64)
     key_index = {k: i for i, k in enumerate(snap.keys)}
     col_of = {(snap.col_site_name[c], snap.col_model_name[c]): c for c in range(snap.n_cols)}
@@ -310,12 +311,11 @@ def assign(snap: Snapshot, kout: dict, cands: Candidates, devices: np.ndarray) -
             s = int(cols["site"][c])
             watts = n * snap.col_watts_real[c]  # real units in the report
             site_int_w[s] += n * cols["watts"][c]  # the engine's integer units
-            if not snap.wls["interruptible"][w]:
-                site_int_ni_w[s] += n * cols["watts"][c]
-            col_used[c] += n
             site_tot_w[s] += watts
             if not snap.wls["interruptible"][w]:
+                site_int_ni_w[s] += n * cols["watts"][c]
                 site_ni_w[s] += watts
+            col_used[c] += n
             site_tps[s] += n * snap.col_tps[c]
             site_workloads[s].add(w)
             dec.assignments.append(
@@ -336,7 +336,6 @@ def assign(snap: Snapshot, kout: dict, cands: Candidates, devices: np.ndarray) -
             )
         decisions[dec.key] = dec
     # reasons for the unplaced
-    placed = np.array([decisions[k].phase == PHASE_PLACED for k in snap.keys], dtype=bool)
     for w in range(W):
         dec = decisions[snap.keys[w]]
         if dec.phase == PHASE_PLACED:

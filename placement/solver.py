@@ -35,6 +35,7 @@ from ortools.sat.python import cp_model
 
 from placement.problem import SolverConfig
 from placement.snapshot import Snapshot
+from placement_ext import evaluate_pairs
 
 
 @dataclass(slots=True)
@@ -101,14 +102,24 @@ def build_candidates(
     keep = kernel_rows_kept(kout, int((greedy_cols >= 0).sum()), max_vars)
     kc, kn, kcost, klat = kc[:, :keep], kn[:, :keep], kcost[:, :keep], klat[:, :keep]
     limit = snap.wls["site_limit"]
+    # The greedy scanned every column: its choices outside the top-K get their
+    # candidate records from the same pair evaluation as the kernel, in one call.
+    extra_w, extra_c = [], []
+    for w in range(W):
+        known = set(kc[w][kc[w] >= 0].tolist())
+        for c in greedy_cols[w]:
+            if c >= 0 and int(c) not in known:
+                known.add(int(c))
+                extra_w.append(w)
+                extra_c.append(int(c))
+    _, e_n, e_lat, e_cost = evaluate_pairs(cols, snap.wls, extra_w, extra_c)
+    extra: dict[int, list[tuple[int, float, float, float]]] = {}
+    for w, c, n, cost, lat in zip(extra_w, extra_c, e_n, e_cost, e_lat):
+        extra.setdefault(w, []).append((c, float(n), float(cost), float(lat)))
     for w in range(W):
         seen = set()
         row = [(int(c), float(n), float(cost), float(l)) for c, n, cost, l in zip(kc[w], kn[w], kcost[w], klat[w]) if c >= 0]
-        extra = [int(c) for c in greedy_cols[w] if c >= 0]
-        for c in extra:
-            if c not in {r[0] for r in row}:
-                # greedy scanned all columns: recompute its candidate record
-                row.append(_pair_record(snap, w, c))
+        row += extra.get(w, [])
         for c, n, cost, lat in row:
             if c in seen:
                 continue
@@ -128,14 +139,6 @@ def build_candidates(
             c_lat.append(lat)
         ptr.append(len(c_col))
     return Candidates.from_lists(ptr, c_col, c_need, c_ub, c_cpd, c_lat)
-
-
-def _pair_record(snap: Snapshot, w: int, c: int) -> tuple[int, float, float, float]:
-    from placement_ext.reference import _pair_eval_py
-
-    cols = {k: v for k, v in snap.cols.items()}
-    code, n, lat, cost = _pair_eval_py(cols, snap.wls, w, c)
-    return c, float(n), float(cost), float(lat)
 
 
 def devices_from_greedy(cands: Candidates, greedy_cols: np.ndarray, greedy_n: np.ndarray) -> np.ndarray:

@@ -610,6 +610,39 @@ cdef inline double _pair_coef(const Cols* c, const Wls* w, Py_ssize_t wi, Py_ssi
     return w.tokens_milli[wi] / c.tps_milli[ci]
 
 
+def evaluate_pairs(dict cols, dict wls, workloads, columns):
+    """Filter code, devices, latency (ms) and cost of given (workload, column) pairs.
+
+    The same ``_pair_eval`` as the scoring pass, for the few pairs the caller needs
+    outside the top-K (the greedy placer's choices). Called by
+    ``placement.solver.build_candidates``.
+    """
+    cdef _Bound bnd = _Bound(cols, wls)
+    cdef const int[::1] wv = _ci32(workloads)
+    cdef const int[::1] cv = _ci32(columns)
+    if wv.shape[0] != cv.shape[0]:
+        raise ValueError("workloads and columns must have the same length")
+    if wv.shape[0] and not (0 <= np.min(wv) and np.max(wv) < len(wls["accel"])
+                            and 0 <= np.min(cv) and np.max(cv) < bnd.c.n):
+        raise IndexError("a workload or column index is out of range")
+    cdef Py_ssize_t P = wv.shape[0], k
+    code = np.empty(P, dtype=np.int32)
+    devices = np.empty(P, dtype=np.float64)
+    latency_ms = np.empty(P, dtype=np.float64)
+    cost = np.empty(P, dtype=np.float64)
+    cdef int[::1] oc = code
+    cdef double[::1] od = devices, ol = latency_ms, ocost = cost
+    cdef Cols* cp = &bnd.c
+    cdef Wls* wp = &bnd.w
+    with nogil:
+        for k in range(P):
+            od[k] = 0.0
+            ol[k] = 0.0
+            ocost[k] = 0.0
+            oc[k] = _pair_eval(cp, wp, wv[k], cv[k], &od[k], &ol[k], &ocost[k])
+    return code, devices, latency_ms, cost
+
+
 def feasible_pairs(dict cols, dict wls, int num_threads=1):
     """Every feasible workload x column pair of the FULL problem (no top-K), as CSR.
 

@@ -186,3 +186,31 @@ def test_feasible_pairs_and_lagrangian_eval_match_python(seed, W, S, threads):
         else:
             assert choice[w] == -1
     assert math.isclose(total, expect_total, rel_tol=1e-9, abs_tol=1e-9)
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**31), W=st.integers(1, 20), S=st.integers(1, 8))
+def test_evaluate_pairs_matches_python(seed, W, S):
+    from placement_ext import evaluate_pairs
+    from placement_ext.reference import N_FILTERS, _pair_eval_py
+
+    cols, wls = random_arrays(seed, W, S)
+    C = len(cols["site"])
+    pairs = [(w, c) for w in range(W) for c in range(C)]
+    code, devices, latency, cost = evaluate_pairs(cols, wls, [w for w, _ in pairs], [c for _, c in pairs])
+    for k, (w, c) in enumerate(pairs):
+        want_code, want_n, want_lat, want_cost = _pair_eval_py(cols, wls, w, c)
+        assert code[k] == want_code
+        if want_code == N_FILTERS:
+            assert devices[k] == want_n
+            assert latency[k] == pytest.approx(want_lat, rel=1e-12, abs=1e-12)
+            assert cost[k] == pytest.approx(want_cost, rel=1e-12)
+
+
+def test_evaluate_pairs_refuses_out_of_range_indices():
+    from placement_ext import evaluate_pairs
+
+    cols, wls = random_arrays(0, 3, 2)
+    with pytest.raises(IndexError):
+        evaluate_pairs(cols, wls, [0], [len(cols["site"])])
+    assert len(evaluate_pairs(cols, wls, [], [])[0]) == 0
