@@ -119,7 +119,7 @@ class SolveStats:
     cost: float = 0.0  # phase-B objective (energy >> latency >> stability), lower is better
     kernel_ms: float = 0.0
     cpsat_ms: float = 0.0
-    lp_ms: float = 0.0  # time spent on the bound (name kept for compatibility)
+    bound_ms: float = 0.0  # time spent on the bound
     bound_iterations: int = 0  # subgradient steps of the Lagrangian bound
     warm: bool = False  # incremental re-solve from ``previous`` (placement.incremental)
     fixed_workloads: int = 0  # warm: workloads whose previous assignment was kept as is

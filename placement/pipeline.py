@@ -265,7 +265,7 @@ def finish(result: Plan, snap: Snapshot, cands: Candidates, devices: np.ndarray,
         stats.bound = bound_res.bound
         stats.bound_method = BOUND_METHOD
         stats.bound_iterations = bound_res.iterations
-        stats.lp_ms = bound_res.ms
+        stats.bound_ms = bound_res.ms
     else:
         stats.bound = stats.objective if stats.status in ("OPTIMAL", "EMPTY") else math.nan
     if math.isfinite(stats.bound):
