@@ -1,9 +1,10 @@
 """The Helm chart, with the real helm (built from Go modules by tests/tools/build.sh).
 
 `helm lint`, the values schema, and `helm install` / `uninstall` against the API
-server of the suite: the CRDs it ships are the generated ones, its ClusterRoles are
-aggregated into the built-in view/edit roles, so that a namespace editor can create
-Workloads but not sites, and uninstalling keeps the CRDs (and so everyone's data).
+server of the suite: the chart's ClusterRoles are aggregated into the built-in
+view/edit roles, so that a namespace editor can create Workloads but not sites, and
+uninstalling keeps the CRDs (and so everyone's data). That the chart's crds/ are the
+generated files is checked by tests/controller/test_crdgen.py.
 """
 
 from __future__ import annotations
@@ -63,11 +64,6 @@ def test_values_schema_refuses_a_typo(helm: Kubectl):
 def test_clusterroles_can_be_turned_off(helm: Kubectl):
     rendered = helm("template", "x", str(CHART), "--set", "rbac.aggregateClusterRoles=false").stdout
     assert [d for d in yaml.safe_load_all(rendered) if d] == []
-
-
-def test_chart_crds_are_the_generated_ones():
-    for path in (REPO_ROOT / "crds").glob("*.yaml"):
-        assert (CHART / "crds" / path.name).read_bytes() == path.read_bytes()
 
 
 def test_install_aggregates_roles_for_namespace_editors(helm, kubectl: Kubectl, release, scratch_namespace):
