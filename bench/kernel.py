@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from bench.generator import synthetic_mesh
+from tests.support.meshes import synthetic_mesh
 from placement import snapshot
 from placement_ext import filter_score_topk
 from placement_ext.reference import filter_score_topk_numpy, filter_score_topk_python, to_python

@@ -18,7 +18,7 @@ from dataclasses import replace
 import numpy as np
 
 import placement
-from bench.generator import synthetic_mesh
+from tests.support.meshes import synthetic_mesh
 from placement.problem import SolverConfig
 
 

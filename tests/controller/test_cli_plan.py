@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 
 from controller.cli import main
-from controller.models import SiteStatus, WorkloadStatus
+from controller.api.models import SiteStatus, MeshWorkloadStatus
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = str(REPO / "examples")
@@ -28,9 +28,9 @@ def test_plan_json_is_the_status_the_operator_writes(capsys):
     objects = json.loads(capsys.readouterr().out)
     assert len(objects["workloads"]) == 8 and len(objects["factories"]) == 5 and len(objects["fleets"]) == 3
     for obj in objects["workloads"]:
-        assert obj["apiVersion"] == "meshplane.io/v1alpha1" and obj["kind"] == "Workload"
+        assert obj["apiVersion"] == "meshplane.io/v1alpha1" and obj["kind"] == "MeshWorkload"
         assert obj["metadata"]["namespace"]
-        status = WorkloadStatus.model_validate(obj["status"])
+        status = MeshWorkloadStatus.model_validate(obj["status"])
         assert status.solver is not None and status.solver.bound >= status.solver.objective - 1e-6
     for obj in objects["factories"] + objects["fleets"]:
         SiteStatus.model_validate(obj["status"])
@@ -49,4 +49,4 @@ def test_plan_refuses_bad_manifests_with_one_line_each(capsys):
     bad = REPO / "tests" / "corpus" / "bad" / "workload-both-demands.yaml"
     assert main(["plan", "-f", EXAMPLES, "-f", str(bad)]) == 1
     out = capsys.readouterr().out
-    assert "Workload/bad-workload: spec.accelerators: set exactly one of accelerators or tokensPerSecond" in out
+    assert "MeshWorkload/bad-workload: spec.accelerators: set exactly one of accelerators or tokensPerSecond" in out

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 import yaml
 
-from controller import crdgen
-from controller.models.base import ApiModel
-from controller.resources import KINDS
+from controller.api import crdgen
+from controller.api.models.base import ApiModel
+from controller.api.resources import KINDS
 
 REPO = Path(__file__).resolve().parents[2]
 CRDS_DIR = REPO / "crds"
@@ -50,7 +50,7 @@ def test_the_chart_ships_the_generated_crds_unchanged():
 
 
 def test_committed_api_reference_matches_the_models():
-    from controller import apidocs
+    from controller.api import apidocs
 
     committed = (REPO / "docs" / apidocs.REFERENCE_FILENAME).read_text()
     assert committed == apidocs.render_reference(), "docs/api-reference.md is out of date: run `make crds`"
@@ -63,7 +63,7 @@ def test_drift_check_notices_an_edited_file(tmp_path, capsys):
             "--chart-dir", str(tmp_path / "chart")]
     assert main(["crds", *dirs]) == 0
     assert main(["crds", "--check", *dirs]) == 0
-    victim = next((tmp_path / "crds").glob("*workloads.yaml"))
+    victim = next((tmp_path / "crds").glob("*meshworkloads.yaml"))
     victim.write_text(victim.read_text().replace("maxSites", "maxSite"))
     (tmp_path / "docs" / "api-reference.md").unlink()
     chart_copy = tmp_path / "chart" / "crds" / "meshplane.io_aifactories.yaml"
@@ -153,7 +153,7 @@ def test_names_columns_and_categories():
     expected_columns = {
         "AIFactory": ["Region", "Country", "Used MW", "Free MW", "Workloads", "Tokens/J", "Age"],
         "EdgeFleet": ["Region", "Class", "Devices", "Online", "Power MW", "Age"],
-        "Workload": ["Type", "Phase", "Sites", "Power MW", "Latency ms", "Message", "Age"],
+        "MeshWorkload": ["Type", "Phase", "Sites", "Power MW", "Latency ms", "Message", "Age"],
     }
     for kind, info in KINDS.items():
         crd = crdgen.crd_for(info)
@@ -173,5 +173,5 @@ def test_names_columns_and_categories():
             assert node is not None or column["jsonPath"] == ".metadata.creationTimestamp", (
                 f"{kind} column {column['name']} points at {column['jsonPath']}, which the schema lacks"
             )
-    assert KINDS["Workload"].scope == "Namespaced"
+    assert KINDS["MeshWorkload"].scope == "Namespaced"
     assert KINDS["AIFactory"].scope == KINDS["EdgeFleet"].scope == "Cluster"

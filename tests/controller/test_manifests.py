@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from controller.cli import main
-from controller.manifests import field_path, load_manifests
+from controller.core.parse import field_path, load_manifests
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"
@@ -49,7 +49,7 @@ def test_bad_manifest_is_rejected_naming_its_field(path, capsys):
     assert code == 1
     assert len(problem_lines) == 1, out
     line = problem_lines[0]
-    kind = next(k for k in ("AIFactory", "EdgeFleet", "Workload") if f"kind: {k}" in path.read_text())
+    kind = next(k for k in ("AIFactory", "EdgeFleet", "MeshWorkload") if f"kind: {k}" in path.read_text())
     assert f": {kind}/" in line
     assert f": {_expectation(path)}" in line, f"expected field {_expectation(path)!r} in: {line}"
     assert "Traceback" not in out
@@ -127,13 +127,13 @@ def test_meshctl_console_script_validates_the_examples():
 def test_unreachable_user_region_is_a_warning_not_an_error(tmp_path, capsys):
     (tmp_path / "sites.yaml").write_text((EXAMPLES / "10-factories.yaml").read_text())
     (tmp_path / "w.yaml").write_text(
-        "apiVersion: meshplane.io/v1alpha1\nkind: Workload\nmetadata: {name: mars}\n"
+        "apiVersion: meshplane.io/v1alpha1\nkind: MeshWorkload\nmetadata: {name: mars}\n"
         "spec: {type: inference, tokensPerSecond: 10, latency: {maxMs: 50, users: [{region: jp-east}, {region: mars-base}]}}\n"
     )
     assert main(["validate", "-f", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert (
-        "warning: Workload/default/mars: spec.latency.users[1].region: region 'mars-base' is not in the topology"
+        "warning: MeshWorkload/default/mars: spec.latency.users[1].region: region 'mars-base' is not in the topology"
         in out
     )
     assert "jp-east" not in out  # reached through kr-sejong-1's link

@@ -9,9 +9,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from controller.manifests import load_manifests
-from controller.models import AIFactorySpec, FactoryPower, WorkloadSpec
-from controller.models.base import to_api_name
+from controller.core.parse import load_manifests
+from controller.api.models import AIFactorySpec, FactoryPower, MeshWorkloadSpec
+from controller.api.models.base import to_api_name
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -62,10 +62,10 @@ def test_a_workload_asks_for_devices_or_tokens_not_both(accelerators, tokens):
     if tokens is not None:
         data["tokensPerSecond"] = tokens
     if (accelerators is None) != (tokens is None):
-        WorkloadSpec.model_validate(data)
+        MeshWorkloadSpec.model_validate(data)
     else:
         with pytest.raises(ValidationError, match="set exactly one of accelerators or tokensPerSecond"):
-            WorkloadSpec.model_validate(data)
+            MeshWorkloadSpec.model_validate(data)
 
 
 def test_defaults_are_the_documented_ones():
@@ -81,14 +81,14 @@ def test_defaults_are_the_documented_ones():
         }
     )
     assert spec.power.pue == 1.2 and spec.power.flexible_mw == 0 and spec.links == [] and not spec.cordoned
-    workload = WorkloadSpec.model_validate({"type": "batch", "accelerators": 4})
+    workload = MeshWorkloadSpec.model_validate({"type": "batch", "accelerators": 4})
     assert workload.placement.max_sites == 1 and not workload.placement.allow_fleets
     assert workload.priority == 100
 
 
 def test_yaml_unquoted_times_are_refused_with_the_field():
     """PyYAML reads an unquoted 22:00 as the base-60 integer 1320; the model says which field."""
-    from controller.models import AvailabilityWindow
+    from controller.api.models import AvailabilityWindow
 
     with pytest.raises(ValidationError) as error:
         AvailabilityWindow.model_validate({"start": 1320, "end": "06:00", "onlineRatio": 0.5})

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from controller.manifests import load_manifests
-from controller.models import SiteStatus, WorkloadStatus
-from controller.reconcile import Snapshot, reconcile, to_mesh
+from controller.core.parse import load_manifests
+from controller.api.models import SiteStatus, MeshWorkloadStatus
+from controller.core.reconcile import Snapshot, reconcile, to_mesh
 from placement.problem import SolverConfig
 
 REPO = Path(__file__).resolve().parents[2]
@@ -54,7 +54,7 @@ def test_every_workload_is_placed_or_says_why(night):
         else:
             assert status.assignments and status.sites
         assert status.conditions[0].type == "Placed"
-        WorkloadStatus.model_validate(status.to_api())  # what the operator writes is valid
+        MeshWorkloadStatus.model_validate(status.to_api())  # what the operator writes is valid
 
 
 def test_the_unplaceable_example_names_its_filter(night):

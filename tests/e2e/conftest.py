@@ -32,11 +32,7 @@ from typing import Any, Iterator
 import pytest
 import yaml
 
-# The suite runs with --import-mode=importlib, which leaves sys.path alone: make the
-# helper module next to this file importable (by this file and by the test modules).
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from e2e_support import (  # noqa: E402
+from tests.e2e.e2e_support import (
     CRDS_DIR,
     E2E_DIR,
     EXAMPLES_DIR,
@@ -244,7 +240,7 @@ def service_account_kubeconfig(
 
 @pytest.fixture(scope="session")
 def crd_documents() -> dict[str, dict[str, Any]]:
-    """The CRDs of crds/*.yaml, by kind (AIFactory, EdgeFleet, Workload)."""
+    """The CRDs of crds/*.yaml, by kind (AIFactory, EdgeFleet, MeshWorkload)."""
     files = yaml_files(CRDS_DIR)
     if not files:
         pytest.fail(f"no CRDs in {CRDS_DIR} (generate them with 'make crds')", pytrace=False)

@@ -1,6 +1,6 @@
 """Helpers of the e2e suite (plain code; the fixtures are in conftest.py).
 
-Tests import from here: ``from e2e_support import Kubectl, KubectlError, ...``.
+Tests import from here: ``from tests.e2e.e2e_support import Kubectl, KubectlError, ...``.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ from typing import Iterator
 import pytest
 import yaml
 
-from e2e_support import REPO_ROOT, Kubectl, tail, unique_name
+from tests.e2e.e2e_support import REPO_ROOT, Kubectl, tail, unique_name
 
 pytestmark = pytest.mark.e2e
 
@@ -92,11 +92,11 @@ def test_install_aggregates_roles_for_namespace_editors(helm, kubectl: Kubectl, 
     def can(*args: str) -> bool:
         return kubectl("auth", "can-i", *args, "--as", user, check=False).stdout.strip() == "yes"
 
-    assert can("create", "workloads.meshplane.io", "-n", scratch_namespace)
-    assert can("list", "workloads.meshplane.io", "-n", scratch_namespace)
-    assert not can("patch", "workloads.meshplane.io", "--subresource=status", "-n", scratch_namespace)
+    assert can("create", "meshworkloads.meshplane.io", "-n", scratch_namespace)
+    assert can("list", "meshworkloads.meshplane.io", "-n", scratch_namespace)
+    assert not can("patch", "meshworkloads.meshplane.io", "--subresource=status", "-n", scratch_namespace)
     assert not can("create", "aifactories.meshplane.io")
-    assert not can("create", "workloads.meshplane.io", "-n", namespace)  # only where bound
+    assert not can("create", "meshworkloads.meshplane.io", "-n", namespace)  # only where bound
 
     status = json.loads(helm("status", release[0], "--namespace", namespace, "-o", "json").stdout)
     assert status["info"]["status"] == "deployed"
@@ -107,6 +107,6 @@ def test_uninstall_keeps_the_crds(helm: Kubectl, kubectl: Kubectl, installed_crd
     helm("install", name, str(CHART), "--namespace", namespace, "--create-namespace")
     helm("uninstall", name, "--namespace", namespace)
     assert kubectl("get", "clusterrole", "meshplane-view", "--ignore-not-found", "-o", "name").stdout.strip() == ""
-    for crd in ("aifactories", "edgefleets", "workloads"):
+    for crd in ("aifactories", "edgefleets", "meshworkloads"):
         kubectl("get", "crd", f"{crd}.meshplane.io")
     kubectl("delete", "namespace", namespace, "--ignore-not-found", "--wait=false", check=False)

@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 import yaml
 
-from e2e_support import GROUP, Kubectl, KubectlError, object_ref
+from tests.e2e.e2e_support import GROUP, Kubectl, KubectlError, object_ref
 
 pytestmark = pytest.mark.e2e
 
-KINDS = {"AIFactory": "Cluster", "EdgeFleet": "Cluster", "Workload": "Namespaced"}
+KINDS = {"AIFactory": "Cluster", "EdgeFleet": "Cluster", "MeshWorkload": "Namespaced"}
 
 
 def served_version(crd: dict[str, Any]) -> dict[str, Any]:
@@ -87,7 +87,7 @@ def _contains(stored: Any, applied: Any) -> bool:
 
 @pytest.mark.parametrize(
     "what",
-    [["meshplane"], ["aifactories,edgefleets,workloads"]],
+    [["meshplane"], ["aifactories,edgefleets,meshworkloads"]],
     ids=["category", "kinds"],
 )
 def test_get_shows_printer_columns(kubectl: Kubectl, installed_crds, example_objects, what):
@@ -152,10 +152,10 @@ def test_explain_workload_spec_by_kind_name(kubectl: Kubectl, installed_crds):
 
 
 def _probe_workload(example_objects: list[dict[str, Any]], namespace: str) -> dict[str, Any]:
-    base = next(doc for doc in example_objects if doc["kind"] == "Workload")
+    base = next(doc for doc in example_objects if doc["kind"] == "MeshWorkload")
     return {
         "apiVersion": base["apiVersion"],
-        "kind": "Workload",
+        "kind": "MeshWorkload",
         "metadata": {"name": "status-probe", "namespace": namespace},
         "spec": base["spec"],
     }
@@ -209,7 +209,7 @@ def test_status_is_validated_too(kubectl: Kubectl, installed_crds, example_objec
 def test_objects_owned_by_a_workload_are_garbage_collected(
     kubectl: Kubectl, installed_crds, example_objects, scratch_namespace
 ):
-    """What the operator's materialised objects rely on: ownerReferences to a Workload
+    """What the operator's materialised objects rely on: ownerReferences to a MeshWorkload
     cascade when it is deleted (the garbage collector knows the CRD)."""
     ns = scratch_namespace
     kubectl("create", "-f", "-", input=yaml.safe_dump(_probe_workload(example_objects, ns)))
@@ -221,7 +221,7 @@ def test_objects_owned_by_a_workload_are_garbage_collected(
             "name": "status-probe-materialised",
             "namespace": ns,
             "ownerReferences": [{
-                "apiVersion": owner["apiVersion"], "kind": "Workload", "name": "status-probe",
+                "apiVersion": owner["apiVersion"], "kind": "MeshWorkload", "name": "status-probe",
                 "uid": owner["metadata"]["uid"], "controller": True, "blockOwnerDeletion": True,
             }],
         },

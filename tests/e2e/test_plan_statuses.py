@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from e2e_support import EXAMPLES_DIR, Kubectl
+from tests.e2e.e2e_support import EXAMPLES_DIR, Kubectl
 
 pytestmark = pytest.mark.e2e
 
@@ -43,7 +43,7 @@ def _ref(obj: dict[str, Any]) -> list[str]:
 
 def test_planned_statuses_round_trip_through_the_api_server(kubectl: Kubectl, example_objects):
     plan = _plan()
-    objects = plan["workloads"] + plan["factories"] + plan["fleets"]
+    objects = plan["meshworkloads"] + plan["factories"] + plan["fleets"]
     assert len(objects) == 16
     for obj in objects:
         kubectl("patch", *_ref(obj), "--subresource=status", "--type=merge", "-p", json.dumps({"status": obj["status"]}))
@@ -55,7 +55,7 @@ def test_planned_statuses_round_trip_through_the_api_server(kubectl: Kubectl, ex
             mismatches.append(f"{obj['kind']}/{obj['metadata']['name']}: {changed}")
     assert not mismatches, "the API server changed these statuses (pruned or defaulted fields):\n" + "\n".join(mismatches)
 
-    table = kubectl("get", "workloads", "-A", "--no-headers").stdout
+    table = kubectl("get", "meshworkloads", "-A", "--no-headers").stdout
     lines = {line.split()[1]: line for line in table.splitlines()}
     assert "Placed" in lines["frontier-pretrain"] and "us-memphis-1" in lines["frontier-pretrain"]
     assert "Unschedulable" in lines["japan-medical-llm"]

@@ -8,13 +8,13 @@ import json
 import pytest
 import yaml
 
-from e2e_support import Kubectl, KubectlError, unique_name
+from tests.e2e.e2e_support import Kubectl, KubectlError, unique_name
 
 pytestmark = pytest.mark.e2e
 
-READ_MESH = [{"apiGroups": ["meshplane.io"], "resources": ["aifactories", "edgefleets", "workloads"],
+READ_MESH = [{"apiGroups": ["meshplane.io"], "resources": ["aifactories", "edgefleets", "meshworkloads"],
               "verbs": ["get", "list", "watch"]}]
-WRITE_STATUS = [{"apiGroups": ["meshplane.io"], "resources": ["workloads/status"],
+WRITE_STATUS = [{"apiGroups": ["meshplane.io"], "resources": ["meshworkloads/status"],
                  "verbs": ["get", "patch", "update"]}]
 
 
@@ -38,9 +38,9 @@ def test_a_service_account_gets_only_what_it_is_granted(
     def can(*args: str) -> bool:
         return sa("auth", "can-i", *args, check=False).stdout.strip() == "yes"
 
-    assert can("list", "workloads.meshplane.io", "-A")
-    assert can("patch", "workloads.meshplane.io", "--subresource=status", "-n", "research")
-    assert not can("create", "workloads.meshplane.io", "-n", "research")
+    assert can("list", "meshworkloads.meshplane.io", "-A")
+    assert can("patch", "meshworkloads.meshplane.io", "--subresource=status", "-n", "research")
+    assert not can("create", "meshworkloads.meshplane.io", "-n", "research")
     assert not can("delete", "aifactories.meshplane.io")
     assert not can("list", "secrets", "-A")
 
@@ -51,7 +51,7 @@ def test_a_service_account_gets_only_what_it_is_granted(
         sa("delete", names[0], "--dry-run=server")
     assert "forbidden" in err.value.stderr.lower()
 
-    workload = next(d for d in example_objects if d["kind"] == "Workload")
+    workload = next(d for d in example_objects if d["kind"] == "MeshWorkload")
     probe = {**workload, "metadata": {"name": unique_name("rbac-probe"), "namespace": scratch_namespace}}
     with pytest.raises(KubectlError) as err:
         sa("create", "-f", "-", input=yaml.safe_dump(probe))

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import placement
-from bench.generator import synthetic_mesh
+from tests.support.meshes import synthetic_mesh
 from placement import SolverConfig
 from placement.bound import _Rows, all_pairs, lagrangian_bound
 from placement.snapshot import build

@@ -7,10 +7,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import placement
-from bench.generator import synthetic_mesh
+from tests.support.meshes import synthetic_mesh
 from bench.solver import perturb
 from placement import SolverConfig
-from plan_invariants import check_plan
+from tests.support.invariants import check_plan
 
 FAST = SolverConfig(time_limit_s=2.0, num_workers=1)
 

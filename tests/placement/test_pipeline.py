@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import placement
-from bench.generator import synthetic_mesh
+from tests.support.meshes import synthetic_mesh
 from placement import (
     AcceleratorPool,
     CurrentAssignment,
@@ -19,7 +19,7 @@ from placement import (
     UserRegion,
     WorkloadDemand,
 )
-from plan_invariants import check_plan
+from tests.support.invariants import check_plan
 
 FAST = SolverConfig(time_limit_s=2.0, num_workers=1)
 H100 = AcceleratorPool("h100", 100, 700.0, 2400.0, 80.0)

@@ -8,7 +8,7 @@ fields, exactly as the API server treats a manifest.
 A ``CrossFieldRule`` is one rule that spans several fields. It is written once, as a
 CEL expression for the API server and a Python predicate for the models, with one
 message shared by both, so ``kubectl apply`` and ``meshctl validate`` say the same
-thing. The CRD generator (``controller.crdgen``) emits the rules as
+thing. The CRD generator (``controller.api.crdgen``) emits the rules as
 ``x-kubernetes-validations``; ``ApiModel`` checks them after field validation.
 """
 
@@ -24,7 +24,7 @@ from typing import Annotated, Any, ClassVar
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
-from controller.models.countries import ISO_3166_ALPHA2
+from controller.api.models.countries import ISO_3166_ALPHA2
 
 # Words rendered in a fixed case in API field names, because they are units.
 _UNIT_WORDS = {"mw": "MW", "mwh": "MWh", "kwh": "KWh", "gib": "GiB"}

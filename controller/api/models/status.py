@@ -1,6 +1,6 @@
 """Status models the operator writes and ``meshctl plan -o json`` prints.
 
-Filled by ``controller.reconcile`` from the placement engine's decisions; the CRD
+Filled by ``controller.core.reconcile`` from the placement engine's decisions; the CRD
 generator turns them into the ``status`` schema of each CRD.
 """
 
@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from controller.models.base import CONDITION_REASON_PATTERN, ApiModel
+from controller.api.models.base import CONDITION_REASON_PATTERN, ApiModel
 
 
 class Condition(ApiModel):
@@ -104,7 +104,7 @@ class SolverFigures(ApiModel):
 WorkloadPhase = Literal["Pending", "Placed", "Unschedulable", "Preempted"]
 
 
-class WorkloadStatus(ApiModel):
+class MeshWorkloadStatus(ApiModel):
     """Observed state of a workload: where it runs, or why it does not."""
 
     observed_generation: int | None = Field(

@@ -1,4 +1,4 @@
-"""The ``Workload`` spec: AI work to be placed somewhere in the mesh.
+"""The ``MeshWorkload`` spec: AI work to be placed somewhere in the mesh.
 
 Read by the CRD generator, by ``meshctl`` and by the reconcile core, which turns it
 into a ``placement.problem.WorkloadDemand``.
@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field
 
-from controller.models.base import (
+from controller.api.models.base import (
     ApiModel,
     CountryCode,
     CrossFieldRule,
@@ -121,7 +121,7 @@ class PlacementPolicy(ApiModel):
     )
 
 
-class WorkloadSpec(ApiModel):
+class MeshWorkloadSpec(ApiModel):
     """Desired state of a workload: what it needs and where it may run."""
 
     type: WorkloadType = Field(

@@ -4,7 +4,7 @@ Pure and shared: the kopf adapter calls it with what the API server holds, and
 ``meshctl plan`` with manifests read from files, so both print and write exactly the
 same statuses. It converts the resource models into the placement engine's plain
 data (``placement.problem``), asks for a plan, and turns the decisions back into
-``WorkloadStatus`` / ``SiteStatus`` objects. No I/O happens here.
+``MeshWorkloadStatus`` / ``SiteStatus`` objects. No I/O happens here.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from placement.pipeline import plan as placement_plan
-from controller.models import Assignment, Condition, PoolStatus, PowerStatus, SiteStatus, SolverFigures, WorkloadStatus
-from controller.resources import AIFactory, EdgeFleet, Workload
+from controller.api.models import Assignment, Condition, PoolStatus, PowerStatus, SiteStatus, SolverFigures, MeshWorkloadStatus
+from controller.api.resources import AIFactory, EdgeFleet, MeshWorkload
 from placement import problem
 from placement.decisions import Plan, SiteUsage, WorkloadDecision
 
@@ -32,7 +32,7 @@ class Snapshot:
 
     factories: Sequence[AIFactory]
     fleets: Sequence[EdgeFleet]
-    workloads: Sequence[Workload]
+    workloads: Sequence[MeshWorkload]
     at: dt.datetime
 
 
@@ -41,7 +41,7 @@ class Outcome:
     """The plan and the status of every resource of the snapshot."""
 
     plan: Plan
-    workloads: dict[str, WorkloadStatus] = field(default_factory=dict)
+    workloads: dict[str, MeshWorkloadStatus] = field(default_factory=dict)
     factories: dict[str, SiteStatus] = field(default_factory=dict)
     fleets: dict[str, SiteStatus] = field(default_factory=dict)
 
@@ -111,7 +111,7 @@ def fleet_site(fleet: EdgeFleet) -> problem.FleetSite:
     )
 
 
-def workload_demand(workload: Workload) -> problem.WorkloadDemand:
+def workload_demand(workload: MeshWorkload) -> problem.WorkloadDemand:
     spec = workload.spec
     current = ()
     if workload.status is not None and workload.status.phase == "Placed":
@@ -177,13 +177,13 @@ def _solver_figures(plan: Plan) -> SolverFigures:
     )
 
 
-def workload_status(workload: Workload, decision: WorkloadDecision, plan: Plan, at: dt.datetime) -> WorkloadStatus:
+def workload_status(workload: MeshWorkload, decision: WorkloadDecision, plan: Plan, at: dt.datetime) -> MeshWorkloadStatus:
     generation = workload.metadata.generation
     previous = workload.status.conditions if workload.status else []
     placed = decision.phase == "Placed"
     sites = list(dict.fromkeys(a.site for a in decision.assignments))
     latencies = [a.latency_ms for a in decision.assignments if a.latency_ms is not None]
-    return WorkloadStatus(
+    return MeshWorkloadStatus(
         observed_generation=generation,
         phase=decision.phase,
         assignments=[

@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field
 
-from controller.models.base import (
+from controller.api.models.base import (
     ApiModel,
     ClockTime,
     CountryCode,
@@ -21,7 +21,7 @@ from controller.models.base import (
     list_map,
     unique_by,
 )
-from controller.models.factory import Link
+from controller.api.models.factory import Link
 
 DeviceClass = Literal["vehicle", "robot", "drone", "home-cluster", "phone", "edge-server"]
 

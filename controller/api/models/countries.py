@@ -2,7 +2,7 @@
 
 The list is the officially assigned codes (as in the IANA time zone database's
 ``iso3166.tab``), kept in source so that validation needs no data package and the CRD
-``enum`` matches the models exactly. Used by ``controller.models.base``.
+``enum`` matches the models exactly. Used by ``controller.api.models.base``.
 """
 
 ISO_3166_ALPHA2: tuple[str, ...] = (

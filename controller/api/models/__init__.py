@@ -2,26 +2,26 @@
 
 The CRDs in ``crds/`` are generated from these models (``meshctl crds``), and a test
 fails when they drift. Specs and statuses are plain pydantic; the Kubernetes wrappers
-(apiVersion, kind, metadata) are in ``controller.resources``.
+(apiVersion, kind, metadata) are in ``controller.api.resources``.
 """
 
-from controller.models.factory import AcceleratorPool, AIFactorySpec, FactoryPower, Link
-from controller.models.fleet import AvailabilityWindow, EdgeFleetSpec, PerDevice, Uplink
-from controller.models.status import (
+from controller.api.models.factory import AcceleratorPool, AIFactorySpec, FactoryPower, Link
+from controller.api.models.fleet import AvailabilityWindow, EdgeFleetSpec, PerDevice, Uplink
+from controller.api.models.status import (
     Assignment,
     Condition,
     PoolStatus,
     PowerStatus,
     SiteStatus,
     SolverFigures,
-    WorkloadStatus,
+    MeshWorkloadStatus,
 )
-from controller.models.workload import (
+from controller.api.models.workload import (
     LatencyTarget,
     PlacementPolicy,
     Sovereignty,
     UserRegion,
-    WorkloadSpec,
+    MeshWorkloadSpec,
 )
 
 __all__ = [
@@ -43,6 +43,6 @@ __all__ = [
     "Sovereignty",
     "Uplink",
     "UserRegion",
-    "WorkloadSpec",
-    "WorkloadStatus",
+    "MeshWorkloadSpec",
+    "MeshWorkloadStatus",
 ]

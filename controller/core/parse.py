@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from controller.resources import API_VERSION, GROUP, KINDS, AIFactory, EdgeFleet, Resource, Workload
+from controller.api.resources import API_VERSION, GROUP, KINDS, AIFactory, EdgeFleet, Resource, MeshWorkload
 
 YAML_SUFFIXES = (".yaml", ".yml")
 
@@ -43,7 +43,7 @@ class Manifests:
 
     factories: list[AIFactory] = field(default_factory=list)
     fleets: list[EdgeFleet] = field(default_factory=list)
-    workloads: list[Workload] = field(default_factory=list)
+    workloads: list[MeshWorkload] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     other_objects: int = 0  # e.g. Namespaces: valid Kubernetes, not ours to check
     files_read: int = 0
@@ -71,7 +71,7 @@ def field_path(location: Iterable[str | int]) -> str:
 
 
 _SHORT_INPUT_CHARS = 60
-# Our own error types (controller.models.base) already quote the value they reject.
+# Our own error types (controller.api.models.base) already quote the value they reject.
 _MESSAGES_NAMING_THEIR_INPUT = {"cross_field_rule", "duplicate_key", "duplicate_value", "country_code", "time_zone"}
 
 
@@ -148,7 +148,7 @@ def _add_unless_duplicate(
     first = seen.get((scope, resource.key))
     if first is None:
         seen[(scope, resource.key)] = (resource, file, index)
-        target = {"AIFactory": manifests.factories, "EdgeFleet": manifests.fleets, "Workload": manifests.workloads}
+        target = {"AIFactory": manifests.factories, "EdgeFleet": manifests.fleets, "MeshWorkload": manifests.workloads}
         target[resource.kind].append(resource)  # type: ignore[arg-type]
         return
     previous, first_file, first_index = first
@@ -180,7 +180,7 @@ def topology_warnings(manifests: Manifests) -> list[Problem]:
             if user.region not in regions and user.weight > 0:
                 warnings.append(
                     Problem(
-                        "", 0, "Workload", workload.key, f"spec.latency.users[{index}].region",
+                        "", 0, "MeshWorkload", workload.key, f"spec.latency.users[{index}].region",
                         f"region {user.region!r} is not in the topology: no site is in it or links to it",
                     )
                 )

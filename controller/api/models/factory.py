@@ -10,7 +10,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, Field
 
-from controller.models.base import (
+from controller.api.models.base import (
     ApiModel,
     CountryCode,
     CrossFieldRule,

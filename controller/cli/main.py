@@ -25,10 +25,10 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
-from controller import apidocs, crdgen
-from controller.manifests import Manifests, load_manifests, topology_warnings
-from controller.reconcile import Outcome, Snapshot, reconcile
-from controller.resources import API_VERSION
+from controller.api import apidocs, crdgen
+from controller.core.parse import Manifests, load_manifests, topology_warnings
+from controller.core.reconcile import Outcome, Snapshot, reconcile
+from controller.api.resources import API_VERSION
 from placement.problem import SolverConfig
 
 EXIT_OK = 0

@@ -12,14 +12,14 @@ from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from controller.models import (
+from controller.api.models import (
     AIFactorySpec,
     EdgeFleetSpec,
     SiteStatus,
-    WorkloadSpec,
-    WorkloadStatus,
+    MeshWorkloadSpec,
+    MeshWorkloadStatus,
 )
-from controller.models.base import ApiModel
+from controller.api.models.base import ApiModel
 
 GROUP = "meshplane.io"
 VERSION = "v1alpha1"
@@ -71,8 +71,8 @@ class EdgeFleet(Resource[EdgeFleetSpec, SiteStatus]):
     kind: Literal["EdgeFleet"]
 
 
-class Workload(Resource[WorkloadSpec, WorkloadStatus]):
-    kind: Literal["Workload"]
+class MeshWorkload(Resource[MeshWorkloadSpec, MeshWorkloadStatus]):
+    kind: Literal["MeshWorkload"]
 
 
 @dataclass(frozen=True)
@@ -165,14 +165,14 @@ KINDS: dict[str, KindInfo] = {
             ),
         ),
         KindInfo(
-            kind="Workload",
-            plural="workloads",
-            singular="workload",
-            short_names=("wl",),
+            kind="MeshWorkload",
+            plural="meshworkloads",
+            singular="meshworkload",
+            short_names=("mwl",),
             scope="Namespaced",
-            resource_model=Workload,
-            spec_model=WorkloadSpec,
-            status_model=WorkloadStatus,
+            resource_model=MeshWorkload,
+            spec_model=MeshWorkloadSpec,
+            status_model=MeshWorkloadStatus,
             description="AI work (training, fine-tuning, inference, batch) placed by meshplane.",
             printer_columns=(
                 PrinterColumn("Type", ".spec.type", "string", "Kind of work."),

@@ -1,0 +1,1 @@
+"""meshplane's test suite; ``tests.support`` is shared with ``bench/``."""
