@@ -26,7 +26,8 @@ from rich.console import Console
 from rich.table import Table
 
 from controller.api import apidocs, crdgen
-from controller.core.parse import Manifests, load_manifests, topology_warnings
+from controller.cli.files import load_manifests
+from controller.core.parse import Manifests, topology_warnings
 from controller.core.reconcile import Outcome, Snapshot, reconcile
 from controller.api.resources import API_VERSION
 from placement.problem import SolverConfig

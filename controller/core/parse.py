@@ -1,23 +1,22 @@
-"""Read meshplane manifests from files and folders and validate them with the models.
+"""Parse manifests: YAML text or decoded objects in, resources or problems out.
 
-Used by ``meshctl validate`` and ``meshctl plan`` (and by tests). Every problem is
-reported as one ``Problem`` naming file, kind/name and field path; nothing here
-raises on bad input.
+Pure (no file or network I/O): ``meshctl`` reads the files and passes their text to
+:func:`parse_texts`; the operator and the HTTP API (what-if bodies) pass decoded
+objects to :func:`parse_object`. Every problem is one ``Problem`` naming file,
+kind/name and field path, phrased as the API server would; nothing here raises on
+bad input.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import ValidationError
 
-from controller.api.resources import API_VERSION, GROUP, KINDS, AIFactory, EdgeFleet, Resource, MeshWorkload
-
-YAML_SUFFIXES = (".yaml", ".yml")
+from controller.api.resources import API_VERSION, GROUP, KINDS, AIFactory, EdgeFleet, MeshWorkload, Resource
 
 
 @dataclass(frozen=True, order=True)
@@ -47,16 +46,6 @@ class Manifests:
     problems: list[Problem] = field(default_factory=list)
     other_objects: int = 0  # e.g. Namespaces: valid Kubernetes, not ours to check
     files_read: int = 0
-
-
-def yaml_files(paths: Iterable[str | Path]) -> Iterator[Path]:
-    """Files named directly, and ``*.yaml``/``*.yml`` below folders, in a stable order."""
-    for raw in paths:
-        path = Path(raw)
-        if path.is_dir():
-            yield from sorted(p for p in path.rglob("*") if p.suffix in YAML_SUFFIXES and p.is_file())
-        else:
-            yield path
 
 
 def field_path(location: Iterable[str | int]) -> str:
@@ -98,7 +87,9 @@ def _describe(error: dict[str, Any]) -> tuple[str, str]:
     return field_path(location), message
 
 
-def _validate_document(document: Any, file: str, index: int, manifests: Manifests) -> Resource | None:
+def parse_object(document: Any, file: str, index: int, manifests: Manifests) -> Resource | None:
+    """One decoded document as a resource of ours, or ``None`` with its problems added
+    to ``manifests`` (objects of other API groups are counted and skipped)."""
     def problem(kind: str, name: str, path: str, message: str) -> None:
         manifests.problems.append(Problem(file, index, kind, name, path, message))
 
@@ -187,31 +178,32 @@ def topology_warnings(manifests: Manifests) -> list[Problem]:
     return warnings
 
 
-def load_manifests(paths: Iterable[str | Path]) -> Manifests:
-    """Read and validate every manifest under ``paths``; never raises on bad input."""
+def parse_text(text: str, file: str, manifests: Manifests, seen: dict[tuple[str, str], tuple[Resource, str, int]]) -> None:
+    """Parse the YAML ``text`` of ``file`` into ``manifests``: its valid resources, and
+    one problem per thing wrong; never raises on bad input. ``seen`` spans every text
+    of one set of manifests, so duplicates across files are found."""
+    manifests.files_read += 1
+    try:
+        documents = list(yaml.safe_load_all(text))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(yaml)"
+        reason = getattr(exc, "problem", None) or str(exc)
+        manifests.problems.append(Problem(file, 0, "", "", where, f"invalid YAML: {reason}"))
+        return
+    for index, document in enumerate(documents):
+        if document is None:
+            continue
+        resource = parse_object(document, file, index, manifests)
+        if resource is not None:
+            _add_unless_duplicate(resource, file, index, manifests, seen)
+
+
+def parse_texts(texts: Iterable[tuple[str, str]]) -> Manifests:
+    """Parse ``(file name, YAML text)`` pairs into one set of manifests, problems sorted."""
     manifests = Manifests()
     seen: dict[tuple[str, str], tuple[Resource, str, int]] = {}
-    for path in yaml_files(paths):
-        file = str(path)
-        try:
-            text = path.read_text()
-        except OSError as exc:
-            manifests.problems.append(Problem(file, 0, "", "", "(file)", exc.strerror or str(exc)))
-            continue
-        manifests.files_read += 1
-        try:
-            documents = list(yaml.safe_load_all(text))
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(yaml)"
-            reason = getattr(exc, "problem", None) or str(exc)
-            manifests.problems.append(Problem(file, 0, "", "", where, f"invalid YAML: {reason}"))
-            continue
-        for index, document in enumerate(documents):
-            if document is None:
-                continue
-            resource = _validate_document(document, file, index, manifests)
-            if resource is not None:
-                _add_unless_duplicate(resource, file, index, manifests, seen)
+    for file, text in texts:
+        parse_text(text, file, manifests, seen)
     manifests.problems.sort()
     return manifests

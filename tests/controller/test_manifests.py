@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from controller.cli import main
-from controller.core.parse import field_path, load_manifests
+from controller.cli.files import load_manifests
+from controller.core.parse import field_path
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from controller.core.parse import load_manifests
+from controller.cli.files import load_manifests
 from controller.api.models import AIFactorySpec, FactoryPower, MeshWorkloadSpec
 from controller.api.models.base import to_api_name
 

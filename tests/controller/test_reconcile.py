@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from controller.core.parse import load_manifests
+from controller.cli.files import load_manifests
 from controller.api.models import SiteStatus, MeshWorkloadStatus
 from controller.core.reconcile import Snapshot, reconcile, to_mesh
 from placement.problem import SolverConfig

@@ -78,7 +78,7 @@ def _short(message: str, limit: int = 300) -> str:
 
 def model_problems(case: Case) -> list[str]:
     """What the Python models say about the manifest (empty: accepted)."""
-    from controller.core.parse import load_manifests  # the package under test
+    from controller.cli.files import load_manifests  # the package under test
 
     return [f"{p.field}: {p.message}" for p in load_manifests([case.path]).problems]
 
