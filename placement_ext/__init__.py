@@ -6,7 +6,8 @@ Kubernetes, kopf or the HTTP API.
 
 The extension is built by ``pip install -e .`` (see ``setup.py``). There is no
 pure-Python fallback in production code: if the compiled module is missing, importing
-this package fails with instructions.
+this package fails with instructions. ``OPENMP`` tells whether the build runs its
+parallel loops with OpenMP (serial otherwise, with the same results).
 """
 
 try:
@@ -24,12 +25,13 @@ from placement_ext._kernels import (
     FILTER_NAMES,
     LATENCY_SCALE,
     MAX_LATENCY_TIER,
+    OPENMP,
     STABILITY_PENALTY,
-    effective_power_mw,
     evaluate_pairs,
+    feasible_pairs,
     filter_score_topk,
     greedy_place,
-    feasible_pairs,
+    greedy_width,
     lagrangian_eval,
 )
 
@@ -39,11 +41,12 @@ __all__ = [
     "FILTER_NAMES",
     "LATENCY_SCALE",
     "MAX_LATENCY_TIER",
+    "OPENMP",
     "STABILITY_PENALTY",
-    "effective_power_mw",
     "evaluate_pairs",
+    "feasible_pairs",
     "filter_score_topk",
     "greedy_place",
-    "feasible_pairs",
+    "greedy_width",
     "lagrangian_eval",
 ]

@@ -2,19 +2,27 @@
 
 Called by ``placement.pipeline`` (and the benchmarks) with the NumPy arrays built by
 ``placement.snapshot``. Each public ``def`` is a thin typed wrapper that validates
-shapes and releases the GIL around ``nogil`` ``cdef`` kernels on typed memoryviews.
-Compiler directives (boundscheck, wraparound, cdivision, ...) are set once in
-``setup.py``.
+its inputs and releases the GIL around ``nogil`` ``cdef`` kernels on typed
+memoryviews. Compiler directives (boundscheck, wraparound, cdivision, ...) are set
+once in ``setup.py``.
 
 Kernels:
 - ``filter_score_topk``: one fused pass over all workload x site-column pairs:
   feasibility (cordon, kind, sovereignty, latency, model, memory, coarse capacity and
   power), an integer-valued cost (energy >> latency >> stability), the top-K cheapest
-  feasible columns per workload (fixed-size heap) and, per workload, the number of
-  SITES rejected by each filter. Parallel over workloads (OpenMP).
+  feasible columns per workload (fixed-size heap; ties by column index) and, per
+  workload, the number of SITES rejected by each filter. Parallel over workloads.
 - ``greedy_place``: the kube-scheduler way: workloads one at a time in the given
   order, each filtered and scored against all columns with the capacity still left,
-  best fitting column(s) taken, whole or not at all. CP-SAT hint and fallback.
+  best fitting column(s) taken, whole or not at all, over at most ``site_limit``
+  distinct sites, with no surplus device. CP-SAT hint and fallback.
+- ``evaluate_pairs``, ``feasible_pairs``, ``lagrangian_eval``: the same pair
+  evaluation for given pairs, for all feasible pairs (CSR), and the Lagrangian
+  subproblem of ``placement.bound`` over them.
+
+``OPENMP`` tells whether this build runs the parallel loops (``prange``) with OpenMP;
+``setup.py`` enables it when the compiler accepts it. Without it the loops run
+serially and every result is the same.
 
 ``placement_ext.reference`` holds the NumPy and pure-Python twins; the tests prove they
 agree with these kernels.
@@ -27,6 +35,19 @@ from cython.parallel cimport prange
 from libc.math cimport ceil, floor, INFINITY
 
 cnp.import_array()
+
+cdef extern from *:
+    """
+    #ifdef _OPENMP
+    #define MESHPLANE_HAS_OPENMP 1
+    #else
+    #define MESHPLANE_HAS_OPENMP 0
+    #endif
+    """
+    const int MESHPLANE_HAS_OPENMP
+
+# Whether the C compiler built this module with OpenMP (``_OPENMP`` defined).
+OPENMP = bool(MESHPLANE_HAS_OPENMP)
 
 # Filter codes, in pipeline order; a pair gets the first one that rejects it.
 cdef enum:
@@ -54,39 +75,6 @@ ENERGY_SCALE = _ENERGY_SCALE
 LATENCY_SCALE = _LATENCY_SCALE
 MAX_LATENCY_TIER = _MAX_LATENCY_TIER
 STABILITY_PENALTY = _STABILITY_PENALTY
-
-
-cdef void _effective_power_mw(
-    const double[::1] firm_mw,
-    const double[::1] flexible_mw,
-    const double[::1] curtailed_mw,
-    double[::1] out_mw,
-) noexcept nogil:
-    cdef Py_ssize_t i
-    cdef double flexible_left
-    for i in range(firm_mw.shape[0]):
-        flexible_left = flexible_mw[i] - curtailed_mw[i]
-        if flexible_left < 0.0:
-            flexible_left = 0.0
-        out_mw[i] = firm_mw[i] + flexible_left
-
-
-def effective_power_mw(firm_mw, flexible_mw, curtailed_mw):
-    """Usable power per site: firm + max(0, flexible - curtailed), in MW.
-
-    Curtailment during a grid event removes interruptible (flexible) power first and
-    never eats into firm power.
-    """
-    cdef const double[::1] firm = np.ascontiguousarray(firm_mw, dtype=np.float64)
-    cdef const double[::1] flexible = np.ascontiguousarray(flexible_mw, dtype=np.float64)
-    cdef const double[::1] curtailed = np.ascontiguousarray(curtailed_mw, dtype=np.float64)
-    if not (firm.shape[0] == flexible.shape[0] == curtailed.shape[0]):
-        raise ValueError("firm_mw, flexible_mw and curtailed_mw must have the same length")
-    out = np.empty(firm.shape[0], dtype=np.float64)
-    cdef double[::1] out_view = out
-    with nogil:
-        _effective_power_mw(firm, flexible, curtailed, out_view)
-    return out
 
 
 # --------------------------------------------------------------------------- pairs
@@ -300,8 +288,19 @@ def _cu8(a):
     return np.ascontiguousarray(a, dtype=np.uint8)
 
 
+def _csr_ok(ptr, Py_ssize_t rows, Py_ssize_t n_items):
+    """Is ``ptr`` a CSR pointer of ``rows`` rows over ``n_items`` items?"""
+    return (ptr.shape[0] == rows + 1 and ptr[0] == 0 and ptr[rows] == n_items
+            and bool((np.diff(ptr) >= 0).all()))
+
+
+def _in_range(a, Py_ssize_t hi):
+    return a.shape[0] == 0 or (int(a.min()) >= 0 and int(a.max()) < hi)
+
+
 cdef class _Bound:
-    """Holds contiguous arrays and the C structs pointing into them."""
+    """Checks the column and workload arrays, holds contiguous copies of them and
+    the C structs pointing into those copies."""
 
     cdef Cols c
     cdef Wls w
@@ -309,82 +308,88 @@ cdef class _Bound:
     cdef const int[::1] site_ptr
     cdef Py_ssize_t n_sites
 
-    def __init__(self, cols, wls):
+    def __init__(self, dict cols, dict wls):
         cdef const int[::1] i32
         cdef const double[::1] f64
         cdef const unsigned char[::1] u8
         self.keep = []
         n = len(cols["site"])
+        nw = len(wls["accel"])
         self.c.n = n
 
-        def f(a):
-            arr = _c64(a)
-            if arr.shape[0] != n:
-                raise ValueError("column arrays must all have the same length")
+        def keep(arr, Py_ssize_t length, str what):
+            if arr.ndim != 1 or arr.shape[0] != length:
+                raise ValueError(f"{what} arrays must all have the same length")
             self.keep.append(arr)
             return arr
 
-        def i(a):
-            arr = _ci32(a)
-            self.keep.append(arr)
-            return arr
-
-        def b(a):
-            arr = _cu8(a)
-            self.keep.append(arr)
-            return arr
-
-        i32 = i(cols["site"]); self.c.site = &i32[0] if n else NULL
-        u8 = b(cols["is_fleet"]); self.c.is_fleet = &u8[0] if n else NULL
-        u8 = b(cols["cordoned"]); self.c.cordoned = &u8[0] if n else NULL
-        i32 = i(cols["country"]); self.c.country = &i32[0] if n else NULL
-        i32 = i(cols["model"]); self.c.model = &i32[0] if n else NULL
-        f64 = f(cols["memory_gib"]); self.c.memory_gib = &f64[0] if n else NULL
-        f64 = f(cols["cap_devices"]); self.c.cap_devices = &f64[0] if n else NULL
-        f64 = f(cols["tps_milli"]); self.c.tps_milli = &f64[0] if n else NULL
-        f64 = f(cols["watts"]); self.c.watts = &f64[0] if n else NULL
-        f64 = f(cols["e_dev"]); self.c.e_dev = &f64[0] if n else NULL
-        f64 = f(cols["e_tok"]); self.c.e_tok = &f64[0] if n else NULL
-        f64 = f(cols["firm_watts"]); self.c.firm_watts = &f64[0] if n else NULL
-        f64 = f(cols["total_watts"]); self.c.total_watts = &f64[0] if n else NULL
-        sp = i(cols["site_ptr"])
-        self.site_ptr = sp
+        # columns
+        site = keep(_ci32(cols["site"]), n, "column")
+        country = keep(_ci32(cols["country"]), n, "column")
+        model = keep(_ci32(cols["model"]), n, "column")
+        i32 = site; self.c.site = &i32[0] if n else NULL
+        u8 = keep(_cu8(cols["is_fleet"]), n, "column"); self.c.is_fleet = &u8[0] if n else NULL
+        u8 = keep(_cu8(cols["cordoned"]), n, "column"); self.c.cordoned = &u8[0] if n else NULL
+        i32 = country; self.c.country = &i32[0] if n else NULL
+        i32 = model; self.c.model = &i32[0] if n else NULL
+        f64 = keep(_c64(cols["memory_gib"]), n, "column"); self.c.memory_gib = &f64[0] if n else NULL
+        f64 = keep(_c64(cols["cap_devices"]), n, "column"); self.c.cap_devices = &f64[0] if n else NULL
+        f64 = keep(_c64(cols["tps_milli"]), n, "column"); self.c.tps_milli = &f64[0] if n else NULL
+        f64 = keep(_c64(cols["watts"]), n, "column"); self.c.watts = &f64[0] if n else NULL
+        f64 = keep(_c64(cols["e_dev"]), n, "column"); self.c.e_dev = &f64[0] if n else NULL
+        f64 = keep(_c64(cols["e_tok"]), n, "column"); self.c.e_tok = &f64[0] if n else NULL
+        f64 = keep(_c64(cols["firm_watts"]), n, "column"); self.c.firm_watts = &f64[0] if n else NULL
+        f64 = keep(_c64(cols["total_watts"]), n, "column"); self.c.total_watts = &f64[0] if n else NULL
+        sp = _ci32(cols["site_ptr"])
+        self.keep.append(sp)
         self.n_sites = sp.shape[0] - 1
-        if self.n_sites < 0 or sp[sp.shape[0] - 1] != n:
+        if sp.ndim != 1 or self.n_sites < 0 or not _csr_ok(sp, self.n_sites, n):
             raise ValueError("site_ptr must be a CSR pointer over the columns")
+        if (site != np.repeat(np.arange(self.n_sites, dtype=np.int32), np.diff(sp))).any():
+            raise ValueError("site must give each column the site whose site_ptr range holds it")
+        self.site_ptr = sp
 
-        nw = len(wls["accel"])
-        u8 = b(wls["is_training"]); self.w.is_training = &u8[0] if nw else NULL
-        u8 = b(wls["allow_fleets"]); self.w.allow_fleets = &u8[0] if nw else NULL
-        u8 = b(wls["interruptible"]); self.w.interruptible = &u8[0] if nw else NULL
-        i32 = i(wls["site_limit"]); self.w.site_limit = &i32[0] if nw else NULL
-        f64 = _c64(wls["accel"]); self.keep.append(f64); self.w.accel = &f64[0] if nw else NULL
-        f64 = _c64(wls["tokens_milli"]); self.keep.append(f64); self.w.tokens_milli = &f64[0] if nw else NULL
-        f64 = _c64(wls["min_memory_gib"]); self.keep.append(f64); self.w.min_memory_gib = &f64[0] if nw else NULL
-        f64 = _c64(wls["max_latency_ms"]); self.keep.append(f64); self.w.max_latency_ms = &f64[0] if nw else NULL
-        i32 = i(wls["user_ptr"]); self.w.user_ptr = &i32[0]
-        if i32.shape[0] != nw + 1:
-            raise ValueError("user_ptr must have W + 1 entries")
-        i32 = i(np.append(wls["user_region"], 0)); self.w.user_region = &i32[0]
-        f64 = _c64(np.append(wls["user_weight"], 0.0)); self.keep.append(f64); self.w.user_weight = &f64[0]
-        i32 = i(wls["cur_ptr"]); self.w.cur_ptr = &i32[0]
-        if i32.shape[0] != nw + 1:
-            raise ValueError("cur_ptr must have W + 1 entries")
-        i32 = i(np.append(wls["cur_site"], -1)); self.w.cur_site = &i32[0]
-        co = np.ascontiguousarray(wls["country_ok"], dtype=np.uint8)
-        mo = np.ascontiguousarray(wls["model_ok"], dtype=np.uint8)
-        if co.ndim != 2 or co.shape[0] != nw or mo.ndim != 2 or mo.shape[0] != nw:
-            raise ValueError("country_ok / model_ok must be [W, n] matrices")
-        co = np.append(co.ravel(), 0).astype(np.uint8)
-        self.w.n_countries = wls["country_ok"].shape[1]
-        u8 = b(co); self.w.country_ok = &u8[0]
-        self.w.n_models = wls["model_ok"].shape[1]
-        u8 = b(np.append(mo.ravel(), 0)); self.w.model_ok = &u8[0]
+        # workloads
+        u8 = keep(_cu8(wls["is_training"]), nw, "workload"); self.w.is_training = &u8[0] if nw else NULL
+        u8 = keep(_cu8(wls["allow_fleets"]), nw, "workload"); self.w.allow_fleets = &u8[0] if nw else NULL
+        u8 = keep(_cu8(wls["interruptible"]), nw, "workload"); self.w.interruptible = &u8[0] if nw else NULL
+        i32 = keep(_ci32(wls["site_limit"]), nw, "workload"); self.w.site_limit = &i32[0] if nw else NULL
+        f64 = keep(_c64(wls["accel"]), nw, "workload"); self.w.accel = &f64[0] if nw else NULL
+        f64 = keep(_c64(wls["tokens_milli"]), nw, "workload"); self.w.tokens_milli = &f64[0] if nw else NULL
+        f64 = keep(_c64(wls["min_memory_gib"]), nw, "workload"); self.w.min_memory_gib = &f64[0] if nw else NULL
+        f64 = keep(_c64(wls["max_latency_ms"]), nw, "workload"); self.w.max_latency_ms = &f64[0] if nw else NULL
         lat = np.ascontiguousarray(wls["latency"], dtype=np.float64)
         if lat.ndim != 2 or lat.shape[1] != n:
             raise ValueError("latency must be a [regions, columns] matrix")
+        region = _ci32(wls["user_region"])
+        weight = _c64(wls["user_weight"])
+        up = _ci32(wls["user_ptr"])
+        if up.ndim != 1 or not _csr_ok(up, nw, region.shape[0]) or weight.shape[0] != region.shape[0]:
+            raise ValueError("user_ptr must have W + 1 entries, a CSR pointer over user_region / user_weight")
+        if not _in_range(region, lat.shape[0]):
+            raise ValueError("user_region must index the rows of latency")
+        cp = _ci32(wls["cur_ptr"])
+        cur = _ci32(wls["cur_site"])
+        if cp.ndim != 1 or not _csr_ok(cp, nw, cur.shape[0]):
+            raise ValueError("cur_ptr must have W + 1 entries, a CSR pointer over cur_site")
+        co = _cu8(wls["country_ok"])
+        mo = _cu8(wls["model_ok"])
+        if co.ndim != 2 or co.shape[0] != nw or mo.ndim != 2 or mo.shape[0] != nw:
+            raise ValueError("country_ok / model_ok must be [W, n] matrices")
+        if not _in_range(country, co.shape[1]) or not _in_range(model, mo.shape[1]):
+            raise ValueError("column country / model must index the columns of country_ok / model_ok")
+        # one trailing entry each so that a pointer to element 0 exists even when empty
+        i32 = keep(_ci32(np.append(up, 0)), nw + 2, "user_ptr"); self.w.user_ptr = &i32[0]
+        i32 = keep(_ci32(np.append(region, 0)), region.shape[0] + 1, "user"); self.w.user_region = &i32[0]
+        f64 = keep(_c64(np.append(weight, 0.0)), weight.shape[0] + 1, "user"); self.w.user_weight = &f64[0]
+        i32 = keep(_ci32(np.append(cp, 0)), nw + 2, "cur_ptr"); self.w.cur_ptr = &i32[0]
+        i32 = keep(_ci32(np.append(cur, -1)), cur.shape[0] + 1, "cur_site"); self.w.cur_site = &i32[0]
+        self.w.n_countries = co.shape[1]
+        u8 = keep(_cu8(np.append(co.ravel(), 0)), co.size + 1, "country_ok"); self.w.country_ok = &u8[0]
+        self.w.n_models = mo.shape[1]
+        u8 = keep(_cu8(np.append(mo.ravel(), 0)), mo.size + 1, "model_ok"); self.w.model_ok = &u8[0]
         self.w.n_cols = n
-        f64 = _c64(np.append(lat.ravel(), 0.0)); self.keep.append(f64); self.w.latency = &f64[0]
+        f64 = keep(_c64(np.append(lat.ravel(), 0.0)), lat.size + 1, "latency"); self.w.latency = &f64[0]
 
 
 def filter_score_topk(dict cols, dict wls, int top_k, int num_threads=1):
@@ -469,113 +474,188 @@ cdef void _take(const Cols* c, const Wls* w, Py_ssize_t wi, Py_ssize_t ci, doubl
         ni_used[s] += k * c.watts[ci]
 
 
-cdef int _greedy(
-    const Cols* c, const Wls* w, const int* order, Py_ssize_t W, int max_slots,
+cdef inline double _per_device(double cost, double n) noexcept nogil:
+    return cost / n if n > 0.0 else 0.0
+
+
+cdef int _split(
+    const Cols* c, const Wls* w, Py_ssize_t wi, int width,
+    const double* site_firm, const double* site_total, double* cap_left,
+    double* tot_used, double* ni_used, const int* code_buf, const double* n_buf,
+    const double* cost_buf, unsigned char* used_buf, unsigned char* site_used,
+    int* row_col, double* row_n,
+) noexcept nogil:
+    """Split workload wi over the cheapest columns with room, on at most
+    ``site_limit`` distinct sites (more pools of a site already used cost no site);
+    then drop surplus devices, most expensive first. Returns the number of slots
+    filled (0 = not placed; everything given back)."""
+    cdef Py_ssize_t ci, C = c.n
+    cdef int limit = w.site_limit[wi], sites = 0, slot = 0, best, i, j, worst
+    cdef double best_cost, fit, k, rem, surplus, drop, pd, worst_pd
+    cdef bint tokens = w.accel[wi] <= 0.0
+    rem = w.tokens_milli[wi] if tokens else w.accel[wi]
+    while slot < width and rem > 0.0:
+        best = -1
+        best_cost = INFINITY
+        for ci in range(C):
+            if code_buf[ci] != N_FILTERS or used_buf[ci] or cost_buf[ci] >= best_cost:
+                continue
+            if sites >= limit and not site_used[c.site[ci]]:
+                continue
+            if _fit_devices(c, w, wi, ci, cap_left, tot_used, ni_used, site_firm, site_total) >= 1.0:
+                best = <int>ci
+                best_cost = cost_buf[ci]
+        if best < 0:
+            break
+        fit = _fit_devices(c, w, wi, best, cap_left, tot_used, ni_used, site_firm, site_total)
+        k = ceil(rem / c.tps_milli[best]) if tokens else rem
+        if fit < k:
+            k = fit
+        _take(c, w, wi, best, k, cap_left, tot_used, ni_used)
+        used_buf[best] = 1
+        if not site_used[c.site[best]]:
+            site_used[c.site[best]] = 1
+            sites += 1
+        row_col[slot] = best
+        row_n[slot] = k
+        slot += 1
+        rem -= k * c.tps_milli[best] if tokens else k
+    for i in range(slot):
+        site_used[c.site[row_col[i]]] = 0
+    if rem > 0.0:  # all or nothing: give it all back
+        for i in range(slot):
+            _take(c, w, wi, row_col[i], -row_n[i], cap_left, tot_used, ni_used)
+            row_col[i] = -1
+            row_n[i] = 0.0
+        return 0
+    if tokens and rem < 0.0:
+        # Drop surplus devices, the most expensive per device first (ties: the
+        # higher column index first): afterwards no single device can go.
+        surplus = -rem
+        for i in range(slot):
+            used_buf[row_col[i]] = 2  # not yet trimmed
+        for j in range(slot):
+            worst = -1
+            worst_pd = -INFINITY
+            for i in range(slot):
+                ci = row_col[i]
+                if used_buf[ci] != 2:
+                    continue
+                pd = _per_device(cost_buf[ci], n_buf[ci])
+                if worst < 0 or pd > worst_pd or (pd == worst_pd and ci > row_col[worst]):
+                    worst = i
+                    worst_pd = pd
+            ci = row_col[worst]
+            used_buf[ci] = 1
+            drop = floor(surplus / c.tps_milli[ci])
+            if drop > row_n[worst]:
+                drop = row_n[worst]
+            if drop > 0.0:
+                _take(c, w, wi, ci, -drop, cap_left, tot_used, ni_used)
+                row_n[worst] -= drop
+                surplus -= drop * c.tps_milli[ci]
+        j = 0  # compact: columns left with no device go
+        for i in range(slot):
+            if row_n[i] > 0.0:
+                row_col[j] = row_col[i]
+                row_n[j] = row_n[i]
+                j += 1
+        for i in range(j, slot):
+            row_col[i] = -1
+            row_n[i] = 0.0
+        slot = j
+    return slot
+
+
+cdef void _greedy(
+    const Cols* c, const Wls* w, const int* order, Py_ssize_t W, int width,
     const double* site_firm, const double* site_total, double* cap_left,
     double* tot_used, double* ni_used, int* code_buf, double* n_buf, double* cost_buf,
-    unsigned char* used_buf, int* out_col, double* out_n, unsigned char* placed,
+    unsigned char* used_buf, unsigned char* site_used, int* out_col, double* out_n,
+    unsigned char* placed,
 ) noexcept nogil:
     cdef Py_ssize_t oi, wi, ci, C = c.n
-    cdef double n, l, cst, best_cost, fit, rem, k, got
-    cdef int best, slot, limit
-    cdef bint tokens
+    cdef double l, best_cost
+    cdef int best
     for oi in range(W):
         wi = order[oi]
         placed[wi] = 0
-        for slot in range(max_slots):
-            out_col[wi * max_slots + slot] = -1
-            out_n[wi * max_slots + slot] = 0.0
         for ci in range(C):
             code_buf[ci] = _pair_eval(c, w, wi, ci, &n_buf[ci], &l, &cost_buf[ci])
             used_buf[ci] = 0
-        # 1) whole on the cheapest column where it still fits
+        # 1) whole on the cheapest column where it still fits (ties: lowest index)
         best = -1
         best_cost = INFINITY
         for ci in range(C):
             if code_buf[ci] == N_FILTERS and cost_buf[ci] < best_cost:
-                fit = _fit_devices(c, w, wi, ci, cap_left, tot_used, ni_used, site_firm, site_total)
-                if fit >= n_buf[ci]:
+                if _fit_devices(c, w, wi, ci, cap_left, tot_used, ni_used, site_firm, site_total) >= n_buf[ci]:
                     best = <int>ci
                     best_cost = cost_buf[ci]
         if best >= 0:
             _take(c, w, wi, best, n_buf[best], cap_left, tot_used, ni_used)
-            out_col[wi * max_slots] = best
-            out_n[wi * max_slots] = n_buf[best]
+            out_col[wi * width] = best
+            out_n[wi * width] = n_buf[best]
             placed[wi] = 1
-            continue
-        limit = w.site_limit[wi]
-        if limit <= 1:
-            continue
-        # 2) split: cheapest columns first, as much as fits, up to site_limit columns
-        tokens = w.accel[wi] <= 0.0
-        rem = w.tokens_milli[wi] if tokens else w.accel[wi]
-        for slot in range(limit):
-            best = -1
-            best_cost = INFINITY
-            for ci in range(C):
-                if code_buf[ci] == N_FILTERS and not used_buf[ci] and cost_buf[ci] < best_cost:
-                    if _fit_devices(c, w, wi, ci, cap_left, tot_used, ni_used,
-                                    site_firm, site_total) >= 1.0:
-                        best = <int>ci
-                        best_cost = cost_buf[ci]
-            if best < 0:
-                break
-            fit = _fit_devices(c, w, wi, best, cap_left, tot_used, ni_used, site_firm, site_total)
-            k = ceil(rem / c.tps_milli[best]) if tokens else rem
-            if fit < k:
-                k = fit
-            _take(c, w, wi, best, k, cap_left, tot_used, ni_used)
-            used_buf[best] = 1
-            out_col[wi * max_slots + slot] = best
-            out_n[wi * max_slots + slot] = k
-            got = k * c.tps_milli[best] if tokens else k
-            rem -= got
-            if rem <= 0.0:
-                break
-        if rem <= 0.0:
-            placed[wi] = 1
-        else:  # all or nothing: give it all back
-            for slot in range(max_slots):
-                ci = out_col[wi * max_slots + slot]
-                if ci >= 0:
-                    _take(c, w, wi, ci, -out_n[wi * max_slots + slot], cap_left, tot_used, ni_used)
-                out_col[wi * max_slots + slot] = -1
-                out_n[wi * max_slots + slot] = 0.0
-    return 0
+        elif w.site_limit[wi] > 1:
+            # 2) split over several columns
+            if _split(c, w, wi, width, site_firm, site_total, cap_left, tot_used, ni_used,
+                      code_buf, n_buf, cost_buf, used_buf, site_used,
+                      &out_col[wi * width], &out_n[wi * width]) > 0:
+                placed[wi] = 1
+
+
+def greedy_width(cols, wls):
+    """Width of ``greedy_place``'s output rows: the most columns a workload can use.
+
+    1 when no workload may split; else the column counts of the ``max(site_limit)``
+    sites with the most columns, added (at most every column): a split uses at most
+    ``site_limit`` distinct sites and each of their columns (pools) at most once.
+    """
+    sizes = np.diff(np.asarray(cols["site_ptr"], dtype=np.int64))
+    limit = np.asarray(wls["site_limit"])
+    max_limit = int(limit.max()) if limit.shape[0] else 1
+    if max_limit <= 1:
+        return 1
+    return max(1, int(np.sort(sizes)[::-1][:max_limit].sum()))
 
 
 def greedy_place(dict cols, dict wls, order, site_firm_watts, site_total_watts):
     """Place workloads one at a time in ``order`` (kube-scheduler style).
 
     Each workload is filtered and scored against every column with the capacity
-    still left; it goes whole to the cheapest column where it fits, else (if it may
-    split) over the cheapest columns with room, up to its site limit; all or nothing.
-    Returns ``(cols [W, L] int32 (-1 = none), devices [W, L] float64, placed [W] bool)``
-    with L = max site limit.
+    still left, and goes whole to the cheapest column where it fits (ties: the lowest
+    column index). Else, if it may split (``site_limit`` > 1), it takes the cheapest
+    columns with room, as much as fits on each, until its demand is met, on at most
+    ``site_limit`` distinct SITES (several pools of a site already used cost no
+    further site); a token demand then gives back surplus devices, the most
+    expensive per device first, so that no device can be removed with the demand
+    still met. All or nothing.
+
+    Returns ``(cols [W, L] int32 (-1 = none), devices [W, L] float64,
+    placed [W] bool)``; a placed row lists its columns in the order taken, then -1 /
+    0.0 padding. L = ``greedy_width(cols, wls)``.
     """
     cdef _Bound bnd = _Bound(cols, wls)
     cdef Py_ssize_t W = len(wls["accel"])
     cdef Py_ssize_t C = bnd.c.n
     cdef const int[::1] od = _ci32(order)
-    if od.shape[0] != W:
-        raise ValueError("order must list every workload once")
-    if W and (np.sort(np.asarray(od)) != np.arange(W)).any():
+    if od.shape[0] != W or (W and (np.sort(np.asarray(od)) != np.arange(W)).any()):
         raise ValueError("order must be a permutation of range(W)")
     cdef const double[::1] sf = _c64(site_firm_watts)
     cdef const double[::1] st = _c64(site_total_watts)
     if sf.shape[0] != bnd.n_sites or st.shape[0] != bnd.n_sites:
         raise ValueError("site power arrays must have one entry per site")
-    cdef int max_slots = max(1, int(np.max(wls["site_limit"])) if W else 1)
-    cap0 = _c64(cols["cap_devices"]).copy()
-    cdef double[::1] cap_left = cap0
+    cdef int width = greedy_width(cols, wls)
+    cdef double[::1] cap_left = _c64(cols["cap_devices"]).copy()
     cdef double[::1] tot_used = np.zeros(max(1, bnd.n_sites))
     cdef double[::1] ni_used = np.zeros(max(1, bnd.n_sites))
+    cdef unsigned char[::1] site_used = np.zeros(max(1, bnd.n_sites), dtype=np.uint8)
     cdef int[::1] code_buf = np.zeros(max(1, C), dtype=np.int32)
     cdef double[::1] n_buf = np.zeros(max(1, C))
     cdef double[::1] cost_buf = np.zeros(max(1, C))
     cdef unsigned char[::1] used_buf = np.zeros(max(1, C), dtype=np.uint8)
-    out_col = np.full((W, max_slots), -1, dtype=np.int32)
-    out_n = np.zeros((W, max_slots), dtype=np.float64)
+    out_col = np.full((W, width), -1, dtype=np.int32)
+    out_n = np.zeros((W, width), dtype=np.float64)
     placed = np.zeros(W, dtype=np.uint8)
     cdef int[:, ::1] oc = out_col
     cdef double[:, ::1] on = out_n
@@ -585,9 +665,9 @@ def greedy_place(dict cols, dict wls, order, site_firm_watts, site_total_watts):
     cdef const double* sfp = &sf[0] if bnd.n_sites else NULL
     cdef const double* stp = &st[0] if bnd.n_sites else NULL
     with nogil:
-        _greedy(&bnd.c, &bnd.w, &od[0], W, max_slots, sfp, stp,
+        _greedy(&bnd.c, &bnd.w, &od[0], W, width, sfp, stp,
                 &cap_left[0], &tot_used[0], &ni_used[0], &code_buf[0], &n_buf[0],
-                &cost_buf[0], &used_buf[0], &oc[0, 0], &on[0, 0], &pl[0])
+                &cost_buf[0], &used_buf[0], &site_used[0], &oc[0, 0], &on[0, 0], &pl[0])
     return out_col, out_n, placed.astype(bool)
 
 
@@ -700,8 +780,10 @@ def lagrangian_eval(ptr, col, coef, value, interruptible, price_int, price_ni,
     -1 when the term is 0)``. ``nogil``, parallel over workloads. Called by
     ``placement.bound`` once per subgradient step.
     """
-    cdef const long long[::1] p = np.ascontiguousarray(ptr, dtype=np.int64)
-    cdef const int[::1] cc = np.ascontiguousarray(col, dtype=np.int32)
+    ptr_a = np.ascontiguousarray(ptr, dtype=np.int64)
+    col_a = np.ascontiguousarray(col, dtype=np.int32)
+    cdef const long long[::1] p = ptr_a
+    cdef const int[::1] cc = col_a
     cdef const double[::1] cf = np.ascontiguousarray(coef, dtype=np.float64)
     cdef const double[::1] v = np.ascontiguousarray(value, dtype=np.float64)
     cdef const unsigned char[::1] ni = np.ascontiguousarray(interruptible, dtype=np.uint8)
@@ -710,9 +792,9 @@ def lagrangian_eval(ptr, col, coef, value, interruptible, price_int, price_ni,
     cdef Py_ssize_t W = v.shape[0]
     if p.shape[0] != W + 1 or ni.shape[0] != W:
         raise ValueError("ptr must have W + 1 entries and interruptible W")
-    if cc.shape[0] != cf.shape[0] or (cc.shape[0] and p[W] > cc.shape[0]):
-        raise ValueError("col and coef must cover ptr")
-    if pi.shape[0] != pn.shape[0]:
+    if cc.shape[0] != cf.shape[0] or p[0] != 0 or p[W] > cc.shape[0] or (np.diff(ptr_a) < 0).any():
+        raise ValueError("ptr must be a CSR pointer over col and coef")
+    if pi.shape[0] != pn.shape[0] or not _in_range(col_a[:p[W]], pi.shape[0]):
         raise ValueError("price arrays must have one entry per column")
     choice = np.full(W, -1, dtype=np.int64)
     terms = np.zeros(W, dtype=np.float64)

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from placement_ext import FILTER_NAMES, effective_power_mw, filter_score_topk, greedy_place
+from placement_ext import FILTER_NAMES, filter_score_topk, greedy_place
 from placement_ext.reference import filter_score_topk_numpy, filter_score_topk_python, to_python
 
 
@@ -138,9 +138,6 @@ def test_bad_shapes_rejected():
     with pytest.raises(ValueError):
         greedy_place(cols, wls, np.zeros(5, dtype=np.int32), np.zeros(3), np.zeros(3))
 
-
-def test_effective_power():
-    np.testing.assert_array_equal(effective_power_mw([10, 10], [5, 5], [3, 9]), [12, 10])
 
 
 @settings(max_examples=40, deadline=None)
