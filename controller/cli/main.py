@@ -29,7 +29,7 @@ from controller.api import apidocs, crdgen
 from controller.cli.files import load_manifests
 from controller.core.parse import Manifests, topology_warnings
 from controller.core.reconcile import Outcome, Snapshot, reconcile
-from controller.api.resources import API_VERSION
+from controller.core.statuses import status_object
 from placement.problem import SolverConfig
 
 EXIT_OK = 0
@@ -115,17 +115,10 @@ def _parse_time(text: str) -> dt.datetime:
 
 def status_objects(manifests: Manifests, outcome: Outcome) -> dict[str, list[dict]]:
     """Every resource's status exactly as the operator writes it, keyed by kind."""
-
-    def obj(resource, status) -> dict:
-        metadata = {"name": resource.metadata.name}
-        if resource.metadata.namespace:
-            metadata["namespace"] = resource.metadata.namespace
-        return {"apiVersion": API_VERSION, "kind": resource.kind, "metadata": metadata, "status": status.to_api()}
-
     return {
-        "workloads": [obj(w, outcome.workloads[w.key]) for w in manifests.workloads],
-        "factories": [obj(f, outcome.factories[f.metadata.name]) for f in manifests.factories],
-        "fleets": [obj(f, outcome.fleets[f.metadata.name]) for f in manifests.fleets],
+        "workloads": [status_object(w, outcome.workloads[w.key]) for w in manifests.workloads],
+        "factories": [status_object(f, outcome.factories[f.metadata.name]) for f in manifests.factories],
+        "fleets": [status_object(f, outcome.fleets[f.metadata.name]) for f in manifests.fleets],
     }
 
 

@@ -13,7 +13,6 @@ from controller.api.models.status import (
     PoolStatus,
     PowerStatus,
     SiteStatus,
-    SolverFigures,
     MeshWorkloadStatus,
 )
 from controller.api.models.workload import (
@@ -39,7 +38,6 @@ __all__ = [
     "PoolStatus",
     "PowerStatus",
     "SiteStatus",
-    "SolverFigures",
     "Sovereignty",
     "Uplink",
     "UserRegion",

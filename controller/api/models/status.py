@@ -73,7 +73,10 @@ class SiteStatus(ApiModel):
     tokens_per_second: float = Field(default=0.0, description="Throughput of the workloads placed here, in tokens per second.")
     tokens_per_joule: float = Field(default=0.0, description="Tokens per joule of facility energy of the placed work.")
     workload_count: int = Field(default=0, ge=0, description="Number of workloads with devices here.")
-    conditions: list[Condition] = Field(default_factory=list, max_length=16, description="Conditions (Ready).")
+    conditions: list[Condition] = Field(
+        default_factory=list, max_length=16,
+        description="Conditions: Ready, Cordoned, and Curtailed (factories) or Offline (fleets).",
+    )
 
 
 class Assignment(ApiModel):
@@ -86,19 +89,13 @@ class Assignment(ApiModel):
     tokens_per_second: float = Field(default=0.0, description="Throughput of the assigned devices, in tokens per second.")
     power_mw: float = Field(default=0.0, description="Facility power of the assigned devices, in MW.")
     latency_ms: float | None = Field(
-        default=None, description="Worst latency from a user region to the site, in ms."
+        default=None,
+        description="Worst latency from the workload's user regions (weight > 0) to the site, in ms; "
+        "the value the latency target is checked against. Absent without a latency target.",
     )
-
-
-class SolverFigures(ApiModel):
-    """Figures of the solve that produced this placement."""
-
-    objective: float = Field(description="Objective value of the plan.")
-    bound: float = Field(description="Upper bound on the objective (LP relaxation).")
-    gap: float = Field(description="Relative optimality gap: (bound - objective) / bound.")
-    status: str = Field(max_length=64, description="Solver status, e.g. OPTIMAL or FEASIBLE.")
-    solve_ms: float = Field(description="Wall time of the solve, in ms.")
-    fallback_used: bool = Field(default=False, description="Whether the greedy fallback plan was used.")
+    mean_latency_ms: float | None = Field(
+        default=None, description="Traffic-weighted mean latency from the user regions to the site, in ms."
+    )
 
 
 WorkloadPhase = Literal["Pending", "Placed", "Unschedulable", "Preempted"]
@@ -110,7 +107,12 @@ class MeshWorkloadStatus(ApiModel):
     observed_generation: int | None = Field(
         default=None, ge=0, description="metadata.generation this status was computed for."
     )
-    phase: WorkloadPhase = Field(default="Pending", description="Pending, Placed, Unschedulable or Preempted.")
+    phase: WorkloadPhase = Field(
+        default="Pending",
+        description="Pending (not solved yet), Placed, Unschedulable (no site can take it whole) or "
+        "Preempted (was placed and lost its place to higher-priority work, a curtailment, a cordon "
+        "or a removed site).",
+    )
     assignments: list[Assignment] = Field(
         default_factory=list, max_length=64, description="Devices assigned per site."
     )
@@ -123,8 +125,7 @@ class MeshWorkloadStatus(ApiModel):
     message: str = Field(
         default="",
         max_length=32_768,
-        description="Why the workload is not (fully) placed, counted per filter, "
+        description="Where it runs, or why it does not, counted per filter as kube-scheduler does, "
         "e.g. '0/12 sites fit: 7 latency > 50 ms, 3 country not allowed, 2 insufficient power'.",
     )
-    solver: SolverFigures | None = Field(default=None, description="Figures of the solve.")
     conditions: list[Condition] = Field(default_factory=list, max_length=16, description="Conditions (Placed).")

@@ -12,7 +12,7 @@ from controller.cli import main
 from controller.cli.files import load_manifests
 from controller.core.parse import field_path
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 EXAMPLES = REPO / "examples"
 CORPUS = sorted((REPO / "tests" / "corpus" / "bad").glob("*.yaml"))
 

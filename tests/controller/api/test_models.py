@@ -13,7 +13,7 @@ from controller.cli.files import load_manifests
 from controller.api.models import AIFactorySpec, FactoryPower, MeshWorkloadSpec
 from controller.api.models.base import to_api_name
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 @pytest.mark.parametrize(

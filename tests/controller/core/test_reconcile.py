@@ -9,10 +9,11 @@ import pytest
 
 from controller.cli.files import load_manifests
 from controller.api.models import SiteStatus, MeshWorkloadStatus
-from controller.core.reconcile import Snapshot, reconcile, to_mesh
+from controller.core.convert import to_mesh
+from controller.core.reconcile import Snapshot, reconcile
 from placement.problem import SolverConfig
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 PACIFIC = dt.timezone(dt.timedelta(hours=-8))
 NIGHT_IN_CALIFORNIA = dt.datetime(2026, 11, 21, 23, 30, tzinfo=PACIFIC)
 MORNING_IN_CALIFORNIA = dt.datetime(2026, 11, 21, 7, 30, tzinfo=PACIFIC)
@@ -36,7 +37,7 @@ def night(manifests):
 
 
 def test_to_mesh_carries_every_resource(manifests):
-    mesh = to_mesh(_snapshot(manifests, NIGHT_IN_CALIFORNIA))
+    mesh = to_mesh(manifests.factories, manifests.fleets, manifests.workloads, NIGHT_IN_CALIFORNIA)
     assert [f.name for f in mesh.factories] == [f.metadata.name for f in manifests.factories]
     assert len(mesh.fleets) == 3 and len(mesh.workloads) == 8
     vehicles = next(f for f in mesh.fleets if f.name == "vehicles-california")

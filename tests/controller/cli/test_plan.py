@@ -10,7 +10,7 @@ import yaml
 from controller.cli import main
 from controller.api.models import SiteStatus, MeshWorkloadStatus
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 EXAMPLES = str(REPO / "examples")
 NIGHT = "2026-11-21T23:30:00-08:00"
 
@@ -31,7 +31,8 @@ def test_plan_json_is_the_status_the_operator_writes(capsys):
         assert obj["apiVersion"] == "meshplane.io/v1alpha1" and obj["kind"] == "MeshWorkload"
         assert obj["metadata"]["namespace"]
         status = MeshWorkloadStatus.model_validate(obj["status"])
-        assert status.solver is not None and status.solver.bound >= status.solver.objective - 1e-6
+        assert "solver" not in obj["status"]  # mesh-wide figures stay out of every status
+        assert status.phase in ("Placed", "Unschedulable")
     for obj in objects["factories"] + objects["fleets"]:
         SiteStatus.model_validate(obj["status"])
 
@@ -41,8 +42,7 @@ def test_plan_yaml_matches_json(capsys):
     as_json = json.loads(capsys.readouterr().out)
     main(["plan", "-f", EXAMPLES, "--at", NIGHT, "-o", "yaml"])
     as_yaml = yaml.safe_load(capsys.readouterr().out)
-    strip = lambda objs: [{**o, "status": {**o["status"], "solver": None}} for o in objs["workloads"]]  # noqa: E731
-    assert strip(as_json) == strip(as_yaml)
+    assert as_json == as_yaml
 
 
 def test_plan_refuses_bad_manifests_with_one_line_each(capsys):

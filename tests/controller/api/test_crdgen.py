@@ -12,7 +12,7 @@ from controller.api import crdgen
 from controller.api.models.base import ApiModel
 from controller.api.resources import KINDS
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 CRDS_DIR = REPO / "crds"
 
 

@@ -1,0 +1,206 @@
+"""Changes: what must be written after a reconcile, and nothing more.
+
+Called by the operator's writer (and by tests) with each resource as the API server
+holds it and the status :mod:`controller.core.reconcile` computed for it. For every
+object it gives a JSON merge patch (RFC 7386) of ``/status``, or ``None`` when the
+stored status is already right, so an unchanged mesh makes zero writes; and the
+Kubernetes Events of its transitions, so ``kubectl describe`` tells the story:
+
+- MeshWorkload: ``Placed`` (first placement), ``Moved`` (placed elsewhere or with other
+  devices), ``Preempted`` (lost its place), ``Rescheduled`` (placed again after a
+  preemption), ``Unschedulable`` (fits nowhere);
+- sites: ``Cordoned`` / ``Uncordoned``, ``Curtailed`` / ``CurtailmentLifted`` (factories),
+  ``Offline`` / ``Online`` (fleets).
+
+An event is emitted on a transition only, never again while nothing changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from controller.api.models import Assignment, MeshWorkloadStatus, SiteStatus
+from controller.api.resources import AIFactory, EdgeFleet, Resource
+from controller.core.reconcile import Outcome, Snapshot
+from controller.core.statuses import (
+    CONDITION_CORDONED,
+    CONDITION_CURTAILED,
+    CONDITION_OFFLINE,
+    PHASE_PLACED,
+    PHASE_PREEMPTED,
+    PHASE_UNSCHEDULABLE,
+)
+
+EventType = Literal["Normal", "Warning"]
+
+
+@dataclass(frozen=True, order=True)
+class ObjectRef:
+    """The object a change or an event is about (``involvedObject``)."""
+
+    kind: str
+    name: str
+    namespace: str | None = None
+
+    @classmethod
+    def of(cls, resource: Resource[Any, Any]) -> ObjectRef:
+        return cls(resource.kind, resource.metadata.name, resource.metadata.namespace)
+
+
+@dataclass(frozen=True)
+class Event:
+    """One Kubernetes Event to record: type, CamelCase reason, one-line message."""
+
+    involved: ObjectRef
+    type: EventType
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Change:
+    """What to write for one object: a ``/status`` merge patch (or None) and events."""
+
+    ref: ObjectRef
+    patch: dict[str, Any] | None
+    events: tuple[Event, ...]
+
+
+def merge_patch(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> dict[str, Any]:
+    """The RFC 7386 merge patch that turns ``old`` into ``new`` (empty when equal).
+
+    Lists are replaced whole, as merge patches do; a key missing from ``new`` is
+    deleted with ``null``.
+    """
+    old = old or {}
+    patch: dict[str, Any] = {}
+    for key, value in new.items():
+        before = old.get(key)
+        if isinstance(value, Mapping) and isinstance(before, Mapping):
+            inner = merge_patch(before, value)
+            if inner:
+                patch[key] = inner
+        elif key not in old or before != value:
+            patch[key] = value
+    for key in old:
+        if key not in new:
+            patch[key] = None
+    return patch
+
+
+def status_patch(
+    stored: MeshWorkloadStatus | SiteStatus | None, computed: MeshWorkloadStatus | SiteStatus
+) -> dict[str, Any] | None:
+    """``{"status": ...}`` to send as a merge patch, or None when nothing changed."""
+    patch = merge_patch(stored.to_api() if stored is not None else None, computed.to_api())
+    return {"status": patch} if patch else None
+
+
+def _placement(assignments: list[Assignment]) -> list[tuple[str, str, int]]:
+    return sorted((a.site, a.accelerator_model, a.devices) for a in assignments)
+
+
+def _where(status: MeshWorkloadStatus) -> str:
+    return ", ".join(f"{a.site} ({a.devices:,} x {a.accelerator_model})" for a in status.assignments)
+
+
+def workload_events(
+    ref: ObjectRef, stored: MeshWorkloadStatus | None, computed: MeshWorkloadStatus
+) -> tuple[Event, ...]:
+    """The events of one workload's transition from ``stored`` to ``computed``."""
+    before = stored.phase if stored is not None else None
+    after = computed.phase
+    if after == PHASE_PLACED:
+        if before == PHASE_PLACED:
+            if stored is not None and _placement(stored.assignments) != _placement(computed.assignments):
+                return (Event(ref, "Normal", "Moved", f"moved from {_where(stored)} to {_where(computed)}"),)
+            return ()
+        reason = "Rescheduled" if before == PHASE_PREEMPTED else "Placed"
+        return (Event(ref, "Normal", reason, f"placed on {_where(computed)}"),)
+    if after == before:
+        return ()
+    if after == PHASE_PREEMPTED:
+        return (Event(ref, "Warning", "Preempted", computed.message),)
+    if after == PHASE_UNSCHEDULABLE:
+        return (Event(ref, "Warning", "Unschedulable", computed.message),)
+    return ()
+
+
+# condition type -> (reason when it turns True, type, reason when it turns False, type)
+_SITE_TRANSITIONS: dict[str, tuple[str, EventType, str, EventType]] = {
+    CONDITION_CORDONED: ("Cordoned", "Normal", "Uncordoned", "Normal"),
+    CONDITION_CURTAILED: ("Curtailed", "Warning", "CurtailmentLifted", "Normal"),
+    CONDITION_OFFLINE: ("Offline", "Normal", "Online", "Normal"),
+}
+
+
+def site_events(ref: ObjectRef, stored: SiteStatus | None, computed: SiteStatus) -> tuple[Event, ...]:
+    """Events of a site's condition transitions (a first status says only what is True)."""
+    before = {c.type: c.status for c in stored.conditions} if stored is not None else {}
+    events = []
+    for cond in computed.conditions:
+        if cond.type not in _SITE_TRANSITIONS or before.get(cond.type) == cond.status:
+            continue
+        on_reason, on_type, off_reason, off_type = _SITE_TRANSITIONS[cond.type]
+        if cond.status == "True":
+            events.append(Event(ref, on_type, on_reason, cond.message))
+        elif cond.type in before:  # only a real transition from True says "lifted"
+            events.append(Event(ref, off_type, off_reason, cond.message))
+    return tuple(events)
+
+
+def _site_change(site: AIFactory | EdgeFleet, computed: SiteStatus) -> Change:
+    ref = ObjectRef.of(site)
+    return Change(ref, status_patch(site.status, computed), site_events(ref, site.status, computed))
+
+
+def changes(snapshot: Snapshot, outcome: Outcome) -> Iterator[Change]:
+    """Every object whose status must be patched or that has events, in a stable order.
+
+    ``snapshot`` holds the objects as stored (their ``status`` is what the API server
+    has); objects with nothing to write are left out.
+    """
+    for workload in snapshot.workloads:
+        computed = outcome.workloads[workload.key]
+        ref = ObjectRef.of(workload)
+        change = Change(
+            ref, status_patch(workload.status, computed), workload_events(ref, workload.status, computed)
+        )
+        if change.patch is not None or change.events:
+            yield change
+    for factory in snapshot.factories:
+        change = _site_change(factory, outcome.factories[factory.metadata.name])
+        if change.patch is not None or change.events:
+            yield change
+    for fleet in snapshot.fleets:
+        change = _site_change(fleet, outcome.fleets[fleet.metadata.name])
+        if change.patch is not None or change.events:
+            yield change
+
+
+def with_statuses(snapshot: Snapshot, outcome: Outcome) -> Snapshot:
+    """The snapshot as it is once every computed status is written back (what the
+    next watch event delivers): for tests and what-if chains."""
+    return Snapshot(
+        factories=[f.model_copy(update={"status": outcome.factories[f.metadata.name]}) for f in snapshot.factories],
+        fleets=[f.model_copy(update={"status": outcome.fleets[f.metadata.name]}) for f in snapshot.fleets],
+        workloads=[
+            w.model_copy(update={"status": outcome.workloads[w.key]}) for w in snapshot.workloads
+        ],
+        at=snapshot.at,
+    )
+
+
+__all__ = [
+    "Change",
+    "Event",
+    "ObjectRef",
+    "changes",
+    "merge_patch",
+    "site_events",
+    "status_patch",
+    "with_statuses",
+    "workload_events",
+]

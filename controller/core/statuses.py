@@ -1,0 +1,280 @@
+"""Statuses: the placement engine's decisions turned into the status of every resource.
+
+Called by :mod:`controller.core.reconcile`. A MeshWorkload's status is a function of
+its own spec, its own decision and its previous status only: mesh-wide solve figures
+(objective, bound, gap, solve time) are never written into it, so one changed
+workload does not rewrite every status in the cluster, and an unchanged mesh
+rewrites none. Figures are rounded to a few digits for the same reason.
+
+Phases: ``Placed``; ``Unschedulable`` (no site can take it whole); ``Preempted`` (it
+was placed under its current spec and lost its place: to higher-priority work, a
+curtailment, a cordon, a fleet going offline or a removed site); ``Pending`` (not
+solved yet: what the operator writes before its first solve). A Preempted workload
+stays Preempted, with the message of the moment it lost its place, until it is placed
+again or its spec changes.
+
+Sites carry conditions: ``Ready``, ``Cordoned``, and ``Curtailed`` (factories) or
+``Offline`` (fleets, outside their availability windows).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from controller.api.models import (
+    Assignment,
+    Condition,
+    MeshWorkloadStatus,
+    PoolStatus,
+    PowerStatus,
+    SiteStatus,
+)
+from controller.api.resources import API_VERSION, AIFactory, EdgeFleet, MeshWorkload, Resource
+from placement.decisions import SiteUsage, WorkloadDecision
+
+PHASE_PENDING = "Pending"
+PHASE_PLACED = "Placed"
+PHASE_UNSCHEDULABLE = "Unschedulable"
+PHASE_PREEMPTED = "Preempted"
+
+CONDITION_PLACED = "Placed"
+CONDITION_READY = "Ready"
+CONDITION_CORDONED = "Cordoned"
+CONDITION_CURTAILED = "Curtailed"
+CONDITION_OFFLINE = "Offline"
+
+# Statuses are stored as JSON: short, stable figures make an unchanged plan an
+# unchanged status.
+_MW_DIGITS = 4
+_MS_DIGITS = 2
+_RATE_DIGITS = 3
+_TOKENS_PER_JOULE_DIGITS = 6
+
+NAME_CONFLICT_MESSAGE = (
+    "an AIFactory has the same name and site names are unique across AIFactory and "
+    "EdgeFleet: rename the fleet; it is left out of the plan until then"
+)
+PENDING_MESSAGE = "waiting for the first solve"
+
+
+def timestamp(at: dt.datetime) -> str:
+    """RFC 3339 in UTC, to the second, as Kubernetes writes times."""
+    return at.astimezone(dt.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def condition(
+    previous: Sequence[Condition], type_: str, status: bool, reason: str, message: str,
+    at: dt.datetime, generation: int | None,
+) -> Condition:
+    """A condition that keeps its lastTransitionTime while its status does not change."""
+    text = "True" if status else "False"
+    before = next((c for c in previous if c.type == type_), None)
+    transition = before.last_transition_time if before and before.status == text else timestamp(at)
+    return Condition(
+        type=type_, status=text, reason=reason, message=message,
+        last_transition_time=transition, observed_generation=generation,
+    )
+
+
+@dataclass(frozen=True)
+class SiteFacts:
+    """What a Preempted message may say about the sites a workload was on."""
+
+    factories: Mapping[str, AIFactory]
+    fleets: Mapping[str, EdgeFleet]
+    usage: Mapping[str, SiteUsage]
+
+
+def _lost_place_reason(site: str, workload: MeshWorkload, facts: SiteFacts) -> str | None:
+    factory = facts.factories.get(site)
+    fleet = facts.fleets.get(site)
+    if factory is None and fleet is None:
+        return f"site {site} was removed"
+    spec = factory.spec if factory is not None else fleet.spec  # type: ignore[union-attr]
+    if spec.cordoned:
+        return f"{site} is cordoned"
+    if factory is not None and workload.spec.interruptible and factory.spec.power.curtailed_mw > 0:
+        power = factory.spec.power
+        return (
+            f"{site} is curtailed by {power.curtailed_mw:,.0f} MW of its {power.flexible_mw:,.0f} MW "
+            f"flexible power"
+        )
+    usage = facts.usage.get(site)
+    if fleet is not None and usage is not None and usage.devices_total == 0:
+        return f"fleet {site} is offline (outside its availability windows)"
+    return None
+
+
+def preempted_message(
+    workload: MeshWorkload, decision: WorkloadDecision, previous: MeshWorkloadStatus, facts: SiteFacts
+) -> str:
+    """Why a placed workload lost its place, then why it fits nowhere else now."""
+    sites = list(dict.fromkeys(a.site for a in previous.assignments))
+    causes = [reason for site in sites if (reason := _lost_place_reason(site, workload, facts))]
+    displaced_by = list(getattr(decision, "displaced_by", ()) or ())
+    if displaced_by:
+        shown = ", ".join(displaced_by[:3]) + (f" and {len(displaced_by) - 3} more" if len(displaced_by) > 3 else "")
+        causes.append(f"its capacity went to higher-priority {shown}")
+    head = f"preempted from {', '.join(sites) or 'its sites'}"
+    head += ": " + "; ".join(causes) if causes else ""
+    return f"{head}. Now: {decision.message}" if decision.message else head
+
+
+def _assignment(a: Any) -> Assignment:
+    mean = getattr(a, "mean_latency_ms", None)
+    return Assignment(
+        site=a.site,
+        kind=a.kind,
+        accelerator_model=a.accelerator_model,
+        devices=a.devices,
+        tokens_per_second=round(a.tokens_per_second, _RATE_DIGITS),
+        power_mw=round(a.power_mw, _MW_DIGITS),
+        latency_ms=round(a.latency_ms, _MS_DIGITS) if a.latency_ms is not None else None,
+        mean_latency_ms=round(mean, _MS_DIGITS) if mean is not None else None,
+    )
+
+
+def _phase_and_message(
+    workload: MeshWorkload, decision: WorkloadDecision, facts: SiteFacts
+) -> tuple[str, str]:
+    if decision.assignments:
+        return PHASE_PLACED, decision.message
+    previous = workload.status
+    same_spec = previous is not None and previous.observed_generation == workload.metadata.generation
+    if previous is not None and same_spec and previous.phase == PHASE_PLACED:
+        return PHASE_PREEMPTED, preempted_message(workload, decision, previous, facts)
+    if previous is not None and same_spec and previous.phase == PHASE_PREEMPTED:
+        return PHASE_PREEMPTED, previous.message  # what happened then stays the story
+    return PHASE_UNSCHEDULABLE, decision.message
+
+
+def workload_status(
+    workload: MeshWorkload, decision: WorkloadDecision, facts: SiteFacts, at: dt.datetime
+) -> MeshWorkloadStatus:
+    """The status of one workload after a solve (see the module docstring)."""
+    generation = workload.metadata.generation
+    previous_conditions = workload.status.conditions if workload.status else []
+    phase, message = _phase_and_message(workload, decision, facts)
+    placed = phase == PHASE_PLACED
+    assignments = [_assignment(a) for a in decision.assignments] if placed else []
+    sites = list(dict.fromkeys(a.site for a in assignments))
+    latencies = [a.latency_ms for a in assignments if a.latency_ms is not None]
+    return MeshWorkloadStatus(
+        observed_generation=generation,
+        phase=phase,  # type: ignore[arg-type]
+        assignments=assignments,
+        sites=",".join(sites),
+        power_mw=round(sum(a.power_mw for a in decision.assignments), _MW_DIGITS) if placed else 0.0,
+        latency_ms=max(latencies) if latencies else None,
+        tokens_per_second=round(sum(a.tokens_per_second for a in decision.assignments), _RATE_DIGITS)
+        if placed else 0.0,
+        message=message,
+        conditions=[condition(previous_conditions, CONDITION_PLACED, placed, phase, message, at, generation)],
+    )
+
+
+def pending_status(workload: MeshWorkload, at: dt.datetime) -> MeshWorkloadStatus:
+    """What a workload shows before the operator's first solve has seen it."""
+    generation = workload.metadata.generation
+    previous = workload.status.conditions if workload.status else []
+    return MeshWorkloadStatus(
+        observed_generation=generation,
+        phase=PHASE_PENDING,
+        message=PENDING_MESSAGE,
+        conditions=[condition(previous, CONDITION_PLACED, False, PHASE_PENDING, PENDING_MESSAGE, at, generation)],
+    )
+
+
+def _site_conditions(
+    site: AIFactory | EdgeFleet, usage: SiteUsage, at: dt.datetime
+) -> list[Condition]:
+    generation = site.metadata.generation
+    previous = site.status.conditions if site.status else []
+    cordoned = site.spec.cordoned
+    conditions = [
+        condition(
+            previous, CONDITION_CORDONED, cordoned, "Cordoned" if cordoned else "Schedulable",
+            "nothing is placed here; placed workloads move elsewhere" if cordoned else "", at, generation,
+        )
+    ]
+    not_ready = "Cordoned" if cordoned else ""
+    if isinstance(site, AIFactory):
+        power = site.spec.power
+        curtailed = power.curtailed_mw > 0
+        usable = power.firm_mw + max(0.0, power.flexible_mw - power.curtailed_mw)
+        message = (
+            f"{power.curtailed_mw:,.1f} of {power.flexible_mw:,.1f} MW flexible power curtailed; "
+            f"{usable:,.1f} MW usable" if curtailed else f"{usable:,.1f} MW usable"
+        )
+        conditions.append(
+            condition(previous, CONDITION_CURTAILED, curtailed, "GridCurtailment" if curtailed else "NotCurtailed",
+                      message, at, generation)
+        )
+    else:
+        offline = usage.devices_total == 0
+        windows = ", ".join(f"{w.start}-{w.end} {w.timezone}" for w in site.spec.availability)
+        message = (
+            f"no device online: outside its availability windows ({windows})" if offline
+            else f"{usage.devices_total:,} devices online"
+        )
+        conditions.append(
+            condition(previous, CONDITION_OFFLINE, offline, "OutsideAvailabilityWindows" if offline else "Online",
+                      message, at, generation)
+        )
+        not_ready = not_ready or ("Offline" if offline else "")
+    conditions.insert(
+        0,
+        condition(
+            previous, CONDITION_READY, not not_ready, not_ready or "Schedulable",
+            "" if not not_ready else f"no new placements: {not_ready.lower()}", at, generation,
+        ),
+    )
+    return conditions
+
+
+def site_status(site: AIFactory | EdgeFleet, usage: SiteUsage, at: dt.datetime) -> SiteStatus:
+    """Power and devices allocated and free at one site, and its conditions."""
+    firm_free = max(0.0, usage.firm_mw_available - usage.firm_mw_used)
+    flexible_free = max(0.0, usage.flexible_mw_available - usage.flexible_mw_used)
+    return SiteStatus(
+        observed_generation=site.metadata.generation,
+        power=PowerStatus(
+            firm_allocated_mw=round(usage.firm_mw_used, _MW_DIGITS),
+            flexible_allocated_mw=round(usage.flexible_mw_used, _MW_DIGITS),
+            allocated_mw=round(usage.power_mw_used, _MW_DIGITS),
+            firm_available_mw=round(firm_free, _MW_DIGITS),
+            flexible_available_mw=round(flexible_free, _MW_DIGITS),
+            available_mw=round(firm_free + flexible_free, _MW_DIGITS),
+        ),
+        pools=[
+            PoolStatus(model=p.model, devices_allocated=p.devices_used,
+                       devices_available=max(0, p.devices_total - p.devices_used))
+            for p in usage.pools
+        ],
+        online_devices=usage.devices_total if isinstance(site, EdgeFleet) else None,
+        tokens_per_second=round(usage.tokens_per_second, _RATE_DIGITS),
+        tokens_per_joule=round(usage.tokens_per_joule, _TOKENS_PER_JOULE_DIGITS),
+        workload_count=usage.workload_count,
+        conditions=_site_conditions(site, usage, at),
+    )
+
+
+def name_conflict_status(fleet: EdgeFleet, at: dt.datetime) -> SiteStatus:
+    """A fleet named like a factory: left out of the plan, and it says why."""
+    generation = fleet.metadata.generation
+    previous = fleet.status.conditions if fleet.status else []
+    return SiteStatus(
+        observed_generation=generation,
+        conditions=[condition(previous, CONDITION_READY, False, "NameConflict", NAME_CONFLICT_MESSAGE, at, generation)],
+    )
+
+
+def status_object(resource: Resource[Any, Any], status: MeshWorkloadStatus | SiteStatus) -> dict[str, Any]:
+    """The object the operator sends to ``/status``: identity and status, API names."""
+    metadata = {"name": resource.metadata.name}
+    if resource.metadata.namespace:
+        metadata["namespace"] = resource.metadata.namespace
+    return {"apiVersion": API_VERSION, "kind": resource.kind, "metadata": metadata, "status": status.to_api()}
