@@ -17,6 +17,7 @@ import yaml
 from pydantic import ValidationError
 
 from controller.api.resources import API_VERSION, GROUP, KINDS, AIFactory, EdgeFleet, MeshWorkload, Resource
+from controller.core.yamlcompat import load_documents
 
 
 @dataclass(frozen=True, order=True)
@@ -184,7 +185,7 @@ def parse_text(text: str, file: str, manifests: Manifests, seen: dict[tuple[str,
     of one set of manifests, so duplicates across files are found."""
     manifests.files_read += 1
     try:
-        documents = list(yaml.safe_load_all(text))
+        documents = load_documents(text)  # as kubectl and the API server read it
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(yaml)"
