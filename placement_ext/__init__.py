@@ -11,29 +11,27 @@ parallel loops with OpenMP (serial otherwise, with the same results).
 """
 
 try:
-    from placement_ext import _kernels
+    from placement_ext._kernels import (
+        ENERGY_SCALE,
+        FEASIBLE,
+        FILTER_NAMES,
+        LATENCY_SCALE,
+        MAX_LATENCY_TIER,
+        OPENMP,
+        STABILITY_PENALTY,
+        evaluate_pairs,
+        feasible_pairs,
+        filter_score_topk,
+        greedy_place,
+        greedy_width,
+        lagrangian_eval,
+    )
 except ImportError as exc:  # pragma: no cover - exercised only on a broken install
     raise ImportError(
-        "meshplane's compiled placement kernels (placement_ext._kernels) are not built. "
-        "Build them with `pip install -e .` (or `make install`) from the repository root; "
-        "a C compiler and Cython are required."
+        "meshplane's compiled placement kernels (placement_ext._kernels) are not built "
+        "(or were built from older sources). Build them with `pip install -e .` (or "
+        "`make install`) from the repository root; a C compiler and Cython are required."
     ) from exc
-
-from placement_ext._kernels import (
-    ENERGY_SCALE,
-    FEASIBLE,
-    FILTER_NAMES,
-    LATENCY_SCALE,
-    MAX_LATENCY_TIER,
-    OPENMP,
-    STABILITY_PENALTY,
-    evaluate_pairs,
-    feasible_pairs,
-    filter_score_topk,
-    greedy_place,
-    greedy_width,
-    lagrangian_eval,
-)
 
 __all__ = [
     "ENERGY_SCALE",

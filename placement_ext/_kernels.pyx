@@ -723,6 +723,23 @@ def evaluate_pairs(dict cols, dict wls, workloads, columns):
     return code, devices, latency_ms, cost
 
 
+cdef long long _workload_pairs(const Cols* c, const Wls* w, Py_ssize_t wi,
+                               int* out_col, double* out_coef) noexcept nogil:
+    """Feasible columns of workload wi (and their ``_pair_coef``, when ``out_col`` is
+    not NULL); returns how many. Every scratch value is local, so calls from several
+    threads at once do not share any."""
+    cdef Py_ssize_t ci
+    cdef long long k = 0
+    cdef double n = 0.0, l = 0.0, cst = 0.0
+    for ci in range(c.n):
+        if _pair_eval(c, w, wi, ci, &n, &l, &cst) == N_FILTERS:
+            if out_col != NULL:
+                out_col[k] = <int>ci
+                out_coef[k] = _pair_coef(c, w, wi, ci, n)
+            k += 1
+    return k
+
+
 def feasible_pairs(dict cols, dict wls, int num_threads=1):
     """Every feasible workload x column pair of the FULL problem (no top-K), as CSR.
 
@@ -736,9 +753,7 @@ def feasible_pairs(dict cols, dict wls, int num_threads=1):
     cdef Py_ssize_t C = bnd.c.n
     counts = np.zeros(W + 1, dtype=np.int64)
     cdef long long[::1] cnt = counts
-    cdef Py_ssize_t wi, ci
-    cdef long long k
-    cdef double n, l, cst
+    cdef Py_ssize_t wi
     cdef Cols* cp = &bnd.c
     cdef Wls* wp = &bnd.w
     if num_threads < 1:
@@ -746,11 +761,7 @@ def feasible_pairs(dict cols, dict wls, int num_threads=1):
     if W > 0 and C > 0:
         with nogil:
             for wi in prange(W, num_threads=num_threads, schedule="static"):
-                k = 0
-                for ci in range(C):
-                    if _pair_eval(cp, wp, wi, ci, &n, &l, &cst) == N_FILTERS:
-                        k = k + 1
-                cnt[wi + 1] = k
+                cnt[wi + 1] = _workload_pairs(cp, wp, wi, NULL, NULL)
     ptr = np.cumsum(counts).astype(np.int64)
     cdef long long[::1] pp = ptr
     N = int(ptr[W])
@@ -761,12 +772,7 @@ def feasible_pairs(dict cols, dict wls, int num_threads=1):
     if N > 0:
         with nogil:
             for wi in prange(W, num_threads=num_threads, schedule="static"):
-                k = pp[wi]
-                for ci in range(C):
-                    if _pair_eval(cp, wp, wi, ci, &n, &l, &cst) == N_FILTERS:
-                        oc[k] = <int>ci
-                        of[k] = _pair_coef(cp, wp, wi, ci, n)
-                        k = k + 1
+                _workload_pairs(cp, wp, wi, &oc[pp[wi]], &of[pp[wi]])
     return ptr, col[:N], coef[:N]
 
 

@@ -1,16 +1,30 @@
-"""NumPy and pure-Python twins of ``_kernels.filter_score_topk``.
+"""NumPy and pure-Python twins of the Cython kernels in ``_kernels``.
 
-Not used in production: the tests (tests/placement_ext) prove, on random inputs, that
-both twins give the same masks, rejection counts, candidates and scores as the
-Cython kernel; the benchmarks (bench/kernel.py) time all three. Same arrays in, same
-dict out (see ``_kernels.filter_score_topk``).
+Not used in production: the tests (tests/placement_ext) prove, on random inputs and
+synthetic meshes, that the twins give the same masks, rejection counts, candidates,
+scores and greedy placements as the Cython kernels; the benchmarks (bench/kernel.py)
+time them. Same arrays in, same results out (see ``_kernels``).
+
+- :func:`filter_score_topk_numpy` (vectorised) and :func:`filter_score_topk_python`
+  (plain loops over Python lists, see :func:`to_python`): ``filter_score_topk``.
+- :func:`pair_eval_python`: ``_pair_eval`` of one pair (``evaluate_pairs``).
+- :func:`greedy_place_python`: ``greedy_place``.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
+
+# Column / workload arrays as built by ``placement.snapshot`` (name -> array).
+Arrays = Mapping[str, NDArray[Any]]
+# The same as nested Python lists (see :func:`to_python`), or arrays.
+Lists = Mapping[str, Any]
+Out = dict[str, NDArray[Any]]
 
 N_FILTERS = 10
 ENERGY_SCALE = 1_000_000.0
@@ -19,7 +33,9 @@ MAX_LATENCY_TIER = 999.0
 STABILITY_PENALTY = 100.0
 
 
-def pair_codes_numpy(cols: dict, wls: dict, w0: int, w1: int):
+def pair_codes_numpy(
+    cols: Arrays, wls: Arrays, w0: int, w1: int
+) -> tuple[NDArray[np.int32], NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
     """Filter code, devices, latency and cost for workloads w0..w1 x all columns."""
     C = len(cols["site"])
     nw = w1 - w0
@@ -42,7 +58,7 @@ def pair_codes_numpy(cols: dict, wls: dict, w0: int, w1: int):
         idx = np.where(cnt > j, up[w0:w1] + j, 0)
         L = lat_m[wls["user_region"][idx]] if len(wls["user_region"]) else np.zeros((nw, C))
         wt = np.where(cnt > j, wls["user_weight"][idx] if len(wls["user_weight"]) else 0.0, 0.0)[:, None]
-        lmax = np.where(has & (L > lmax), L, lmax)
+        lmax = np.where(has & (lmax < L), L, lmax)
         with np.errstate(invalid="ignore"):
             lsum = np.where(has, lsum + wt * L, lsum)
         wsum = np.where(has, wsum + wt, wsum)
@@ -90,7 +106,7 @@ def pair_codes_numpy(cols: dict, wls: dict, w0: int, w1: int):
     return code, n, lat, cost
 
 
-def filter_score_topk_numpy(cols: dict, wls: dict, top_k: int, chunk: int = 256) -> dict:
+def filter_score_topk_numpy(cols: Arrays, wls: Arrays, top_k: int, chunk: int = 256) -> Out:
     """Vectorised twin of the Cython kernel (workloads in chunks)."""
     W = len(wls["accel"])
     C = len(cols["site"])
@@ -127,7 +143,9 @@ def filter_score_topk_numpy(cols: dict, wls: dict, top_k: int, chunk: int = 256)
     return out
 
 
-def _pair_eval_py(cols, wls, wi, ci):
+def pair_eval_python(cols: Lists, wls: Lists, wi: int, ci: int) -> tuple[int, float, float, float]:
+    """Filter code (``N_FILTERS`` = feasible), devices, latency (ms) and cost of one
+    pair; devices, latency and cost are 0.0 unless feasible."""
     if cols["cordoned"][ci]:
         return 0, 0.0, 0.0, 0.0
     if cols["is_fleet"][ci]:
@@ -141,8 +159,7 @@ def _pair_eval_py(cols, wls, wi, ci):
     for u in range(wls["user_ptr"][wi], wls["user_ptr"][wi + 1]):
         wt = wls["user_weight"][u]
         L = wls["latency"][wls["user_region"][u]][ci]
-        if L > lmax:
-            lmax = L
+        lmax = max(lmax, L)
         lsum = lsum + wt * L
         wsum = wsum + wt
     if lmax > wls["max_latency_ms"][wi]:
@@ -183,7 +200,7 @@ def _pair_eval_py(cols, wls, wi, ci):
     return N_FILTERS, n, lat, n * (e * ENERGY_SCALE + lq * LATENCY_SCALE + st)
 
 
-def to_python(cols: dict, wls: dict) -> tuple[dict, dict]:
+def to_python(cols: Arrays, wls: Arrays) -> tuple[dict[str, Any], dict[str, Any]]:
     """Arrays -> nested Python lists (so the pure-Python twin runs on Python objects)."""
     return (
         {k: v.tolist() for k, v in cols.items()},
@@ -191,42 +208,158 @@ def to_python(cols: dict, wls: dict) -> tuple[dict, dict]:
     )
 
 
-def filter_score_topk_python(cols: dict, wls: dict, top_k: int, workloads=None) -> dict:
+def filter_score_topk_python(
+    cols: Lists, wls: Lists, top_k: int, workloads: Sequence[int] | None = None
+) -> dict[str, Any]:
     """Pure-Python twin (plain loops over Python lists; see :func:`to_python`).
 
     ``workloads`` optionally restricts the rows computed (for benchmarking a sample);
-    rows not computed are left empty.
+    rows not computed are left empty. Same keys as the kernel's dict, nested lists.
     """
     W = len(wls["accel"])
     sp = cols["site_ptr"]
     n_sites = len(sp) - 1
     rows = range(W) if workloads is None else workloads
-    out = {
-        "cand_col": [[-1] * top_k for _ in range(W)],
-        "cand_cost": [[math.inf] * top_k for _ in range(W)],
-        "cand_devices": [[0.0] * top_k for _ in range(W)],
-        "cand_latency_ms": [[0.0] * top_k for _ in range(W)],
-        "rejections": [[0] * N_FILTERS for _ in range(W)],
-        "feasible_sites": [0] * W,
-    }
+    cand_col = [[-1] * top_k for _ in range(W)]
+    cand_cost = [[math.inf] * top_k for _ in range(W)]
+    cand_devices = [[0.0] * top_k for _ in range(W)]
+    cand_latency = [[0.0] * top_k for _ in range(W)]
+    rejections = [[0] * N_FILTERS for _ in range(W)]
+    feasible_sites = [0] * W
     for wi in rows:
-        cands = []
-        rej = out["rejections"][wi]
+        cands: list[tuple[float, int, float, float]] = []
+        rej = rejections[wi]
         for s in range(n_sites):
             site_code = -1
             for ci in range(sp[s], sp[s + 1]):
-                code, n, lat, cost = _pair_eval_py(cols, wls, wi, ci)
+                code, n, lat, cost = pair_eval_python(cols, wls, wi, ci)
                 site_code = max(site_code, code)
                 if code == N_FILTERS:
                     cands.append((cost, ci, n, lat))
             if site_code == N_FILTERS:
-                out["feasible_sites"][wi] += 1
+                feasible_sites[wi] += 1
             elif site_code >= 0:
                 rej[site_code] += 1
         cands.sort(key=lambda t: (t[0], t[1]))
         for k, (cost, ci, n, lat) in enumerate(cands[:top_k]):
-            out["cand_col"][wi][k] = ci
-            out["cand_cost"][wi][k] = cost
-            out["cand_devices"][wi][k] = n
-            out["cand_latency_ms"][wi][k] = lat
-    return out
+            cand_col[wi][k] = ci
+            cand_cost[wi][k] = cost
+            cand_devices[wi][k] = n
+            cand_latency[wi][k] = lat
+    return {
+        "cand_col": cand_col,
+        "cand_cost": cand_cost,
+        "cand_devices": cand_devices,
+        "cand_latency_ms": cand_latency,
+        "rejections": rejections,
+        "feasible_sites": feasible_sites,
+    }
+
+
+# --------------------------------------------------------------------------- greedy
+
+
+def greedy_width(cols: Lists, wls: Lists) -> int:
+    """Twin of ``_kernels.greedy_width``: 1 when no workload may split, else the
+    column counts of the ``max(site_limit)`` largest sites, added."""
+    sp = list(cols["site_ptr"])
+    max_limit = max((int(x) for x in wls["site_limit"]), default=1)
+    if max_limit <= 1:
+        return 1
+    sizes = sorted((sp[s + 1] - sp[s] for s in range(len(sp) - 1)), reverse=True)
+    return max(1, int(sum(sizes[:max_limit])))
+
+
+def greedy_place_python(
+    cols: Arrays, wls: Arrays, order: Sequence[int], site_firm_watts: Sequence[float],
+    site_total_watts: Sequence[float],
+) -> tuple[NDArray[np.int32], NDArray[np.float64], NDArray[np.bool_]]:
+    """Pure-Python twin of ``_kernels.greedy_place`` (same arrays in, same out).
+
+    Workloads one at a time in ``order``: whole on the cheapest feasible column where
+    it fits (ties: lowest column index); else, if ``site_limit`` > 1, over the
+    cheapest columns with room, on at most ``site_limit`` distinct sites, then
+    (token demand) surplus devices dropped, the most expensive per device first;
+    all or nothing.
+    """
+    c, w = to_python(cols, wls)
+    W = len(w["accel"])
+    C = len(c["site"])
+    width = greedy_width(c, w)
+    out_col = np.full((W, width), -1, dtype=np.int32)
+    out_n = np.zeros((W, width), dtype=np.float64)
+    placed = np.zeros(W, dtype=bool)
+    cap_left = [float(x) for x in c["cap_devices"]]
+    firm = [float(x) for x in site_firm_watts]
+    total = [float(x) for x in site_total_watts]
+    tot_used = [0.0] * len(total)
+    ni_used = [0.0] * len(total)
+    site, watts, tps = c["site"], c["watts"], c["tps_milli"]
+
+    def fit(wi: int, ci: int) -> float:
+        s = site[ci]
+        room = total[s] - tot_used[s]
+        if not w["interruptible"][wi] and firm[s] - ni_used[s] < room:
+            room = firm[s] - ni_used[s]
+        room = max(room, 0.0)
+        k = float(math.floor(room / watts[ci])) if watts[ci] > 0.0 else cap_left[ci]
+        return max(min(k, cap_left[ci]), 0.0)
+
+    def take(wi: int, ci: int, k: float) -> None:
+        s = site[ci]
+        cap_left[ci] -= k
+        tot_used[s] += k * watts[ci]
+        if not w["interruptible"][wi]:
+            ni_used[s] += k * watts[ci]
+
+    for wi in order:
+        evals = [pair_eval_python(c, w, wi, ci) for ci in range(C)]
+        ok = [ci for ci in range(C) if evals[ci][0] == N_FILTERS]
+        whole = [ci for ci in ok if fit(wi, ci) >= evals[ci][1]]
+        if whole:
+            best = min(whole, key=lambda ci: (evals[ci][3], ci))
+            take(wi, best, evals[best][1])
+            out_col[wi, 0] = best
+            out_n[wi, 0] = evals[best][1]
+            placed[wi] = True
+            continue
+        limit = w["site_limit"][wi]
+        if limit <= 1:
+            continue
+        tokens = w["accel"][wi] <= 0.0
+        rem = w["tokens_milli"][wi] if tokens else w["accel"][wi]
+        chosen: list[list[Any]] = []  # [column, devices]
+        sites: set[int] = set()
+        while len(chosen) < width and rem > 0.0:
+            room = [ci for ci in ok if ci not in {x for x, _ in chosen}
+                    and (len(sites) < limit or site[ci] in sites) and fit(wi, ci) >= 1.0]
+            if not room:
+                break
+            best = min(room, key=lambda ci: (evals[ci][3], ci))
+            k = float(math.ceil(rem / tps[best])) if tokens else rem
+            k = min(k, fit(wi, best))
+            take(wi, best, k)
+            sites.add(site[best])
+            chosen.append([best, k])
+            rem -= k * tps[best] if tokens else k
+        if rem > 0.0:
+            for ci, k in chosen:
+                take(wi, ci, -k)
+            continue
+        if tokens and rem < 0.0:
+            surplus = -rem
+
+            per_device = {ci: evals[ci][3] / evals[ci][1] if evals[ci][1] > 0.0 else 0.0 for ci, _ in chosen}
+            for entry in sorted(chosen, key=lambda e: (per_device[e[0]], e[0]), reverse=True):
+                ci = entry[0]
+                drop = min(float(math.floor(surplus / tps[ci])), entry[1])
+                if drop > 0.0:
+                    take(wi, ci, -drop)
+                    entry[1] -= drop
+                    surplus -= drop * tps[ci]
+            chosen = [e for e in chosen if e[1] > 0.0]
+        for slot, (ci, k) in enumerate(chosen):
+            out_col[wi, slot] = ci
+            out_n[wi, slot] = k
+        placed[wi] = True
+    return out_col, out_n, placed

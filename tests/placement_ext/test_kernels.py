@@ -7,59 +7,7 @@ from hypothesis import strategies as st
 
 from placement_ext import FILTER_NAMES, filter_score_topk, greedy_place
 from placement_ext.reference import filter_score_topk_numpy, filter_score_topk_python, to_python
-
-
-def random_arrays(seed: int, W: int, S: int, R: int = 4, NC: int = 3, NM: int = 3):
-    rng = np.random.default_rng(seed)
-    per_site = rng.integers(1, 4, size=S)
-    site_ptr = np.concatenate(([0], np.cumsum(per_site))).astype(np.int32)
-    C = int(site_ptr[-1])
-    site = np.repeat(np.arange(S), per_site).astype(np.int32)
-    is_fleet_site = rng.random(S) < 0.4
-    firm = np.floor(rng.uniform(0, 5e5, S))
-    total = firm + np.floor(rng.uniform(0, 5e5, S))
-    cols = {
-        "site": site,
-        "is_fleet": is_fleet_site[site].astype(np.uint8),
-        "cordoned": (rng.random(S) < 0.1)[site].astype(np.uint8),
-        "country": rng.integers(0, NC, S)[site].astype(np.int32),
-        "model": rng.integers(0, NM, C).astype(np.int32),
-        "memory_gib": rng.choice([8.0, 32.0, 80.0, 192.0], C),
-        "cap_devices": np.floor(rng.uniform(0, 400, C)),
-        "tps_milli": np.where(rng.random(C) < 0.05, 0.0, np.floor(rng.uniform(1e4, 5e6, C))),
-        "watts": np.floor(rng.uniform(50, 2000, C)),
-        "e_dev": np.floor(rng.uniform(0, 1000, C)),
-        "e_tok": np.floor(rng.uniform(0, 1000, C)),
-        "firm_watts": firm[site],
-        "total_watts": total[site],
-        "site_ptr": site_ptr,
-    }
-    n_users = rng.integers(0, 3, W)
-    user_ptr = np.concatenate(([0], np.cumsum(n_users))).astype(np.int32)
-    n_cur = rng.integers(0, 2, W) * (rng.random(W) < 0.3)
-    cur_ptr = np.concatenate(([0], np.cumsum(n_cur))).astype(np.int32)
-    lat = rng.uniform(0, 200, (R, C))
-    lat[rng.random((R, C)) < 0.1] = np.inf
-    dev = rng.random(W) < 0.5
-    wls = {
-        "is_training": (rng.random(W) < 0.2).astype(np.uint8),
-        "allow_fleets": (rng.random(W) < 0.6).astype(np.uint8),
-        "interruptible": (rng.random(W) < 0.5).astype(np.uint8),
-        "site_limit": np.where(rng.random(W) < 0.4, rng.integers(2, 4, W), 1).astype(np.int32),
-        "accel": np.where(dev, rng.integers(1, 300, W), 0).astype(np.float64),
-        "tokens_milli": np.where(dev, 0, np.floor(rng.uniform(1e5, 5e8, W))).astype(np.float64),
-        "min_memory_gib": rng.choice([0.0, 16.0, 40.0, 100.0], W),
-        "max_latency_ms": np.where(rng.random(W) < 0.6, rng.uniform(10, 200, W), np.inf),
-        "user_ptr": user_ptr,
-        "user_region": rng.integers(0, R, int(user_ptr[-1])).astype(np.int32),
-        "user_weight": rng.uniform(0.05, 1.0, int(user_ptr[-1])),
-        "cur_ptr": cur_ptr,
-        "cur_site": rng.integers(0, S, int(cur_ptr[-1])).astype(np.int32),
-        "country_ok": (rng.random((W, NC)) < 0.7).astype(np.uint8),
-        "model_ok": (rng.random((W, NM)) < 0.7).astype(np.uint8),
-        "latency": lat,
-    }
-    return cols, wls
+from tests.placement_ext.arrays import random_arrays
 
 
 def assert_same(a, b):
@@ -92,42 +40,6 @@ def test_first_failing_filter_wins_and_topk_sorted():
     assert out["rejections"].shape == (30, len(FILTER_NAMES))
 
 
-@settings(max_examples=40, deadline=None)
-@given(seed=st.integers(0, 2**31), W=st.integers(1, 40), S=st.integers(1, 10))
-def test_greedy_respects_capacity_power_and_site_limits(seed, W, S):
-    cols, wls = random_arrays(seed, W, S)
-    nsites = S
-    site_firm = np.zeros(nsites)
-    site_total = np.zeros(nsites)
-    site_firm[cols["site"]] = cols["firm_watts"]
-    site_total[cols["site"]] = cols["total_watts"]
-    order = np.arange(W, dtype=np.int32)[::-1].copy()
-    gcol, gn, placed = greedy_place(cols, wls, order, site_firm, site_total)
-    used = np.zeros(len(cols["site"]))
-    tot = np.zeros(nsites)
-    ni = np.zeros(nsites)
-    code_ok = filter_score_topk(cols, wls, len(cols["site"]))["cand_col"]
-    for w in range(W):
-        chosen = [(c, n) for c, n in zip(gcol[w], gn[w]) if c >= 0]
-        assert bool(chosen) == bool(placed[w])
-        if not chosen:
-            continue
-        assert len(chosen) <= max(1, wls["site_limit"][w])
-        for c, n in chosen:
-            assert c in set(code_ok[w])  # passed every filter
-            used[c] += n
-            tot[cols["site"][c]] += n * cols["watts"][c]
-            if not wls["interruptible"][w]:
-                ni[cols["site"][c]] += n * cols["watts"][c]
-        if wls["accel"][w] > 0:
-            assert sum(n for _, n in chosen) == wls["accel"][w]
-        else:
-            assert sum(n * cols["tps_milli"][c] for c, n in chosen) >= wls["tokens_milli"][w]
-    assert (used <= cols["cap_devices"]).all()
-    assert (tot <= site_total).all()
-    assert (ni <= np.minimum(site_firm, site_total)).all()
-
-
 def test_bad_shapes_rejected():
     cols, wls = random_arrays(0, 5, 3)
     with pytest.raises(ValueError):
@@ -146,7 +58,7 @@ def test_feasible_pairs_and_lagrangian_eval_match_python(seed, W, S, threads):
     import math
 
     from placement_ext import feasible_pairs, lagrangian_eval
-    from placement_ext.reference import N_FILTERS, _pair_eval_py
+    from placement_ext.reference import N_FILTERS, pair_eval_python
 
     cols, wls = random_arrays(seed, W, S)
     ptr, col, coef = feasible_pairs(cols, wls, threads)
@@ -154,7 +66,7 @@ def test_feasible_pairs_and_lagrangian_eval_match_python(seed, W, S, threads):
     for w in range(W):
         assert ptr[w] == k
         for c in range(len(cols["site"])):
-            code, n, _lat, _cost = _pair_eval_py(cols, wls, w, c)
+            code, n, _lat, _cost = pair_eval_python(cols, wls, w, c)
             if code != N_FILTERS:
                 continue
             assert col[k] == c
@@ -189,14 +101,14 @@ def test_feasible_pairs_and_lagrangian_eval_match_python(seed, W, S, threads):
 @given(seed=st.integers(0, 2**31), W=st.integers(1, 20), S=st.integers(1, 8))
 def test_evaluate_pairs_matches_python(seed, W, S):
     from placement_ext import evaluate_pairs
-    from placement_ext.reference import N_FILTERS, _pair_eval_py
+    from placement_ext.reference import N_FILTERS, pair_eval_python
 
     cols, wls = random_arrays(seed, W, S)
     C = len(cols["site"])
     pairs = [(w, c) for w in range(W) for c in range(C)]
     code, devices, latency, cost = evaluate_pairs(cols, wls, [w for w, _ in pairs], [c for _, c in pairs])
     for k, (w, c) in enumerate(pairs):
-        want_code, want_n, want_lat, want_cost = _pair_eval_py(cols, wls, w, c)
+        want_code, want_n, want_lat, want_cost = pair_eval_python(cols, wls, w, c)
         assert code[k] == want_code
         if want_code == N_FILTERS:
             assert devices[k] == want_n
@@ -211,3 +123,84 @@ def test_evaluate_pairs_refuses_out_of_range_indices():
     with pytest.raises(IndexError):
         evaluate_pairs(cols, wls, [0], [len(cols["site"])])
     assert len(evaluate_pairs(cols, wls, [], [])[0]) == 0
+
+
+def tied_arrays(seed: int, W: int, S: int):
+    """Random arrays where many pairs cost the same: two energy tiers, one latency."""
+    cols, wls = random_arrays(seed, W, S)
+    cols["e_dev"] = np.floor(cols["e_dev"] / 500.0)
+    cols["e_tok"] = np.floor(cols["e_tok"] / 500.0)
+    cols["tps_milli"] = np.where(cols["tps_milli"] > 0, 1e6, 0.0)
+    wls["latency"] = np.full_like(wls["latency"], 20.0)
+    return cols, wls
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_results_do_not_depend_on_the_thread_count(seed):
+    from placement_ext import feasible_pairs, lagrangian_eval
+
+    cols, wls = tied_arrays(seed, 400, 40)
+    one = filter_score_topk(cols, wls, 6, 1)
+    two = filter_score_topk(cols, wls, 6, 2)
+    assert set(one) == set(two)
+    for k in one:
+        np.testing.assert_array_equal(one[k], two[k])
+    # there are ties, and they go to the lower column index
+    cost, col = one["cand_cost"], one["cand_col"]
+    tie = (cost[:, 1:] == cost[:, :-1]) & np.isfinite(cost[:, 1:])
+    assert tie.any()
+    assert (col[:, 1:][tie] > col[:, :-1][tie]).all()
+    assert_same(one, filter_score_topk_numpy(cols, wls, 6))
+    p1, p2 = feasible_pairs(cols, wls, 1), feasible_pairs(cols, wls, 2)
+    for a, b in zip(p1, p2, strict=True):
+        np.testing.assert_array_equal(a, b)
+    rng = np.random.default_rng(seed)
+    C = len(cols["site"])
+    args = (rng.uniform(0, 500, 400), wls["interruptible"], rng.uniform(0, 5, C), rng.uniform(0, 5, C))
+    t1, c1 = lagrangian_eval(*p1, *args, num_threads=1)
+    t2, c2 = lagrangian_eval(*p1, *args, num_threads=2)
+    np.testing.assert_array_equal(c1, c2)
+    assert t1 == t2
+
+
+def test_bad_inputs_are_refused_at_the_boundary():
+    cols, wls = random_arrays(0, 5, 3)
+    for bad_cols in (
+        dict(cols, site=cols["site"][::-1].copy()),  # not the sites of site_ptr
+        dict(cols, watts=cols["watts"][:-1]),
+        dict(cols, country=np.full_like(cols["country"], 99)),
+        dict(cols, site_ptr=cols["site_ptr"][:-1]),
+    ):
+        with pytest.raises(ValueError):
+            filter_score_topk(bad_cols, wls, 2)
+    for bad_wls in (
+        dict(wls, accel=wls["accel"][:-1]),
+        dict(wls, user_region=np.full_like(wls["user_region"], 99)),
+        dict(wls, cur_ptr=wls["cur_ptr"] + 1),
+        dict(wls, latency=wls["latency"][:, :-1]),
+    ):
+        with pytest.raises(ValueError):
+            filter_score_topk(cols, bad_wls, 2)
+
+
+def test_stub_lists_every_public_name_with_the_runtime_parameters():
+    import ast
+    import inspect
+    import types
+    from pathlib import Path
+
+    import placement_ext
+    from placement_ext import _kernels
+
+    tree = ast.parse((Path(_kernels.__file__).parent / "_kernels.pyi").read_text())
+    stub_funcs = {n.name: [a.arg for a in n.args.args] for n in tree.body if isinstance(n, ast.FunctionDef)}
+    stub_consts = {n.target.id for n in tree.body if isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name)}
+    public = {
+        name for name in dir(_kernels)
+        if not name.startswith("_") and not isinstance(getattr(_kernels, name), types.ModuleType)
+    }
+    assert public == set(stub_funcs) | stub_consts
+    for name, params in stub_funcs.items():
+        assert list(inspect.signature(getattr(_kernels, name)).parameters) == params, name
+    assert set(placement_ext.__all__) == public
+    assert isinstance(placement_ext.OPENMP, bool)
