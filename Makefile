@@ -8,10 +8,10 @@ BIN    := $(VENV)/bin
 STAMP  := .make
 PYTEST_ARGS ?=
 
-.PHONY: help run test test-fast test-e2e bench crds check-crds install controlplane tools clean
+.PHONY: help run test test-fast test-e2e lint bench crds check-crds install controlplane tools clean
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,7 +37,12 @@ endif
 tools: ## build the real helm the tests run, from Go modules (cached)
 	bash tests/tools/build.sh
 
-test: install controlplane tools ## set up, then the whole suite, end-to-end tests included
+lint: install ## ruff, mypy (strict for controller/core and placement) and the import-linter layer contracts
+	$(BIN)/ruff check controller placement placement_ext tests bench setup.py
+	$(BIN)/mypy controller placement placement_ext
+	$(BIN)/lint-imports --no-cache
+
+test: install controlplane tools lint ## set up, lint, then the whole suite, end-to-end tests included
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-fast: install ## the suite without the end-to-end tests

@@ -18,10 +18,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from tests.support.meshes import synthetic_mesh
 from placement import snapshot
 from placement_ext import filter_score_topk
 from placement_ext.reference import filter_score_topk_numpy, filter_score_topk_python, to_python
+from tests.support.meshes import synthetic_mesh
 
 
 def copy_bandwidth_bytes_per_s(threads: int, mib: int = 256, repeats: int = 5) -> float:

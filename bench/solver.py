@@ -18,8 +18,8 @@ from dataclasses import replace
 import numpy as np
 
 import placement
-from tests.support.meshes import synthetic_mesh
 from placement.problem import SolverConfig
+from tests.support.meshes import synthetic_mesh
 
 
 def perturb(mesh, fraction: float = 0.01, seed: int = 1):

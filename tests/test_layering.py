@@ -1,5 +1,7 @@
-"""The layering contract: controller > placement > placement_ext, and placement* free
-of kopf, kubernetes and fastapi. Checked with import-linter, as kopf does."""
+"""The layering contracts of pyproject.toml, checked with import-linter as kopf does:
+cli | operator | http > core > api > placement > placement_ext, a pure core, and a
+placement engine that knows nothing of Kubernetes. Each contract is also shown to
+catch a planted violation, so a contract that checks nothing would fail here."""
 
 from __future__ import annotations
 
@@ -8,8 +10,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
+PACKAGES = ("controller", "placement", "placement_ext")
 
 
 def _lint(root: Path) -> subprocess.CompletedProcess[str]:
@@ -19,17 +24,47 @@ def _lint(root: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_the_tree_keeps_its_layers():
+def test_the_tree_keeps_its_layers() -> None:
     result = _lint(REPO)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "Contracts: 2 kept, 0 broken" in result.stdout
+    assert "Contracts: 5 kept, 0 broken" in result.stdout
 
 
-def test_the_contract_catches_kopf_in_placement(tmp_path):
-    for package in ("controller", "placement", "placement_ext"):
-        shutil.copytree(REPO / package, tmp_path / package, ignore=shutil.ignore_patterns("*.so", "*.c"))
-    shutil.copy(REPO / "pyproject.toml", tmp_path)
-    (tmp_path / "placement" / "leak.py").write_text("import kopf\n")
-    result = _lint(tmp_path)
+@pytest.fixture(scope="module")
+def tree_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("tree")
+    for package in PACKAGES:
+        shutil.copytree(REPO / package, root / package, ignore=shutil.ignore_patterns("*.so", "*.c", "__pycache__"))
+    shutil.copy(REPO / "pyproject.toml", root)
+    return root
+
+
+@pytest.mark.parametrize(
+    ("module", "source", "expected"),
+    [
+        ("placement/leak.py", "import kopf\n", "placement.leak -> kopf"),
+        ("placement/leak.py", "import controller.core\n", "placement.leak -> controller.core"),
+        ("controller/core/leak.py", "import rich\n", "controller.core.leak -> rich"),
+        ("controller/core/leak.py", "import kubernetes\n", "controller.core.leak -> kubernetes"),
+        ("controller/core/leak.py", "import controller.cli\n", "controller.core.leak -> controller.cli"),
+        ("controller/api/leak.py", "import controller.core\n", "controller.api.leak -> controller.core"),
+        ("controller/operator/__init__.py", "import controller.cli\n", "controller.operator -> controller.cli"),
+    ],
+)
+def test_each_boundary_catches_a_planted_import(tree_copy: Path, module: str, source: str, expected: str) -> None:
+    planted = tree_copy / module
+    planted.parent.mkdir(parents=True, exist_ok=True)
+    created_package = not (planted.parent / "__init__.py").exists()
+    if created_package:
+        (planted.parent / "__init__.py").write_text("")
+    planted.write_text(source)
+    try:
+        result = _lint(tree_copy)
+    finally:
+        planted.unlink()
+        if created_package and planted.name != "__init__.py":
+            (planted.parent / "__init__.py").unlink()
+        if module.startswith("controller/operator"):
+            shutil.rmtree(planted.parent)
     assert result.returncode != 0
-    assert "placement.leak -> kopf" in result.stdout
+    assert expected in result.stdout, result.stdout

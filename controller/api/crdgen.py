@@ -22,6 +22,7 @@ import copy
 from typing import Any
 
 import yaml
+from pydantic import BaseModel
 
 from controller.api.resources import API_VERSION, CATEGORY, GROUP, KINDS, VERSION, KindInfo
 
@@ -79,7 +80,7 @@ def _convert(node: Any, defs: dict[str, Any]) -> Any:
     return leading | converted
 
 
-def structural_schema(model: type) -> dict[str, Any]:
+def structural_schema(model: type[BaseModel]) -> dict[str, Any]:
     """The structural OpenAPI v3 schema of a pydantic model, CEL rules included."""
     schema = model.model_json_schema(by_alias=True, mode="validation")
     defs = schema.pop("$defs", {})

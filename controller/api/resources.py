@@ -15,9 +15,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from controller.api.models import (
     AIFactorySpec,
     EdgeFleetSpec,
-    SiteStatus,
     MeshWorkloadSpec,
     MeshWorkloadStatus,
+    SiteStatus,
 )
 from controller.api.models.base import ApiModel
 
@@ -75,6 +75,10 @@ class MeshWorkload(Resource[MeshWorkloadSpec, MeshWorkloadStatus]):
     kind: Literal["MeshWorkload"]
 
 
+AnyResource = AIFactory | EdgeFleet | MeshWorkload
+"""Any resource of ours, as parsed."""
+
+
 @dataclass(frozen=True)
 class PrinterColumn:
     name: str
@@ -107,7 +111,7 @@ class KindInfo:
     singular: str
     short_names: tuple[str, ...]
     scope: Literal["Cluster", "Namespaced"]
-    resource_model: type[Resource]
+    resource_model: type[AnyResource]
     spec_model: type[ApiModel]
     status_model: type[ApiModel]
     printer_columns: tuple[PrinterColumn, ...]

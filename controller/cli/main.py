@@ -7,8 +7,10 @@ Subcommands:
 - ``crds [--check]``: write the generated CRDs into ``crds/`` and the chart's
   ``crds/``, and the API reference into ``docs/`` (or check them all for drift).
 
-Installed as the ``meshctl`` console script (see pyproject.toml); every subcommand
-is a small function taking parsed arguments and returning the exit code.
+``-f -`` reads standard input. Bad arguments give one line naming the argument and
+exit 2; bad manifests one line per problem and exit 1; never a traceback. Installed as
+the ``meshctl`` console script (see pyproject.toml); every subcommand is a small
+function taking parsed arguments and returning the exit code.
 """
 
 from __future__ import annotations
@@ -17,206 +19,116 @@ import argparse
 import datetime as dt
 import json
 import sys
-from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import NoReturn
 
 import yaml
-from rich.console import Console
-from rich.table import Table
 
-from controller.api import apidocs, crdgen
+import placement_ext
+from controller.api import codegen
+from controller.api.resources import API_VERSION
+from controller.cli import render
 from controller.cli.files import load_manifests
-from controller.core.parse import Manifests, topology_warnings
-from controller.core.reconcile import Outcome, Snapshot, reconcile
-from controller.core.statuses import status_object
+from controller.core.parse import Manifests
+from controller.core.reconcile import Snapshot, reconcile
 from placement.problem import SolverConfig
+
+_DEFAULTS = SolverConfig()
 
 EXIT_OK = 0
 EXIT_PROBLEMS = 1
+EXIT_USAGE = 2
+
+MAX_WORKERS = 256
+MAX_SEED = 2**31 - 1
+MAX_TIME_LIMIT_S = 24 * 3600.0
 
 
-# Tables printed into a pipe or a CI log get this width rather than rich's 80 columns.
-_PIPE_WIDTH = 200
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: ``meshctl plan: error: argument --workers: ...``."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def _console() -> Console:
-    # soft_wrap: problem lines stay one line each, whatever the terminal width.
-    return Console(soft_wrap=True, highlight=False, width=None if sys.stdout.isatty() else _PIPE_WIDTH)
+def _bounded(kind: type[int] | type[float], low: float, high: float, low_open: bool = False) -> Callable[[str], float]:
+    noun = "an integer" if kind is int else "a number"
+    low_text = f"> {low:g}" if low_open else f">= {low:g}"
 
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {noun} {low_text} and <= {high:g} (got {text!r})") from None
+        if not (value > low if low_open else value >= low) or value > high:  # NaN fails the first test
+            raise argparse.ArgumentTypeError(f"must be {noun} {low_text} and <= {high:g} (got {text!r})")
+        return value
 
-def _print_problems(manifests: Manifests) -> None:
-    out = _console()
-    for problem in manifests.problems:
-        out.print(str(problem), markup=False)
-    files = {p.file for p in manifests.problems}
-    out.print(
-        f"{len(manifests.problems)} problem(s) in {len(files)} file(s)",
-        style="bold red",
-    )
-
-
-def _print_warnings(manifests: Manifests, out: Console) -> None:
-    for warning in topology_warnings(manifests):
-        out.print(f"warning: {warning}", style="yellow", markup=False)
-
-
-def mesh_summary(manifests: Manifests) -> Table:
-    """A short table of the mesh: sites, power, devices, workloads."""
-    factory_devices = sum(p.count for f in manifests.factories for p in f.spec.accelerator_pools)
-    firm_mw = sum(f.spec.power.firm_mw for f in manifests.factories)
-    flexible_mw = sum(f.spec.power.flexible_mw for f in manifests.factories)
-    fleet_devices = sum(f.spec.devices for f in manifests.fleets)
-    opted_in = sum(round(f.spec.devices * f.spec.opt_in_ratio) for f in manifests.fleets)
-    fleet_cap_mw = sum(f.spec.max_fleet_mw for f in manifests.fleets)
-    by_type = Counter(w.spec.type for w in manifests.workloads)
-
-    table = Table(title="Mesh", show_header=True, header_style="bold")
-    table.add_column("What")
-    table.add_column("Count", justify="right")
-    table.add_column("Detail")
-    table.add_row(
-        "AI factories", str(len(manifests.factories)),
-        f"{firm_mw:,.0f} MW firm + {flexible_mw:,.0f} MW flexible; {factory_devices:,} devices",
-    )
-    table.add_row(
-        "Edge fleets", str(len(manifests.fleets)),
-        f"{fleet_devices:,} devices, {opted_in:,} opted in; cap {fleet_cap_mw:,.1f} MW",
-    )
-    table.add_row(
-        "Workloads", str(len(manifests.workloads)),
-        ", ".join(f"{count} {kind}" for kind, count in sorted(by_type.items())) or "-",
-    )
-    return table
-
-
-def cmd_validate(args: argparse.Namespace) -> int:
-    manifests = load_manifests(args.filename)
-    if manifests.files_read == 0 and not manifests.problems:
-        _console().print(f"no YAML files found in {', '.join(args.filename)}")
-        return EXIT_PROBLEMS
-    if manifests.problems:
-        _print_problems(manifests)
-        return EXIT_PROBLEMS
-    out = _console()
-    _print_warnings(manifests, out)
-    out.print(mesh_summary(manifests))
-    out.print(f"{manifests.files_read} file(s) valid", style="bold green")
-    return EXIT_OK
+    return parse
 
 
 def _parse_time(text: str) -> dt.datetime:
     try:
         at = dt.datetime.fromisoformat(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {text!r} (e.g. 2026-11-21T23:00:00-08:00)") from exc
-    return at if at.tzinfo else at.replace(tzinfo=dt.timezone.utc)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not an ISO 8601 time: {text!r} (e.g. 2026-11-21T23:00:00-08:00)"
+        ) from None
+    return at if at.tzinfo else at.replace(tzinfo=dt.UTC)
 
 
-def status_objects(manifests: Manifests, outcome: Outcome) -> dict[str, list[dict]]:
-    """Every resource's status exactly as the operator writes it, keyed by kind."""
-    return {
-        "workloads": [status_object(w, outcome.workloads[w.key]) for w in manifests.workloads],
-        "factories": [status_object(f, outcome.factories[f.metadata.name]) for f in manifests.factories],
-        "fleets": [status_object(f, outcome.fleets[f.metadata.name]) for f in manifests.fleets],
-    }
+def _no_manifests(manifests: Manifests, paths: Sequence[str]) -> bool:
+    if manifests.files_read == 0 and not manifests.problems:
+        render.console().print(f"no YAML files found in {', '.join(paths)}", markup=False)
+        return True
+    return False
 
 
-def _fmt(value: float | None, digits: int = 1) -> str:
-    return "-" if value is None else f"{value:,.{digits}f}"
-
-
-def _workload_table(manifests: Manifests, outcome: Outcome) -> Table:
-    table = Table(title="Workloads", header_style="bold")
-    for name, justify in (("Workload", "left"), ("Type", "left"), ("Phase", "left"), ("Sites", "left"),
-                          ("Devices", "right"), ("MW", "right"), ("Latency ms", "right"),
-                          ("Tokens/J", "right"), ("Reason", "left")):
-        table.add_column(name, justify=justify, overflow="fold")
-    for workload in manifests.workloads:
-        status = outcome.workloads[workload.key]
-        devices = sum(a.devices for a in status.assignments)
-        watts = status.power_mw * 1e6
-        style = {"Placed": "green", "Unschedulable": "red"}.get(status.phase, "yellow")
-        table.add_row(
-            workload.key, workload.spec.type, f"[{style}]{status.phase}[/]", status.sites.replace(",", ", ") or "-",
-            f"{devices:,}" if devices else "-", _fmt(status.power_mw, 2) if devices else "-",
-            _fmt(status.latency_ms), _fmt(status.tokens_per_second / watts if watts else None, 3),
-            "" if status.phase == "Placed" else status.message,
-        )
-    return table
-
-
-def _site_table(manifests: Manifests, outcome: Outcome) -> Table:
-    table = Table(title="Sites", header_style="bold")
-    for name in ("Site", "Kind", "Firm MW used/free", "Flexible MW used/free", "Devices used/free", "Workloads", "Tokens/J"):
-        table.add_column(name, justify="left" if name in ("Site", "Kind") else "right")
-    rows = [(f, outcome.factories[f.metadata.name]) for f in manifests.factories]
-    rows += [(f, outcome.fleets[f.metadata.name]) for f in manifests.fleets]
-    for site, status in rows:
-        power = status.power
-        used = sum(p.devices_allocated for p in status.pools)
-        free = sum(p.devices_available for p in status.pools)
-        table.add_row(
-            site.metadata.name, site.kind,
-            f"{_fmt(power.firm_allocated_mw)} / {_fmt(power.firm_available_mw)}" if power else "-",
-            f"{_fmt(power.flexible_allocated_mw)} / {_fmt(power.flexible_available_mw)}" if power else "-",
-            f"{used:,} / {free:,}", str(status.workload_count), _fmt(status.tokens_per_joule, 3),
-        )
-    return table
-
-
-def _summary_line(outcome: Outcome) -> str:
-    stats = outcome.plan.stats
-    decisions = outcome.plan.workloads.values()
-    placed = [d for d in decisions if d.phase == "Placed"]
-    total_mw = sum(d.power_mw for d in placed)
-    tokens = sum(d.tokens_per_second for d in placed)
-    return (
-        f"placed {len(placed)}/{len(decisions)} workloads (priority-weighted demand "
-        f"{stats.placed_priority_demand:,.0f}, greedy {stats.greedy_placed_priority_demand:,.0f}); "
-        f"{total_mw:,.1f} MW; {tokens:,.0f} tokens/s; objective {stats.objective:,.0f}, "
-        f"bound {stats.bound:,.0f}, gap {stats.gap:.2%} ({stats.status}"
-        f"{', greedy fallback' if stats.fallback_used else ''}); solve {stats.wall_ms:,.0f} ms"
-    )
+def cmd_validate(args: argparse.Namespace) -> int:
+    manifests = load_manifests(args.filename)
+    if _no_manifests(manifests, args.filename):
+        return EXIT_PROBLEMS
+    out = render.console()
+    if manifests.problems:
+        render.print_problems(manifests, out)
+        return EXIT_PROBLEMS
+    render.print_warnings(manifests, out)
+    out.print(render.mesh_table(manifests))
+    out.print(f"{manifests.files_read} file(s) valid", style="bold green")
+    return EXIT_OK
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
     manifests = load_manifests(args.filename)
-    if manifests.problems:
-        _print_problems(manifests)
+    if _no_manifests(manifests, args.filename):
         return EXIT_PROBLEMS
-    at = args.at or dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    if manifests.problems:
+        render.print_problems(manifests, render.console())
+        return EXIT_PROBLEMS
+    at = args.at or dt.datetime.now(dt.UTC).replace(microsecond=0)
     config = SolverConfig(time_limit_s=args.time_limit, num_workers=args.workers, random_seed=args.seed)
     outcome = reconcile(Snapshot(manifests.factories, manifests.fleets, manifests.workloads, at), config)
     if args.output == "json":
-        sys.stdout.write(json.dumps(status_objects(manifests, outcome), indent=2) + "\n")
+        sys.stdout.write(json.dumps(render.status_objects(manifests, outcome), indent=2) + "\n")
     elif args.output == "yaml":
-        sys.stdout.write(yaml.safe_dump(status_objects(manifests, outcome), sort_keys=False))
+        sys.stdout.write(yaml.safe_dump(render.status_objects(manifests, outcome), sort_keys=False))
     else:
-        out = _console()
-        _print_warnings(manifests, out)
+        out = render.console()
+        render.print_warnings(manifests, out)
         out.print(f"Plan for {at.isoformat()}", style="bold")
-        out.print(_workload_table(manifests, outcome))
-        out.print(_site_table(manifests, outcome))
-        out.print(_summary_line(outcome), markup=False)
+        out.print(render.workload_table(manifests, outcome))
+        out.print(render.site_table(manifests, outcome))
+        out.print(render.summary_line(outcome), markup=False)
     return EXIT_OK
 
 
-def _generated_files(crds_dir: Path, docs_dir: Path, chart_dir: Path) -> dict[Path, str]:
-    """Every file generated from the models: CRDs, the chart's identical copies, docs."""
-    files = {}
-    for name, text in crdgen.rendered_crds().items():
-        files[crds_dir / name] = text
-        files[chart_dir / "crds" / name] = text
-    files[docs_dir / apidocs.REFERENCE_FILENAME] = apidocs.render_reference()
-    return files
-
-
 def cmd_crds(args: argparse.Namespace) -> int:
-    files = _generated_files(Path(args.output_dir), Path(args.docs_dir), Path(args.chart_dir))
-    out = _console()
+    files = codegen.generated_files(Path(args.output_dir), Path(args.docs_dir), Path(args.chart_dir))
+    out = render.console()
     if args.check:
-        stale = [path for path, text in files.items() if not path.is_file() or path.read_text() != text]
+        stale = codegen.stale_files(files)
         for path in stale:
             out.print(f"{path}: out of date; run `meshctl crds` (make crds)", markup=False)
         return EXIT_PROBLEMS if stale else EXIT_OK
@@ -227,36 +139,63 @@ def cmd_crds(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def version_text() -> str:
+    try:
+        release = version("meshplane")
+    except PackageNotFoundError:  # run from a source tree without an install
+        release = "unknown"
+    openmp = "OpenMP" if getattr(placement_ext, "OPENMP", False) else "serial"
+    return f"meshctl {release} (API {API_VERSION}; placement kernels: {openmp})"
+
+
+def _filename_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "-f", "--filename", action="append", required=True, metavar="PATH",
+        help="a YAML file, a folder of them, or - for standard input (repeatable; multi-document files allowed)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="meshctl",
         description="Place AI work across AI factories and edge fleets: power, latency and sovereignty.",
     )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parser.add_argument("--version", action="version", version=version_text())
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
 
     validate = commands.add_parser("validate", help="check manifests; one line per problem")
-    validate.add_argument(
-        "-f", "--filename", action="append", required=True, metavar="PATH",
-        help="a YAML file or a folder of them (repeatable; multi-document files allowed)",
-    )
+    _filename_argument(validate)
     validate.set_defaults(handler=cmd_validate)
 
     plan = commands.add_parser("plan", help="place the workloads of manifests in memory and print the plan")
+    _filename_argument(plan)
     plan.add_argument(
-        "-f", "--filename", action="append", required=True, metavar="PATH",
-        help="a YAML file or a folder of them (repeatable)",
+        "--at", type=_parse_time, help="plan for this time (ISO 8601; default: now): fleets' windows depend on it"
     )
-    plan.add_argument("--at", type=_parse_time, help="plan for this time (ISO 8601; default: now) — fleets' windows depend on it")
     plan.add_argument("-o", "--output", choices=("table", "json", "yaml"), default="table", help="output format")
-    plan.add_argument("--time-limit", type=float, default=10.0, metavar="SECONDS", help="CP-SAT time limit")
-    plan.add_argument("--workers", type=int, default=2, help="CP-SAT worker threads")
-    plan.add_argument("--seed", type=int, default=0, help="CP-SAT random seed")
+    plan.add_argument(
+        "--time-limit", type=_bounded(float, 0.0, MAX_TIME_LIMIT_S, low_open=True), default=_DEFAULTS.time_limit_s,
+        metavar="SECONDS",
+        help="wall-clock safety net of one solve (default: %(default)s); the solver's own budget is deterministic "
+        "work, so the same mesh gives the same plan on any machine unless this limit is hit (then the summary says so)",
+    )
+    plan.add_argument(
+        "--workers", type=_bounded(int, 1, MAX_WORKERS), default=_DEFAULTS.num_workers,
+        help="CP-SAT worker threads (default: %(default)s)",
+    )
+    plan.add_argument(
+        "--seed", type=_bounded(int, 0, MAX_SEED), default=_DEFAULTS.random_seed,
+        help="CP-SAT random seed (default: %(default)s)",
+    )
     plan.set_defaults(handler=cmd_plan)
 
     crds = commands.add_parser("crds", help="write the CRDs and the API reference generated from the models")
-    crds.add_argument("--output-dir", default="crds", help="folder of the CRDs (default: crds)")
-    crds.add_argument("--docs-dir", default="docs", help="folder of api-reference.md (default: docs)")
-    crds.add_argument("--chart-dir", default="helm/meshplane", help="Helm chart whose crds/ gets copies (default: helm/meshplane)")
+    crds.add_argument("--output-dir", default=str(codegen.DEFAULT_CRDS_DIR), help="folder of the CRDs (default: crds)")
+    crds.add_argument("--docs-dir", default=str(codegen.DEFAULT_DOCS_DIR), help="folder of api-reference.md (default: docs)")
+    crds.add_argument(
+        "--chart-dir", default=str(codegen.DEFAULT_CHART_DIR),
+        help="Helm chart whose crds/ gets copies (default: helm/meshplane)",
+    )
     crds.add_argument("--check", action="store_true", help="exit 1 if the files differ from the models")
     crds.set_defaults(handler=cmd_crds)
     return parser
@@ -264,7 +203,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return args.handler(args)
+    code: int = args.handler(args)
+    return code
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -15,9 +15,13 @@ from typing import Any
 
 import yaml
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
-from controller.api.resources import API_VERSION, GROUP, KINDS, AIFactory, EdgeFleet, MeshWorkload, Resource
+from controller.api.resources import API_VERSION, GROUP, KINDS, AIFactory, AnyResource, EdgeFleet, MeshWorkload
 from controller.core.yamlcompat import load_documents
+
+# (kind or "site", key) -> the first resource of that name, its file and document
+Seen = dict[tuple[str, str], tuple[AnyResource, str, int]]
 
 
 @dataclass(frozen=True, order=True)
@@ -65,7 +69,7 @@ _SHORT_INPUT_CHARS = 60
 _MESSAGES_NAMING_THEIR_INPUT = {"cross_field_rule", "duplicate_key", "duplicate_value", "country_code", "time_zone"}
 
 
-def _describe(error: dict[str, Any]) -> tuple[str, str]:
+def _describe(error: ErrorDetails) -> tuple[str, str]:
     """(field path, message) of one pydantic error, in the API's vocabulary."""
     location = list(error["loc"])
     # Pydantic names the branch of a tagged union or a function validator in the loc.
@@ -88,7 +92,7 @@ def _describe(error: dict[str, Any]) -> tuple[str, str]:
     return field_path(location), message
 
 
-def parse_object(document: Any, file: str, index: int, manifests: Manifests) -> Resource | None:
+def parse_object(document: Any, file: str, index: int, manifests: Manifests) -> AnyResource | None:
     """One decoded document as a resource of ours, or ``None`` with its problems added
     to ``manifests`` (objects of other API groups are counted and skipped)."""
     def problem(kind: str, name: str, path: str, message: str) -> None:
@@ -131,8 +135,7 @@ def parse_object(document: Any, file: str, index: int, manifests: Manifests) -> 
 
 
 def _add_unless_duplicate(
-    resource: Resource, file: str, index: int, manifests: Manifests,
-    seen: dict[tuple[str, str], tuple[Resource, str, int]],
+    resource: AnyResource, file: str, index: int, manifests: Manifests, seen: Seen
 ) -> None:
     """Two objects of one kind (and namespace) with one name would overwrite each other;
     a factory and a fleet with one name would be the same site in a plan."""
@@ -140,8 +143,12 @@ def _add_unless_duplicate(
     first = seen.get((scope, resource.key))
     if first is None:
         seen[(scope, resource.key)] = (resource, file, index)
-        target = {"AIFactory": manifests.factories, "EdgeFleet": manifests.fleets, "MeshWorkload": manifests.workloads}
-        target[resource.kind].append(resource)  # type: ignore[arg-type]
+        if isinstance(resource, AIFactory):
+            manifests.factories.append(resource)
+        elif isinstance(resource, EdgeFleet):
+            manifests.fleets.append(resource)
+        else:
+            manifests.workloads.append(resource)
         return
     previous, first_file, first_index = first
     if scope == "site":
@@ -162,8 +169,9 @@ def topology_warnings(manifests: Manifests) -> list[Problem]:
     latency target from it fails. The API server cannot see this (it checks one
     object at a time); ``meshctl validate`` and ``meshctl plan`` print it as a warning.
     """
-    regions = {site.spec.region for site in [*manifests.factories, *manifests.fleets]}
-    regions |= {link.to for site in [*manifests.factories, *manifests.fleets] for link in site.spec.links}
+    sites: list[AIFactory | EdgeFleet] = [*manifests.factories, *manifests.fleets]
+    regions = {site.spec.region for site in sites}
+    regions |= {link.to for site in sites for link in site.spec.links}
     warnings = []
     for workload in manifests.workloads:
         if workload.spec.latency is None:
@@ -179,7 +187,7 @@ def topology_warnings(manifests: Manifests) -> list[Problem]:
     return warnings
 
 
-def parse_text(text: str, file: str, manifests: Manifests, seen: dict[tuple[str, str], tuple[Resource, str, int]]) -> None:
+def parse_text(text: str, file: str, manifests: Manifests, seen: Seen) -> None:
     """Parse the YAML ``text`` of ``file`` into ``manifests``: its valid resources, and
     one problem per thing wrong; never raises on bad input. ``seen`` spans every text
     of one set of manifests, so duplicates across files are found."""
@@ -203,7 +211,7 @@ def parse_text(text: str, file: str, manifests: Manifests, seen: dict[tuple[str,
 def parse_texts(texts: Iterable[tuple[str, str]]) -> Manifests:
     """Parse ``(file name, YAML text)`` pairs into one set of manifests, problems sorted."""
     manifests = Manifests()
-    seen: dict[tuple[str, str], tuple[Resource, str, int]] = {}
+    seen: Seen = {}
     for file, text in texts:
         parse_text(text, file, manifests, seen)
     manifests.problems.sort()

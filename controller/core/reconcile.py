@@ -18,8 +18,8 @@ from controller.api.models import MeshWorkloadStatus, SiteStatus
 from controller.api.resources import AIFactory, EdgeFleet, MeshWorkload
 from controller.core.convert import to_mesh
 from controller.core.statuses import SiteFacts, name_conflict_status, site_status, workload_status
-from placement import problem
 from placement import plan as placement_plan
+from placement import problem
 from placement.decisions import Plan
 
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final, Literal
 
 from controller.api.models import (
     Assignment,
@@ -31,14 +31,15 @@ from controller.api.models import (
     PoolStatus,
     PowerStatus,
     SiteStatus,
+    WorkloadPhase,
 )
 from controller.api.resources import API_VERSION, AIFactory, EdgeFleet, MeshWorkload, Resource
 from placement.decisions import SiteUsage, WorkloadDecision
 
-PHASE_PENDING = "Pending"
-PHASE_PLACED = "Placed"
-PHASE_UNSCHEDULABLE = "Unschedulable"
-PHASE_PREEMPTED = "Preempted"
+PHASE_PENDING: Final = "Pending"
+PHASE_PLACED: Final = "Placed"
+PHASE_UNSCHEDULABLE: Final = "Unschedulable"
+PHASE_PREEMPTED: Final = "Preempted"
 
 CONDITION_PLACED = "Placed"
 CONDITION_READY = "Ready"
@@ -62,7 +63,7 @@ PENDING_MESSAGE = "waiting for the first solve"
 
 def timestamp(at: dt.datetime) -> str:
     """RFC 3339 in UTC, to the second, as Kubernetes writes times."""
-    return at.astimezone(dt.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    return at.astimezone(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
 def condition(
@@ -70,7 +71,7 @@ def condition(
     at: dt.datetime, generation: int | None,
 ) -> Condition:
     """A condition that keeps its lastTransitionTime while its status does not change."""
-    text = "True" if status else "False"
+    text: Literal["True", "False"] = "True" if status else "False"
     before = next((c for c in previous if c.type == type_), None)
     transition = before.last_transition_time if before and before.status == text else timestamp(at)
     return Condition(
@@ -139,7 +140,7 @@ def _assignment(a: Any) -> Assignment:
 
 def _phase_and_message(
     workload: MeshWorkload, decision: WorkloadDecision, facts: SiteFacts
-) -> tuple[str, str]:
+) -> tuple[WorkloadPhase, str]:
     if decision.assignments:
         return PHASE_PLACED, decision.message
     previous = workload.status
@@ -164,7 +165,7 @@ def workload_status(
     latencies = [a.latency_ms for a in assignments if a.latency_ms is not None]
     return MeshWorkloadStatus(
         observed_generation=generation,
-        phase=phase,  # type: ignore[arg-type]
+        phase=phase,
         assignments=assignments,
         sites=",".join(sites),
         power_mw=round(sum(a.power_mw for a in decision.assignments), _MW_DIGITS) if placed else 0.0,

@@ -5,6 +5,7 @@ Tests import from here: ``from tests.e2e.e2e_support import Kubectl, KubectlErro
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -156,7 +157,7 @@ class Kubectl:
     def apply_obj(self, obj: dict[str, Any], *extra: str) -> subprocess.CompletedProcess[str]:
         return self("apply", "-f", "-", *extra, input=yaml.safe_dump(obj))
 
-    def with_kubeconfig(self, kubeconfig: str | os.PathLike[str]) -> "Kubectl":
+    def with_kubeconfig(self, kubeconfig: str | os.PathLike[str]) -> Kubectl:
         return Kubectl(self.binary, str(kubeconfig), self.version, self.timeout)
 
 
@@ -234,10 +235,8 @@ def stop_process(process: subprocess.Popen[bytes]) -> None:
     try:
         process.wait(timeout=STOP_TIMEOUT_S)
     except subprocess.TimeoutExpired:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         process.wait(timeout=STOP_TIMEOUT_S)
 
 

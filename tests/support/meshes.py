@@ -86,7 +86,7 @@ def synthetic_mesh(
     workloads: int, sites: int, seed: int = 0, at: dt.datetime | None = None, load: float = 1.3
 ) -> Mesh:
     rng = np.random.default_rng(seed)
-    at = at or dt.datetime(2025, 6, 1, 23, 30, tzinfo=dt.timezone.utc)
+    at = at or dt.datetime(2025, 6, 1, 23, 30, tzinfo=dt.UTC)
     n_fact = max(1, int(round(sites * 0.1)))
     n_fleet = max(0, sites - n_fact)
     factories = []
@@ -179,11 +179,11 @@ def synthetic_mesh(
         if t == "training":
             models = tuple(m[0] for m in MODELS[:3]) if rng.random() < 0.7 else ()
             acc = int(rng.choice([64, 128, 256, 512, 1024, 2048]))
-            demand = dict(accelerators=acc)
+            demand = {"accelerators": acc}
         elif t == "fine-tuning":
-            demand = dict(accelerators=int(rng.choice([8, 16, 32, 64])))
+            demand = {"accelerators": int(rng.choice([8, 16, 32, 64]))}
         else:
-            demand = dict(tokens_per_second=float(rng.lognormal(mean=9.5, sigma=1.0)))
+            demand = {"tokens_per_second": float(rng.lognormal(mean=9.5, sigma=1.0))}
         splittable = t in ("inference", "batch") and rng.random() < 0.5
         wl.append(
             WorkloadDemand(

@@ -10,17 +10,18 @@ from controller.api.models.fleet import AvailabilityWindow, EdgeFleetSpec, PerDe
 from controller.api.models.status import (
     Assignment,
     Condition,
+    MeshWorkloadStatus,
     PoolStatus,
     PowerStatus,
     SiteStatus,
-    MeshWorkloadStatus,
+    WorkloadPhase,
 )
 from controller.api.models.workload import (
     LatencyTarget,
+    MeshWorkloadSpec,
     PlacementPolicy,
     Sovereignty,
     UserRegion,
-    MeshWorkloadSpec,
 )
 
 __all__ = [
@@ -42,5 +43,6 @@ __all__ = [
     "Uplink",
     "UserRegion",
     "MeshWorkloadSpec",
+    "WorkloadPhase",
     "MeshWorkloadStatus",
 ]

@@ -80,7 +80,7 @@ class ApiModel(BaseModel):
         return self
 
     @classmethod
-    def __get_pydantic_json_schema__(cls, core_schema, handler):  # noqa: ANN001, ANN206
+    def __get_pydantic_json_schema__(cls, core_schema, handler):
         schema = handler(core_schema)
         if cls.cross_field_rules:
             target = handler.resolve_ref_schema(schema)

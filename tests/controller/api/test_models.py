@@ -9,9 +9,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from controller.cli.files import load_manifests
 from controller.api.models import AIFactorySpec, FactoryPower, MeshWorkloadSpec
 from controller.api.models.base import to_api_name
+from controller.cli.files import load_manifests
 
 REPO = Path(__file__).resolve().parents[3]
 

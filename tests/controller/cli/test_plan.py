@@ -7,8 +7,8 @@ from pathlib import Path
 
 import yaml
 
+from controller.api.models import MeshWorkloadStatus, SiteStatus
 from controller.cli import main
-from controller.api.models import SiteStatus, MeshWorkloadStatus
 
 REPO = Path(__file__).resolve().parents[3]
 EXAMPLES = str(REPO / "examples")

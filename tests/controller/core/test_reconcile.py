@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from controller.api.models import MeshWorkloadStatus, SiteStatus
 from controller.cli.files import load_manifests
-from controller.api.models import SiteStatus, MeshWorkloadStatus
 from controller.core.convert import to_mesh
 from controller.core.reconcile import Snapshot, reconcile
 from placement.problem import SolverConfig
