@@ -10,6 +10,7 @@ real). On a cluster that already has Kueue, its own CRD is used and left alone.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -85,8 +86,8 @@ def test_kueue_keeps_its_own_names(kubectl: Kubectl, kueue_beside_us: str) -> No
 def test_explain_resolves_to_ours_without_the_group(kubectl: Kubectl, kueue_beside_us: str) -> None:
     for name in ("meshworkload.spec", "mwl.spec.placement.maxSites"):
         out = kubectl("explain", name).stdout
-        assert "GROUP:      meshplane.io" in out or "meshplane.io" in out.splitlines()[0], out
-        assert "KIND:       MeshWorkload" in out or "MeshWorkload" in out.splitlines()[1], out
+        assert re.search(r"^GROUP:\s+meshplane\.io$", out, re.MULTILINE), out
+        assert re.search(r"^KIND:\s+MeshWorkload$", out, re.MULTILINE), out
 
 
 def test_our_category_holds_only_our_kinds(kubectl: Kubectl, kueue_beside_us: str) -> None:
