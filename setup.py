@@ -80,25 +80,30 @@ def compiler_accepts_openmp(compiler) -> bool:
     return True
 
 
+def openmp_build_flags(compiler) -> list[str]:
+    """The OpenMP flags to build the kernels with ([] = without OpenMP), after
+    ``MESHPLANE_OPENMP`` and the probe; says which on standard error."""
+    wanted = openmp_wanted()
+    use = wanted is not False and compiler_accepts_openmp(compiler)
+    if wanted and not use:
+        raise SystemExit(f"{OPENMP_ENV}=1 but the C compiler does not accept OpenMP")
+    why = ""
+    if wanted is False:
+        why = f" ({OPENMP_ENV}=0)"
+    elif not use:
+        why = " (the C compiler does not accept it; the parallel loops run serially)"
+    print(f"meshplane: building the placement kernels {'with' if use else 'without'} OpenMP{why}", file=sys.stderr)
+    return openmp_flags(compiler) if use else []
+
+
 class BuildExt(build_ext):
     """build_ext that adds the OpenMP flags only where the compiler takes them."""
 
     def build_extensions(self) -> None:
-        wanted = openmp_wanted()
-        use = False
-        if wanted is not False:
-            use = compiler_accepts_openmp(self.compiler)
-            if wanted and not use:
-                raise SystemExit(f"{OPENMP_ENV}=1 but the C compiler does not accept OpenMP")
-        print(
-            f"meshplane: building the placement kernels {'with' if use else 'without'} OpenMP"
-            + ("" if use or wanted is False else " (the compiler does not accept it; loops run serially)"),
-            file=sys.stderr,
-        )
+        flags = openmp_build_flags(self.compiler)
         for ext in self.extensions:
-            if use:
-                ext.extra_compile_args = [*ext.extra_compile_args, *openmp_flags(self.compiler)]
-                ext.extra_link_args = [*ext.extra_link_args, *openmp_flags(self.compiler)]
+            ext.extra_compile_args = [*ext.extra_compile_args, *flags]
+            ext.extra_link_args = [*ext.extra_link_args, *flags]
         super().build_extensions()
 
 
@@ -112,7 +117,8 @@ extensions = [
     ),
 ]
 
-setup(
-    ext_modules=cythonize(extensions, compiler_directives=COMPILER_DIRECTIVES),
-    cmdclass={"build_ext": BuildExt},
-)
+if __name__ == "__main__":  # setuptools runs this file as __main__ (pip, build, setup.py ...)
+    setup(
+        ext_modules=cythonize(extensions, compiler_directives=COMPILER_DIRECTIVES),
+        cmdclass={"build_ext": BuildExt},
+    )
