@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 
+from controller.api.resources import API_VERSION
 from placement.problem import (
     AcceleratorPool,
     AvailabilityWindow,
@@ -95,7 +97,8 @@ def synthetic_mesh(
         # heavy tail: most 5-50 MW, a few near 1 GW
         firm = float(min(1000.0, rng.lognormal(mean=3.0, sigma=1.2)))
         flex = float(firm * rng.uniform(0.0, 0.5))
-        curt = float(flex * rng.uniform(0.2, 1.2)) if rng.random() < 0.15 else 0.0
+        # a grid event takes 20-100% of the flexible power (never more: it is all it can take)
+        curt = float(flex * rng.uniform(0.2, 1.0)) if rng.random() < 0.15 else 0.0
         pue = float(rng.uniform(1.08, 1.5))
         pools = []
         budget_w = (firm + flex) * 1e6 / pue
@@ -128,7 +131,7 @@ def synthetic_mesh(
     for i in range(n_fleet):
         r, country, tz, cont = REGIONS[rng.integers(len(REGIONS))]
         cls, model, watts, tps, mem, (s, e), ratio = FLEET_CLASSES[rng.integers(len(FLEET_CLASSES))]
-        devices = int(rng.lognormal(mean=7.0, sigma=1.3))
+        devices = max(1, int(rng.lognormal(mean=7.0, sigma=1.3)))
         fleets.append(
             FleetSite(
                 name=f"fleet-{i}",
@@ -171,8 +174,9 @@ def synthetic_mesh(
         max_lat = None
         if t == "inference":
             users = (UserRegion(r, 1.0),)
-            if rng.random() < 0.4:
-                r2 = REGIONS[rng.integers(len(REGIONS))][0]
+            if rng.random() < 0.4:  # a second user region, never the first again
+                others = [region for region, *_ in REGIONS if region != r]
+                r2 = others[rng.integers(len(others))]
                 users = users + (UserRegion(r2, float(rng.uniform(0.1, 0.8))),)
             max_lat = float(rng.choice([40.0, 80.0, 120.0, 200.0]))
         models: tuple[str, ...] = ()
@@ -219,3 +223,62 @@ def synthetic_mesh(
         else:
             scaled.append(replace(w, accelerators=max(1, int(round(w.accelerators * scale)))))
     return replace(mesh, workloads=tuple(scaled))
+
+
+def _links(links: tuple[Link, ...]) -> list[dict[str, Any]]:
+    return [{"to": k.to, "latencyMs": k.latency_ms, "bandwidthGbps": k.bandwidth_gbps} for k in links]
+
+
+def to_manifests(mesh: Mesh) -> list[dict[str, Any]]:
+    """The mesh as the AIFactory, EdgeFleet and MeshWorkload objects a user would apply
+    (so a synthetic mesh can be checked by ``meshctl validate`` or sent to a cluster)."""
+    objects: list[dict[str, Any]] = []
+    for f in mesh.factories:
+        spec: dict[str, Any] = {
+            "region": f.region, "country": f.country,
+            "power": {"firmMW": f.firm_mw, "flexibleMW": f.flexible_mw, "curtailedMW": f.curtailed_mw, "pue": f.pue,
+                      "pricePerMWh": f.price_per_mwh, "carbonGramsPerKWh": f.carbon_grams_per_kwh},
+            "acceleratorPools": [
+                {"model": p.model, "count": p.count, "wattsPerDevice": p.watts_per_device,
+                 "tokensPerSecondPerDevice": p.tokens_per_second_per_device, "memoryGiB": p.memory_gib}
+                for p in f.pools
+            ],
+            "links": _links(f.links), "cordoned": f.cordoned,
+        }
+        objects.append({"apiVersion": API_VERSION, "kind": "AIFactory", "metadata": {"name": f.name}, "spec": spec})
+    for s in mesh.fleets:
+        spec = {
+            "region": s.region, "country": s.country, "deviceClass": s.device_class, "devices": s.devices,
+            "optInRatio": s.opt_in_ratio,
+            "perDevice": {"acceleratorModel": s.accelerator_model, "tokensPerSecond": s.tokens_per_second_per_device,
+                          "watts": s.watts_per_device, "memoryGiB": s.memory_gib},
+            "availability": [
+                {"start": w.start.strftime("%H:%M"), "end": w.end.strftime("%H:%M"), "timezone": w.timezone,
+                 "onlineRatio": w.online_ratio}
+                for w in s.availability
+            ],
+            "maxFleetMW": s.max_fleet_mw,
+            "uplink": {"latencyMs": s.uplink_latency_ms, "bandwidthMbps": s.uplink_bandwidth_mbps},
+            "links": _links(s.links), "pricePerMWh": s.price_per_mwh, "carbonGramsPerKWh": s.carbon_grams_per_kwh,
+            "cordoned": s.cordoned,
+        }
+        objects.append({"apiVersion": API_VERSION, "kind": "EdgeFleet", "metadata": {"name": s.name}, "spec": spec})
+    for w in mesh.workloads:
+        namespace, name = w.key.split("/", 1)
+        spec = {"type": w.type, "minMemoryGiB": w.min_memory_gib, "interruptible": w.interruptible,
+                "priority": w.priority,
+                "placement": {"allowFleets": w.allow_fleets, "splittable": w.splittable, "maxSites": w.max_sites}}
+        if w.accelerators is not None:
+            spec["accelerators"] = w.accelerators
+        else:
+            spec["tokensPerSecond"] = w.tokens_per_second
+        if w.accelerator_models:
+            spec["acceleratorModels"] = list(w.accelerator_models)
+        if w.max_latency_ms is not None:
+            spec["latency"] = {"maxMs": w.max_latency_ms, "users": [{"region": u.region, "weight": u.weight} for u in w.users]}
+        if w.allowed_countries or w.denied_countries:
+            spec["sovereignty"] = {"allowedCountries": list(w.allowed_countries),
+                                   "deniedCountries": list(w.denied_countries)}
+        objects.append({"apiVersion": API_VERSION, "kind": "MeshWorkload",
+                        "metadata": {"name": name, "namespace": namespace}, "spec": spec})
+    return objects
