@@ -6,8 +6,8 @@ not by PyYAML's own YAML 1.1 rules. Pure: text in, data out.
 
 What Kubernetes does (sources: k8s.io/apimachinery ``util/yaml`` (kubectl's reader),
 sigs.k8s.io/yaml v1.6.0 ``YAMLToJSON``, go.yaml.in/yaml/v2 v2.4.3 ``resolve.go`` and
-``decode.go``; every rule below is checked against a real API server by
-``tests/e2e/test_yaml_scalars.py``):
+``decode.go``; checked by running that Go code on the same texts, and against a real
+API server by ``tests/e2e/test_yaml_scalars.py``):
 
 * The stream is cut into documents at lines that start with ``---``; anything but
   blanks or a comment after the ``---`` is an error. Of each piece only the first YAML
@@ -41,13 +41,15 @@ sigs.k8s.io/yaml v1.6.0 ``YAMLToJSON``, go.yaml.in/yaml/v2 v2.4.3 ``resolve.go``
   overwrites the key (go-yaml's rule, not the merge spec's); of a list of merged
   mappings the first wins. Keys become JSON strings: ints in decimal (``0x10`` ->
   ``"16"``), bools ``"true"``/``"false"``, floats in Go's shortest float32 ``%g``; a
-  null key is an error.
+  null key is an error (when it reaches JSON: not if a later key overwrites its mapping).
 * Values then go through JSON: ``NaN``/``Inf`` are an error (Go's encoding/json
   refuses them); a float with an integral value is written without a fraction
   (``1e3`` -> ``1000``) and read back by the API server as an integer, so it is a Python
   ``int`` here; an integer beyond int64 is read back as a float64.
-* Anchors and aliases are expanded (an anchor that contains itself is an error, and so
-  is go-yaml's "excessive aliasing").
+* Anchors and aliases are expanded; a later anchor of the same name replaces the
+  first (PyYAML: an error); an anchor that contains itself is an error, and so is
+  go-yaml's "excessive aliasing".
+* Double-quoted escapes are libyaml's: ``\\'`` is allowed, ``\\/`` is an error.
 
 Errors are ``yaml.MarkedYAMLError`` subclasses with ``problem`` and ``problem_mark``.
 """
@@ -306,20 +308,38 @@ def _go_float32_g(value: float) -> str:
     return f"{sign}{digits[:point]}.{digits[point:]}"
 
 
-def _json_key(key: Any, mark: yaml.Mark) -> str:
-    """sigs.k8s.io/yaml convertToJSONableObject: a go-yaml map key as a JSON key."""
-    if isinstance(key, str):
-        return key
-    if isinstance(key, bool):
-        return "true" if key else "false"
-    if isinstance(key, int):
-        if key > _INT64_MAX:
-            raise KubernetesYAMLError(f"unsupported map key of type: uint64, key: {key}", mark)
-        return str(key)
-    if isinstance(key, float):
-        text = _go_float32_g(key)
-        return {"+Inf": ".inf", "-Inf": "-.inf", "NaN": ".nan"}.get(text, text)
-    raise KubernetesYAMLError("unsupported map key of type: <nil> (a null key cannot be a JSON key)", mark)
+class _Key:
+    """A go-yaml map key: equal by Go type and value (``1``, ``true`` and ``"1"`` are three
+    keys), converted to a JSON key only when the whole document goes to JSON."""
+
+    __slots__ = ("kind", "value", "mark")
+
+    def __init__(self, value: Any, mark: yaml.Mark | None) -> None:
+        self.kind = type(value).__name__
+        self.value = value
+        self.mark = mark
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Key) and (self.kind, self.value) == (other.kind, other.value)
+
+    def __hash__(self) -> int:
+        return hash((self.kind, self.value))
+
+    def json(self) -> str:
+        """sigs.k8s.io/yaml convertToJSONableObject: the key as a JSON string."""
+        key = self.value
+        if isinstance(key, str):
+            return key
+        if isinstance(key, bool):
+            return "true" if key else "false"
+        if isinstance(key, int):
+            if key > _INT64_MAX:
+                raise KubernetesYAMLError(f"unsupported map key of type: uint64, key: {key}", self.mark)
+            return str(key)
+        if isinstance(key, float):
+            text = _go_float32_g(key)
+            return {"+Inf": ".inf", "-Inf": "-.inf", "NaN": ".nan"}.get(text, text)
+        raise KubernetesYAMLError("unsupported map key of type: <nil> (a null key cannot be a JSON key)", self.mark)
 
 
 class _MarkedFloat(float):
@@ -331,7 +351,7 @@ class _MarkedFloat(float):
 def _json_value(value: Any) -> Any:
     """The value as encoding/json writes it and the API server reads it back."""
     if isinstance(value, dict):
-        return {key: _json_value(item) for key, item in value.items()}
+        return {key.json(): _json_value(item) for key, item in value.items()}
     if isinstance(value, list):
         return [_json_value(item) for item in value]
     if isinstance(value, bool) or value is None or isinstance(value, str):
@@ -371,6 +391,13 @@ class KubernetesLoader(yaml.SafeLoader):
         **{k: v for k, v in yaml.SafeLoader.ESCAPE_REPLACEMENTS.items() if k != "/"},
         "'": "'",
     }
+
+    def compose_node(self, parent: Node | None, index: int) -> Node | None:
+        event = self.peek_event()  # type: ignore[no-untyped-call]
+        anchor = getattr(event, "anchor", None)
+        if not isinstance(event, yaml.AliasEvent) and anchor is not None:
+            self.anchors.pop(anchor, None)  # go-yaml lets a later anchor of one name replace the first
+        return super().compose_node(parent, index)
 
     def compose_scalar_node(self, anchor: str | None) -> ScalarNode:  # type: ignore[override]  # stubs: wrong type
         non_specific = getattr(self.peek_event(), "tag", None) == "!"  # type: ignore[no-untyped-call]
@@ -419,7 +446,7 @@ class _Decoder:
         ):
             raise KubernetesYAMLError("document contains excessive aliasing", node.start_mark)
 
-    def value(self, node: Node, into: dict[str, Any] | None = None) -> Any:
+    def value(self, node: Node, into: dict[_Key, Any] | None = None) -> Any:
         """Decode one node (an alias when met before); ``into``: merge a mapping into it."""
         alias = id(node) in self.seen
         if alias:
@@ -462,7 +489,7 @@ class _Decoder:
             return marked
         return value
 
-    def merge(self, node: Node, into: dict[str, Any]) -> None:
+    def merge(self, node: Node, into: dict[_Key, Any]) -> None:
         def want_map() -> KubernetesYAMLError:
             return KubernetesYAMLError("map merge requires map or sequence of maps as the value", node.start_mark)
 
@@ -476,7 +503,7 @@ class _Decoder:
         else:
             raise want_map()
 
-    def mapping(self, node: MappingNode, out: dict[str, Any]) -> dict[str, Any]:
+    def mapping(self, node: MappingNode, out: dict[_Key, Any]) -> dict[_Key, Any]:
         for key_node, value_node in node.value:
             if key_node.value == "<<" and key_node.tag in (PLAIN_TAG, MERGE_TAG):
                 self.merge(value_node, out)
@@ -484,8 +511,7 @@ class _Decoder:
             key = self.value(key_node)
             if isinstance(key, (dict, list)):
                 raise KubernetesYAMLError("invalid map key: a mapping or sequence", key_node.start_mark)
-            text = _json_key(key, key_node.start_mark)
-            out[text] = self.value(value_node)
+            out[_Key(key, key_node.start_mark)] = self.value(value_node)
         return out
 
 

@@ -7,6 +7,7 @@ numbers) and agree with a real API server (tests/e2e/test_yaml_scalars.py).
 
 from __future__ import annotations
 
+import decimal
 import json
 import math
 import struct
@@ -28,7 +29,7 @@ SCALARS: list[tuple[str, object]] = [
     ("0b-101", -5), ("00", 0), ("0", 0), ("9223372036854775807", 9223372036854775807),
     ("-9223372036854775808", -9223372036854775808),
     # beyond int64: ParseUint, then the API server reads a float64 (written by encoding/json)
-    ("18446744073709551615", 18446744073709552000), ("9223372036854775808", 9223372036854775808),
+    ("18446744073709551615", 18446744073709552000), ("9223372036854775808", 9223372036854776000),
     ("18446744073709551616", 18446744073709552000),
     # floats; an integral float goes through JSON as an integer
     ("1.", 1), ("1.0", 1), ("5.", 5), ("1e3", 1000), ("1E3", 1000), ("1E+3", 1000), ("0.1e-2", 0.001),
@@ -37,7 +38,7 @@ SCALARS: list[tuple[str, object]] = [
     ("1e-400", 0), ("-0.0", 0), ("1.5e300", 1.5e300),
     # not numbers
     ("1e400", "1e400"), ("._5", "._5"), (".5_", ".5_"), ("1e", "1e"), ("0x", "0x"), ("0b", "0b"), ("1.2.3", "1.2.3"),
-    ("0x1p3", "0x1p3"), ("1,000", "1,000"), ("Infinity", "Infinity"), ("inf", "inf"), ("nan", "nan"), ("-", "-"),
+    ("0x1p3", "0x1p3"), ("1,000", "1,000"), ("Infinity", "Infinity"), ("inf", "inf"), ("nan", "nan"), ("-", ERROR),
     ("1e3x", "1e3x"), ("_1", "_1"),
     # non-finite floats: encoding/json refuses them
     (".inf", ERROR), ("-.Inf", ERROR), ("+.INF", ERROR), (".nan", ERROR), (".NaN", ERROR),
@@ -90,9 +91,6 @@ def same(a: object, b: object) -> bool:
 def test_scalar_resolves_as_in_kubernetes(text: str, expected: object) -> None:
     got = value_of(text)
     assert same(got, expected), f"{text!r}: got {got!r}, Kubernetes stores {expected!r}"
-    if isinstance(expected, (int, float)) and not isinstance(expected, bool):
-        # A float with an integral value is an int, as the API server reads it back.
-        assert isinstance(got, int) == (isinstance(expected, int) or float(expected).is_integer() and abs(expected) < 1e21)
 
 
 KEYS: list[tuple[str, object]] = [
@@ -122,6 +120,8 @@ DOCUMENTS: list[tuple[str, object]] = [
     ("'<<': {a: 1}\n", [{"<<": {"a": 1}}]), ("!!merge <<: {a: 1}\n", [{"a": 1}]),
     ("x: &a {p: *a}\n", ERROR), ("&a [*a]\n", ERROR), ("a: *b\n", ERROR),  # self-containing, unknown anchors
     ("a: &x 1\nb: *x\nc: &y [*x, *x]\nd: *y\n", [{"a": 1, "b": 1, "c": [1, 1], "d": [1, 1]}]),
+    ("a: &x 1\nb: &x 2\nc: *x\n", [{"a": 1, "b": 2, "c": 2}]),  # a later anchor of one name replaces the first
+    ("a: {~: 1}\na: 2\n", [{"a": 2}]),  # a null key is an error only if it reaches JSON
     # documents: cut at lines starting with ---, first YAML document of each piece only
     ("a: 1\n---\nb: 2\n", [{"a": 1}, {"b": 2}]), ("--- # c\na: 1\n---\n", [{"a": 1}]),
     ("# only a comment\n---\n---\na: 1\n", [None, {"a": 1}]), ("a: 1\n...\nb: [\n", [{"a": 1}]),
@@ -175,26 +175,46 @@ spec:
 # --------------------------------------------------------------------------- properties
 
 _finite = st.floats(allow_nan=False, allow_infinity=False)
-_json_scalars = st.one_of(st.none(), st.booleans(), st.integers(-(2**63), 2**63 - 1), _finite, st.text())
+_keys = st.text("abcdefghijklmnopqrstuvwxyz", min_size=2, max_size=8).map(lambda k: "k" + k)
+_json_scalars = st.one_of(st.none(), st.booleans(), st.integers(-(2**63), 2**63 - 1), _finite)
 
 
-def _json_roundtrip(value: object) -> object:
-    """What the API server stores for a value: JSON numbers, integral floats as integers."""
+def _as_stored(value: object) -> object:
+    """What the API server stores for a value: an integral float is an integer, written by
+    encoding/json with its shortest digits (4.654355327654755e16 as 46543553276547550)."""
     if isinstance(value, float) and value.is_integer() and abs(value) < 1e21:
-        return int(value)
+        return int(decimal.Decimal(repr(value)))
     return value
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.dictionaries(st.text(), _json_scalars, max_size=5))
-def test_safe_dump_output_reads_back_as_json(data: dict[str, object]) -> None:
-    """PyYAML quotes what it would misread; whatever it writes, we read it back as the
-    same JSON value (PyYAML writes `1e+21` and `.inf` forms we must read as floats)."""
-    text = yaml.safe_dump(data)
-    (got,) = load_documents(text)
-    assert got == {key: _json_roundtrip(value) for key, value in data.items()}
-    assert json.dumps(got, sort_keys=True) == json.dumps({k: _json_roundtrip(v) for k, v in data.items()},
-                                                         sort_keys=True)
+@given(st.dictionaries(_keys, st.one_of(_json_scalars, st.lists(_json_scalars, max_size=3)), max_size=5))
+def test_safe_dump_numbers_bools_nulls_read_back_as_json(data: dict[str, object]) -> None:
+    """What yaml.safe_dump writes for None, bools, ints and floats (e.g. ``1.0e+21``) is
+    read back as the same JSON value."""
+    (got,) = load_documents(yaml.safe_dump(data))
+    expected = {k: [_as_stored(x) for x in v] if isinstance(v, list) else _as_stored(v) for k, v in data.items()}
+    assert json.dumps(got, sort_keys=True) == json.dumps(expected, sort_keys=True)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text())
+def test_safe_dump_strings_read_back_unless_go_yaml_resolves_them(text: str) -> None:
+    """yaml.safe_dump quotes the strings PyYAML would resolve; go-yaml resolves more
+    (``1e3``, ``y``, ``0o17``, ``.5_5``, ``+.5``), which PyYAML then writes plain: those
+    come back as numbers or booleans. Any other string comes back unchanged."""
+    dumped = yaml.safe_dump({"k": text})
+    (got,) = load_documents(dumped)
+    if got["k"] != text:
+        assert dumped.startswith("k: " + text), dumped  # written plain ...
+        assert resolve_scalar("", text)[0] != "tag:yaml.org,2002:str"  # ... and resolved by go-yaml
+
+
+@pytest.mark.parametrize(("text", "kubernetes"), [("1e3", 1000), ("y", True), ("n", False), ("0o17", 15), ("+.5", 0.5)])
+def test_safe_dump_writes_some_strings_that_kubernetes_reads_as_other_types(text: str, kubernetes: object) -> None:
+    """A hazard for anything that writes manifests with yaml.safe_dump: quote these."""
+    assert yaml.safe_dump({"k": text}) == f"k: {text}\n"
+    assert load_documents(yaml.safe_dump({"k": text})) == [{"k": kubernetes}]
 
 
 _sign = st.sampled_from(["", "+", "-"])
@@ -202,57 +222,52 @@ _digits = st.text("0123456789", min_size=1, max_size=25)
 
 
 @st.composite
-def _go_numbers(draw: st.DrawFn) -> tuple[str, object]:
-    """Number texts with the value Go's strconv gives them (as go-yaml resolves them)."""
+def _go_numbers(draw: st.DrawFn) -> tuple[str, int | float, int | float] | None:
+    """(text, go-yaml's value, the value the API server stores) of number texts, by Go's
+    strconv rules; None for texts that are strings to go-yaml."""
     sign = draw(_sign)
     kind = draw(st.sampled_from(["dec", "hex", "oct", "bin", "float"]))
-    if kind == "dec":
-        digits = draw(_digits.filter(lambda d: d == "0" or not d.startswith("0")))
-        value: int | float = int(sign + digits)
-        text = sign + digits
-    elif kind in ("hex", "oct", "bin"):
-        base = {"hex": 16, "oct": 8, "bin": 2}[kind]
-        number = draw(st.integers(0, 2**70))
-        body = format(number, {"hex": "x", "oct": "o", "bin": "b"}[kind])
-        text = sign + "0" + kind[0] + body
-        value = int(sign + body, base)
-    else:
+    if kind == "float":
         mantissa = draw(_digits) + draw(st.sampled_from(["", "."])) + draw(st.text("0123456789", max_size=5))
         exponent = draw(st.sampled_from(["", "e", "E"]))
         if exponent:
             mantissa += exponent + draw(_sign) + str(draw(st.integers(0, 330)))
-        text = sign + mantissa
-        value = float(text)
-        if math.isinf(value) or ("." not in mantissa and not exponent):
-            return text, None  # overflow: a string; no dot and no exponent: an integer text
-    if isinstance(value, int):
-        if -(2**63) <= value < 2**63:
-            return text, value
-        if 0 <= value < 2**64 and sign != "-" and sign != "+":
-            return text, float(value)  # ParseUint, read back as float64 by the API server
-        return text, None  # out of range: ParseInt and ParseUint fail (float syntax does not match)
-    return text, value
+        elif "." not in mantissa:
+            return None  # an integer text
+        value = float(sign + mantissa)
+        return None if math.isinf(value) else (sign + mantissa, value, value)  # overflow: a string
+    if kind == "dec":
+        digits = draw(_digits.filter(lambda d: d == "0" or not d.startswith("0")))
+        text, number = sign + digits, int(sign + digits)
+    else:
+        base = {"hex": 16, "oct": 8, "bin": 2}[kind]
+        number = draw(st.integers(0, 2**70))
+        body = format(number, {"hex": "x", "oct": "o", "bin": "b"}[kind])
+        text, number = sign + "0" + {"hex": "x", "oct": "o", "bin": "b"}[kind] + body, int(sign + body, base)
+    if -(2**63) <= number < 2**63:
+        return text, number, number
+    if not sign and number < 2**64:
+        return text, number, float(number)  # ParseUint; the API server reads a float64
+    if kind == "dec":
+        return text, float(text), float(text)  # beyond int64 and uint64: the float syntax
+    return None
 
 
 @settings(max_examples=500, deadline=None)
 @given(_go_numbers())
-def test_numbers_resolve_as_go_strconv(case: tuple[str, object]) -> None:
-    text, expected = case
-    if expected is None:
+def test_numbers_resolve_as_go_strconv(case: tuple[str, int | float, int | float] | None) -> None:
+    if case is None:
         return
+    text, resolved, stored = case
     tag, value = resolve_scalar("", text)
-    assert tag in ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")
-    assert value == expected
-    stored = value_of(text)
-    if isinstance(expected, float):
-        assert float(stored) == expected  # type: ignore[arg-type]
-        if expected.is_integer() and abs(expected) < 1e21:
-            assert isinstance(stored, int)
-    else:
-        assert stored == expected and isinstance(stored, int)
+    assert (tag, value) == ("tag:yaml.org,2002:" + ("int" if isinstance(resolved, int) else "float"), resolved)
+    got = value_of(text)
+    assert isinstance(got, (int, float)) and float(got) == float(stored)
+    # Through JSON an integral float is an integer: the API server reads it as int64.
+    assert isinstance(got, int) == (float(stored).is_integer() and abs(stored) < 1e21)
 
 
 def test_float_keys_use_go_float32_formatting() -> None:
     # 0.1 as float32 is 0.100000001490116...; Go's shortest float32 form is "0.1".
     assert struct.unpack("<f", struct.pack("<f", 0.1))[0] != 0.1
-    assert list(load_documents("0.1: x\n3.14159265358979: y\n")[0]) == ["0.1", "3.1415927"]
+    assert list(load_documents("0.1: x\n3.14159265358979: z\n")[0]) == ["0.1", "3.1415927"]
