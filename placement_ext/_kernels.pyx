@@ -575,7 +575,7 @@ cdef void _greedy(
     unsigned char* placed,
 ) noexcept nogil:
     cdef Py_ssize_t oi, wi, ci, C = c.n
-    cdef double l, best_cost
+    cdef double l = 0.0, best_cost
     cdef int best
     for oi in range(W):
         wi = order[oi]
