@@ -92,6 +92,39 @@ def _describe(error: ErrorDetails) -> tuple[str, str]:
     return field_path(location), message
 
 
+def _as_stored(value: Any, keep_nulls: bool = False) -> Any:
+    """A value as the API server stores it: a null field of an object is pruned (every
+    field of our schemas is non-nullable, so it then takes its default), except inside
+    free-form objects (``spec.template``), which are kept as written."""
+    if isinstance(value, dict):
+        return {k: _as_stored(v, keep_nulls) for k, v in value.items() if keep_nulls or v is not None}
+    if isinstance(value, list):
+        return [_as_stored(item, keep_nulls) for item in value]
+    return value
+
+
+def _stored_document(document: dict[str, Any]) -> dict[str, Any]:
+    stored = {k: _as_stored(v) for k, v in document.items() if v is not None and k not in ("metadata", "spec")}
+    metadata = document.get("metadata")
+    if isinstance(metadata, dict):
+        # metav1.ObjectMeta: a null label or annotation value is stored as ""
+        stored["metadata"] = {
+            k: {key: "" if text is None else text for key, text in v.items()}
+            if k in ("labels", "annotations") and isinstance(v, dict) else _as_stored(v)
+            for k, v in metadata.items() if v is not None
+        }
+    elif metadata is not None:
+        stored["metadata"] = metadata
+    spec = document.get("spec")
+    if isinstance(spec, dict):
+        stored["spec"] = {
+            k: _as_stored(v, keep_nulls=k == "template") for k, v in spec.items() if v is not None
+        }
+    elif spec is not None:
+        stored["spec"] = spec
+    return stored
+
+
 def parse_object(document: Any, file: str, index: int, manifests: Manifests) -> AnyResource | None:
     """One decoded document as a resource of ours, or ``None`` with its problems added
     to ``manifests`` (objects of other API groups are counted and skipped)."""
@@ -119,6 +152,8 @@ def parse_object(document: Any, file: str, index: int, manifests: Manifests) -> 
     if api_version != API_VERSION:
         problem(kind, name, "apiVersion", f"must be {API_VERSION} (got {api_version!r})")
         return None
+    document = _stored_document(document)
+    metadata = document.get("metadata")
     if info.namespaced and isinstance(metadata, dict) and not metadata.get("namespace"):
         document = {**document, "metadata": {**metadata, "namespace": "default"}}
     try:

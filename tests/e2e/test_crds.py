@@ -141,9 +141,9 @@ def test_explain_spec_shows_field_descriptions(kubectl: Kubectl, installed_crds,
         )
 
 
-def test_explain_workload_spec_by_kind_name(kubectl: Kubectl, installed_crds):
+def test_explain_meshworkload_spec_by_kind_name(kubectl: Kubectl, installed_crds):
     """The exact command from the docs."""
-    out = kubectl("explain", "workload.spec").stdout
+    out = kubectl("explain", "meshworkload.spec").stdout
     assert "DESCRIPTION:" in out and "FIELDS:" in out, out
     assert re.search(r"^\s+type\s+<string>\s+-required-", out, re.M), out
 
@@ -165,7 +165,7 @@ def test_status_is_a_subresource(kubectl: Kubectl, installed_crds, example_objec
     ns = scratch_namespace
     obj = _probe_workload(example_objects, ns)
     kubectl("create", "-f", "-", input=yaml.safe_dump(obj))
-    ref = ["workload.meshplane.io/status-probe", "-n", ns]
+    ref = ["meshworkload.meshplane.io/status-probe", "-n", ns]
 
     created = kubectl.json("get", *ref)
     generation = created["metadata"]["generation"]
@@ -201,7 +201,7 @@ def test_status_is_validated_too(kubectl: Kubectl, installed_crds, example_objec
     ns = scratch_namespace
     kubectl("create", "-f", "-", input=yaml.safe_dump(_probe_workload(example_objects, ns)))
     with pytest.raises(KubectlError) as err:
-        kubectl("patch", "workload.meshplane.io/status-probe", "-n", ns, "--subresource=status",
+        kubectl("patch", "meshworkload.meshplane.io/status-probe", "-n", ns, "--subresource=status",
                 "--type=merge", "-p", json.dumps({"status": {"phase": "Sleeping"}}))
     assert "status.phase" in err.value.stderr, err.value.stderr
 
@@ -213,7 +213,7 @@ def test_objects_owned_by_a_workload_are_garbage_collected(
     cascade when it is deleted (the garbage collector knows the CRD)."""
     ns = scratch_namespace
     kubectl("create", "-f", "-", input=yaml.safe_dump(_probe_workload(example_objects, ns)))
-    owner = kubectl.json("get", "workload.meshplane.io/status-probe", "-n", ns)
+    owner = kubectl.json("get", "meshworkload.meshplane.io/status-probe", "-n", ns)
     child = {
         "apiVersion": "v1",
         "kind": "ConfigMap",
@@ -228,5 +228,5 @@ def test_objects_owned_by_a_workload_are_garbage_collected(
         "data": {"placement": "probe"},
     }
     kubectl("create", "-f", "-", input=yaml.safe_dump(child))
-    kubectl("delete", "workload.meshplane.io/status-probe", "-n", ns, "--cascade=foreground", "--timeout=60s")
+    kubectl("delete", "meshworkload.meshplane.io/status-probe", "-n", ns, "--cascade=foreground", "--timeout=60s")
     kubectl("wait", "--for=delete", "configmap/status-probe-materialised", "-n", ns, "--timeout=60s")

@@ -43,7 +43,7 @@ def _ref(obj: dict[str, Any]) -> list[str]:
 
 def test_planned_statuses_round_trip_through_the_api_server(kubectl: Kubectl, example_objects):
     plan = _plan()
-    objects = plan["meshworkloads"] + plan["factories"] + plan["fleets"]
+    objects = plan["workloads"] + plan["factories"] + plan["fleets"]
     assert len(objects) == 16
     for obj in objects:
         kubectl("patch", *_ref(obj), "--subresource=status", "--type=merge", "-p", json.dumps({"status": obj["status"]}))

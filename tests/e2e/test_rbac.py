@@ -59,7 +59,7 @@ def test_a_service_account_gets_only_what_it_is_granted(
 
     # What the operator does: write status only.
     kubectl("create", "-f", "-", input=yaml.safe_dump(probe))
-    ref = [f"workload.meshplane.io/{probe['metadata']['name']}", "-n", scratch_namespace]
+    ref = [f"meshworkload.meshplane.io/{probe['metadata']['name']}", "-n", scratch_namespace]
     sa("patch", *ref, "--subresource=status", "--type=merge", "-p", json.dumps({"status": {"phase": "Pending"}}))
     assert kubectl.json("get", *ref)["status"]["phase"] == "Pending"
 

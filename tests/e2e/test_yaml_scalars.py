@@ -226,14 +226,14 @@ def server_outcome(kubectl: Kubectl, text: str, path: tuple[str | int, ...]) -> 
 
 def our_outcome(text: str, path: tuple[str | int, ...]) -> Outcome:
     from controller.core.parse import parse_texts
-    from controller.core.yamlcompat import load_documents
 
     manifests = parse_texts([("probe.yaml", text)])
     resources = [*manifests.factories, *manifests.fleets, *manifests.workloads]
     if manifests.problems or len(resources) != 1:
         return Outcome(False, MISSING, "; ".join(str(p) for p in manifests.problems)[:240])
-    documents = [doc for doc in load_documents(text) if doc is not None]
-    return Outcome(True, lookup(documents[0], path), "")
+    # the object as the models hold it, defaults included, as the API server stores it
+    stored = resources[0].model_dump(by_alias=True, mode="json", exclude_none=True)
+    return Outcome(True, lookup(stored, path), "")
 
 
 def compare(label: str, server: Outcome, ours: Outcome) -> str | None:
@@ -246,25 +246,9 @@ def compare(label: str, server: Outcome, ours: Outcome) -> str | None:
     return None
 
 
-def is_null_gap(server: Outcome, ours: Outcome, text: str, path: tuple[str | int, ...]) -> bool:
-    """A known gap of the models, not of the YAML loader: for a field written as null
-    the API server prunes the null (a CRD field without ``nullable: true``; metadata
-    strings become ""), so the field is absent and defaulted, while the models refuse
-    None. Our loader reads null exactly as kubectl does (JSON null)."""
-    from controller.core.yamlcompat import load_documents
-
-    if not server.accepted or ours.accepted:
-        return False
-    try:
-        documents = [doc for doc in load_documents(text) if doc is not None]
-    except yaml.YAMLError:
-        return False
-    return bool(documents) and lookup(documents[0], path) is None
-
-
 @pytest.fixture(scope="module")
-def verdicts(kubectl: Kubectl, installed_crds: Any, request: pytest.FixtureRequest) -> list[tuple[str, str, bool]]:
-    """(label, disagreement or "", whether it is the known null gap) of every case."""
+def verdicts(kubectl: Kubectl, installed_crds: Any, request: pytest.FixtureRequest) -> list[tuple[str, str]]:
+    """(label, disagreement or "") of every case."""
     namespace = "yaml-scalars"
     if kubectl("get", "namespace", namespace, check=False).returncode != 0:
         kubectl("create", "namespace", namespace)
@@ -286,25 +270,21 @@ def verdicts(kubectl: Kubectl, installed_crds: Any, request: pytest.FixtureReque
     for (label, text, path), server in zip(cases, servers, strict=True):
         ours = our_outcome(text, path)
         accepted += server.accepted
-        results.append((label, compare(label, server, ours) or "", is_null_gap(server, ours, text, path)))
+        results.append((label, compare(label, server, ours) or ""))
     say(request.config, f"\nyaml scalars: {len(cases)} cases ({len(SCALARS)} scalars x {len(FIELDS)} fields + "
                         f"{len(DOCUMENTS)} documents), {accepted} accepted by the API server; kubectl took "
                         f"{elapsed:.1f}s")
     return results
 
 
-def test_yaml_scalars_read_as_the_api_server_reads_them(verdicts: list[tuple[str, str, bool]]) -> None:
-    disagreements = [problem for _, problem, null_gap in verdicts if problem and not null_gap]
+def test_yaml_scalars_read_as_the_api_server_reads_them(verdicts: list[tuple[str, str]]) -> None:
+    """Accepted by both or refused by both, and when accepted, the same stored value (a
+    null field is pruned and defaulted by both; a null label or annotation is "")."""
+    disagreements = [problem for _, problem in verdicts if problem]
     assert not disagreements, (
         f"{len(disagreements)} of {len(verdicts)} cases read differently by the API server and by "
         "controller.core.yamlcompat + the models:\n  " + "\n  ".join(disagreements)
     )
-
-
-@pytest.mark.xfail(strict=True, reason="the models refuse null where the API server prunes it and defaults the field")
-def test_null_means_absent_as_on_the_api_server(verdicts: list[tuple[str, str, bool]]) -> None:
-    gaps = [problem for _, problem, null_gap in verdicts if null_gap]
-    assert not gaps, f"{len(gaps)} null values the API server treats as absent:\n  " + "\n  ".join(gaps)
 
 
 def test_duplicate_keys_are_no_error_for_kubectl(

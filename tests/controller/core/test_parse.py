@@ -138,3 +138,22 @@ def test_unreachable_user_region_is_a_warning_not_an_error(tmp_path, capsys):
         in out
     )
     assert "jp-east" not in out  # reached through kr-sejong-1's link
+
+
+def test_a_null_field_is_absent_as_on_the_api_server() -> None:
+    """The API server prunes a null of a non-nullable field (then defaults it), keeps
+    nulls inside free-form objects, and stores a null annotation as ""."""
+    from controller.core.parse import parse_texts
+
+    text = (
+        "apiVersion: meshplane.io/v1alpha1\nkind: MeshWorkload\n"
+        "metadata: {name: w, namespace: n, annotations: {note: null}}\n"
+        "spec: {type: batch, accelerators: 4, priority: null, interruptible: ~, latency: null,\n"
+        "       template: {metadata: {labels: null}}}\n"
+    )
+    manifests = parse_texts([("null.yaml", text)])
+    assert manifests.problems == []
+    [workload] = manifests.workloads
+    assert workload.spec.priority == 100 and workload.spec.interruptible is False and workload.spec.latency is None
+    assert workload.spec.template == {"metadata": {"labels": None}}
+    assert workload.metadata.annotations == {"note": ""}
