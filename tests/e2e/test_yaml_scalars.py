@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-import yaml
 
 from tests.e2e.e2e_support import Kubectl, say
 
