@@ -2,7 +2,7 @@
 
 Runs ``bench.kernel`` and ``bench.solver`` at each size (each in this process, one
 after the other), writes ``bench/results.json``, draws ``docs/benchmarks.png`` (time
-and ratio to the LP bound against size) and rewrites the results table in
+and ratio to the plan's bound against size) and rewrites the results table in
 ``docs/benchmarks.md`` between its BEGIN/END markers, stating the machine.
 """
 

@@ -9,6 +9,7 @@ the printer columns must show the plan.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import subprocess
 import sys
@@ -64,3 +65,37 @@ def test_planned_statuses_round_trip_through_the_api_server(kubectl: Kubectl, ex
     used_mw, free_mw = float(memphis[3]), float(memphis[4])  # NAME REGION COUNTRY USED FREE AGE
     assert used_mw >= 450  # the pre-training gang alone draws 200,000 x 1.8 kW x PUE 1.25
     assert used_mw + free_mw == pytest.approx(900 + 300, abs=0.01)
+
+
+def test_statuses_read_back_from_the_api_server_need_no_write(kubectl: Kubectl, example_objects):
+    """The operator's loop without kopf: read the mesh from the API server, reconcile,
+    write the merge patches the core asks for, read back, reconcile again: the second
+    round asks for zero patches and zero events (the server neither prunes nor defaults
+    anything the core writes, so an unchanged mesh stays quiet)."""
+    from controller.core.changes import changes
+    from controller.core.parse import Manifests, parse_object
+    from controller.core.reconcile import Snapshot, reconcile
+
+    at = dt.datetime.fromisoformat(NIGHT_IN_CALIFORNIA)
+
+    def snapshot() -> Snapshot:
+        manifests = Manifests()
+        for plural in ("aifactories", "edgefleets", "meshworkloads"):
+            for index, item in enumerate(kubectl.json("get", plural, "-A")["items"]):
+                parse_object(item, plural, index, manifests)
+        assert manifests.problems == []
+        return Snapshot(manifests.factories, manifests.fleets, manifests.workloads, at)
+
+    def write(change_list) -> None:
+        for change in change_list:
+            if change.patch is None:
+                continue
+            ref = [f"{change.ref.kind.lower()}.meshplane.io/{change.ref.name}"]
+            if change.ref.namespace:
+                ref += ["-n", change.ref.namespace]
+            kubectl("patch", *ref, "--subresource=status", "--type=merge", "-p", json.dumps(change.patch))
+
+    first = snapshot()
+    write(list(changes(first, reconcile(first))))
+    second = snapshot()
+    assert list(changes(second, reconcile(second))) == []
