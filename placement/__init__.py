@@ -4,6 +4,12 @@ Callers (the controller's reconcile core, ``meshctl plan``, benchmarks) build a
 ``placement.problem`` mesh and ask for a plan. Nothing here knows Kubernetes, kopf or
 the HTTP API; the layering ``controller > placement > placement_ext`` is checked by
 import-linter in the tests.
+
+Modules, in pipeline order (each imports only those before it; no cycle):
+``problem`` and ``decisions`` (public input and output), ``capacity``, ``topology``,
+``snapshot``, ``candidates``, ``greedy``, ``bound``, ``cpsat``, ``trim``, ``solve``
+(the one solve sequence), ``explain``, ``assign``, ``basis``, ``pipeline`` (cold and
+warm paths, :func:`plan`).
 """
 
 from placement.decisions import (
@@ -12,8 +18,10 @@ from placement.decisions import (
     PoolUsage,
     SiteUsage,
     SolveStats,
+    SolveStatus,
     WorkloadDecision,
 )
+from placement.pipeline import plan
 from placement.problem import (
     AcceleratorPool,
     AvailabilityWindow,
@@ -26,7 +34,6 @@ from placement.problem import (
     UserRegion,
     WorkloadDemand,
 )
-from placement.pipeline import plan
 
 __all__ = [
     "AcceleratorPool",
@@ -41,6 +48,7 @@ __all__ = [
     "PoolUsage",
     "SiteUsage",
     "SolveStats",
+    "SolveStatus",
     "SolverConfig",
     "UserRegion",
     "WorkloadDecision",

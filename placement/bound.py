@@ -1,8 +1,9 @@
 """Upper bound on phase A (placed priority-weighted demand) valid for the FULL problem.
 
-Called by :mod:`placement.pipeline` (cold and warm solves) and the benchmarks. Unlike
-an LP on the kernel's top-K candidates, this bound covers every feasible workload x
-site-column pair, so ``gap`` is measured against the real problem.
+Called by :mod:`placement.pipeline` (cold and warm paths; the shared solve sequence
+of :mod:`placement.solve` turns it into phase A's target) and the benchmarks. It
+covers every feasible workload x site-column pair, not only the kernel's top-K
+candidates, so ``gap`` is measured against the real problem.
 
 Lagrangian relaxation of the coupling constraints, each scaled by its right-hand
 side: per column ``sum devices / cap <= 1`` (multiplier ``mu``), per site
@@ -21,6 +22,10 @@ the ``nogil`` Cython kernel ``lagrangian_eval``; the multipliers are improved by
 deflected subgradient method with Polyak steps towards the best known plan value,
 and the smallest ``L`` seen is the bound. Multipliers can be warm-started (a warm
 re-solve passes the previous plan's).
+
+The loop is bounded by its step count only (``SolverConfig.bound_max_iters``), never
+by the clock, so the bound (and the target it gives CP-SAT) is the same on a busy
+and an idle machine; each step is a deterministic parallel reduction.
 """
 
 from __future__ import annotations
@@ -30,20 +35,24 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import NDArray
 
 from placement.snapshot import Snapshot
 from placement_ext import feasible_pairs, lagrangian_eval
 
 BOUND_METHOD = "Lagrangian relaxation (capacity + power), all feasible pairs"
+# Below this many pairs one thread evaluates the subproblem faster than a team that
+# synchronises on every step (the result is the same with any thread count).
+SERIAL_PAIRS = 200_000
 
 
 @dataclass(slots=True)
 class Pairs:
     """All feasible pairs of the full problem (CSR over workloads)."""
 
-    ptr: np.ndarray  # int64 [W+1]
-    col: np.ndarray  # int32 [N]
-    coef: np.ndarray  # float64 [N], devices consumed in the subproblem
+    ptr: NDArray[np.int64]  # [W+1]
+    col: NDArray[np.int32]  # [N]
+    coef: NDArray[np.float64]  # [N], devices consumed in the subproblem
 
     @property
     def n(self) -> int:
@@ -53,9 +62,9 @@ class Pairs:
 @dataclass(slots=True)
 class BoundResult:
     bound: float
-    multipliers: np.ndarray  # [C + 2 S] (mu, lam, phi), scaled
+    multipliers: NDArray[np.float64]  # [C + 2 S] (mu, lam, phi), scaled
     iterations: int
-    ms: float
+    ms: float  # wall time (a timing: not part of the result)
 
 
 def all_pairs(snap: Snapshot, threads: int) -> Pairs:
@@ -67,15 +76,13 @@ def full_bound(
     snap: Snapshot,
     best_known: float,
     threads: int,
-    time_limit_s: float,
     max_iters: int,
-    init: np.ndarray | None = None,
+    init: NDArray[np.float64] | None = None,
 ) -> BoundResult:
     """All feasible pairs (Cython) + :func:`lagrangian_bound`, timed together."""
     t0 = time.perf_counter()
     pairs = all_pairs(snap, threads)
-    left = max(0.05, time_limit_s - (time.perf_counter() - t0))
-    res = lagrangian_bound(snap, pairs, best_known, threads, max_iters, left, init)
+    res = lagrangian_bound(snap, pairs, best_known, 1 if pairs.n < SERIAL_PAIRS else threads, max_iters, init)
     res.ms = (time.perf_counter() - t0) * 1e3
     return res
 
@@ -97,7 +104,7 @@ class _Rows:
             [self.cap > 0, self.total > 0, (self.firm > 0) & (self.firm < self.total)]
         )
 
-    def prices(self, pi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def prices(self, pi: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         C, S = self.C, self.S
         mu, lam, phi = pi[:C], pi[C : C + S], pi[C + S :]
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -108,7 +115,9 @@ class _Rows:
         p_ni = p_int + self.watts * per_w_ni[self.site]
         return p_int, p_ni
 
-    def subgradient(self, pairs: Pairs, choice: np.ndarray, interruptible: np.ndarray) -> np.ndarray:
+    def subgradient(
+        self, pairs: Pairs, choice: NDArray[np.int64], interruptible: NDArray[np.uint8]
+    ) -> NDArray[np.float64]:
         """dL/dpi = 1 - (load of the subproblem's choices) / rhs, per row."""
         sel = choice[choice >= 0]
         w_of = np.flatnonzero(choice >= 0)
@@ -138,15 +147,14 @@ def lagrangian_bound(
     best_known: float,
     threads: int = 1,
     max_iters: int = 300,
-    time_limit_s: float = 2.0,
-    init: np.ndarray | None = None,
+    init: NDArray[np.float64] | None = None,
 ) -> BoundResult:
     """Smallest Lagrangian value found by subgradient steps (a valid upper bound).
 
     ``best_known`` (the value of a feasible plan, e.g. the greedy's) is the Polyak
     target; ``init`` warm-starts the multipliers (length C + 2 S, else ignored).
-    Stops after ``max_iters`` steps, ``time_limit_s`` or once the bound is within
-    1e-4 of ``best_known``.
+    Stops after ``max(1, max_iters)`` evaluations or once the bound is within 1e-4
+    of ``best_known``.
     """
     t0 = time.perf_counter()
     rows = _Rows(snap)
@@ -161,13 +169,14 @@ def lagrangian_bound(
     theta = 1.0
     since = 0
     d_prev = np.zeros(n)
-    it = 0
-    for it in range(1, max_iters + 1):
+    iterations = 0
+    for _ in range(max(1, max_iters)):
+        iterations += 1
         p_int, p_ni = rows.prices(pi)
         total, choice = lagrangian_eval(pairs.ptr, pairs.col, pairs.coef, value, intr, p_int, p_ni, threads)
-        L = float(pi.sum()) + total
-        if L < best_l - 1e-9 * abs(best_l if math.isfinite(best_l) else L):
-            best_l, best_pi, since = L, pi.copy(), 0
+        lag = float(pi.sum()) + total
+        if lag < best_l - 1e-9 * abs(best_l if math.isfinite(best_l) else lag):
+            best_l, best_pi, since = lag, pi.copy(), 0
         else:
             since += 1
             if since >= 10:  # no progress: shorter steps, restart from the best point
@@ -178,8 +187,6 @@ def lagrangian_bound(
                 continue
         if best_l <= best_known * (1 + 1e-4) or theta < 1e-4:
             break
-        if time.perf_counter() - t0 > time_limit_s:
-            break
         g = rows.subgradient(pairs, choice, intr)
         # project: a row with pi = 0 and slack cannot move below 0
         g[(pi <= 0) & (g > 0)] = 0.0
@@ -187,9 +194,9 @@ def lagrangian_bound(
         dd = float(d @ d)
         if dd <= 0.0:
             break  # no violated row: the subproblem's choice is feasible for the rows
-        step = theta * max(L - best_known, 1e-9 * abs(L)) / dd
+        step = theta * max(lag - best_known, 1e-9 * abs(lag)) / dd
         pi = np.maximum(0.0, pi - step * d)
         d_prev = d
     # float safety: the bound is on an integer objective
     bound = best_l * (1.0 + 1e-12)
-    return BoundResult(bound=bound, multipliers=best_pi, iterations=it, ms=(time.perf_counter() - t0) * 1e3)
+    return BoundResult(bound=bound, multipliers=best_pi, iterations=iterations, ms=(time.perf_counter() - t0) * 1e3)

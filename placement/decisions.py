@@ -1,13 +1,15 @@
 """The engine's output: a :class:`Plan` of per-workload decisions and per-site usage.
 
-Built by :mod:`placement.pipeline` (the ``assign`` step); read by the controller
-(status patches, events), ``meshctl plan``, the dashboard and the benchmarks. Plain
+Built by :mod:`placement.assign` (decisions, usage, reasons) and
+:mod:`placement.pipeline` (the solve statistics); read by the controller (status
+patches, events), ``meshctl plan``, the dashboard and the benchmarks. Plain
 dataclasses, units in field names.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 PHASE_PLACED = "Placed"
 PHASE_UNSCHEDULABLE = "Unschedulable"
@@ -15,6 +17,23 @@ PHASE_PENDING = "Pending"
 
 KIND_FACTORY = "AIFactory"
 KIND_FLEET = "EdgeFleet"
+
+
+class SolveStatus(StrEnum):
+    """How the solve ended. A ``str``: prints and compares as its text.
+
+    Whether it was a warm re-solve is :attr:`SolveStats.warm`, not part of the status.
+    """
+
+    NOT_SOLVED = "NOT_SOLVED"
+    EMPTY = "EMPTY"  # nothing to decide: no workload, or no workload with a feasible site
+    OPTIMAL = "OPTIMAL"  # CP-SAT proved phase A (placed priority-weighted demand) optimal
+    AT_TARGET = "AT_TARGET"  # phase A stopped within target_gap of the upper bound
+    HINT_AT_TARGET = "HINT_AT_TARGET"  # the greedy hint was already within target_gap: phase B only
+    FEASIBLE = "FEASIBLE"  # phase A used its whole deterministic budget without a proof
+    NO_SOLUTION = "NO_SOLUTION"  # CP-SAT returned no solution: the hint is the plan
+    GREEDY = "GREEDY"  # use_cpsat=False: the best greedy placement is the plan
+    ERROR = "ERROR"  # CP-SAT raised (SolveStats.error): the hint is the plan
 
 
 @dataclass(slots=True)
@@ -27,7 +46,11 @@ class Assignment:
     devices: int
     tokens_per_second: float
     power_mw: float  # facility power (x PUE for factories)
-    latency_ms: float  # demand-weighted user latency to this site (0 without users)
+    # Worst latency from the workload's user regions of weight > 0 to this site (what
+    # the latency filter checks against maxMs); None when the workload names no users.
+    latency_ms: float | None = None
+    # Demand-weighted mean latency over those regions (the latency tier of the cost).
+    mean_latency_ms: float | None = None
 
 
 @dataclass(slots=True)
@@ -37,11 +60,15 @@ class WorkloadDecision:
     key: str
     phase: str  # "Placed" | "Unschedulable"
     assignments: list[Assignment] = field(default_factory=list)
-    message: str = ""  # one line, kube-scheduler style
+    message: str = ""  # one line, kube-scheduler style, with the numbers that decided it
     # sites rejected per filter ("latency", "country not allowed", ...); a site is
-    # counted once, under the first filter that rejected all its pools.
+    # counted once, under the furthest filter its best pool reached.
     rejections: dict[str, int] = field(default_factory=dict)
-    feasible_sites: int = 0  # sites passing every filter
+    feasible_sites: int = 0  # sites passing every filter (on the empty mesh)
+    # Unplaced only: keys of placed workloads of higher priority on the sites of its
+    # current assignment or on its feasible sites whose capacity ran out (highest
+    # priority first), e.g. to report "preempted by research/frontier-pretrain".
+    displaced_by: tuple[str, ...] = ()
 
     @property
     def devices(self) -> int:
@@ -54,6 +81,11 @@ class WorkloadDecision:
     @property
     def power_mw(self) -> float:
         return sum(a.power_mw for a in self.assignments)
+
+    @property
+    def sites(self) -> tuple[str, ...]:
+        """Distinct sites of the assignments, in order (what maxSites counts)."""
+        return tuple(dict.fromkeys(a.site for a in self.assignments))
 
 
 @dataclass(slots=True)
@@ -91,6 +123,11 @@ class SiteUsage:
         return sum(p.devices_total for p in self.pools)
 
 
+# SolveStats fields that measure time: they differ between two runs of the same
+# solve. Every other field is a function of the mesh and the config alone.
+TIMING_FIELDS = ("wall_ms", "kernel_ms", "bound_ms", "cpsat_ms")
+
+
 @dataclass(slots=True)
 class SolveStats:
     """How the solve went; every plan reports its own optimality gap.
@@ -99,15 +136,20 @@ class SolveStats:
     docs/placement.md), both maximised; ``gap = (bound - objective) / max(1, |bound|)``.
     ``placed_priority_demand`` is the first (dominant) tier alone: sum over placed
     workloads of weight(priority) x demand units; ``greedy_...`` is the same for the
-    greedy placement, which the plan never goes below.
+    kube-scheduler greedy placement, which the plan never goes below.
     """
 
     objective: float = 0.0
     bound: float = 0.0
     gap: float = 0.0
-    status: str = "NOT_SOLVED"  # CP-SAT status name, "GREEDY" or "EMPTY"
-    wall_ms: float = 0.0
-    fallback_used: bool = False
+    status: SolveStatus = SolveStatus.NOT_SOLVED
+    # The wall-clock safety net (SolverConfig.time_limit_s) stopped CP-SAT before its
+    # deterministic budget was spent: this plan may differ on a less loaded machine.
+    wall_limit_hit: bool = False
+    error: str = ""  # status ERROR: the exception CP-SAT raised
+    fallback_used: bool = False  # the plan is a greedy/hint placement, not CP-SAT's
+    cost_optimal: bool = False  # phase B proved the cost minimal (within relative_gap_limit)
+    trimmed_devices: int = 0  # surplus devices the trim step removed from the solver's plan
     num_candidates: int = 0
     num_workloads: int = 0
     num_site_columns: int = 0
@@ -116,14 +158,16 @@ class SolveStats:
     greedy_objective: float = 0.0
     greedy_placed_priority_demand: float = 0.0
     bound_method: str = ""  # see placement.bound.BOUND_METHOD; "" when not computed
-    cost: float = 0.0  # phase-B objective (energy >> latency >> stability), lower is better
-    kernel_ms: float = 0.0
-    cpsat_ms: float = 0.0
-    bound_ms: float = 0.0  # time spent on the bound
     bound_iterations: int = 0  # subgradient steps of the Lagrangian bound
-    warm: bool = False  # incremental re-solve from ``previous`` (placement.incremental)
+    cost: float = 0.0  # phase-B objective (energy >> latency >> stability), lower is better
+    warm: bool = False  # incremental re-solve from ``previous`` (placement.pipeline)
     fixed_workloads: int = 0  # warm: workloads whose previous assignment was kept as is
     resolved_workloads: int = 0  # warm: changed + new + previously unplaced, re-solved
+    # timings (see TIMING_FIELDS): the only figures that vary between identical runs
+    wall_ms: float = 0.0
+    kernel_ms: float = 0.0
+    bound_ms: float = 0.0
+    cpsat_ms: float = 0.0
 
 
 @dataclass(slots=True)
@@ -133,5 +177,5 @@ class Plan:
     stats: SolveStats = field(default_factory=SolveStats)
     # Engine-private memo for a warm re-solve (``plan(..., previous=this)``): site and
     # workload fingerprints, chosen columns and bound multipliers
-    # (:class:`placement.incremental.Basis`). Not part of the output contract.
+    # (:class:`placement.basis.Basis`). Not part of the output contract.
     basis: object = field(default=None, repr=False, compare=False)

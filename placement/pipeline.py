@@ -1,20 +1,29 @@
-"""The placement pipeline: snapshot -> filter/score -> greedy -> select -> assign.
+"""The placement pipeline: the public :func:`plan`, its cold path and its warm path.
 
-``plan(mesh, config, previous=None)`` is the public entry point (re-exported as
+``plan(mesh, config, previous=None)`` is the entry point (re-exported as
 ``placement.plan``), called by the controller's reconcile core, ``meshctl plan`` and
-the benchmarks. Reads like kube-scheduler, but global:
+the benchmarks. It reads like kube-scheduler, but global:
 
-1. snapshot   (placement.snapshot)  the mesh as arrays, latency matrix (topology)
-2. filter + score (placement_ext)   fused Cython pass: top-K candidates per workload,
-                                    per-filter rejection counts per site
-3. greedy     (placement_ext)       one at a time, priority order, best fit: the
-                                    CP-SAT hint and the fallback
-4. bound      (placement.bound)     Lagrangian upper bound over ALL feasible pairs
-5. select     (placement.solver)    CP-SAT on the candidates, time left by the deadline
-6. assign     (here + explain)      decisions, site usage, one-line reasons
+1. snapshot        (placement.snapshot)   the mesh as arrays, latency matrix
+2. filter + score  (placement_ext)        fused Cython pass: top-K candidates per
+                                          workload, rejection counts per site
+3. greedy          (placement.greedy)     multi-start, one workload at a time
+4. candidates      (placement.candidates) top-K + the greedy's columns
+5. bound           (placement.bound)      Lagrangian upper bound over ALL pairs
+6. solve           (placement.solve)      hint -> target -> CP-SAT A, B -> fallback
+                                          -> never below the greedy -> trim
+7. assign          (placement.assign)     decisions, usage, reasons (explain)
 
-With ``previous``, :mod:`placement.incremental` may replace steps 2-5 by a re-solve
-of the changed + unplaced workloads against residual capacity.
+The warm path (``previous`` carries a :class:`~placement.basis.Basis` and the sites
+did not change) keeps the unchanged placed workloads as they are and runs steps 2-6
+on the changed, new and unplaced ones only, against the capacity the kept ones
+leave; the bound still covers the whole mesh. It gives way to the cold path when its
+plan would place less than the kube-scheduler greedy on the whole mesh.
+
+Same mesh + same config (+ same previous plan) = same plan, byte for byte, on a busy
+or an idle machine: every budget counts work (kernel passes, greedy runs,
+subgradient steps, CP-SAT deterministic time); only ``SolverConfig.time_limit_s``
+reads the clock, as a safety net reported in ``SolveStats.wall_limit_hit``.
 """
 
 from __future__ import annotations
@@ -23,103 +32,43 @@ import math
 import time
 
 import numpy as np
+from numpy.typing import NDArray
 
-from placement import explain
-from placement.decisions import (
-    KIND_FACTORY,
-    PHASE_PLACED,
-    PHASE_UNSCHEDULABLE,
-    Assignment,
-    Plan,
-    PoolUsage,
-    SiteUsage,
-    SolveStats,
-    WorkloadDecision,
-)
-from placement.problem import Mesh, SolverConfig
-from placement.snapshot import Snapshot, build
-from placement.bound import BOUND_METHOD, full_bound
-from placement.solver import (
-    Candidates,
-    build_candidates,
-    devices_from_greedy,
-    placed_value,
-    plan_cost,
-    solve_cpsat,
-)
-from placement_ext import filter_score_topk, greedy_place
+from placement.assign import assign
+from placement.basis import Basis, make_basis, sites_fingerprint, workload_fingerprint
+from placement.bound import BOUND_METHOD, BoundResult, full_bound
+from placement.candidates import Candidates, Devices, build_candidates, feasible_devices, placed_value, plan_cost
+from placement.decisions import PHASE_PLACED, Plan, SolveStats, SolveStatus
+from placement.greedy import all_columns, devices_from_greedy, greedy_order, multi_start, run_greedy
+from placement.problem import DEFAULT_CONFIG, Mesh, SolverConfig
+from placement.snapshot import Arrays, Snapshot, build, residual
+from placement.solve import SolveResult, solve
+from placement_ext import FILTER_NAMES, filter_score_topk
 
 
-def greedy_order(snap: Snapshot) -> np.ndarray:
-    """Priority first (high to low), then input order: the kube-scheduler queue."""
-    W = len(snap.keys)
-    return np.lexsort((np.arange(W), -snap.priority)).astype(np.int32)
+def plan(mesh: Mesh, config: SolverConfig = DEFAULT_CONFIG, previous: Plan | None = None) -> Plan:
+    """Place every workload of ``mesh``; same input, same plan.
 
-
-def greedy_orders(snap: Snapshot, kout: dict) -> list[np.ndarray]:
-    """Queue orders for the multi-start greedy; the first is the kube-scheduler one.
-
-    The others favour value density (value per watt of the cheapest candidate),
-    plain value, and the hardest-to-place first (fewest feasible sites).
+    ``previous`` (optional) is the last plan. When its sites are unchanged it is
+    re-solved incrementally (unchanged placed workloads keep their assignments,
+    only changed + unplaced ones are re-solved); otherwise it is a hint for the full
+    solve where still valid. Stability between plans is driven by each workload's
+    ``current`` assignments (an input).
     """
-    W = len(snap.keys)
-    idx = np.arange(W)
-    kc, kn = kout["cand_col"], kout["cand_devices"]
-    if W and kc.size:
-        watts = np.where(kc >= 0, kn * snap.cols["watts"][np.maximum(kc, 0)], np.inf).min(axis=1)
-    else:
-        watts = np.full(W, np.inf)
-    density = snap.value / np.maximum(np.where(np.isfinite(watts), watts, 1e30), 1.0)
-    orders = [
-        greedy_order(snap),
-        np.lexsort((idx, -density)),
-        np.lexsort((idx, -snap.value)),
-        np.lexsort((idx, kout["feasible_sites"], -snap.priority)),
-    ]
-    return [o.astype(np.int32) for o in orders]
+    t0 = time.perf_counter()
+    deadline = t0 + config.time_limit_s
+    snap = build(mesh, config)
+    if previous is not None and isinstance(previous.basis, Basis):
+        warm = warm_plan(snap, config, previous, previous.basis, t0, deadline)
+        if warm is not None:
+            return warm
+    return cold_plan(snap, config, previous, t0, deadline)
 
 
-def feasible_devices(snap: Snapshot, cands: Candidates, devices: np.ndarray) -> bool:
-    """Does a devices-per-candidate vector respect every capacity and power limit?"""
-    cols = snap.cols
-    if cands.n == 0:
-        return True
-    if (devices < 0).any():
-        return False
-    used = np.bincount(cands.col, weights=devices, minlength=snap.n_cols)
-    if (used > cols["cap_devices"] + 1e-9).any():
-        return False
-    watts = devices * cols["watts"][cands.col]
-    site = cols["site"][cands.col]
-    tot = np.bincount(site, weights=watts, minlength=snap.n_sites)
-    if (tot > snap.site_total_watts + 1e-6).any():
-        return False
-    wl = np.repeat(np.arange(len(cands.ptr) - 1), np.diff(cands.ptr))
-    ni = ~snap.wls["interruptible"][wl].astype(bool)
-    firm = np.bincount(site[ni], weights=watts[ni], minlength=snap.n_sites)
-    if (firm > np.minimum(snap.site_firm_watts, snap.site_total_watts) + 1e-6).any():
-        return False
-    # whole or nothing, within site limits
-    for w in range(len(cands.ptr) - 1):
-        lo, hi = cands.ptr[w], cands.ptr[w + 1]
-        d = devices[lo:hi]
-        if d.sum() == 0:
-            continue
-        on = np.flatnonzero(d > 0)
-        if len(on) > snap.wls["site_limit"][w]:
-            return False
-        if snap.wls["site_limit"][w] <= 1:
-            if d[on[0]] != cands.need[lo + on[0]]:
-                return False
-        elif snap.wls["accel"][w] > 0:
-            if d.sum() != snap.wls["accel"][w]:
-                return False
-        elif (d * cols["tps_milli"][cands.col[lo:hi]]).sum() < snap.wls["tokens_milli"][w]:
-            return False
-    return True
+# ---------------------------------------------------------------- cold path
 
 
-def hint_from_previous(snap: Snapshot, cands: Candidates, previous: Plan) -> np.ndarray | None:
+def hint_from_previous(snap: Snapshot, cands: Candidates, previous: Plan) -> Devices | None:
     """Devices per candidate that repeat a previous plan where it still applies
     (None when the result would break a limit)."""
     dev = np.zeros(cands.n, dtype=np.int64)
@@ -130,276 +79,212 @@ def hint_from_previous(snap: Snapshot, cands: Candidates, previous: Plan) -> np.
         if w is None or not dec.assignments:
             continue
         lo, hi = int(cands.ptr[w]), int(cands.ptr[w + 1])
-        chosen = {}
+        chosen: dict[int, int] = {}
         for a in dec.assignments:
             c = col_of.get((a.site, a.accelerator_model))
-            if c is None:
-                chosen = None
-                break
-            idx = np.flatnonzero(cands.col[lo:hi] == c)
+            idx = np.flatnonzero(cands.col[lo:hi] == c) if c is not None else np.zeros(0, dtype=np.int64)
             if idx.size == 0:
-                chosen = None
+                chosen = {}
                 break
             chosen[lo + int(idx[0])] = a.devices
-        if not chosen:
-            continue
         for i, n in chosen.items():
             dev[i] = n
         if snap.wls["site_limit"][w] <= 1 and any(dev[i] != cands.need[i] for i in chosen):
             dev[lo:hi] = 0  # demand changed: not valid as is
-    if not feasible_devices(snap, cands, dev):
-        return None
-    return dev
+    return dev if feasible_devices(snap, cands, dev) else None
 
 
-def post_solve_reserve_s(n_workloads: int, n_candidates: int) -> float:
-    """Wall time kept back from CP-SAT for the assign step and the stats (measured
-    at about 40 us per workload on the benchmark machine, doubled) and for what
-    CP-SAT spends outside its own time limit (copying the model, per phase)."""
-    return 0.3 + 80e-6 * n_workloads + 8e-6 * n_candidates
-
-
-def plan(mesh: Mesh, config: SolverConfig = SolverConfig(), previous: Plan | None = None) -> Plan:
-    """Place every workload of ``mesh``; same input, same plan.
-
-    ``previous`` (optional) is the last plan. When its sites are unchanged it is
-    re-solved incrementally (:mod:`placement.incremental`: unchanged placed
-    workloads keep their assignments, only changed + unplaced ones are re-solved);
-    otherwise it is a hint for the full solve where still valid. Stability between
-    plans is driven by each workload's ``current`` assignments (an input).
-    The whole call aims to return within ``config.time_limit_s``.
-    """
-    t0 = time.perf_counter()
-    snap = build(mesh, config)
-    if previous is not None and getattr(previous, "basis", None) is not None:
-        from placement import incremental  # uses this module's helpers
-
-        warm = incremental.replan(snap, config, previous, t0)
-        if warm is not None:
-            return warm
-    return solve_full(snap, config, previous, t0)
-
-
-def solve_full(snap: Snapshot, config: SolverConfig, previous: Plan | None, t0: float) -> Plan:
-    """The cold path: kernel over all pairs, multi-start greedy, bound, CP-SAT."""
-    deadline = t0 + config.time_limit_s
-    stats = SolveStats()
+def cold_plan(snap: Snapshot, config: SolverConfig, previous: Plan | None, t0: float, deadline: float) -> Plan:
+    """The cold path: kernel over all pairs, multi-start greedy, bound, solve, assign."""
     W = len(snap.keys)
-    stats.num_workloads = W
-    stats.num_site_columns = snap.n_cols
-    threads = max(1, config.kernel_threads or config.num_workers)
+    stats = SolveStats(num_workloads=W, num_site_columns=snap.n_cols)
     k0 = time.perf_counter()
-    kout = filter_score_topk(snap.cols, snap.wls, config.top_k, threads)
-    runs = [
-        greedy_place(snap.cols, snap.wls, order, snap.site_firm_watts, snap.site_total_watts)
-        for order in greedy_orders(snap, kout)
-    ]
+    kout = filter_score_topk(snap.cols, snap.wls, config.top_k, config.threads)
+    runs = multi_start(snap, kout)
     stats.kernel_ms = (time.perf_counter() - k0) * 1e3
-    all_cols = np.concatenate([r[0] for r in runs], axis=1)
-    all_n = np.concatenate([r[1] for r in runs], axis=1)
-    cands = build_candidates(snap, kout, all_cols, all_n, config.max_cpsat_vars)
-    stats.num_candidates = cands.n
-    greedy_dev = devices_from_greedy(cands, runs[0][0], runs[0][1])  # the kube-scheduler way
-    stats.greedy_placed_priority_demand = float(placed_value(snap, cands, greedy_dev))
-    stats.greedy_objective = stats.greedy_placed_priority_demand
-    hint = greedy_dev
-    for r in runs[1:]:  # best of the multi-start greedy is the hint
-        d = devices_from_greedy(cands, r[0], r[1])
-        if placed_value(snap, cands, d) > placed_value(snap, cands, hint):
-            hint = d
+    cands = build_candidates(snap, kout, all_columns(runs, W), config.max_cpsat_vars)
+    floor = devices_from_greedy(cands, runs[0])  # the kube-scheduler way
+    hints = [devices_from_greedy(cands, r) for r in runs]
+    init = None
     if previous is not None:
         prev = hint_from_previous(snap, cands, previous)
-        if prev is not None and placed_value(snap, cands, prev) >= placed_value(snap, cands, greedy_dev):
-            hint = prev
-    devices = hint
-    multipliers = None
-    bound_res = None
-    target = None
-    if config.compute_bound and W:
-        bound_res = full_bound(
-            snap,
-            float(placed_value(snap, cands, hint)),
-            threads,
-            config.time_limit_s * config.bound_time_fraction,
-            config.bound_max_iters,
-            getattr(getattr(previous, "basis", None), "multipliers", None),
-        )
-        multipliers = bound_res.multipliers
-        target = math.floor(bound_res.bound * (1.0 - config.target_gap))
-    if W == 0 or cands.n == 0:
-        stats.status = "EMPTY"
-    elif config.use_cpsat:
-        c0 = time.perf_counter()
-        budget = deadline - c0 - post_solve_reserve_s(W, cands.n)
-        try:
-            res = solve_cpsat(snap, cands, hint, config, target, budget_s=budget)
-        except Exception as exc:  # never crash on a model we built: fall back
-            stats.status = f"ERROR: {type(exc).__name__}"
-            stats.fallback_used = True
-        else:
-            stats.status = res.status
-            if res.status in ("OPTIMAL", "FEASIBLE", "AT_TARGET", "HINT_AT_TARGET") and feasible_devices(snap, cands, res.devices):
-                devices = res.devices
-            else:
-                stats.fallback_used = True
-        stats.cpsat_ms = (time.perf_counter() - c0) * 1e3
-    else:
-        stats.status = "GREEDY"
-        stats.fallback_used = True
-    if placed_value(snap, cands, devices) < placed_value(snap, cands, greedy_dev):
-        devices = greedy_dev  # never below greedy
-        stats.fallback_used = True
-    result = assign(snap, kout, cands, devices)
-    finish(result, snap, cands, devices, stats, bound_res, multipliers, t0, config.top_k)
-    return result
+        if prev is not None:
+            hints.insert(0, prev)  # first on ties: what runs now keeps running
+        if isinstance(previous.basis, Basis):
+            init = previous.basis.multipliers
+    stats.greedy_objective = stats.greedy_placed_priority_demand = float(placed_value(snap, cands, floor))
+    stats.num_candidates = cands.n
+    bound = None
+    if config.compute_bound and W and snap.n_cols:
+        best_known = max(placed_value(snap, cands, h) for h in hints)
+        bound = full_bound(snap, float(best_known), config.threads, config.bound_max_iters, init)
+    result = solve(snap, cands, hints, floor, bound.bound if bound else None, config, deadline)
+    out = assign(snap, kout, cands, result.devices)
+    _finish(out, snap, cands, result, stats, bound, bound.multipliers if bound else init, config, t0)
+    return out
 
 
-def finish(result: Plan, snap: Snapshot, cands: Candidates, devices: np.ndarray, stats: SolveStats,
-           bound_res, multipliers, t0: float, top_k: int) -> None:
-    """Fill the objective / bound / gap stats and the warm-start basis of ``result``."""
-    from placement.incremental import make_basis
-
-    stats.objective = float(placed_value(snap, cands, devices))
-    stats.placed_priority_demand = stats.objective
-    if bound_res is not None:
-        stats.bound = bound_res.bound
+def _finish(
+    out: Plan,
+    snap: Snapshot,
+    cands: Candidates,
+    result: SolveResult,
+    stats: SolveStats,
+    bound: BoundResult | None,
+    multipliers: NDArray[np.float64] | None,
+    config: SolverConfig,
+    t0: float,
+) -> None:
+    """Fill the statistics and the warm-start basis of ``out``."""
+    stats.status = result.status
+    stats.fallback_used = result.fallback_used
+    stats.wall_limit_hit = result.wall_limit_hit
+    stats.cost_optimal = result.cost_optimal
+    stats.trimmed_devices = result.trimmed_devices
+    stats.error = result.error
+    stats.cpsat_ms = result.cpsat_ms
+    stats.objective = stats.placed_priority_demand = float(placed_value(snap, cands, result.devices))
+    if bound is not None:
+        stats.bound = bound.bound
         stats.bound_method = BOUND_METHOD
-        stats.bound_iterations = bound_res.iterations
-        stats.bound_ms = bound_res.ms
+        stats.bound_iterations = bound.iterations
+        stats.bound_ms = bound.ms
+    elif result.status in (SolveStatus.OPTIMAL, SolveStatus.EMPTY) or not snap.keys:
+        stats.bound = stats.objective
     else:
-        stats.bound = stats.objective if stats.status in ("OPTIMAL", "EMPTY") else math.nan
+        stats.bound = math.nan
     if math.isfinite(stats.bound):
         stats.gap = max(0.0, (stats.bound - stats.objective) / max(1.0, abs(stats.bound)))
     else:
         stats.gap = math.nan
-    stats.placed_workloads = sum(1 for d in result.workloads.values() if d.phase == PHASE_PLACED)
-    stats.cost = float(plan_cost(cands, devices))
-    result.basis = make_basis(snap, cands, devices, multipliers, top_k)
+    stats.placed_workloads = sum(1 for d in out.workloads.values() if d.phase == PHASE_PLACED)
+    stats.cost = float(plan_cost(cands, result.devices))
+    out.basis = make_basis(snap, cands, result.devices, multipliers, config.top_k)
     stats.wall_ms = (time.perf_counter() - t0) * 1e3
-    result.stats = stats
+    out.stats = stats
 
 
-def assign(snap: Snapshot, kout: dict, cands: Candidates, devices: np.ndarray) -> Plan:
-    """Turn devices-per-candidate into decisions, site usage and reasons."""
-    cols = snap.cols
-    mesh = snap.mesh
+# ---------------------------------------------------------------- warm path
+
+
+def _merge_kout(first: Arrays, second: Arrays) -> Arrays:
+    """Candidates of two kernel runs side by side (``first`` kept first)."""
+    return {k: np.concatenate([first[k], second[k]], axis=1) for k in ("cand_col", "cand_cost", "cand_devices")}
+
+
+def _combine(
+    snap: Snapshot,
+    basis: Basis,
+    fixed: NDArray[np.bool_],
+    free: NDArray[np.intp],
+    sub_cands: Candidates,
+    sub_dev: Devices,
+) -> tuple[Candidates, Devices]:
+    """Fixed rows (from the basis) and re-solved rows as one candidate list."""
     W = len(snap.keys)
-    total_sites = int(np.count_nonzero(np.diff(cols["site_ptr"]) > 0))
-    # column and site usage
-    col_used = np.zeros(snap.n_cols, dtype=np.int64)
-    site_tot_w = np.zeros(snap.n_sites)
-    site_ni_w = np.zeros(snap.n_sites)
-    site_int_w = np.zeros(snap.n_sites)
-    site_int_ni_w = np.zeros(snap.n_sites)
-    site_tps = np.zeros(snap.n_sites)
-    site_workloads: list[set[int]] = [set() for _ in range(snap.n_sites)]
-    decisions: dict[str, WorkloadDecision] = {}
+    pos = np.full(W, -1, dtype=np.int64)
+    pos[free] = np.arange(free.size)
+    ptr = [0]
+    col: list[int] = []
+    need: list[int] = []
+    ub: list[int] = []
+    cpd: list[int] = []
+    dev: list[int] = []
     for w in range(W):
-        lo, hi = int(cands.ptr[w]), int(cands.ptr[w + 1])
-        rej = explain.rejection_dict(kout["rejections"][w])
-        dec = WorkloadDecision(
-            key=snap.keys[w],
-            phase=PHASE_UNSCHEDULABLE,
-            rejections=rej,
-            feasible_sites=int(kout["feasible_sites"][w]),
-        )
-        for i in range(lo, hi):
-            n = int(devices[i])
-            if n <= 0:
-                continue
-            c = int(cands.col[i])
+        if fixed[w]:
+            for c, n, u, k, d in basis.chosen[snap.keys[w]]:
+                col.append(c)
+                need.append(n)
+                ub.append(u)
+                cpd.append(k)
+                dev.append(d)
+        else:
+            rows = sub_cands.rows(int(pos[w]))
+            col.extend(sub_cands.col[rows.start:rows.stop].tolist())
+            need.extend(sub_cands.need[rows.start:rows.stop].tolist())
+            ub.extend(sub_cands.ub[rows.start:rows.stop].tolist())
+            cpd.extend(sub_cands.cost_per_device[rows.start:rows.stop].tolist())
+            dev.extend(sub_dev[rows.start:rows.stop].tolist())
+        ptr.append(len(col))
+    return Candidates.from_lists(ptr, col, need, ub, cpd), np.asarray(dev, dtype=np.int64)
+
+
+def _combined_reasons(
+    snap: Snapshot, previous: Plan, fixed: NDArray[np.bool_], free: NDArray[np.intp], kout_raw: Arrays
+) -> Arrays:
+    """Per-workload filter rejections and feasible-site counts for ``assign``: fixed
+    workloads keep the previous plan's (same spec, same sites), the others come from
+    this run of the kernel."""
+    W = len(snap.keys)
+    names = {n: i for i, n in enumerate(FILTER_NAMES)}
+    rej = np.zeros((W, len(FILTER_NAMES)), dtype=np.int32)
+    feas = np.zeros(W, dtype=np.int32)
+    rej[free] = kout_raw["rejections"]
+    feas[free] = kout_raw["feasible_sites"]
+    for w in np.flatnonzero(fixed).tolist():
+        d = previous.workloads[snap.keys[w]]
+        feas[w] = d.feasible_sites
+        for k, v in d.rejections.items():
+            rej[w, names[k]] = v
+    return {"rejections": rej, "feasible_sites": feas}
+
+
+def warm_plan(
+    snap: Snapshot, config: SolverConfig, previous: Plan, basis: Basis, t0: float, deadline: float
+) -> Plan | None:
+    """Re-solve only what changed against ``previous`` (see the module doc), or None
+    when the cold path must run: the sites or ``top_k`` changed, the kept
+    assignments do not fit (cannot happen with unchanged sites, checked anyway), or
+    the result places less than the kube-scheduler greedy on the whole mesh."""
+    if basis.top_k != config.top_k or basis.sites_fp != sites_fingerprint(snap):
+        return None
+    W = len(snap.keys)
+    cols = snap.cols
+    fixed = np.zeros(W, dtype=bool)
+    for wi, w in enumerate(snap.mesh.workloads):
+        fixed[wi] = w.key in basis.chosen and basis.workload_fp.get(w.key) == workload_fingerprint(w)
+    col_used = np.zeros(snap.n_cols)
+    site_all = np.zeros(snap.n_sites)
+    site_ni = np.zeros(snap.n_sites)
+    for wi in np.flatnonzero(fixed).tolist():
+        for c, _n, _ub, _cpd, d in basis.chosen[snap.keys[wi]]:
             s = int(cols["site"][c])
-            watts = n * snap.col_watts_real[c]  # real units in the report
-            site_int_w[s] += n * cols["watts"][c]  # the engine's integer units
-            site_tot_w[s] += watts
-            if not snap.wls["interruptible"][w]:
-                site_int_ni_w[s] += n * cols["watts"][c]
-                site_ni_w[s] += watts
-            col_used[c] += n
-            site_tps[s] += n * snap.col_tps[c]
-            site_workloads[s].add(w)
-            dec.assignments.append(
-                Assignment(
-                    site=snap.col_site_name[c],
-                    kind=snap.col_kind[c],
-                    accelerator_model=snap.col_model_name[c],
-                    devices=n,
-                    tokens_per_second=n * float(snap.col_tps[c]),
-                    power_mw=watts / 1e6,
-                    latency_ms=float(cands.latency_ms[i]),
-                )
-            )
-        if dec.assignments:
-            dec.phase = PHASE_PLACED
-            dec.message = "placed on " + ", ".join(
-                f"{a.site} ({a.devices} x {a.accelerator_model})" for a in dec.assignments
-            )
-        decisions[dec.key] = dec
-    # reasons for the unplaced
-    for w in range(W):
-        dec = decisions[snap.keys[w]]
-        if dec.phase == PHASE_PLACED:
-            continue
-        wd = mesh.workloads[w]
-        if dec.feasible_sites == 0:
-            dec.message = explain.no_fit_message(total_sites, dec.rejections, wd.max_latency_ms)
-            continue
-        exhausted: dict[str, list[str]] = {"devices": [], "firm power": [], "power": [], "fleet power cap": []}
-        sites_seen: set[int] = set()
-        lo, hi = int(cands.ptr[w]), int(cands.ptr[w + 1])
-        split = snap.wls["site_limit"][w] > 1
-        for i in range(lo, hi):
-            c = int(cands.col[i])
-            s = int(cols["site"][c])
-            need = 1 if split else int(cands.need[i])
-            pw = need * cols["watts"][c]
-            name = snap.site_names[s]
-            if s in sites_seen:
-                continue
-            if cols["cap_devices"][c] - col_used[c] < need:
-                res = "devices"
-            elif cols["is_fleet"][c] and site_int_w[s] + pw > snap.site_total_watts[s]:
-                res = "fleet power cap"
-            elif not wd.interruptible and site_int_ni_w[s] + pw > min(
-                snap.site_firm_watts[s], snap.site_total_watts[s]
-            ):
-                res = "firm power"
-            elif site_int_w[s] + pw > snap.site_total_watts[s]:
-                res = "power"
-            else:
-                continue
-            sites_seen.add(s)
-            exhausted[res].append(name)
-        higher = set()
-        for s in sites_seen:
-            higher.update(o for o in site_workloads[s] if snap.priority[o] > snap.priority[w])
-        dec.message = explain.outbid_message(dec.feasible_sites, exhausted, len(higher))
-    # site usage
-    usage: dict[str, SiteUsage] = {}
-    sp = cols["site_ptr"]
-    for s, name in enumerate(snap.site_names):
-        firm_av = min(snap.site_firm_watts[s], snap.site_total_watts[s]) / 1e6
-        flex_av = max(0.0, snap.site_total_watts[s] - snap.site_firm_watts[s]) / 1e6
-        tot = site_tot_w[s] / 1e6
-        ni = site_ni_w[s] / 1e6
-        # non-interruptible load is on firm power (the model keeps it within firm);
-        # interruptible load takes flexible power first, firm only for the rest
-        flex_cap = flex_av if snap.site_kind[s] == KIND_FACTORY else 0.0
-        firm_used = ni + max(0.0, (tot - ni) - flex_cap)
-        pools = [
-            PoolUsage(snap.col_model_name[c], int(col_used[c]), int(cols["cap_devices"][c]))
-            for c in range(sp[s], sp[s + 1])
-        ]
-        usage[name] = SiteUsage(
-            name=name,
-            kind=snap.site_kind[s],
-            firm_mw_used=firm_used,
-            firm_mw_available=firm_av if snap.site_kind[s] == KIND_FACTORY else snap.site_total_watts[s] / 1e6,
-            flexible_mw_used=max(0.0, tot - firm_used),
-            flexible_mw_available=flex_av if snap.site_kind[s] == KIND_FACTORY else 0.0,
-            pools=pools,
-            tokens_per_second=float(site_tps[s]),
-            tokens_per_joule=float(site_tps[s] / site_tot_w[s]) if site_tot_w[s] > 0 else 0.0,
-            workload_count=len(site_workloads[s]),
-        )
-    return Plan(workloads=decisions, sites=usage)
+            col_used[c] += d
+            site_all[s] += d * cols["watts"][c]
+            if not snap.wls["interruptible"][wi]:
+                site_ni[s] += d * cols["watts"][c]
+    free = np.flatnonzero(~fixed)
+    sub = residual(snap, free, col_used, site_all, site_ni)
+    if (sub.cols["cap_devices"] < 0).any() or (sub.site_total_watts < 0).any() or (sub.site_firm_watts < 0).any():
+        return None
+    stats = SolveStats(warm=True, num_workloads=W, num_site_columns=snap.n_cols,
+                       fixed_workloads=int(fixed.sum()), resolved_workloads=int(free.size))
+    k0 = time.perf_counter()
+    kout_raw = filter_score_topk(snap.cols, sub.wls, config.top_k, config.threads)  # reasons
+    kout_res = filter_score_topk(sub.cols, sub.wls, config.top_k, config.threads)  # room left
+    runs = multi_start(sub, kout_res)
+    whole = run_greedy(snap, greedy_order(snap))  # the kube-scheduler greedy on the whole mesh: the floor
+    stats.kernel_ms = (time.perf_counter() - k0) * 1e3
+    greedy_value = float(snap.value[whole.placed].sum())
+    stats.greedy_objective = stats.greedy_placed_priority_demand = greedy_value
+    sub_cands = build_candidates(sub, _merge_kout(kout_res, kout_raw), all_columns(runs, int(free.size)),
+                                 config.max_cpsat_vars)
+    hints = [devices_from_greedy(sub_cands, r) for r in runs]
+    fixed_value = float(snap.value[fixed].sum())
+    bound = None
+    upper = None
+    if config.compute_bound and W and snap.n_cols:
+        best_known = fixed_value + max(placed_value(sub, sub_cands, h) for h in hints)
+        bound = full_bound(snap, best_known, config.threads, config.warm_bound_max_iters, basis.multipliers)
+        upper = bound.bound - fixed_value  # the kept placements are part of any plan here
+    result = solve(sub, sub_cands, hints, hints[0], upper, config, deadline, config.warm_dtime_scale)
+    stats.num_candidates = sub_cands.n
+    cands, devices = _combine(snap, basis, fixed, free, sub_cands, result.devices)
+    if placed_value(snap, cands, devices) < greedy_value:
+        return None  # worse than the kube-scheduler way: full solve instead
+    if not feasible_devices(snap, cands, devices):  # defensive: never trade correctness
+        return None
+    out = assign(snap, _combined_reasons(snap, previous, fixed, free, kout_raw), cands, devices)
+    result.devices = devices
+    _finish(out, snap, cands, result, stats, bound, bound.multipliers if bound else basis.multipliers, config, t0)
+    return out

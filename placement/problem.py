@@ -14,6 +14,7 @@ the whole plan) is reproducible.
 from __future__ import annotations
 
 import datetime as _dt
+import math
 from dataclasses import dataclass, field
 
 WORKLOAD_TYPES = ("training", "fine-tuning", "inference", "batch")
@@ -26,7 +27,7 @@ class Link:
 
     to: str
     latency_ms: float
-    bandwidth_gbps: float = 0.0
+    bandwidth_gbps: float = 100.0  # the CRD's default
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +46,8 @@ class FactorySite:
     """An AI factory (GPU data centre) in one region and country.
 
     Usable power = firm + max(0, flexible - curtailed); non-interruptible load may use
-    firm power only. Facility power of a device = watts x PUE.
+    firm power only. Facility power of a device = watts x PUE. Defaults are the CRD's
+    (``AIFactory.spec.power.pue`` defaults to 1.2).
     """
 
     name: str
@@ -54,7 +56,7 @@ class FactorySite:
     firm_mw: float
     flexible_mw: float = 0.0
     curtailed_mw: float = 0.0
-    pue: float = 1.0
+    pue: float = 1.2
     price_per_mwh: float = 0.0
     carbon_grams_per_kwh: float = 0.0
     pools: tuple[AcceleratorPool, ...] = ()
@@ -102,7 +104,7 @@ class FleetSite:
     availability: tuple[AvailabilityWindow, ...] = ()
     max_fleet_mw: float = float("inf")
     uplink_latency_ms: float = 0.0
-    uplink_bandwidth_mbps: float = 0.0
+    uplink_bandwidth_mbps: float = 100.0  # the CRD's default
     links: tuple[Link, ...] = ()
     price_per_mwh: float = 0.0
     carbon_grams_per_kwh: float = 0.0
@@ -150,7 +152,7 @@ class WorkloadDemand:
     splittable: bool = False
     max_sites: int = 1
     interruptible: bool = False
-    priority: int = 0
+    priority: int = 100  # the CRD's default
     current: tuple[CurrentAssignment, ...] = ()
 
     def __post_init__(self) -> None:
@@ -190,7 +192,7 @@ class Mesh:
     fleets: tuple[FleetSite, ...] = ()
     workloads: tuple[WorkloadDemand, ...] = ()
     at: _dt.datetime = field(
-        default_factory=lambda: _dt.datetime(2025, 1, 1, tzinfo=_dt.timezone.utc)
+        default_factory=lambda: _dt.datetime(2025, 1, 1, tzinfo=_dt.UTC)
     )
 
     def __post_init__(self) -> None:
@@ -206,44 +208,82 @@ class Mesh:
 
 @dataclass(frozen=True, slots=True)
 class SolverConfig:
-    """Knobs of one solve. Same mesh + same config = same plan.
+    """Knobs of one solve. The same mesh and the same config give the same plan, on a
+    busy or an idle machine: every budget that shapes the result counts work, not
+    seconds (see docs/placement.md, "Determinism").
 
-    ``time_limit_s``, ``num_workers`` and ``random_seed`` go to CP-SAT; ``top_k`` is
-    how many candidate site columns the kernel keeps per workload. ``use_cpsat=False``
-    returns the greedy placement (still with a bound when ``compute_bound``).
-    ``max_cpsat_vars`` caps the number of CP-SAT candidates (workload x column
-    decisions): beyond it each workload's kernel candidates are trimmed to its best
-    ones (the greedy's columns are always kept, and at least one per workload).
-    ``time_limit_s`` is the wall time of the whole ``plan()`` call: CP-SAT gets what
-    is left after snapshot, kernel, greedy and bound, minus a reserve for the assign
-    step.
+    Work budgets (deterministic):
+
+    - ``phase_a_dtime`` / ``phase_b_dtime``: CP-SAT's deterministic time
+      (``max_deterministic_time``, a count of solver operations scaled to about one
+      second of one core) for phase A (placed priority-weighted demand) and phase B
+      (energy >> latency >> stability with phase A's value held);
+    - ``warm_dtime_scale``: share of both given to the warm re-solve
+      (``plan(..., previous=...)``), which solves only the changed workloads;
+    - ``bound_max_iters`` / ``warm_bound_max_iters``: subgradient steps of the
+      Lagrangian bound (cold / warm);
+    - ``top_k`` candidate site columns per workload; ``max_cpsat_vars`` caps the
+      CP-SAT candidates (beyond it each workload keeps its best kernel candidates,
+      the greedy's columns always stay, and at least one per workload).
+
+    ``num_workers`` CP-SAT workers run an interleaved (deterministic) portfolio;
+    ``random_seed`` seeds it. ``kernel_threads`` (0 = ``num_workers``) only changes
+    the speed of the scoring kernels, never their results.
+
+    ``time_limit_s`` is a safety net on the wall time of one ``plan()`` call, not a
+    budget: when it stops CP-SAT before its work budget is spent, the result depends
+    on the machine's load, and ``SolveStats.wall_limit_hit`` says so.
+
+    ``use_cpsat=False`` returns the greedy placement (still with a bound when
+    ``compute_bound``).
     """
 
-    time_limit_s: float = 10.0
+    time_limit_s: float = 60.0
     num_workers: int = 2
     random_seed: int = 0
     top_k: int = 16
     use_cpsat: bool = True
     compute_bound: bool = True
     max_cpsat_vars: int = 400_000
+    phase_a_dtime: float = 0.5
+    phase_b_dtime: float = 0.5
+    warm_dtime_scale: float = 0.5
+    bound_max_iters: int = 200
+    warm_bound_max_iters: int = 50
     # The "efficiency" tier of the objective: energy cost in $/MWh is the site's price
     # plus carbon at this shadow price; for device-count demand, tokens per joule is
     # rewarded with this weight. See docs/placement.md for the integer scaling.
     carbon_price_per_tonne: float = 100.0
     efficiency_weight: float = 0.5
-    # CP-SAT stops once within this relative gap of its own bound (per phase), and
-    # phase A stops once within ``target_gap`` of the LP bound (when computed).
-    relative_gap_limit: float = 1e-4
+    # Phase A stops once within ``target_gap`` of the best upper bound it knows (the
+    # Lagrangian bound, when computed, and CP-SAT's own); phase B once within
+    # ``relative_gap_limit`` of CP-SAT's bound on the cost.
     target_gap: float = 1e-3
-    # Fraction of time_limit_s given to phase A (placed demand); phase B (energy,
-    # latency, stability with phase A's demand held) gets the rest.
-    phase_a_fraction: float = 0.6
-    # Threads for the scoring kernel (OpenMP); 0 = num_workers.
+    relative_gap_limit: float = 1e-4
+    # Threads for the scoring kernels (OpenMP); 0 = num_workers.
     kernel_threads: int = 0
-    # Share of time_limit_s the Lagrangian bound may use (it usually converges
-    # sooner), and the cap on its subgradient steps.
-    bound_time_fraction: float = 0.15
-    bound_max_iters: int = 200
-    # Warm re-solve (plan(..., previous=...)): share of time_limit_s given to CP-SAT
-    # on the changed + unplaced workloads.
-    warm_time_fraction: float = 0.1
+
+    def __post_init__(self) -> None:
+        for name in ("phase_a_dtime", "phase_b_dtime", "warm_dtime_scale", "target_gap", "relative_gap_limit"):
+            value = getattr(self, name)
+            if not (value >= 0 and math.isfinite(value)):
+                raise ValueError(f"SolverConfig.{name} must be a finite number >= 0")
+        if not self.time_limit_s > 0:
+            raise ValueError("SolverConfig.time_limit_s must be > 0")
+        if self.top_k < 1:
+            raise ValueError("SolverConfig.top_k must be >= 1")
+        if self.bound_max_iters < 0 or self.warm_bound_max_iters < 0:
+            raise ValueError("SolverConfig bound iteration caps must be >= 0")
+
+    @property
+    def workers(self) -> int:
+        """CP-SAT workers (at least one)."""
+        return max(1, self.num_workers)
+
+    @property
+    def threads(self) -> int:
+        """Threads of the scoring kernels (at least one)."""
+        return max(1, self.kernel_threads or self.num_workers)
+
+
+DEFAULT_CONFIG = SolverConfig()  # frozen: one shared instance serves as every default

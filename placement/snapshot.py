@@ -1,7 +1,8 @@
 """Snapshot: turn a :class:`~placement.problem.Mesh` into the kernels' arrays.
 
-First step of the pipeline (snapshot -> filter/score -> select -> assign), called by
-:mod:`placement.pipeline` and the benchmarks. Each factory accelerator pool and each
+First step of the pipeline, called by :mod:`placement.pipeline` (and the benchmarks).
+:func:`build` makes the snapshot of a mesh; :func:`residual` restricts one to some
+workloads against the capacity others leave (the warm re-solve). Each factory accelerator pool and each
 fleet becomes a *site column*; columns of one site are contiguous (``site_ptr``), so
 the kernel can count rejections per site. Workloads become flat arrays, with users
 and current assignments as CSR lists, and sovereignty / model rules as small
@@ -15,41 +16,45 @@ and CP-SAT agree exactly.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from placement import capacity as cap
 from placement.decisions import KIND_FACTORY, KIND_FLEET
-from placement.problem import Mesh, SolverConfig
+from placement.problem import DEFAULT_CONFIG, Mesh, SolverConfig
 from placement.topology import LatencyMatrix, latency_matrix
 
 ENERGY_LEVELS = 1000  # energy tier per device is an integer in 0..ENERGY_LEVELS
+
+Arrays = dict[str, NDArray[Any]]  # named arrays as the kernels take them
 
 
 @dataclass(slots=True)
 class Snapshot:
     mesh: Mesh
-    cols: dict  # column arrays for the kernels (+ "site_ptr")
-    wls: dict  # workload arrays for the kernels (+ "latency")
+    cols: Arrays  # column arrays for the kernels (+ "site_ptr")
+    wls: Arrays  # workload arrays for the kernels (+ "latency", regions x columns, ms)
     latency: LatencyMatrix
     # column metadata
     col_site_name: list[str]
     col_kind: list[str]
     col_model_name: list[str]
-    col_tps: np.ndarray  # per-device tokens/s (real, for reporting)
-    col_watts_real: np.ndarray  # per-device facility watts (real, for reporting)
+    col_tps: NDArray[np.float64]  # per-device tokens/s (real, for reporting)
+    col_watts_real: NDArray[np.float64]  # per-device facility watts (real, for reporting)
     # site metadata (index = site id used in cols["site"])
     site_names: list[str]
     site_kind: list[str]
-    site_firm_watts: np.ndarray
-    site_total_watts: np.ndarray
+    site_firm_watts: NDArray[np.float64]  # firm budget (fleets: the fleet cap), whole watts
+    site_total_watts: NDArray[np.float64]  # usable budget, whole watts
     site_index: dict[str, int]
     # workloads
     keys: list[str]
-    priority: np.ndarray  # int64
-    demand_units: np.ndarray  # int64, reference-device equivalents
-    value: np.ndarray  # int64, tier-1 weight = (priority + 1) x demand_units
+    priority: NDArray[np.int64]
+    demand_units: NDArray[np.int64]  # reference-device equivalents
+    value: NDArray[np.int64]  # tier-1 weight = (priority + 1) x demand_units
     ref_tps: float
 
     @property
@@ -87,16 +92,20 @@ class _Column:
     model_name: str
 
 
-def _array(columns: list[_Column], field: str, dtype) -> np.ndarray:
+def _array(columns: list[_Column], field: str, dtype: type[np.generic]) -> NDArray[Any]:
     return np.asarray([getattr(c, field) for c in columns], dtype=dtype)
 
 
-def build(mesh: Mesh, config: SolverConfig = SolverConfig()) -> Snapshot:
+def build(mesh: Mesh, config: SolverConfig = DEFAULT_CONFIG) -> Snapshot:
+    """The kernels' view of ``mesh``: site columns, workload rows, latency matrix."""
     lm = latency_matrix(mesh)
     # ---- columns
     columns: list[_Column] = []
     site_ptr = [0]
-    site_names, site_kind, site_firm, site_total = [], [], [], []
+    site_names: list[str] = []
+    site_kind: list[str] = []
+    site_firm: list[float] = []
+    site_total: list[float] = []
     countries: dict[str, int] = {}
     models: dict[str, int] = {}
 
@@ -129,27 +138,29 @@ def build(mesh: Mesh, config: SolverConfig = SolverConfig()) -> Snapshot:
                 latency_site=lm.site_index[f.name], site_name=f.name, kind=KIND_FACTORY, model_name=p.model,
             ))
         site_ptr.append(len(columns))
-    for f in mesh.fleets:
-        cap_w = cap.budget_watts(f.max_fleet_mw)  # fleets: no firm/flexible split, no PUE
-        si = add_site(f.name, KIND_FLEET, cap_w, cap_w)
+    for fl in mesh.fleets:
+        cap_w = cap.budget_watts(fl.max_fleet_mw)  # fleets: no firm/flexible split, no PUE
+        si = add_site(fl.name, KIND_FLEET, cap_w, cap_w)
         columns.append(_Column(
-            site=si, is_fleet=1, cordoned=int(f.cordoned), country=cidx(f.country),
-            model=midx(f.accelerator_model), memory_gib=f.memory_gib,
-            cap_devices=float(cap.fleet_effective_devices(f, mesh.at)),
-            tps_milli=cap.tps_milli(f.tokens_per_second_per_device), tps=f.tokens_per_second_per_device,
-            watts=cap.device_watts(f.watts_per_device, 1.0), watts_real=f.watts_per_device,
+            site=si, is_fleet=1, cordoned=int(fl.cordoned), country=cidx(fl.country),
+            model=midx(fl.accelerator_model), memory_gib=fl.memory_gib,
+            cap_devices=float(cap.fleet_effective_devices(fl, mesh.at)),
+            tps_milli=cap.tps_milli(fl.tokens_per_second_per_device), tps=fl.tokens_per_second_per_device,
+            watts=cap.device_watts(fl.watts_per_device, 1.0), watts_real=fl.watts_per_device,
             firm_watts=cap_w, total_watts=cap_w,
-            price_per_mwh=f.price_per_mwh, carbon_grams_per_kwh=f.carbon_grams_per_kwh,
-            latency_site=lm.site_index[f.name], site_name=f.name, kind=KIND_FLEET, model_name=f.accelerator_model,
+            price_per_mwh=fl.price_per_mwh, carbon_grams_per_kwh=fl.carbon_grams_per_kwh,
+            latency_site=lm.site_index[fl.name], site_name=fl.name, kind=KIND_FLEET,
+            model_name=fl.accelerator_model,
         ))
         site_ptr.append(len(columns))
 
     watts = _array(columns, "watts", np.float64)
     tpsm = _array(columns, "tps_milli", np.float64)
     e_dev, e_tok = energy_tiers(
-        watts, tpsm, _array(columns, "price_per_mwh", float), _array(columns, "carbon_grams_per_kwh", float), config
+        watts, tpsm, _array(columns, "price_per_mwh", np.float64), _array(columns, "carbon_grams_per_kwh", np.float64),
+        config,
     )
-    cols = {
+    cols: Arrays = {
         "site": _array(columns, "site", np.int32),
         "is_fleet": _array(columns, "is_fleet", np.uint8),
         "cordoned": _array(columns, "cordoned", np.uint8),
@@ -173,8 +184,14 @@ def build(mesh: Mesh, config: SolverConfig = SolverConfig()) -> Snapshot:
     model_ok = np.zeros((W, n_m), dtype=np.uint8)
     user_ptr, user_region, user_weight = [0], [], []
     cur_ptr, cur_site = [0], []
-    is_tr, allow_fl, intr, limit = [], [], [], []
-    accel, tok, mem, maxlat = [], [], [], []
+    is_tr: list[int] = []
+    allow_fl: list[int] = []
+    intr: list[int] = []
+    limit: list[int] = []
+    accel: list[float] = []
+    tok: list[float] = []
+    mem: list[float] = []
+    maxlat: list[float] = []
     site_index = {n: i for i, n in enumerate(site_names)}
     positive = tpsm[tpsm > 0]
     ref_tps = float(np.median(positive)) / 1000.0 if positive.size else 1.0
@@ -207,13 +224,14 @@ def build(mesh: Mesh, config: SolverConfig = SolverConfig()) -> Snapshot:
             tok.append(0.0)
             units[wi] = w.accelerators
         else:
+            tokens = w.tokens_per_second or 0.0  # set: WorkloadDemand checks exactly one is
             accel.append(0.0)
-            tok.append(cap.demand_milli(w.tokens_per_second))
-            units[wi] = max(1, math.ceil(w.tokens_per_second / ref_tps - 1e-9))
+            tok.append(cap.demand_milli(tokens))
+            units[wi] = max(1, math.ceil(tokens / ref_tps - 1e-9))
         mem.append(float(w.min_memory_gib))
         maxlat.append(math.inf if w.max_latency_ms is None else float(w.max_latency_ms))
         prio[wi] = w.priority
-    wls = {
+    wls: Arrays = {
         "is_training": np.asarray(is_tr, dtype=np.uint8),
         "allow_fleets": np.asarray(allow_fl, dtype=np.uint8),
         "interruptible": np.asarray(intr, dtype=np.uint8),
@@ -257,12 +275,12 @@ def build(mesh: Mesh, config: SolverConfig = SolverConfig()) -> Snapshot:
 
 
 def energy_tiers(
-    watts: np.ndarray,
-    tps_milli: np.ndarray,
-    price_per_mwh: np.ndarray,
-    carbon_grams_per_kwh: np.ndarray,
+    watts: NDArray[np.float64],
+    tps_milli: NDArray[np.float64],
+    price_per_mwh: NDArray[np.float64],
+    carbon_grams_per_kwh: NDArray[np.float64],
     config: SolverConfig,
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """Integer energy tier per device and column, 0..ENERGY_LEVELS (lower is better).
 
     Energy cost rate of one device = facility MW x (price + carbon x shadow price),
@@ -272,7 +290,7 @@ def energy_tiers(
     device: (cost / max_cost - efficiency_weight x tps / max_tps), rescaled.
     """
     if watts.size == 0:
-        return np.zeros(0), np.zeros(0)
+        return np.zeros(0, dtype=np.float64), np.zeros(0, dtype=np.float64)
     usd_per_mwh = np.maximum(0.0, price_per_mwh) + np.maximum(
         0.0, carbon_grams_per_kwh
     ) * config.carbon_price_per_tonne / 1000.0
@@ -286,3 +304,58 @@ def energy_tiers(
     raw = (norm - ew * tnorm + ew) / (1.0 + ew)
     e_dev = np.floor(np.clip(raw, 0.0, 1.0) * ENERGY_LEVELS + 0.5)
     return e_dev.astype(np.float64), e_tok.astype(np.float64)
+
+
+def _subset_wls(wls: Arrays, idx: NDArray[np.intp]) -> Arrays:
+    """The kernels' workload arrays restricted to rows ``idx`` (CSR lists re-based)."""
+    out: Arrays = {}
+    csr = {"user_ptr": ("user_region", "user_weight"), "cur_ptr": ("cur_site",)}
+    items = {it for its in csr.values() for it in its}
+    for k, v in wls.items():
+        if k not in csr and k not in items and k != "latency":
+            out[k] = np.ascontiguousarray(v[idx])
+    for ptr_k, its in csr.items():
+        ptr = wls[ptr_k]
+        lo, hi = ptr[idx], ptr[idx + 1]
+        out[ptr_k] = np.concatenate(([0], np.cumsum(hi - lo))).astype(ptr.dtype)
+        take = np.concatenate([np.arange(a, b) for a, b in zip(lo, hi, strict=True)]) if len(idx) else np.zeros(0)
+        for it in its:
+            out[it] = np.ascontiguousarray(wls[it][take.astype(np.intp)])
+    out["latency"] = wls["latency"]
+    return out
+
+
+def residual(
+    snap: Snapshot,
+    idx: NDArray[np.intp],
+    col_used: NDArray[np.float64],
+    site_used_watts: NDArray[np.float64],
+    site_ni_used_watts: NDArray[np.float64],
+) -> Snapshot:
+    """Snapshot of workloads ``idx`` against the capacity others leave.
+
+    ``col_used`` devices per column, ``site_used_watts`` (all load) and
+    ``site_ni_used_watts`` (non-interruptible load) per site are what the others
+    take; the result's budgets are what remains (possibly negative: the caller
+    checks). Called by the warm path of :mod:`placement.pipeline`.
+    """
+    total = snap.site_total_watts - site_used_watts
+    firm = np.minimum(snap.site_firm_watts, snap.site_total_watts) - site_ni_used_watts
+    cols = dict(snap.cols)
+    site = snap.cols["site"]
+    cols["cap_devices"] = snap.cols["cap_devices"] - col_used
+    cols["total_watts"] = total[site]
+    cols["firm_watts"] = firm[site]
+    mesh = replace(snap.mesh, workloads=tuple(snap.mesh.workloads[i] for i in idx))
+    return replace(
+        snap,
+        mesh=mesh,
+        cols=cols,
+        wls=_subset_wls(snap.wls, idx),
+        site_firm_watts=firm,
+        site_total_watts=total,
+        keys=[snap.keys[i] for i in idx],
+        priority=snap.priority[idx],
+        demand_units=snap.demand_units[idx],
+        value=snap.value[idx],
+    )

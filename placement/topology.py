@@ -14,13 +14,16 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
+from typing import Any
 
 import networkx as nx
 import numpy as np
+from numpy.typing import NDArray
 
 from placement.problem import Mesh
 
-_CACHE: OrderedDict[tuple, "LatencyMatrix"] = OrderedDict()
+Node = tuple[str, str]  # ("region", name) or ("site", name)
+_CACHE: OrderedDict[tuple[Any, ...], LatencyMatrix] = OrderedDict()
 _CACHE_SIZE = 8
 
 
@@ -29,7 +32,7 @@ class LatencyMatrix:
 
     __slots__ = ("regions", "sites", "ms", "region_index", "site_index")
 
-    def __init__(self, regions: tuple[str, ...], sites: tuple[str, ...], ms: np.ndarray):
+    def __init__(self, regions: tuple[str, ...], sites: tuple[str, ...], ms: NDArray[np.float64]):
         self.regions = regions
         self.sites = sites
         self.ms = ms
@@ -44,12 +47,12 @@ class LatencyMatrix:
         return float(self.ms[r, self.site_index[site]])
 
 
-def _topology_key(mesh: Mesh, regions: tuple[str, ...]) -> tuple:
+def _topology_key(mesh: Mesh, regions: tuple[str, ...]) -> tuple[Any, ...]:
     fac = tuple(
-        (f.name, f.region, tuple((l.to, l.latency_ms) for l in f.links)) for f in mesh.factories
+        (f.name, f.region, tuple((link.to, link.latency_ms) for link in f.links)) for f in mesh.factories
     )
     flt = tuple(
-        (f.name, f.region, f.uplink_latency_ms, tuple((l.to, l.latency_ms) for l in f.links))
+        (f.name, f.region, f.uplink_latency_ms, tuple((link.to, link.latency_ms) for link in f.links))
         for f in mesh.fleets
     )
     return (fac, flt, regions)
@@ -59,7 +62,7 @@ def build_graph(mesh: Mesh) -> nx.Graph:
     """Regions and factories joined by links (weight = latency_ms)."""
     g = nx.Graph()
 
-    def add(a: str, b: str, ms: float) -> None:
+    def add(a: Node, b: Node, ms: float) -> None:
         if g.has_edge(a, b):
             ms = min(ms, g[a][b]["latency_ms"])
         g.add_edge(a, b, latency_ms=float(ms))
@@ -69,9 +72,9 @@ def build_graph(mesh: Mesh) -> nx.Graph:
         add(("site", f.name), ("region", f.region), 0.0)
         for link in f.links:
             add(("site", f.name), ("region", link.to), link.latency_ms)
-    for f in mesh.fleets:
-        g.add_node(("region", f.region))
-        for link in f.links:
+    for fl in mesh.fleets:
+        g.add_node(("region", fl.region))
+        for link in fl.links:
             g.add_node(("region", link.to))
     return g
 
@@ -81,10 +84,10 @@ def all_regions(mesh: Mesh) -> tuple[str, ...]:
     regions: set[str] = set()
     for f in mesh.factories:
         regions.add(f.region)
-        regions.update(l.to for l in f.links)
-    for f in mesh.fleets:
-        regions.add(f.region)
-        regions.update(l.to for l in f.links)
+        regions.update(link.to for link in f.links)
+    for fl in mesh.fleets:
+        regions.add(fl.region)
+        regions.update(link.to for link in fl.links)
     for w in mesh.workloads:
         regions.update(u.region for u in w.users)
     return tuple(sorted(regions))
@@ -104,17 +107,16 @@ def latency_matrix(mesh: Mesh) -> LatencyMatrix:
     nf = len(mesh.factories)
     for ri, region in enumerate(regions):
         node = ("region", region)
-        if node not in g:
-            dist: dict = {}
-        else:
-            dist = nx.single_source_dijkstra_path_length(g, node, weight="latency_ms")
+        dist: dict[Node, float] = (
+            nx.single_source_dijkstra_path_length(g, node, weight="latency_ms") if node in g else {}
+        )
         for si, f in enumerate(mesh.factories):
             ms[ri, si] = dist.get(("site", f.name), np.inf)
-        for fi, f in enumerate(mesh.fleets):
-            best = dist.get(("region", f.region), np.inf)
-            for link in f.links:
-                best = min(best, dist.get(("region", link.to), np.inf) + link.latency_ms)
-            ms[ri, nf + fi] = best + f.uplink_latency_ms
+        for fi, fl in enumerate(mesh.fleets):
+            best = dist.get(("region", fl.region), math.inf)
+            for link in fl.links:
+                best = min(best, dist.get(("region", link.to), math.inf) + link.latency_ms)
+            ms[ri, nf + fi] = best + fl.uplink_latency_ms
     result = LatencyMatrix(regions, sites, ms)
     _CACHE[key] = result
     if len(_CACHE) > _CACHE_SIZE:

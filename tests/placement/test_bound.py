@@ -11,38 +11,37 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import placement
-from tests.support.meshes import synthetic_mesh
 from placement import SolverConfig
 from placement.bound import _Rows, all_pairs, lagrangian_bound
+from placement.candidates import build_candidates, placed_value
+from placement.cpsat import CpSatModel
+from placement.greedy import greedy_order, run_greedy
 from placement.snapshot import build
-from placement.solver import build_candidates, placed_value, solve_cpsat
-from placement_ext import filter_score_topk, greedy_place, lagrangian_eval
+from placement_ext import filter_score_topk, lagrangian_eval
+from tests.support.meshes import synthetic_mesh
 
-EXACT = SolverConfig(time_limit_s=20.0, num_workers=1, relative_gap_limit=0.0)
+EXACT = SolverConfig(time_limit_s=60.0, num_workers=1, target_gap=0.0, phase_a_dtime=30.0)
 
 
 def true_optimum(mesh):
     """Best placed priority-weighted demand over all feasible pairs, or None if unproven."""
     snap = build(mesh, EXACT)
     kout = filter_score_topk(snap.cols, snap.wls, max(1, snap.n_cols), 1)
-    order = np.arange(len(snap.keys), dtype=np.int32)
-    gc, gn, _ = greedy_place(snap.cols, snap.wls, order, snap.site_firm_watts, snap.site_total_watts)
-    cands = build_candidates(snap, kout, gc, gn)
+    cands = build_candidates(snap, kout, run_greedy(snap, greedy_order(snap)).cols)
     # every feasible pair is a candidate: the model is the full problem
     assert cands.n == all_pairs(snap, 1).n
-    hint = np.zeros(cands.n, dtype=np.int64)
-    res = solve_cpsat(snap, cands, hint, EXACT)
-    if res.status != "OPTIMAL":
+    res = CpSatModel(snap, cands).phase_a(np.zeros(cands.n, dtype=np.int64), EXACT, EXACT.phase_a_dtime, 60.0, None)
+    if not res.exact or res.devices is None:
         return None, snap
     return placed_value(snap, cands, res.devices), snap
 
 
-tiny = dict(
-    seed=st.integers(0, 10_000),
-    workloads=st.integers(1, 7),
-    sites=st.integers(1, 5),
-    load=st.floats(0.5, 4.0),
-)
+tiny = {
+    "seed": st.integers(0, 10_000),
+    "workloads": st.integers(1, 7),
+    "sites": st.integers(1, 5),
+    "load": st.floats(0.5, 4.0),
+}
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -50,7 +49,7 @@ tiny = dict(
 def test_bound_is_above_true_optimum_and_plan(seed, workloads, sites, load):
     mesh = synthetic_mesh(workloads, sites, seed=seed, load=load)
     opt, snap = true_optimum(mesh)
-    p = placement.plan(mesh, SolverConfig(time_limit_s=2.0, num_workers=1))
+    p = placement.plan(mesh, SolverConfig(num_workers=1))
     assert p.stats.bound >= p.stats.objective
     assert p.stats.gap == max(0.0, (p.stats.bound - p.stats.objective) / max(1.0, p.stats.bound))
     if opt is not None:
@@ -81,8 +80,8 @@ def test_subgradient_never_raises_the_bound_and_warm_start_helps():
     snap = build(mesh)
     pairs = all_pairs(snap, 1)
     trivial = float(snap.value[np.diff(pairs.ptr) > 0].sum())  # all multipliers 0
-    cold = lagrangian_bound(snap, pairs, 0.0, max_iters=60, time_limit_s=60)
+    cold = lagrangian_bound(snap, pairs, 0.0, max_iters=60)
     assert cold.bound <= trivial * (1 + 1e-12)
-    warm = lagrangian_bound(snap, pairs, 0.0, max_iters=5, time_limit_s=60, init=cold.multipliers)
+    warm = lagrangian_bound(snap, pairs, 0.0, max_iters=5, init=cold.multipliers)
     assert warm.bound <= cold.bound * (1 + 1e-9)
     assert math.isfinite(cold.bound) and cold.iterations <= 60

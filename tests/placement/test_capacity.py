@@ -3,7 +3,7 @@ import datetime as dt
 from placement import capacity
 from placement.problem import AvailabilityWindow, FactorySite, FleetSite
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 def fleet(*windows):

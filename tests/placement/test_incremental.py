@@ -7,10 +7,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import placement
-from tests.support.meshes import synthetic_mesh
 from bench.solver import perturb
 from placement import SolverConfig
 from tests.support.invariants import check_plan
+from tests.support.meshes import synthetic_mesh
 
 FAST = SolverConfig(time_limit_s=2.0, num_workers=1)
 
@@ -28,7 +28,7 @@ def test_unchanged_workloads_keep_their_assignments():
     assert warm.stats.warm
     assert warm.stats.fixed_workloads + warm.stats.resolved_workloads == len(changed.workloads)
     before, after = placements(cold), placements(warm)
-    same = {w.key for w, v in zip(mesh.workloads, changed.workloads) if w == v}
+    same = {w.key for w, v in zip(mesh.workloads, changed.workloads, strict=True) if w == v}
     for k in same:
         if before[k]:
             assert after[k] == before[k]

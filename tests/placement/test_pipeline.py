@@ -7,7 +7,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import placement
-from tests.support.meshes import synthetic_mesh
 from placement import (
     AcceleratorPool,
     CurrentAssignment,
@@ -20,14 +19,15 @@ from placement import (
     WorkloadDemand,
 )
 from tests.support.invariants import check_plan
+from tests.support.meshes import synthetic_mesh
 
-FAST = SolverConfig(time_limit_s=2.0, num_workers=1)
+FAST = SolverConfig(num_workers=1)
 H100 = AcceleratorPool("h100", 100, 700.0, 2400.0, 80.0)
 
 
-def factory(name, region="us-east", country="US", firm=1.0, flexible=0.0, pools=(H100,), **kw):
+def factory(name, region="us-east", country="US", firm=1.0, flexible=0.0, pools=(H100,), pue=1.0, **kw):
     return FactorySite(name=name, region=region, country=country, firm_mw=firm, flexible_mw=flexible,
-                       pools=pools, **kw)
+                       pools=pools, pue=pue, **kw)
 
 
 def test_places_on_cheapest_feasible_site():
@@ -60,16 +60,17 @@ def test_no_fit_message_counts_sites_per_filter():
     assert d.message == "0/4 sites fit: 2 latency > 50 ms, 1 fleets not allowed, 1 country not allowed"
 
 
-def test_outbid_message_names_exhausted_resource():
-    site = factory("seoul-1", region="kr", country="KR", firm=0.01, flexible=1.0)  # ~14 devices firm
+def test_capacity_message_names_exhausted_resource_and_holder():
+    site = factory("seoul-1", region="kr", country="KR", firm=0.01, flexible=1.0)  # 14 devices firm
     hi = WorkloadDemand(key="a/hi", accelerators=12, priority=1000)
     lo = WorkloadDemand(key="a/lo", accelerators=8, priority=1)
     p = placement.plan(Mesh(factories=(site,), workloads=(hi, lo)), FAST)
     assert p.workloads["a/hi"].phase == "Placed"
     lo_d = p.workloads["a/lo"]
     assert lo_d.phase == "Unschedulable"
-    assert lo_d.message == ("feasible on 1 site but outbid: firm power exhausted at seoul-1; "
-                            "lower priority than 1 placed workload")
+    assert lo_d.message == ("needs 8 devices; no room left on its 1 feasible site: firm power exhausted at "
+                            "seoul-1 (0.0016 MW free, needs 0.0056 MW); 1 higher-priority workload placed there")
+    assert lo_d.displaced_by == ("a/hi",)
 
 
 def test_interruptible_may_use_flexible_power_only_then():
@@ -112,8 +113,8 @@ def test_fleet_offline_outside_its_window():
                       tokens_per_second_per_device=200, watts_per_device=900, memory_gib=32,
                       availability=(night,))
     w = WorkloadDemand(key="a/w", tokens_per_second=1000.0, allow_fleets=True)
-    noon = Mesh(fleets=(fleet,), workloads=(w,), at=dt.datetime(2025, 1, 1, 12, tzinfo=dt.timezone.utc))
-    midnight = Mesh(fleets=(fleet,), workloads=(w,), at=dt.datetime(2025, 1, 1, 23, tzinfo=dt.timezone.utc))
+    noon = Mesh(fleets=(fleet,), workloads=(w,), at=dt.datetime(2025, 1, 1, 12, tzinfo=dt.UTC))
+    midnight = Mesh(fleets=(fleet,), workloads=(w,), at=dt.datetime(2025, 1, 1, 23, tzinfo=dt.UTC))
     at_noon = placement.plan(noon, FAST).workloads["a/w"]
     assert at_noon.phase == "Unschedulable"
     assert at_noon.message == "0/1 sites fit: 1 offline now (outside availability windows)"
@@ -140,8 +141,8 @@ def test_same_input_same_plan():
     mesh = synthetic_mesh(60, 12, seed=7)
     p1 = placement.plan(mesh, FAST)
     p2 = placement.plan(mesh, FAST)
-    assert p1.workloads == p2.workloads
-    assert p1.stats.objective == p2.stats.objective
+    assert p1.workloads == p2.workloads and p1.sites == p2.sites
+    assert p1.stats.objective == p2.stats.objective and p1.stats.cost == p2.stats.cost
 
 
 def test_stats_report_bound_and_gap():
@@ -179,9 +180,9 @@ def test_greedy_only_config():
     hour=st.integers(0, 23),
 )
 def test_random_meshes_respect_every_rule(seed, workloads, sites, load, hour):
-    at = dt.datetime(2025, 6, 1, hour, 15, tzinfo=dt.timezone.utc)
+    at = dt.datetime(2025, 6, 1, hour, 15, tzinfo=dt.UTC)
     mesh = synthetic_mesh(workloads, sites, seed=seed, at=at, load=load)
-    p = placement.plan(mesh, SolverConfig(time_limit_s=1.0, num_workers=1))
+    p = placement.plan(mesh, SolverConfig(num_workers=1, phase_a_dtime=0.1, phase_b_dtime=0.1))
     check_plan(mesh, p)
 
 

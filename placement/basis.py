@@ -1,0 +1,76 @@
+"""Basis: what a plan remembers for the next, warm, re-solve (``Plan.basis``).
+
+Made by :mod:`placement.pipeline` at the end of every solve and read by its warm
+path when the next ``plan(mesh, config, previous=...)`` comes: a fingerprint of
+everything about the sites the engine uses, each workload's demand (compared by
+equality), the columns and devices each placed workload got, and the Lagrangian
+multipliers (to warm-start the bound). Engine-private: not part of the output
+contract.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, replace
+
+import numpy as np
+from numpy.typing import NDArray
+
+from placement.candidates import Candidates, Devices, placed_mask
+from placement.problem import WorkloadDemand
+from placement.snapshot import Snapshot
+
+# One candidate row of a placed workload: (column, need, ub, cost per device, devices)
+ChosenRow = tuple[int, int, int, int, int]
+
+
+@dataclass(slots=True)
+class Basis:
+    """What a later warm re-solve needs from this plan (engine-private)."""
+
+    sites_fp: str
+    top_k: int
+    # each workload's demand without ``current``: compared by equality, not by hash,
+    # so a changed spec can never pass for an unchanged one
+    workload_fp: dict[str, WorkloadDemand]
+    chosen: dict[str, list[ChosenRow]]  # per placed workload
+    multipliers: NDArray[np.float64] | None
+
+
+def sites_fingerprint(snap: Snapshot) -> str:
+    """Hash of everything about the sites the engine uses (columns, budgets, latency)."""
+    h = hashlib.blake2b(digest_size=16)
+    for k in sorted(snap.cols):
+        h.update(k.encode())
+        h.update(np.ascontiguousarray(snap.cols[k]).tobytes())
+    h.update(np.ascontiguousarray(snap.wls["latency"]).tobytes())
+    h.update(np.ascontiguousarray(snap.site_firm_watts).tobytes())
+    h.update(np.ascontiguousarray(snap.site_total_watts).tobytes())
+    h.update("\0".join([*snap.site_names, *snap.col_model_name, *snap.latency.regions]).encode())
+    return h.hexdigest()
+
+
+def workload_fingerprint(w: WorkloadDemand) -> WorkloadDemand:
+    """The demand as the engine sees it, minus ``current`` (only the stability tier)."""
+    return replace(w, current=())
+
+
+def make_basis(
+    snap: Snapshot, cands: Candidates, devices: Devices, multipliers: NDArray[np.float64] | None, top_k: int
+) -> Basis:
+    chosen: dict[str, list[ChosenRow]] = {}
+    for w in np.flatnonzero(placed_mask(cands, devices)).tolist():
+        rows = [
+            (int(cands.col[i]), int(cands.need[i]), int(cands.ub[i]), int(cands.cost_per_device[i]), int(devices[i]))
+            for i in cands.rows(w)
+            if devices[i] > 0
+        ]
+        if rows:
+            chosen[snap.keys[w]] = rows
+    return Basis(
+        sites_fp=sites_fingerprint(snap),
+        top_k=top_k,
+        workload_fp={w.key: workload_fingerprint(w) for w in snap.mesh.workloads},
+        chosen=chosen,
+        multipliers=multipliers,
+    )

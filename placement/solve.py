@@ -1,0 +1,159 @@
+"""The one solve sequence, shared by the cold and the warm path of the pipeline.
+
+Called by :mod:`placement.pipeline` with a snapshot (the whole mesh, or the warm
+path's residual problem), its candidates, the greedy plans and a known upper bound:
+
+1. hint: the best of the given feasible plans (multi-start greedy, previous plan);
+2. target: phase A may stop within ``target_gap`` of the upper bound (the
+   Lagrangian bound of :mod:`placement.bound`); a hint already there skips it;
+3. CP-SAT phase A (placed priority-weighted demand), then phase B (energy >>
+   latency >> stability with A's value held), each on its deterministic budget
+   (:mod:`placement.cpsat`);
+4. fallback: a phase that fails, raises or returns an infeasible plan leaves the
+   previous step's plan (ultimately the hint) in place;
+5. floor: never below the kube-scheduler greedy (the first queue order);
+6. trim: no workload keeps a device it does not need (:mod:`placement.trim`).
+
+Nothing here reads the clock to decide anything, except the wall-clock safety net
+(``deadline``): a phase it cuts short reports ``wall_limit_hit``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from placement.candidates import Candidates, Devices, feasible_devices, placed_value
+from placement.cpsat import CpSatModel, PhaseResult
+from placement.decisions import SolveStatus
+from placement.problem import SolverConfig
+from placement.snapshot import Snapshot
+from placement.trim import trim_surplus
+
+
+@dataclass(slots=True)
+class SolveResult:
+    """The plan of one solve sequence and how it was reached."""
+
+    devices: Devices
+    status: SolveStatus
+    fallback_used: bool = False
+    wall_limit_hit: bool = False
+    cost_optimal: bool = False
+    trimmed_devices: int = 0
+    error: str = ""
+    cpsat_ms: float = 0.0  # a timing
+
+
+def best_hint(snap: Snapshot, cands: Candidates, hints: Sequence[Devices]) -> Devices:
+    """The plan of highest placed value among ``hints`` (the first on ties)."""
+    best = np.zeros(cands.n, dtype=np.int64)
+    best_value = -1
+    for h in hints:
+        v = placed_value(snap, cands, h)
+        if v > best_value:
+            best, best_value = h, v
+    return best
+
+
+def _accept(snap: Snapshot, cands: Candidates, phase: PhaseResult, floor_value: int) -> Devices | None:
+    """A phase's plan if it is feasible and places at least ``floor_value``."""
+    if phase.devices is None or not feasible_devices(snap, cands, phase.devices):
+        return None
+    if placed_value(snap, cands, phase.devices) < floor_value:
+        return None
+    return phase.devices
+
+
+def _phase_a_status(phase: PhaseResult, accepted: bool) -> SolveStatus:
+    if not accepted:
+        return SolveStatus.NO_SOLUTION
+    if phase.exact:
+        return SolveStatus.OPTIMAL
+    return SolveStatus.AT_TARGET if phase.proven else SolveStatus.FEASIBLE
+
+
+def _cpsat(
+    snap: Snapshot,
+    cands: Candidates,
+    hint: Devices,
+    upper_bound: float | None,
+    config: SolverConfig,
+    deadline: float,
+    dtime_scale: float,
+    out: SolveResult,
+) -> None:
+    """Steps 2-4: target, phase A, phase B, fallback to the hint; fills ``out``."""
+    hint_value = placed_value(snap, cands, hint)
+    model = CpSatModel(snap, cands)
+    start = hint
+    if upper_bound is not None and hint_value >= math.floor(upper_bound * (1.0 - config.target_gap)):
+        out.status = SolveStatus.HINT_AT_TARGET
+    elif deadline - time.perf_counter() <= 0:
+        out.status = SolveStatus.NO_SOLUTION
+        out.wall_limit_hit = True
+    else:
+        a = model.phase_a(hint, config, config.phase_a_dtime * dtime_scale, deadline - time.perf_counter(), upper_bound)
+        out.cpsat_ms += a.ms
+        out.wall_limit_hit |= a.wall_limit_hit
+        accepted = _accept(snap, cands, a, hint_value)
+        out.status = _phase_a_status(a, accepted is not None)
+        if accepted is not None:
+            start = accepted
+    out.fallback_used = out.status in (SolveStatus.NO_SOLUTION, SolveStatus.HINT_AT_TARGET)
+    out.devices = start
+    if deadline - time.perf_counter() <= 0:
+        out.wall_limit_hit = True
+        return
+    b = model.phase_b(start, config, config.phase_b_dtime * dtime_scale, deadline - time.perf_counter())
+    out.cpsat_ms += b.ms
+    out.wall_limit_hit |= b.wall_limit_hit
+    accepted = _accept(snap, cands, b, placed_value(snap, cands, start))
+    if accepted is not None:
+        out.devices = accepted
+        out.cost_optimal = b.proven
+        out.fallback_used = False  # CP-SAT's plan (phase B from the hint counts)
+
+
+def solve(
+    snap: Snapshot,
+    cands: Candidates,
+    hints: Sequence[Devices],
+    floor: Devices,
+    upper_bound: float | None,
+    config: SolverConfig,
+    deadline: float,
+    dtime_scale: float = 1.0,
+) -> SolveResult:
+    """Run the solve sequence (see the module doc) on ``snap`` / ``cands``.
+
+    ``hints`` are feasible plans (the multi-start greedy, a previous plan), ``floor``
+    the kube-scheduler greedy's plan, ``upper_bound`` a bound on phase A's objective
+    for this problem (or None), ``deadline`` the ``time.perf_counter()`` of the
+    wall-clock safety net, ``dtime_scale`` the share of the deterministic budgets.
+    """
+    hint = best_hint(snap, cands, [*hints, floor])
+    out = SolveResult(devices=hint, status=SolveStatus.NOT_SOLVED)
+    if cands.n == 0:
+        out.status = SolveStatus.EMPTY
+        out.devices = np.zeros(0, dtype=np.int64)
+    elif not config.use_cpsat:
+        out.status = SolveStatus.GREEDY
+        out.fallback_used = True
+    else:
+        try:
+            _cpsat(snap, cands, hint, upper_bound, config, deadline, dtime_scale, out)
+        except Exception as exc:  # never crash on a model we built: the hint is the plan
+            out.status = SolveStatus.ERROR
+            out.error = f"{type(exc).__name__}: {exc}"
+            out.devices = hint
+            out.fallback_used = True
+    if placed_value(snap, cands, out.devices) < placed_value(snap, cands, floor):
+        out.devices = floor  # never below the kube-scheduler way
+        out.fallback_used = True
+    out.devices, out.trimmed_devices = trim_surplus(snap, cands, out.devices)
+    return out
