@@ -207,3 +207,30 @@ def test_max_cpsat_vars_trims_candidates():
     check_plan(mesh, small)
     assert small.stats.num_candidates < full.stats.num_candidates
     assert small.stats.objective >= small.stats.greedy_objective
+
+
+def test_latency_is_the_worst_user_region_and_the_mean_is_its_own_field():
+    # users in "de" (6 ms away, weight 0.6) and "fr" (the site's region, 0 ms, 0.4)
+    site = factory("fr-1", region="fr", country="FR", links=(Link("de", 6.0),))
+    w = WorkloadDemand(key="a/eu", accelerators=2, max_latency_ms=30.0,
+                       users=(UserRegion("de", 0.6), UserRegion("fr", 0.4), UserRegion("us", 0.0)))
+    none = WorkloadDemand(key="a/none", accelerators=2)
+    mesh = Mesh(factories=(site,), workloads=(w, none))
+    p = placement.plan(mesh, FAST)
+    check_plan(mesh, p)
+    a = p.workloads["a/eu"].assignments[0]
+    assert a.latency_ms == 6.0  # what maxMs is checked against, not the 3.6 ms mean
+    assert abs(a.mean_latency_ms - 3.6) < 1e-12
+    b = p.workloads["a/none"].assignments[0]
+    assert b.latency_ms is None and b.mean_latency_ms is None
+
+
+def test_status_is_a_text_enum_and_warm_is_a_flag():
+    mesh = synthetic_mesh(40, 8, seed=1)
+    cold = placement.plan(mesh, FAST)
+    assert isinstance(cold.stats.status, placement.SolveStatus) and isinstance(cold.stats.status, str)
+    assert f"{cold.stats.status}" == cold.stats.status.value
+    warm = placement.plan(mesh, FAST, previous=cold)
+    assert warm.stats.warm and not cold.stats.warm
+    assert warm.stats.status in set(placement.SolveStatus)
+    assert not warm.stats.status.startswith("INCREMENTAL")

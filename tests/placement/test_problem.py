@@ -28,3 +28,41 @@ def test_bad_values_rejected():
         Mesh(at=dt.datetime(2025, 1, 1))
     with pytest.raises(ValueError, match="unique"):
         Mesh(workloads=(WorkloadDemand(key="a/b", accelerators=1),) * 2)
+
+
+def _engine_default(cls, name):
+    f = cls.__dataclass_fields__[name]
+    return f.default
+
+
+def _crd_default(model, name):
+    value = model.model_fields[name].get_default(call_default_factory=True)
+    return tuple(value) if isinstance(value, list) else value
+
+
+def test_engine_defaults_are_the_crds():
+    """A field the CRD defaults has the same default in the engine (a manifest that
+    leaves it out and a Mesh built without it must plan alike)."""
+    from controller.api.models import factory, fleet, workload
+    from placement import problem
+
+    pairs = [
+        (factory.FactoryPower, problem.FactorySite, ["flexible_mw", "curtailed_mw", "pue", "price_per_mwh",
+                                                     "carbon_grams_per_kwh"]),
+        (factory.AIFactorySpec, problem.FactorySite, ["cordoned", "links"]),
+        (factory.Link, problem.Link, ["bandwidth_gbps"]),
+        (fleet.EdgeFleetSpec, problem.FleetSite, ["price_per_mwh", "carbon_grams_per_kwh", "cordoned", "availability",
+                                                  "links"]),
+        (fleet.AvailabilityWindow, problem.AvailabilityWindow, ["timezone"]),
+        (workload.UserRegion, problem.UserRegion, ["weight"]),
+        (workload.PlacementPolicy, problem.WorkloadDemand, ["allow_fleets", "splittable", "max_sites"]),
+        (workload.MeshWorkloadSpec, problem.WorkloadDemand, ["min_memory_gib", "interruptible", "priority",
+                                                             "accelerator_models"]),
+    ]
+    for model, engine, names in pairs:
+        for name in names:
+            assert _engine_default(engine, name) == _crd_default(model, name), f"{engine.__name__}.{name}"
+    assert problem.FleetSite.__dataclass_fields__["uplink_bandwidth_mbps"].default == _crd_default(
+        fleet.Uplink, "bandwidth_mbps")
+    assert problem.WorkloadDemand(key="a/b", accelerators=1).priority == 100
+    assert problem.FactorySite(name="f", region="r", country="US", firm_mw=1.0).pue == 1.2

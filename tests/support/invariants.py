@@ -6,7 +6,9 @@ re-derived from the input dataclasses without the engine's snapshot arrays.
 
 from __future__ import annotations
 
+import json
 import math
+from dataclasses import asdict, fields
 
 from placement import capacity
 from placement.decisions import PHASE_PLACED, PHASE_UNSCHEDULABLE, TIMING_FIELDS, Plan
@@ -17,6 +19,18 @@ TOL = 1e-6
 # The engine counts tokens in milli-tokens/s: supply per device rounded down, demand
 # rounded up. A device it cannot spare may look spare in real units by this much.
 MILLI = 1e-3
+
+
+def canonical(plan: Plan) -> str:
+    """The plan as text: every decision, every site's usage and every statistic except
+    the timings. Two runs of the same solve must give the same text."""
+    stats = {f.name: getattr(plan.stats, f.name) for f in fields(plan.stats) if f.name not in TIMING_FIELDS}
+    doc = {
+        "workloads": {k: asdict(d) for k, d in sorted(plan.workloads.items())},
+        "sites": {k: asdict(u) for k, u in sorted(plan.sites.items())},
+        "stats": stats,
+    }
+    return json.dumps(doc, sort_keys=True, default=str)
 
 
 def check_plan(mesh: Mesh, plan: Plan) -> None:
