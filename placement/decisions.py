@@ -66,8 +66,10 @@ class WorkloadDecision:
     rejections: dict[str, int] = field(default_factory=dict)
     feasible_sites: int = 0  # sites passing every filter (on the empty mesh)
     # Unplaced only: keys of placed workloads of higher priority on the sites of its
-    # current assignment or on its feasible sites whose capacity ran out (highest
-    # priority first), e.g. to report "preempted by research/frontier-pretrain".
+    # current assignment or on its feasible sites whose capacity ran out, highest
+    # priority first (then by key), at most placement.explain.DISPLACED_BY_LIMIT (10)
+    # of them (the message counts them all); e.g. to report "preempted by
+    # research/frontier-pretrain".
     displaced_by: tuple[str, ...] = ()
 
     @property

@@ -33,6 +33,9 @@ from placement.decisions import KIND_FLEET
 from placement.snapshot import Snapshot
 from placement_ext import FEASIBLE, FILTER_NAMES
 
+# displaced_by keeps the highest-priority holders only: on a big mesh the sites a
+# workload needed can hold thousands of workloads (the message gives the count).
+DISPLACED_BY_LIMIT = 10
 INSUFFICIENT_DEVICES = FILTER_NAMES.index("insufficient devices")
 INSUFFICIENT_POWER = FILTER_NAMES.index("insufficient power")
 
@@ -149,7 +152,12 @@ def _filter_details(wk: _Workload) -> dict[str, str]:
     cols = snap.cols
     site = cols["site"]
     out: dict[str, str] = {}
-    dev = np.flatnonzero(wk.codes == INSUFFICIENT_DEVICES)
+    # a site counts under the furthest filter its best pool reached (as the kernel
+    # counts): only pools of sites counted under a filter explain that filter
+    site_code = np.full(snap.n_sites, -1, dtype=np.int64)
+    np.maximum.at(site_code, site, wk.codes)
+    counted = site_code[site] == wk.codes
+    dev = np.flatnonzero((wk.codes == INSUFFICIENT_DEVICES) & counted)
     if dev.size:
         c = int(dev[np.argmax(cols["cap_devices"][dev])])
         need = wk.need_min[c]
@@ -157,7 +165,7 @@ def _filter_details(wk: _Workload) -> dict[str, str]:
         out["insufficient devices"] = (
             f"needs {need_text}; at most {int(cols['cap_devices'][c]):,} at {snap.site_names[int(site[c])]}"
         )
-    pw = np.flatnonzero(wk.codes == INSUFFICIENT_POWER)
+    pw = np.flatnonzero((wk.codes == INSUFFICIENT_POWER) & counted)
     if pw.size:
         budget = wk.budget(snap.site_total_watts, snap.site_firm_watts)[site[pw]]
         k = int(np.argmax(budget))
@@ -177,96 +185,100 @@ def _filter_details(wk: _Workload) -> dict[str, str]:
 # ---------------------------------------------------------------- cases 2-4: capacity
 
 
-def _site_capacity(
-    wk: _Workload, cols_of_site: NDArray[np.intp], devices: NDArray[np.float64], budget_watts: float
-) -> float:
-    """Most of this workload's demand unit (devices, or milli-tokens/s) one site can
-    give it with ``devices`` per column and ``budget_watts`` left: an upper bound
-    (pools share the site's power; each pool gives at most its devices)."""
-    budget_watts = max(0.0, budget_watts)
-    devices = np.maximum(devices, 0.0)
-    if wk.tokens:
-        by_devices = float((devices * wk.tps[cols_of_site]).sum())
-        with np.errstate(divide="ignore", invalid="ignore"):
-            per_watt = np.where(wk.watts[cols_of_site] > 0, wk.tps[cols_of_site] / wk.watts[cols_of_site], np.inf)
-        best = float(per_watt.max())
-        by_power = math.inf if math.isinf(best) else budget_watts * best
-        return min(by_devices, by_power)
-    by_devices = float(devices.sum())
-    least = float(wk.watts[cols_of_site].min())
-    by_power = math.inf if least <= 0 else math.floor(budget_watts / least)
-    return min(by_devices, by_power)
+@dataclass(frozen=True, slots=True)
+class _Sites:
+    """Per feasible site of one workload (sites in index order): what it could give
+    the workload, in the demand's unit (devices, or milli-tokens/s), and its best pool."""
+
+    site: NDArray[np.int64]
+    capacity: NDArray[np.float64]  # site-wide upper bound (pools share the site's power)
+    room: NDArray[np.float64]  # splittable: the same; whole: demand if a pool fits, else the best pool
+    blocked: NDArray[np.bool_]  # cannot take its share at all (whole: no pool fits; split: not 1 device)
+    best_col: NDArray[np.int64]  # the pool with the most room
 
 
-def _best_of(values: list[float], limit: int) -> float:
-    return float(sum(sorted(values, reverse=True)[:limit]))
+def _sites(wk: _Workload, cols: NDArray[np.intp], devices: NDArray[np.float64], budget: NDArray[np.float64]) -> _Sites:
+    """Capacity of the feasible columns ``cols`` (ascending, so grouped by site) with
+    ``devices`` per column and ``budget`` watts per site left."""
+    snap = wk.snap
+    site = snap.cols["site"][cols].astype(np.int64)
+    starts = np.flatnonzero(np.r_[True, site[1:] != site[:-1]])
+    sites = site[starts]
+    dev = np.maximum(devices[cols], 0.0)
+    left = np.maximum(budget[site], 0.0)
+    tps, watts = wk.tps[cols], wk.watts[cols]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if wk.tokens:
+            per_watt = np.where(watts > 0, tps / watts, np.inf)
+            col_room = np.minimum(dev * tps, np.where(np.isinf(per_watt), np.inf, left * per_watt))
+            best_rate = np.maximum.reduceat(per_watt, starts)
+            by_power = np.where(np.isinf(best_rate), np.inf, np.maximum(budget[sites], 0.0) * best_rate)
+            capacity = np.minimum(np.add.reduceat(dev * tps, starts), by_power)
+            one = np.minimum.reduceat(tps, starts)  # a device of the slowest pool
+        else:
+            col_room = np.minimum(dev, np.where(watts > 0, np.floor(left / watts), np.inf))
+            least = np.minimum.reduceat(watts, starts)
+            by_power = np.where(least > 0, np.floor(np.maximum(budget[sites], 0.0) / least), np.inf)
+            capacity = np.minimum(np.add.reduceat(dev, starts), by_power)
+            one = np.ones(sites.size)
+    order = np.lexsort((-col_room, site))  # per site, the pool with the most room first
+    best_col = cols[order[starts]].astype(np.int64)
+    if wk.limit > 1:
+        room = capacity
+        blocked = capacity < one
+    else:
+        need = wk.need_full[cols]
+        fits = (need <= dev) & (need * watts <= left)
+        fits_site = np.maximum.reduceat(fits.astype(np.int8), starts) > 0
+        room = np.where(fits_site, wk.demand, np.maximum.reduceat(col_room, starts))
+        blocked = ~fits_site
+    return _Sites(sites, capacity, room, blocked, best_col)
 
 
-def _higher_priority(snap: Snapshot, w: int, sites: set[int], usage: Usage) -> list[int]:
-    prio = snap.priority
-    found = {o for s in sites for o in usage.site_workloads[s] if prio[o] > prio[w]}
-    return sorted(found, key=lambda o: (-int(prio[o]), snap.keys[o]))
+def _best_of(values: NDArray[np.float64], limit: int) -> float:
+    return float(np.sort(values)[::-1][:limit].sum())
 
 
-def _capacity_reason(wk: _Workload, n_feasible: int, usage: Usage, current_sites: set[int]) -> Reason:
+def _capacity_reason(wk: _Workload, n_feasible: int, usage: Usage, holders_of: _Holders,
+                     current_sites: set[int]) -> Reason:
     snap = wk.snap
     cols = snap.cols
-    site = cols["site"]
     feasible_cols = np.flatnonzero(wk.codes == FEASIBLE)
-    by_site = {s: feasible_cols[site[feasible_cols] == s] for s in sorted(set(site[feasible_cols].tolist()))}
-    raw_budget = wk.budget(snap.site_total_watts, snap.site_firm_watts)
-    left_budget = wk.budget(snap.site_total_watts - usage.site_watts, snap.site_firm_watts - usage.site_ni_watts)
     cap_left = (cols["cap_devices"] - usage.col_devices).astype(np.float64)
     needs = f"needs {wk.demand_text(wk.demand)}"
     its = f"its {plural(n_feasible, 'feasible site')}"
     have = "has" if n_feasible == 1 else "have"
-    split = wk.limit > 1
     # 2. larger than everything its feasible sites have, even empty (a whole workload
     #    passed the filters on one pool, so it always fits there)
-    if split:
-        raw = [_site_capacity(wk, cs, cols["cap_devices"][cs].astype(np.float64), float(raw_budget[s]))
-               for s, cs in by_site.items()]
-        most = _best_of(raw, wk.limit)
+    if wk.limit > 1:
+        raw = _sites(wk, feasible_cols, cols["cap_devices"].astype(np.float64),
+                     wk.budget(snap.site_total_watts, snap.site_firm_watts))
+        most = _best_of(raw.capacity, wk.limit)
         if most < wk.demand:
-            if wk.limit < len(raw):
+            if wk.limit < raw.site.size:
                 return Reason(f"{needs}; the best {wk.limit} of {its} (maxSites {wk.limit}) "
                               f"have at most {wk.amount_text(most)}")
             return Reason(f"{needs}; {its} {have} at most {wk.amount_text(most)}")
-    # 3. the capacity exists, but the plan gave it to others: room left per site, and
-    #    the sites where it cannot take its share at all (a whole placement / 1 device)
-    rooms: list[float] = []
-    short: list[tuple[float, int, str, str]] = []  # (room, site, resource, figures)
-    for s, cs in by_site.items():
-        budget = float(left_budget[s])
-        room_each = [_site_capacity(wk, cs[k:k + 1], cap_left[cs[k:k + 1]], budget) for k in range(cs.size)]
-        if split:
-            room = _site_capacity(wk, cs, cap_left[cs], budget)
-            blocked = room < (float(wk.tps[cs].min()) if wk.tokens else 1.0)
-            c = int(cs[int(np.argmax(room_each))])
-            need = 1.0
-        else:
-            fits = [c for c in cs.tolist() if wk.need_full[c] <= cap_left[c] and wk.need_full[c] * wk.watts[c] <= budget]
-            room = wk.demand if fits else max(room_each)
-            blocked = not fits
-            c = int(cs[int(np.argmax(room_each))])
-            need = float(wk.need_full[c])
-        rooms.append(room)
-        if not blocked:
-            continue
-        if cap_left[c] < need:
-            resource, figures = "devices", f"{max(0, int(cap_left[c])):,} free, needs {int(need):,}"
-        else:
-            resource = wk.power_words(s)
-            figures = f"{mw(max(0.0, budget))} MW free, needs {mw(need * float(wk.watts[c]))} MW"
-        short.append((room, s, resource, figures))
-    room_total = _best_of(rooms, wk.limit) if split else max(rooms)
+    # 3. the capacity exists, but the plan gave it to others
+    now = _sites(wk, feasible_cols, cap_left,
+                 wk.budget(snap.site_total_watts - usage.site_watts, snap.site_firm_watts - usage.site_ni_watts))
+    room_total = _best_of(now.room, wk.limit) if wk.limit > 1 else float(now.room.max())
     if room_total >= wk.demand:
         # 4. room is left (on paper: pools share power): this solve did not find it
         return Reason(f"{needs}; {its} {have} room for {wk.amount_text(room_total)} now, "
                       "but this solve found no placement that fits it whole")
-    head = f"{its} {have} room for {wk.amount_text(room_total)} now"
-    if not split:
-        head = f"no room left on {its}"
+    left_budget = wk.budget(snap.site_total_watts - usage.site_watts, snap.site_firm_watts - usage.site_ni_watts)
+    short: list[tuple[float, int, str, str]] = []  # (room, site, resource, figures)
+    for k in np.flatnonzero(now.blocked).tolist():
+        s, c = int(now.site[k]), int(now.best_col[k])
+        need = float(wk.need_full[c]) if wk.limit <= 1 else 1.0
+        if cap_left[c] < need:
+            resource, figures = "devices", f"{max(0, int(cap_left[c])):,} free, needs {int(need):,}"
+        else:
+            resource = wk.power_words(s)
+            figures = f"{mw(max(0.0, float(left_budget[s])))} MW free, needs {mw(need * float(wk.watts[c]))} MW"
+        short.append((float(now.room[k]), s, resource, figures))
+    head = f"no room left on {its}" if wk.limit <= 1 else f"{its} {have} room for {wk.amount_text(room_total)} now"
     parts: list[str] = []
     if short:
         short.sort(key=lambda t: (-t[0], snap.site_names[t[1]]))
@@ -282,14 +294,41 @@ def _capacity_reason(wk: _Workload, n_feasible: int, usage: Usage, current_sites
             parts.append(text)
     message = f"{needs}; {head}" + (f": {'; '.join(parts)}" if parts else "")
     exhausted = {s for _, s, _, _ in short}
-    holders = _higher_priority(snap, wk.w, exhausted | current_sites, usage)
+    holders = holders_of.higher(wk.w, exhausted | current_sites)
     if holders:
         message += f"; {plural(len(holders), 'higher-priority workload')} placed there"
     else:
-        others = {o for s in exhausted for o in usage.site_workloads[s] if o != wk.w}
+        others = holders_of.count_others(wk.w, exhausted)
         if others:
-            message += f"; {plural(len(others), 'workload')} of equal or lower priority placed there"
-    return Reason(message, tuple(snap.keys[o] for o in holders))
+            message += f"; {plural(others, 'workload')} of equal or lower priority placed there"
+    return Reason(message, tuple(snap.keys[o] for o in holders[:DISPLACED_BY_LIMIT]))
+
+
+class _Holders:
+    """Who is placed on which site, ranked highest priority first (then by key)."""
+
+    def __init__(self, snap: Snapshot, usage: Usage):
+        self.priority = snap.priority
+        self.on_site = [np.fromiter(sorted(ws), dtype=np.int64, count=len(ws)) for ws in usage.site_workloads]
+        order = sorted(range(len(snap.keys)), key=lambda o: (-int(snap.priority[o]), snap.keys[o]))
+        self.rank = np.empty(len(snap.keys), dtype=np.int64)
+        self.rank[order] = np.arange(len(order))
+
+    def _on(self, sites: set[int]) -> NDArray[np.int64]:
+        if not sites:
+            return np.zeros(0, dtype=np.int64)
+        return np.unique(np.concatenate([self.on_site[s] for s in sorted(sites)]))
+
+    def higher(self, w: int, sites: set[int]) -> list[int]:
+        """Placed workloads of higher priority than ``w`` on ``sites``, highest first."""
+        on = self._on(sites)
+        on = on[self.priority[on] > self.priority[w]]
+        ranked: list[int] = on[np.argsort(self.rank[on])].tolist()
+        return ranked
+
+    def count_others(self, w: int, sites: set[int]) -> int:
+        on = self._on(sites)
+        return int((on != w).sum())
 
 
 def reasons(
@@ -303,6 +342,7 @@ def reasons(
     """A :class:`Reason` per unplaced workload. ``codes[i, c]`` is the filter code of
     ``unplaced[i]`` on column c (``FEASIBLE`` when it passes every filter)."""
     total_sites = int(np.count_nonzero(np.diff(snap.cols["site_ptr"]) > 0))
+    holders = _Holders(snap, usage)
     out: dict[int, Reason] = {}
     for i, w in enumerate(unplaced):
         wd = snap.mesh.workloads[w]
@@ -311,5 +351,5 @@ def reasons(
             out[w] = Reason(no_fit_message(total_sites, rejections[w], wd.max_latency_ms, _filter_details(wk)))
             continue
         current = {snap.site_index[a.site] for a in wd.current if a.site in snap.site_index and a.devices > 0}
-        out[w] = _capacity_reason(wk, feasible_sites[w], usage, current)
+        out[w] = _capacity_reason(wk, feasible_sites[w], usage, holders, current)
     return out

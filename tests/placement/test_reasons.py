@@ -126,3 +126,12 @@ def test_offline_fleet_and_filters_keep_the_kube_scheduler_shape():
     w = WorkloadDemand(key="a/w", tokens_per_second=1000.0, allow_fleets=True)
     noon = Mesh(fleets=(fleet,), workloads=(w,), at=dt.datetime(2025, 1, 1, 12, tzinfo=dt.UTC))
     assert solve(noon).workloads["a/w"].message == "0/1 sites fit: 1 offline now (outside availability windows)"
+
+
+def test_displaced_by_keeps_the_highest_priority_holders():
+    site = factory("s", (AcceleratorPool("h100", 12, 700.0, 2400.0, 80.0),))
+    holders = tuple(WorkloadDemand(key=f"x/h{i:02d}", accelerators=1, priority=100 + i) for i in range(12))
+    lo = WorkloadDemand(key="x/lo", accelerators=1, priority=1)
+    d = solve(Mesh(factories=(site,), workloads=(*holders, lo))).workloads["x/lo"]
+    assert d.message.endswith("; 12 higher-priority workloads placed there")
+    assert d.displaced_by == tuple(f"x/h{i:02d}" for i in range(11, 1, -1))  # 10 of them, highest first
