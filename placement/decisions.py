@@ -13,7 +13,6 @@ from enum import StrEnum
 
 PHASE_PLACED = "Placed"
 PHASE_UNSCHEDULABLE = "Unschedulable"
-PHASE_PENDING = "Pending"
 
 KIND_FACTORY = "AIFactory"
 KIND_FLEET = "EdgeFleet"
