@@ -79,4 +79,4 @@ def test_a_wall_limit_hit_is_reported():
     assert p.stats.wall_limit_hit
     assert p.stats.fallback_used
     check_plan(small, p)
-    assert not placement.plan(small, SolverConfig()).stats.wall_limit_hit
+    assert not placement.plan(small, CONFIG).stats.wall_limit_hit

@@ -1,4 +1,4 @@
-"""Warm re-solve (placement.incremental): unchanged placements stay, changed ones are
+"""Warm re-solve (the warm path of placement.pipeline): unchanged placements stay, changed ones are
 re-solved against residual capacity, and every rule still holds."""
 
 from dataclasses import replace
@@ -12,7 +12,7 @@ from placement import SolverConfig
 from tests.support.invariants import check_plan
 from tests.support.meshes import synthetic_mesh
 
-FAST = SolverConfig(time_limit_s=2.0, num_workers=1)
+FAST = SolverConfig(num_workers=1)
 
 
 def placements(p):
@@ -70,7 +70,7 @@ def test_unchanged_mesh_warm_is_as_good():
        load=st.floats(0.5, 3.0), fraction=st.floats(0.05, 0.5))
 def test_warm_plans_respect_every_rule(seed, workloads, sites, load, fraction):
     mesh = synthetic_mesh(workloads, sites, seed=seed, load=load)
-    cfg = SolverConfig(time_limit_s=1.0, num_workers=1)
+    cfg = SolverConfig(num_workers=1, phase_a_dtime=0.1, phase_b_dtime=0.1)
     cold = placement.plan(mesh, cfg)
     changed = perturb(mesh, fraction=fraction, seed=seed + 1)
     warm = placement.plan(changed, cfg, previous=cold)
