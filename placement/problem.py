@@ -238,7 +238,7 @@ class SolverConfig:
     ``compute_bound``).
     """
 
-    time_limit_s: float = 60.0
+    time_limit_s: float = 300.0
     num_workers: int = 2
     random_seed: int = 0
     top_k: int = 16
