@@ -78,8 +78,8 @@ def table(results: list[dict], mach: str) -> str:
     rows = [
         f"Machine: {mach}.",
         "",
-        "| size | pairs | Cython pairs/s (best / median) | x NumPy | x Python | of bandwidth bound (best / median) | load avg | plan / bound | greedy / bound | solve s | bound s | cold s | warm s | warm speedup | warm / bound |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| size | pairs | Cython pairs/s (best / median) | x NumPy | x Python | of bandwidth bound (best / median) | load avg | plan / bound | greedy / bound | solve s | bound s | cold s | warm s | warm speedup | warm / bound | status | wall limit hit |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         k, s = r["kernel"], r["solver"]
@@ -90,7 +90,7 @@ def table(results: list[dict], mach: str) -> str:
             f'{k["median_fraction_of_bound"]:.0%} | {k["load_average_before"]:.1f} | '
             f'{s["ratio_to_bound"]:.4f} | {s["greedy_ratio_to_bound"]:.4f} | {s["solve_s"]:.1f} | '
             f'{s["bound_s"]:.2f} | {s["cold_s"]:.1f} | {s["warm_s"]:.1f} | {s["warm_speedup"]:.2f} | '
-            f'{s["warm_ratio_to_bound"]:.4f} |'
+            f'{s["warm_ratio_to_bound"]:.4f} | {s["status"]} | {"yes" if s["wall_limit_hit"] else "no"} |'
         )
     return "\n".join(rows)
 
