@@ -15,30 +15,10 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from dataclasses import replace
-
-import numpy as np
 
 import placement
 from placement.problem import SolverConfig
-from tests.support.meshes import synthetic_mesh
-
-
-def perturb(mesh, fraction: float = 0.01, seed: int = 1):
-    """Change ``fraction`` of the workloads (demand x1.25, new priority)."""
-    rng = np.random.default_rng(seed)
-    W = len(mesh.workloads)
-    idx = set(rng.choice(W, size=max(1, int(W * fraction)), replace=False).tolist()) if W else set()
-    out = []
-    for i, w in enumerate(mesh.workloads):
-        if i in idx:
-            if w.accelerators is not None:
-                w = replace(w, accelerators=max(1, int(w.accelerators * 1.25)))
-            else:
-                w = replace(w, tokens_per_second=w.tokens_per_second * 1.25)
-            w = replace(w, priority=int(rng.choice([0, 100, 1000, 10_000])))
-        out.append(w)
-    return replace(mesh, workloads=tuple(out))
+from tests.support.meshes import perturb, synthetic_mesh
 
 
 def run(workloads: int, sites: int, seed: int = 0, time_limit_s: float | None = None) -> dict:

@@ -8,19 +8,16 @@ statistic (timings aside). Only the wall-clock safety net could, and it says so.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import replace
 
 import pytest
 
 import placement
-from bench.solver import perturb
 from placement import SolverConfig
+from tests.support import load
 from tests.support.invariants import canonical, check_plan
-from tests.support.meshes import synthetic_mesh
+from tests.support.meshes import perturb, synthetic_mesh
 
 RUNS = 3
 # The wall-clock safety net is far away: these tests are about the work budgets
@@ -30,17 +27,8 @@ CONFIG = SolverConfig(num_workers=2, random_seed=0, time_limit_s=900.0)
 
 @pytest.fixture
 def busy_machine() -> Iterator[None]:
-    """One busy-looping Python process per core, for the duration of the test."""
-    burners = [
-        subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(os.cpu_count() or 2)
-    ]
-    try:
+    with load.busy_machine():
         yield
-    finally:
-        for p in burners:
-            p.kill()
-        for p in burners:
-            p.wait()
 
 
 @pytest.fixture(scope="module")

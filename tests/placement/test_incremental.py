@@ -7,10 +7,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import placement
-from bench.solver import perturb
 from placement import SolverConfig
 from tests.support.invariants import check_plan
-from tests.support.meshes import synthetic_mesh
+from tests.support.meshes import perturb, synthetic_mesh
 
 FAST = SolverConfig(num_workers=1)
 

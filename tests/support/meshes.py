@@ -225,6 +225,23 @@ def synthetic_mesh(
     return replace(mesh, workloads=tuple(scaled))
 
 
+def perturb(mesh: Mesh, fraction: float = 0.01, seed: int = 1) -> Mesh:
+    """Change ``fraction`` of the workloads (demand x1.25, new priority)."""
+    rng = np.random.default_rng(seed)
+    W = len(mesh.workloads)
+    idx = set(rng.choice(W, size=max(1, int(W * fraction)), replace=False).tolist()) if W else set()
+    out = []
+    for i, w in enumerate(mesh.workloads):
+        if i in idx:
+            if w.accelerators is not None:
+                w = replace(w, accelerators=max(1, int(w.accelerators * 1.25)))
+            else:
+                w = replace(w, tokens_per_second=w.tokens_per_second * 1.25)
+            w = replace(w, priority=int(rng.choice([0, 100, 1000, 10_000])))
+        out.append(w)
+    return replace(mesh, workloads=tuple(out))
+
+
 def _links(links: tuple[Link, ...]) -> list[dict[str, Any]]:
     return [{"to": k.to, "latencyMs": k.latency_ms, "bandwidthGbps": k.bandwidth_gbps} for k in links]
 

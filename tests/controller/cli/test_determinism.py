@@ -4,7 +4,6 @@ documents (the solver is bounded by deterministic work, not by the wall clock)."
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -12,23 +11,17 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import load
+
 REPO = Path(__file__).resolve().parents[3]
 MESHCTL = Path(sys.executable).with_name("meshctl")
 RUNS = 5
 
 
-@pytest.fixture()
+@pytest.fixture
 def busy_machine() -> Iterator[None]:
-    """One busy-looping process per core, killed afterwards."""
-    burners = [
-        subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(os.cpu_count() or 2)
-    ]
-    try:
+    with load.busy_machine():
         yield
-    finally:
-        for burner in burners:
-            burner.kill()
-            burner.wait()
 
 
 def test_five_plans_beside_a_cpu_burner_are_identical(busy_machine: None) -> None:
