@@ -34,7 +34,8 @@ from controller.api.models import (
     WorkloadPhase,
 )
 from controller.api.resources import API_VERSION, AIFactory, EdgeFleet, MeshWorkload, Resource
-from placement.decisions import SiteUsage, WorkloadDecision
+from placement.decisions import Assignment as PlannedAssignment
+from placement.decisions import KIND_FACTORY, SiteUsage, WorkloadDecision
 
 PHASE_PENDING: Final = "Pending"
 PHASE_PLACED: Final = "Placed"
@@ -115,7 +116,7 @@ def preempted_message(
     """Why a placed workload lost its place, then why it fits nowhere else now."""
     sites = list(dict.fromkeys(a.site for a in previous.assignments))
     causes = [reason for site in sites if (reason := _lost_place_reason(site, workload, facts))]
-    displaced_by = list(getattr(decision, "displaced_by", ()) or ())
+    displaced_by = list(decision.displaced_by)
     if displaced_by:
         shown = ", ".join(displaced_by[:3]) + (f" and {len(displaced_by) - 3} more" if len(displaced_by) > 3 else "")
         causes.append(f"its capacity went to higher-priority {shown}")
@@ -124,11 +125,11 @@ def preempted_message(
     return f"{head}. Now: {decision.message}" if decision.message else head
 
 
-def _assignment(a: Any) -> Assignment:
-    mean = getattr(a, "mean_latency_ms", None)
+def _assignment(a: PlannedAssignment) -> Assignment:
+    mean = a.mean_latency_ms
     return Assignment(
         site=a.site,
-        kind=a.kind,
+        kind="AIFactory" if a.kind == KIND_FACTORY else "EdgeFleet",
         accelerator_model=a.accelerator_model,
         devices=a.devices,
         tokens_per_second=round(a.tokens_per_second, _RATE_DIGITS),
