@@ -34,8 +34,8 @@ from controller.api.models import (
     WorkloadPhase,
 )
 from controller.api.resources import API_VERSION, AIFactory, EdgeFleet, MeshWorkload, Resource
-from placement.decisions import Assignment as PlannedAssignment
 from placement.decisions import KIND_FACTORY, SiteUsage, WorkloadDecision
+from placement.decisions import Assignment as PlannedAssignment
 
 PHASE_PENDING: Final = "Pending"
 PHASE_PLACED: Final = "Placed"
