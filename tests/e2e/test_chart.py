@@ -74,7 +74,7 @@ def test_install_aggregates_roles_for_namespace_editors(helm, kubectl: Kubectl, 
     # The aggregation controller folds our rules into the built-in edit role.
     def edit_has_workloads() -> bool:
         rules = kubectl.json("get", "clusterrole", "edit")["rules"]
-        return any("meshplane.io" in r.get("apiGroups", []) and "workloads" in r.get("resources", [])
+        return any("meshplane.io" in r.get("apiGroups", []) and "meshworkloads" in r.get("resources", [])
                    and "create" in r.get("verbs", []) for r in rules)
 
     kubectl("wait", "--for=create", "clusterrole/edit", "--timeout=10s")
