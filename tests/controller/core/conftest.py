@@ -4,27 +4,17 @@ object (as the API server sets it), and helpers to change it as a user would."""
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from controller.cli.files import load_manifests
 from controller.core.parse import Manifests
 from controller.core.reconcile import Snapshot
 from placement.problem import SolverConfig
 
-REPO = Path(__file__).resolve().parents[3]
 PACIFIC = dt.timezone(dt.timedelta(hours=-8))
 NIGHT_IN_CALIFORNIA = dt.datetime(2026, 11, 21, 23, 30, tzinfo=PACIFIC)
 CONFIG = SolverConfig(num_workers=2, random_seed=0)
-
-
-@pytest.fixture(scope="session")
-def examples() -> Manifests:
-    loaded = load_manifests([REPO / "examples"])
-    assert loaded.problems == []
-    return loaded
 
 
 def with_generation(resource: Any, generation: int = 1) -> Any:
