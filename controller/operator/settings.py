@@ -1,0 +1,91 @@
+"""Operator settings, read from ``MESHPLANE_*`` environment variables (the chart sets them).
+
+Called once by :mod:`controller.operator.main`. Every setting has a default that works
+on a laptop against a kind cluster; units are in the names. A bad value stops the
+operator at start with one line naming the variable.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+
+ENV_PREFIX = "MESHPLANE_"
+
+
+class SettingsError(ValueError):
+    """A variable that cannot be read; the message names it."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    # where events of cluster-scoped sites and the Lease live
+    namespace: str = "meshplane-system"
+    # identity in the Lease (pod name + a random suffix so a restarted pod is new)
+    identity: str = ""
+    kubeconfig: str = ""  # empty: in-cluster config, else KUBECONFIG's file
+    # the solve loop: a burst of changes costs one solve
+    debounce_quiet_s: float = 0.2
+    debounce_max_s: float = 2.0
+    cold_solve_every_s: float = 600.0  # a full solve now and then, whatever the warm path says
+    relist_every_s: float = 300.0  # drop objects deleted during a watch gap
+    # the solver
+    solver_time_limit_s: float = 300.0  # wall-clock safety net; the solver's budget is deterministic work
+    solver_workers: int = 2
+    # the Lease
+    lease_name: str = "meshplane-operator"
+    lease_duration_s: float = 15.0
+    lease_renew_deadline_s: float = 10.0
+    lease_retry_period_s: float = 2.0
+    # the API server
+    request_timeout_s: float = 10.0
+    watch_server_timeout_s: float = 300.0
+    watch_client_timeout_s: float = 330.0
+    watch_connect_timeout_s: float = 10.0
+    watch_inactivity_timeout_s: float = 600.0
+    write_concurrency: int = 8
+    # serving
+    health_port: int = 8081
+    log_format: str = "text"  # text or json
+
+    def __post_init__(self) -> None:
+        if self.debounce_quiet_s < 0 or self.debounce_max_s < self.debounce_quiet_s:
+            raise SettingsError(
+                f"{ENV_PREFIX}DEBOUNCE_MAX_S must be >= {ENV_PREFIX}DEBOUNCE_QUIET_S >= 0 "
+                f"(got {self.debounce_max_s} and {self.debounce_quiet_s})"
+            )
+        if not self.lease_retry_period_s < self.lease_renew_deadline_s < self.lease_duration_s:
+            raise SettingsError(
+                f"the Lease timings must satisfy retry period < renew deadline < duration "
+                f"(got {self.lease_retry_period_s} < {self.lease_renew_deadline_s} < {self.lease_duration_s})"
+            )
+        if self.log_format not in ("text", "json"):
+            raise SettingsError(f"{ENV_PREFIX}LOG_FORMAT must be text or json (got {self.log_format!r})")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Settings from ``MESHPLANE_<FIELD>`` variables (``MESHPLANE_DEBOUNCE_QUIET_S=0.5``)."""
+        env = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        for field in fields(cls):
+            name = ENV_PREFIX + field.name.upper()
+            if name not in env:
+                continue
+            text = env[name]
+            try:
+                if field.type in ("float", float):
+                    values[field.name] = float(text)
+                elif field.type in ("int", int):
+                    values[field.name] = int(text)
+                else:
+                    values[field.name] = text
+            except ValueError:
+                raise SettingsError(f"{name} must be a {field.type} (got {text!r})") from None
+        if not values.get("identity"):
+            values["identity"] = f"{env.get('POD_NAME') or socket.gethostname()}-{uuid.uuid4().hex[:8]}"
+        if not values.get("kubeconfig") and env.get("KUBECONFIG"):
+            values["kubeconfig"] = env["KUBECONFIG"]
+        return cls(**values)  # type: ignore[arg-type]

@@ -1,0 +1,144 @@
+"""The operator's view of the mesh: every object of our three kinds, parsed and compact.
+
+Fed by the kopf watch handlers (:mod:`controller.operator.handlers`) and the periodic
+re-list; read by the solve loop, which takes a :class:`~controller.core.reconcile.Snapshot`
+under the lock and then works without it. Thread-safe: kopf's event loop writes, the
+solve loop's thread reads.
+
+``observe`` says whether the change matters to the placement: a new or deleted object,
+or a new ``metadata.generation`` (the spec changed). Status-only updates (our own
+writes coming back) are stored, so the next diff is against what the API server holds,
+but never trigger a solve. Statuses the writer has just written are recorded at once
+(:meth:`record_statuses`), so a solve that runs before the watch delivers them does
+not write them again.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from controller.api.resources import AIFactory, AnyResource, EdgeFleet, MeshWorkload
+from controller.core.changes import ObjectRef
+from controller.core.parse import Manifests, Problem, parse_object
+from controller.core.reconcile import Outcome, Snapshot
+
+log = logging.getLogger("meshplane.operator.state")
+
+# Fields of metadata the core reads; the rest (managedFields, annotations of other
+# tools, ...) is dropped so the index stays compact.
+_KEPT_METADATA = ("name", "namespace", "generation", "uid", "labels")
+
+
+def compact(body: Mapping[str, Any]) -> dict[str, Any]:
+    """The parts of a watched object the core needs."""
+    metadata = body.get("metadata") or {}
+    return {
+        "apiVersion": body.get("apiVersion"),
+        "kind": body.get("kind"),
+        "metadata": {k: metadata[k] for k in _KEPT_METADATA if k in metadata},
+        "spec": body.get("spec"),
+        **({"status": body["status"]} if body.get("status") else {}),
+    }
+
+
+@dataclass
+class _Entry:
+    resource: AnyResource
+    uid: str
+
+
+@dataclass
+class MeshState:
+    """Parsed objects by kind and key, plus the objects the core refused and why."""
+
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _objects: dict[str, dict[str, _Entry]] = field(
+        default_factory=lambda: {"AIFactory": {}, "EdgeFleet": {}, "MeshWorkload": {}}
+    )
+    refused: dict[ObjectRef, list[Problem]] = field(default_factory=dict)
+
+    def observe(self, event_type: str | None, body: Mapping[str, Any]) -> bool:
+        """Apply one watch event; True when the placement may change (solve needed)."""
+        obj = compact(body)
+        kind = str(obj.get("kind"))
+        metadata = obj["metadata"]
+        namespace = metadata.get("namespace")
+        name = str(metadata.get("name", ""))
+        key = f"{namespace}/{name}" if namespace else name
+        ref = ObjectRef(kind, name, namespace)
+        if kind not in self._objects:
+            return False
+        if event_type == "DELETED":
+            with self._lock:
+                gone = self._objects[kind].pop(key, None)
+                refused = self.refused.pop(ref, None)
+            return gone is not None or refused is not None
+        manifests = Manifests()
+        resource = parse_object(obj, f"{kind.lower()}/{key}", 0, manifests)
+        with self._lock:
+            if resource is None:
+                known = self._objects[kind].pop(key, None)
+                self.refused[ref] = manifests.problems
+                log.warning("%s/%s cannot be placed: %s", kind, key, "; ".join(str(p) for p in manifests.problems))
+                return known is not None
+            self.refused.pop(ref, None)
+            before = self._objects[kind].get(key)
+            self._objects[kind][key] = _Entry(resource, str(metadata.get("uid", "")))
+        return before is None or before.resource.metadata.generation != resource.metadata.generation or (
+            before.resource.metadata.labels != resource.metadata.labels
+        )
+
+    def replace_all(self, kind: str, bodies: Iterable[Mapping[str, Any]]) -> bool:
+        """A full re-list of ``kind``: drop what is gone (deleted during a watch gap),
+        apply the rest; True when anything relevant changed."""
+        seen: set[str] = set()
+        changed = False
+        for body in bodies:
+            metadata = body.get("metadata") or {}
+            namespace = metadata.get("namespace")
+            seen.add(f"{namespace}/{metadata.get('name')}" if namespace else str(metadata.get("name")))
+            changed |= self.observe("MODIFIED", {**body, "kind": kind})
+        with self._lock:
+            for key in [k for k in self._objects[kind] if k not in seen]:
+                del self._objects[kind][key]
+                changed = True
+        return changed
+
+    def snapshot(self, at: dt.datetime) -> Snapshot:
+        """The mesh now, sorted by key so the same objects always give the same plan."""
+        with self._lock:
+            factories = [e.resource for _, e in sorted(self._objects["AIFactory"].items())]
+            fleets = [e.resource for _, e in sorted(self._objects["EdgeFleet"].items())]
+            workloads = [e.resource for _, e in sorted(self._objects["MeshWorkload"].items())]
+        return Snapshot(
+            [r for r in factories if isinstance(r, AIFactory)],
+            [r for r in fleets if isinstance(r, EdgeFleet)],
+            [r for r in workloads if isinstance(r, MeshWorkload)],
+            at,
+        )
+
+    def uids(self) -> dict[ObjectRef, str]:
+        with self._lock:
+            return {ObjectRef.of(e.resource): e.uid for by_key in self._objects.values() for e in by_key.values()}
+
+    def record_statuses(self, outcome: Outcome, written: Iterable[ObjectRef]) -> None:
+        """The statuses just written are what the API server now holds."""
+        written = set(written)
+        with self._lock:
+            for kind, statuses in (
+                ("AIFactory", outcome.factories), ("EdgeFleet", outcome.fleets), ("MeshWorkload", outcome.workloads)
+            ):
+                for key, status in statuses.items():
+                    entry = self._objects[kind].get(key)
+                    if entry is None or ObjectRef.of(entry.resource) not in written:
+                        continue
+                    entry.resource = entry.resource.model_copy(update={"status": status})
+
+    def counts(self) -> dict[str, int]:
+        with self._lock:
+            return {kind: len(by_key) for kind, by_key in self._objects.items()}
