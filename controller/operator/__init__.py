@@ -1,0 +1,1 @@
+"""The meshplane operator: kopf watches, one solve loop, a writer, a Lease."""

@@ -1,0 +1,387 @@
+"""The writer: writes what the core says must change, and nothing more.
+
+:func:`controller.core.changes.changes` gives, per object, a JSON merge patch of
+``/status`` (or None) and the Events of its transitions. :class:`StatusWriter` sends
+them to the API server:
+
+- one ``PATCH .../status`` per object and call, ``Content-Type:
+  application/merge-patch+json`` (a ``null`` deletes a field), in a thread pool of
+  ``max_concurrency``; a 404 means the object was deleted meanwhile (counted, skipped);
+  any other error is counted and logged with the object named, never raised, so one bad
+  object does not stop the others;
+- core/v1 Events (what ``kubectl describe`` lists), after the object's status patch
+  succeeded (when it fails, the next reconcile computes the same transition again).
+  The same (involvedObject, type, reason, message) emitted again by this writer
+  updates its Event (``count`` + 1, ``lastTimestamp``) instead of creating another,
+  like client-go's event correlator; the names of the Events created are kept in a
+  bounded LRU;
+- ``may_write()`` (the Lease) is asked before EACH request: once it says no, the rest
+  of the batch is skipped and counted as fenced.
+
+Events of namespaced objects go to the object's namespace. Events of cluster-scoped
+sites go to ``events_namespace``; the API server accepts an Event whose involvedObject
+has no namespace only in ``default`` (core/v1 Event validation), so in any other
+namespace the involvedObject carries that namespace, and ``kubectl describe aifactory
+NAME`` (which looks for ``involvedObject.namespace=""``) lists them only when
+``events_namespace`` is ``default``.
+
+Needs exactly these RBAC verbs: ``patch`` on ``aifactories/status``,
+``edgefleets/status`` and ``meshworkloads/status`` (group meshplane.io), and
+``create`` and ``patch`` on core ``events``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import itertools
+import logging
+import socket
+import threading
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+import kubernetes
+from kubernetes.client.exceptions import ApiException
+
+from controller.api.resources import API_VERSION, GROUP, KINDS, VERSION
+from controller.core.changes import Change, Event, ObjectRef
+
+log = logging.getLogger(__name__)
+
+MERGE_PATCH = "application/merge-patch+json"
+MESSAGE_LIMIT = 1024  # bytes, as the API server counts them (Event note length limit)
+NAME_LIMIT = 253
+EVENT_CACHE_SIZE = 4096
+_ELLIPSIS = "..."
+
+
+@dataclass
+class WriteStats:
+    """Counts of one :meth:`StatusWriter.write` call, for logs, metrics and tests."""
+
+    status_patches: int = 0
+    events_created: int = 0
+    events_updated: int = 0  # a repeat of the same event bumped count/lastTimestamp
+    not_found: int = 0  # 404: the object was deleted meanwhile: skipped, not an error
+    conflicts: int = 0  # 409
+    errors: int = 0
+    fenced: int = 0  # requests skipped because may_write() said no
+    written: set[ObjectRef] = field(default_factory=set)  # objects whose status patch succeeded
+
+    def add(self, other: WriteStats) -> None:
+        for f in fields(self):
+            if f.name == "written":
+                self.written |= other.written
+            else:
+                setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
+
+    @property
+    def requests(self) -> int:
+        """Requests that succeeded."""
+        return self.status_patches + self.events_created + self.events_updated
+
+    def counts(self) -> dict[str, int]:
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "written"}
+
+
+# --------------------------------------------------------------------------- pure helpers
+
+
+def plural_of(kind: str) -> str:
+    """The resource plural of one of our kinds (``MeshWorkload`` -> ``meshworkloads``)."""
+    try:
+        return KINDS[kind].plural
+    except KeyError:
+        raise ValueError(f"not a meshplane kind: {kind!r}") from None
+
+
+def truncate_message(message: str, limit: int = MESSAGE_LIMIT) -> str:
+    """``message`` cut to at most ``limit`` UTF-8 bytes, ending in ``...`` when cut."""
+    if len(message.encode()) <= limit:
+        return message
+    budget = limit - len(_ELLIPSIS)
+    cut = message.encode()[:budget].decode(errors="ignore")  # never half a character
+    return cut + _ELLIPSIS
+
+
+def event_key(event: Event) -> Event:
+    """What makes two events "the same" for deduplication: involvedObject, type, reason
+    and the message as it is sent (truncated)."""
+    return Event(event.involved, event.type, event.reason, truncate_message(event.message))
+
+
+def event_name(object_name: str, key: Event, salt: str = "") -> str:
+    """``<object name>.<16 hex digits>``, a valid name of at most 253 characters.
+
+    The digits hash the key and ``salt``; the writer salts with its instance and a
+    creation counter, so a restarted writer (or one whose cache forgot the key)
+    creates a new Event instead of colliding with an old one, as client-go does.
+    """
+    digest = hashlib.sha256(repr((salt, key)).encode()).hexdigest()[:16]
+    prefix = object_name[: NAME_LIMIT - len(digest) - 1].rstrip(".-")
+    return f"{prefix}.{digest}" if prefix else digest
+
+
+def event_namespace(ref: ObjectRef, events_namespace: str) -> str:
+    """Where the Event of ``ref`` is stored."""
+    return ref.namespace or events_namespace
+
+
+def involved_object(ref: ObjectRef, events_namespace: str, uid: str | None = None) -> dict[str, Any]:
+    """The ``involvedObject`` of an Event about ``ref`` (see the module docstring for
+    the namespace of cluster-scoped sites)."""
+    obj: dict[str, Any] = {"apiVersion": API_VERSION, "kind": ref.kind, "name": ref.name}
+    namespace = ref.namespace or (events_namespace if events_namespace != "default" else None)
+    if namespace:
+        obj["namespace"] = namespace
+    if uid:
+        obj["uid"] = uid
+    return obj
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _describe(ref: ObjectRef) -> str:
+    return f"{ref.kind} {ref.namespace}/{ref.name}" if ref.namespace else f"{ref.kind} {ref.name}"
+
+
+def _merge(into: dict[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
+    """Two merge patches of one object as one (the later one wins key by key)."""
+    for key, value in patch.items():
+        if isinstance(value, Mapping) and isinstance(into.get(key), dict):
+            _merge(into[key], value)
+        else:
+            into[key] = dict(value) if isinstance(value, Mapping) else value
+    return into
+
+
+@dataclass
+class _Recorded:
+    name: str
+    namespace: str
+    count: int
+    first_timestamp: str
+
+
+# --------------------------------------------------------------------------- the writer
+
+
+class StatusWriter:
+    """Writes :class:`~controller.core.changes.Change` s: status merge patches and Events."""
+
+    def __init__(
+        self,
+        api_client: kubernetes.client.ApiClient,
+        events_namespace: str,
+        component: str = "meshplane-operator",
+        max_concurrency: int = 8,
+        request_timeout_s: float = 10.0,
+        may_write: Callable[[], bool] = lambda: True,
+        instance: str | None = None,
+        event_cache_size: int = EVENT_CACHE_SIZE,
+    ) -> None:
+        if max_concurrency < 1:
+            raise ValueError("max_concurrency must be at least 1")
+        self._custom = kubernetes.client.CustomObjectsApi(api_client)
+        self._core = kubernetes.client.CoreV1Api(api_client)
+        self.events_namespace = events_namespace
+        self.component = component
+        self.instance = (instance or socket.gethostname())[:128]
+        self.max_concurrency = max_concurrency
+        self.request_timeout_s = request_timeout_s
+        self._may_write = may_write
+        self._salt = f"{self.instance}/{uuid.uuid4().hex}"
+        self._serial = itertools.count()
+        self._events: OrderedDict[Event, _Recorded] = OrderedDict()
+        self._cache_size = event_cache_size
+        self._lock = threading.Lock()
+
+    # ----------------------------------------------------------------- public
+
+    def write(self, changes: Iterable[Change], uids: Mapping[ObjectRef, str] | None = None) -> WriteStats:
+        """Write every change; never raises for a failed request (see :class:`WriteStats`).
+
+        ``uids`` gives the ``metadata.uid`` of the objects, for the Events'
+        ``involvedObject.uid`` (``kubectl describe`` matches on it when it is known).
+        """
+        merged: dict[ObjectRef, tuple[dict[str, Any] | None, list[Event]]] = {}
+        for change in changes:
+            patch, events = merged.setdefault(change.ref, (None, []))
+            if change.patch is not None:
+                patch = _merge(patch if patch is not None else {}, change.patch)
+            events.extend(change.events)
+            merged[change.ref] = (patch, events)
+        stats = WriteStats()
+        if not merged:
+            return stats
+        fence = threading.Event()  # set once may_write() says no: the rest of this call is skipped
+        uids = uids or {}
+        jobs = [(ref, patch, events, uids.get(ref), fence) for ref, (patch, events) in merged.items()]
+        if self.max_concurrency == 1 or len(jobs) == 1:
+            results = [self._write_one(*job) for job in jobs]
+        else:
+            with ThreadPoolExecutor(self.max_concurrency, thread_name_prefix="meshplane-writer") as pool:
+                results = list(pool.map(lambda job: self._write_one(*job), jobs))
+        for result in results:
+            stats.add(result)
+        if stats.errors or stats.fenced or stats.conflicts:
+            log.warning("status writer: %s", stats.counts())
+        return stats
+
+    # ----------------------------------------------------------------- internals
+
+    def _allowed(self, fence: threading.Event) -> bool:
+        """Asked before each request: may this replica still write?"""
+        if fence.is_set():
+            return False
+        try:
+            allowed = bool(self._may_write())
+        except Exception:  # a broken fence is a closed fence
+            log.exception("status writer: may_write() failed; not writing")
+            allowed = False
+        if not allowed:
+            fence.set()
+        return allowed
+
+    def _write_one(
+        self, ref: ObjectRef, patch: dict[str, Any] | None, events: list[Event], uid: str | None,
+        fence: threading.Event,
+    ) -> WriteStats:
+        stats = WriteStats()
+        if patch is not None:
+            if not self._allowed(fence):
+                stats.fenced += 1 + len(events)
+                return stats
+            if not self._patch_status(ref, patch, stats):
+                return stats  # deleted, refused or fenced: its events wait for a stored status
+            stats.written.add(ref)
+        for index, event in enumerate(events):
+            if not self._allowed(fence):
+                stats.fenced += len(events) - index
+                break
+            self._record(event, uid, fence, stats)
+        return stats
+
+    def _patch_status(self, ref: ObjectRef, patch: dict[str, Any], stats: WriteStats) -> bool:
+        try:
+            plural = plural_of(ref.kind)
+            if ref.namespace:
+                self._custom.patch_namespaced_custom_object_status(
+                    GROUP, VERSION, ref.namespace, plural, ref.name, patch,
+                    _content_type=MERGE_PATCH, _request_timeout=self.request_timeout_s,
+                )
+            else:
+                self._custom.patch_cluster_custom_object_status(
+                    GROUP, VERSION, plural, ref.name, patch,
+                    _content_type=MERGE_PATCH, _request_timeout=self.request_timeout_s,
+                )
+        except ApiException as exc:
+            self._count_failure(exc, f"status of {_describe(ref)}", stats)
+            return False
+        except Exception as exc:
+            stats.errors += 1
+            log.error("status writer: patching the status of %s failed: %s", _describe(ref), exc)
+            return False
+        stats.status_patches += 1
+        return True
+
+    def _count_failure(self, exc: ApiException, what: str, stats: WriteStats) -> None:
+        if exc.status == 404:
+            stats.not_found += 1
+            log.info("status writer: %s: not found (deleted meanwhile); skipped", what)
+        elif exc.status == 409:
+            stats.conflicts += 1
+            log.warning("status writer: %s: conflict: %s", what, exc.reason)
+        else:
+            stats.errors += 1
+            log.error("status writer: %s failed: %s %s %s", what, exc.status, exc.reason, (exc.body or "")[:500])
+
+    def _record(self, event: Event, uid: str | None, fence: threading.Event, stats: WriteStats) -> None:
+        key = event_key(event)
+        with self._lock:
+            recorded = self._events.get(key)
+            if recorded is not None:
+                self._events.move_to_end(key)
+        now = _now()
+        what = f"event {key.reason} of {_describe(event.involved)}"
+        if recorded is not None:
+            body = {"count": recorded.count + 1, "lastTimestamp": now}
+            try:
+                self._core.patch_namespaced_event(
+                    recorded.name, recorded.namespace, body,
+                    _content_type=MERGE_PATCH, _request_timeout=self.request_timeout_s,
+                )
+            except ApiException as exc:
+                if exc.status != 404:
+                    self._count_failure(exc, what, stats)
+                    return
+                # expired (events live an hour) or deleted: record it anew
+                with self._lock:
+                    self._events.pop(key, None)
+            except Exception as exc:
+                stats.errors += 1
+                log.error("status writer: %s failed: %s", what, exc)
+                return
+            else:
+                recorded.count += 1
+                stats.events_updated += 1
+                return
+            if not self._allowed(fence):
+                stats.fenced += 1
+                return
+        self._create(key, uid, now, what, stats)
+
+    def _create(self, key: Event, uid: str | None, now: str, what: str, stats: WriteStats) -> None:
+        ref = key.involved
+        namespace = event_namespace(ref, self.events_namespace)
+        name = event_name(ref.name, key, f"{self._salt}/{next(self._serial)}")
+        body = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"name": name, "namespace": namespace},
+            "involvedObject": involved_object(ref, self.events_namespace, uid),
+            "type": key.type,
+            "reason": key.reason,
+            "message": key.message,
+            "source": {"component": self.component},
+            "reportingComponent": self.component,
+            "reportingInstance": self.instance,
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+        }
+        try:
+            self._core.create_namespaced_event(
+                namespace, kubernetes.client.CoreV1Event.model_validate(body), _request_timeout=self.request_timeout_s
+            )
+        except ApiException as exc:
+            self._count_failure(exc, what, stats)
+            return
+        except Exception as exc:
+            stats.errors += 1
+            log.error("status writer: %s failed: %s", what, exc)
+            return
+        stats.events_created += 1
+        with self._lock:
+            self._events[key] = _Recorded(name, namespace, 1, now)
+            self._events.move_to_end(key)
+            while len(self._events) > self._cache_size:
+                self._events.popitem(last=False)
+
+
+__all__ = [
+    "StatusWriter",
+    "WriteStats",
+    "event_key",
+    "event_name",
+    "involved_object",
+    "plural_of",
+    "truncate_message",
+]
