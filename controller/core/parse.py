@@ -243,6 +243,19 @@ def parse_text(text: str, file: str, manifests: Manifests, seen: Seen) -> None:
             _add_unless_duplicate(resource, file, index, manifests, seen)
 
 
+def parse_objects(objects: Iterable[Any], source: str) -> Manifests:
+    """Decoded objects (e.g. a list from the API server) as one set of manifests; each
+    problem names ``source`` and the object's position."""
+    manifests = Manifests()
+    seen: Seen = {}
+    for index, document in enumerate(objects):
+        resource = parse_object(document, source, index, manifests)
+        if resource is not None:
+            _add_unless_duplicate(resource, source, index, manifests, seen)
+    manifests.problems.sort()
+    return manifests
+
+
 def parse_texts(texts: Iterable[tuple[str, str]]) -> Manifests:
     """Parse ``(file name, YAML text)`` pairs into one set of manifests, problems sorted."""
     manifests = Manifests()

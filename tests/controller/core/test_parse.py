@@ -157,3 +157,18 @@ def test_a_null_field_is_absent_as_on_the_api_server() -> None:
     assert workload.spec.priority == 100 and workload.spec.interruptible is False and workload.spec.latency is None
     assert workload.spec.template == {"metadata": {"labels": None}}
     assert workload.metadata.annotations == {"note": ""}
+
+
+def test_parse_objects_keeps_every_valid_object_and_reports_duplicates() -> None:
+    from controller.core.parse import parse_objects
+
+    factory = {
+        "apiVersion": "meshplane.io/v1alpha1", "kind": "AIFactory", "metadata": {"name": "f"},
+        "spec": {"region": "r", "country": "US", "power": {"firmMW": 1},
+                 "acceleratorPools": [{"model": "h100", "count": 1, "wattsPerDevice": 700,
+                                       "tokensPerSecondPerDevice": 1000, "memoryGiB": 80}]},
+    }
+    manifests = parse_objects([factory, factory, {"kind": "ConfigMap", "apiVersion": "v1"}], "listed")
+    assert [f.metadata.name for f in manifests.factories] == ["f"]
+    assert [p.field for p in manifests.problems] == ["metadata.name"]
+    assert manifests.other_objects == 1
