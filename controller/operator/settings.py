@@ -22,8 +22,12 @@ class SettingsError(ValueError):
 
 @dataclass(frozen=True)
 class Settings:
-    # where events of cluster-scoped sites and the Lease live
+    # where the Lease lives
     namespace: str = "meshplane-system"
+    # Events about cluster-scoped sites: the API server accepts a core/v1 Event whose
+    # involvedObject has no namespace only in "default" (then `kubectl describe
+    # aifactory` shows it)
+    site_events_namespace: str = "default"
     # identity in the Lease (pod name + a random suffix so a restarted pod is new)
     identity: str = ""
     kubeconfig: str = ""  # empty: in-cluster config, else KUBECONFIG's file
