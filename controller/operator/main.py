@@ -1,0 +1,198 @@
+"""``meshplane-operator``: the process the chart runs.
+
+Wires the parts together, each in its own thread so none can stall another:
+- kopf, in its own event loop (kopf cancels every task of its loop when it exits),
+  watching AIFactory, EdgeFleet and MeshWorkload with ``@kopf.on.event`` only, so it
+  writes no annotation and no finalizer on what it merely watches
+  (:func:`build_registry`), feeding :class:`~controller.operator.state.MeshState`;
+- the Lease (:mod:`controller.operator.lease`): both replicas watch, only the holder
+  solves and writes;
+- the solve loop (:mod:`controller.operator.loop`), writing through
+  :mod:`controller.operator.writer`;
+- a periodic re-list that drops objects deleted during a watch gap;
+- ``/healthz`` and ``/readyz`` on ``health_port``.
+Settings come from ``MESHPLANE_*`` variables (:mod:`controller.operator.settings`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, cast
+
+import kopf
+import kubernetes
+
+from controller.api.resources import GROUP, KINDS, VERSION
+from controller.core.changes import Change, ObjectRef
+from controller.operator.lease import LeaderElector, LeaseConfig
+from controller.operator.loop import SolveLoop
+from controller.operator.settings import Settings, SettingsError
+from controller.operator.state import MeshState
+from controller.operator.writer import StatusWriter
+
+log = logging.getLogger("meshplane.operator")
+
+
+def build_registry(state: MeshState, loop: SolveLoop, settings: Settings) -> kopf.OperatorRegistry:
+    """kopf handlers: observe every event of our kinds; configure kopf to write nothing."""
+    registry = kopf.OperatorRegistry()
+    this = settings  # kopf passes its own settings as ``settings`` to the startup handler
+
+    def observe(event: kopf.RawEvent, **_: Any) -> None:
+        if state.observe(event.get("type"), event["object"]):
+            loop.mark_dirty()
+
+    for info in KINDS.values():
+        kopf.on.event(GROUP, VERSION, info.plural, registry=registry, id=f"observe-{info.plural}")(observe)
+
+    @kopf.on.startup(registry=registry)
+    def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+        settings.posting.enabled = False  # kopf's own log lines are not Kubernetes Events
+        settings.scanning.disabled = True
+        settings.watching.server_timeout = int(this.watch_server_timeout_s)
+        settings.watching.client_timeout = int(this.watch_client_timeout_s)
+        settings.watching.connect_timeout = int(this.watch_connect_timeout_s)
+        settings.watching.inactivity_timeout = int(this.watch_inactivity_timeout_s)
+        settings.networking.request_timeout = this.request_timeout_s
+        settings.networking.connect_timeout = this.request_timeout_s
+
+    @kopf.on.login(registry=registry)
+    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+        return kopf.login_via_client(**kwargs)
+
+    return registry
+
+
+def api_client(settings: Settings) -> Any:
+    """A kubernetes client from the kubeconfig in the settings, else in-cluster."""
+    if settings.kubeconfig:
+        return kubernetes.config.new_client_from_config(config_file=settings.kubeconfig)
+    kubernetes.config.load_incluster_config()
+    return kubernetes.client.ApiClient()
+
+
+def relist(state: MeshState, client: Any, loop: SolveLoop, settings: Settings, stop: threading.Event) -> None:
+    """Every ``relist_every_s``: list each kind and drop what the watch missed."""
+    api = kubernetes.client.CustomObjectsApi(client)
+    while not stop.wait(settings.relist_every_s):
+        try:
+            changed = False
+            for info in KINDS.values():
+                listed = cast(dict[str, Any], api.list_cluster_custom_object(
+                    GROUP, VERSION, info.plural, _request_timeout=settings.request_timeout_s
+                ))
+                changed |= state.replace_all(info.kind, listed.get("items", []))
+            if changed:
+                loop.mark_dirty()
+        except Exception:  # the next round retries; the watch keeps the state meanwhile
+            log.exception("re-list failed")
+
+
+class _Health(BaseHTTPRequestHandler):
+    ready: threading.Event
+    alive: list[threading.Thread]
+
+    def do_GET(self) -> None:
+        if self.path == "/healthz":
+            ok = all(t.is_alive() for t in self.alive)
+        elif self.path == "/readyz":
+            ok = self.ready.is_set()
+        else:
+            self.send_error(404)
+            return
+        self.send_response(200 if ok else 503)
+        self.end_headers()
+        self.wfile.write(b"ok\n" if ok else b"not ready\n")
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet
+        return
+
+
+class _JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {"time": self.formatTime(record), "level": record.levelname, "logger": record.name,
+                 "message": record.getMessage()}
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry)
+
+
+def _configure_logging(settings: Settings) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if settings.log_format == "json":
+        handler.setFormatter(_JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
+
+
+def run(settings: Settings, stop: threading.Event) -> None:
+    """Run the operator until ``stop`` is set (also the test entry point)."""
+    client = api_client(settings)
+    state = MeshState()
+    elector = LeaderElector(client, LeaseConfig(
+        namespace=settings.namespace, name=settings.lease_name, identity=settings.identity,
+        lease_duration_s=settings.lease_duration_s, renew_deadline_s=settings.lease_renew_deadline_s,
+        retry_period_s=settings.lease_retry_period_s,
+    ))
+    writer = StatusWriter(
+        client, events_namespace=settings.site_events_namespace, instance=settings.identity,
+        max_concurrency=settings.write_concurrency, request_timeout_s=settings.request_timeout_s,
+        may_write=elector.is_leader,
+    )
+
+    def write(pending: list[Change]) -> set[ObjectRef]:
+        return writer.write(pending, uids=state.uids()).written
+
+    loop = SolveLoop(state, settings, write, is_leader=elector.is_leader)
+    kopf_ready = threading.Event()
+    registry = build_registry(state, loop, settings)
+
+    def kopf_thread() -> None:
+        asyncio.run(kopf.operator(registry=registry, clusterwide=True, standalone=True,
+                                  stop_flag=stop, ready_flag=kopf_ready))
+
+    threads = [
+        threading.Thread(target=kopf_thread, name="kopf", daemon=True),
+        threading.Thread(target=elector.run, args=(stop,), name="lease", daemon=True),
+        threading.Thread(target=loop.run, args=(stop,), name="solve-loop", daemon=True),
+        threading.Thread(target=relist, args=(state, client, loop, settings, stop), name="relist", daemon=True),
+    ]
+    ready = threading.Event()
+    _Health.ready, _Health.alive = ready, threads
+    server = ThreadingHTTPServer(("0.0.0.0", settings.health_port), _Health)
+    threading.Thread(target=server.serve_forever, name="health", daemon=True).start()
+    for thread in threads:
+        thread.start()
+    log.info("meshplane operator %s started (namespace %s)", settings.identity, settings.namespace)
+    while not stop.wait(0.2):
+        if kopf_ready.is_set() and (loop.solves > 0 or not elector.is_leader()):
+            ready.set()
+    server.shutdown()
+    for thread in threads:
+        thread.join(timeout=10)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        print(f"meshplane-operator: {exc}", file=sys.stderr)
+        return 2
+    _configure_logging(settings)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    run(settings, stop)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
