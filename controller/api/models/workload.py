@@ -172,6 +172,13 @@ class MeshWorkloadSpec(ApiModel):
         description="Optional pod template materialised at each assigned site.",
         json_schema_extra={"type": "object", "x-kubernetes-preserve-unknown-fields": True},
     )
+    devices_per_replica: int = Field(
+        default=1,
+        ge=1,
+        le=1024,
+        description="Devices each pod of the template uses: a site assigned N devices runs "
+        "ceil(N / devicesPerReplica) replicas. Used only with template.",
+    )
 
     cross_field_rules = (
         CrossFieldRule(
