@@ -17,11 +17,12 @@ An event is emitted on a transition only, never again while nothing changes.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import datetime as dt
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from controller.api.models import Assignment, MeshWorkloadStatus, SiteStatus
+from controller.api.models import Assignment, Condition, MeshWorkloadStatus, SiteStatus
 from controller.api.resources import AIFactory, EdgeFleet, Resource
 from controller.core.reconcile import Outcome, Snapshot
 from controller.core.statuses import (
@@ -31,6 +32,8 @@ from controller.core.statuses import (
     PHASE_PLACED,
     PHASE_PREEMPTED,
     PHASE_UNSCHEDULABLE,
+    REFUSED_REASON,
+    refused_status,
 )
 
 EventType = Literal["Normal", "Warning"]
@@ -180,6 +183,31 @@ def changes(snapshot: Snapshot, outcome: Outcome) -> Iterator[Change]:
             yield change
 
 
+def refused_change(
+    ref: ObjectRef, generation: int | None, stored_status: Mapping[str, Any] | None, problems: Sequence[str],
+    at: dt.datetime,
+) -> Change | None:
+    """What to write for an object the core refused (see ``statuses.refused_status``):
+    its status, and one Warning event when it first becomes refused; None when the
+    stored status says so already. ``stored_status`` is the raw stored status (it may
+    not parse either)."""
+    stored = stored_status or {}
+    previous = []
+    for raw in stored.get("conditions") or []:
+        try:
+            previous.append(Condition.model_validate(raw))
+        except ValueError:
+            continue
+    computed = refused_status(ref.kind, generation, previous, problems, at)
+    patch = merge_patch(stored, computed.to_api())
+    if not patch:
+        return None
+    was_refused = any(c.reason == REFUSED_REASON for c in previous)
+    message = computed.conditions[0].message
+    events = () if was_refused else (Event(ref, "Warning", REFUSED_REASON, message),)
+    return Change(ref, {"status": patch}, events)
+
+
 def with_statuses(snapshot: Snapshot, outcome: Outcome) -> Snapshot:
     """The snapshot as it is once every computed status is written back (what the
     next watch event delivers): for tests and what-if chains."""
@@ -199,6 +227,7 @@ __all__ = [
     "ObjectRef",
     "changes",
     "merge_patch",
+    "refused_change",
     "site_events",
     "status_patch",
     "with_statuses",

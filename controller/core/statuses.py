@@ -274,6 +274,27 @@ def name_conflict_status(fleet: EdgeFleet, at: dt.datetime) -> SiteStatus:
     )
 
 
+REFUSED_REASON = "InvalidSpec"
+
+
+def refused_status(
+    kind: str, generation: int | None, previous: Sequence[Condition], problems: Sequence[str], at: dt.datetime
+) -> MeshWorkloadStatus | SiteStatus:
+    """The status of an object the API server stored but the core cannot read (an older
+    CRD let it through, or a rule only the models check): it is left out of the plan,
+    and its status says why, field by field, instead of the operator failing."""
+    message = "left out of the plan: " + "; ".join(problems)
+    if kind == "MeshWorkload":
+        return MeshWorkloadStatus(
+            observed_generation=generation, phase=PHASE_UNSCHEDULABLE, message=message,
+            conditions=[condition(previous, CONDITION_PLACED, False, REFUSED_REASON, message, at, generation)],
+        )
+    return SiteStatus(
+        observed_generation=generation,
+        conditions=[condition(previous, CONDITION_READY, False, REFUSED_REASON, message, at, generation)],
+    )
+
+
 def status_object(resource: Resource[Any, Any], status: MeshWorkloadStatus | SiteStatus) -> dict[str, Any]:
     """The object the operator sends to ``/status``: identity and status, API names."""
     metadata = {"name": resource.metadata.name}

@@ -22,8 +22,9 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
-from controller.core.changes import Change, ObjectRef, changes
+from controller.core.changes import Change, ObjectRef, changes, refused_change
 from controller.core.reconcile import Outcome, reconcile
 from controller.core.schedule import next_window_change
 from controller.operator.settings import Settings
@@ -43,6 +44,19 @@ class SolveReport:
     changes: int
     status_patches: int
     events: int
+
+
+def _merged(target: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    """``target`` after the merge patch ``patch`` (RFC 7386), as the server now holds it."""
+    result = dict(target)
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        elif isinstance(value, dict) and isinstance(result.get(key), dict):
+            result[key] = _merged(result[key], value)
+        else:
+            result[key] = value
+    return result
 
 
 class SolveLoop:
@@ -141,8 +155,19 @@ class SolveLoop:
         if previous is None:
             self._last_cold = self._monotonic()
         pending = list(changes(snapshot, outcome))
+        refused = self.state.refused_objects()
+        for ref, entry in refused:
+            problems = [f"{p.field}: {p.message}" for p in entry.problems]
+            change = refused_change(ref, entry.generation, entry.status, problems, at)
+            if change is not None:
+                pending.append(change)
         written = self._write(pending) if self._is_leader() else set()
         self.state.record_statuses(outcome, written)
+        refused_refs = dict(refused)
+        for change in pending:
+            held = refused_refs.get(change.ref)
+            if held is not None and change.ref in written and change.patch:
+                self.state.record_refused_status(change.ref, _merged(held.status or {}, change.patch["status"]))
         self._next_window = next_window_change(snapshot.fleets, at)
         self.outcome = outcome
         self.solves += 1

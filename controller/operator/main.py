@@ -22,7 +22,8 @@ import logging
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, cast
 
@@ -78,10 +79,21 @@ def api_client(settings: Settings) -> Any:
     return kubernetes.client.ApiClient()
 
 
-def relist(state: MeshState, client: Any, loop: SolveLoop, settings: Settings, stop: threading.Event) -> None:
-    """Every ``relist_every_s``: list each kind and drop what the watch missed."""
+def relist(
+    state: MeshState, client: Any, loop: SolveLoop, settings: Settings, stop: threading.Event,
+    is_leader: Callable[[], bool],
+) -> None:
+    """Every ``relist_every_s``, and on taking the Lease: list each kind and drop what
+    the watch missed (an object deleted during a watch gap)."""
     api = kubernetes.client.CustomObjectsApi(client)
-    while not stop.wait(settings.relist_every_s):
+    last = time.monotonic()
+    was_leader = False
+    while not stop.wait(1.0):
+        leader = is_leader()
+        taken_over, was_leader = leader and not was_leader, leader
+        if not taken_over and time.monotonic() - last < settings.relist_every_s:
+            continue
+        last = time.monotonic()
         try:
             changed = False
             for info in KINDS.values():
@@ -151,7 +163,7 @@ def run(settings: Settings, stop: threading.Event) -> None:
     def write(pending: list[Change]) -> set[ObjectRef]:
         return writer.write(pending, uids=state.uids()).written
 
-    loop = SolveLoop(state, settings, write, is_leader=elector.is_leader)
+    loop = SolveLoop(state, settings, write, is_leader=elector.is_leader, now=settings.clock())
     kopf_ready = threading.Event()
     registry = build_registry(state, loop, settings)
 
@@ -163,7 +175,8 @@ def run(settings: Settings, stop: threading.Event) -> None:
         threading.Thread(target=kopf_thread, name="kopf", daemon=True),
         threading.Thread(target=elector.run, args=(stop,), name="lease", daemon=True),
         threading.Thread(target=loop.run, args=(stop,), name="solve-loop", daemon=True),
-        threading.Thread(target=relist, args=(state, client, loop, settings, stop), name="relist", daemon=True),
+        threading.Thread(target=relist, args=(state, client, loop, settings, stop, elector.is_leader), name="relist",
+                         daemon=True),
     ]
     ready = threading.Event()
     _Health.ready, _Health.alive = ready, threads

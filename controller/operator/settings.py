@@ -7,10 +7,12 @@ operator at start with one line naming the variable.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import socket
+import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 
 ENV_PREFIX = "MESHPLANE_"
@@ -51,6 +53,11 @@ class Settings:
     watch_connect_timeout_s: float = 10.0
     watch_inactivity_timeout_s: float = 600.0
     write_concurrency: int = 8
+    # the clock the plan is made for (tests and demos: "what happens at 22:00"):
+    # empty = the real clock; else an ISO 8601 time the clock starts at, running at
+    # clock_rate x real time
+    clock_start: str = ""
+    clock_rate: float = 1.0
     # serving
     health_port: int = 8081
     log_format: str = "text"  # text or json
@@ -66,8 +73,28 @@ class Settings:
                 f"the Lease timings must satisfy retry period < renew deadline < duration "
                 f"(got {self.lease_retry_period_s} < {self.lease_renew_deadline_s} < {self.lease_duration_s})"
             )
+        if self.clock_start:
+            try:
+                start = dt.datetime.fromisoformat(self.clock_start)
+            except ValueError:
+                raise SettingsError(
+                    f"{ENV_PREFIX}CLOCK_START must be an ISO 8601 time (got {self.clock_start!r})"
+                ) from None
+            if start.tzinfo is None:
+                raise SettingsError(f"{ENV_PREFIX}CLOCK_START needs a UTC offset (got {self.clock_start!r})")
+        if self.clock_rate <= 0:
+            raise SettingsError(f"{ENV_PREFIX}CLOCK_RATE must be > 0 (got {self.clock_rate})")
         if self.log_format not in ("text", "json"):
             raise SettingsError(f"{ENV_PREFIX}LOG_FORMAT must be text or json (got {self.log_format!r})")
+
+    def clock(self) -> Callable[[], dt.datetime]:
+        """The wall clock the solve loop plans for (see ``clock_start``)."""
+        if not self.clock_start:
+            return lambda: dt.datetime.now(dt.UTC)
+        start = dt.datetime.fromisoformat(self.clock_start)
+        began = time.monotonic()
+        rate = self.clock_rate
+        return lambda: start + dt.timedelta(seconds=(time.monotonic() - began) * rate)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

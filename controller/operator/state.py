@@ -53,6 +53,16 @@ class _Entry:
 
 
 @dataclass
+class Refused:
+    """An object the core cannot read: why, and what the API server holds of it."""
+
+    problems: list[Problem]
+    generation: int | None
+    uid: str
+    status: dict[str, Any] | None
+
+
+@dataclass
 class MeshState:
     """Parsed objects by kind and key, plus the objects the core refused and why."""
 
@@ -60,7 +70,7 @@ class MeshState:
     _objects: dict[str, dict[str, _Entry]] = field(
         default_factory=lambda: {"AIFactory": {}, "EdgeFleet": {}, "MeshWorkload": {}}
     )
-    refused: dict[ObjectRef, list[Problem]] = field(default_factory=dict)
+    refused: dict[ObjectRef, Refused] = field(default_factory=dict)
 
     def observe(self, event_type: str | None, body: Mapping[str, Any]) -> bool:
         """Apply one watch event; True when the placement may change (solve needed)."""
@@ -83,8 +93,14 @@ class MeshState:
         with self._lock:
             if resource is None:
                 known = self._objects[kind].pop(key, None)
-                self.refused[ref] = manifests.problems
-                log.warning("%s/%s cannot be placed: %s", kind, key, "; ".join(str(p) for p in manifests.problems))
+                before_refused = self.refused.get(ref)
+                generation = metadata.get("generation")
+                self.refused[ref] = Refused(manifests.problems, generation, str(metadata.get("uid", "")),
+                                            body.get("status") or None)
+                if before_refused is None or before_refused.generation != generation:
+                    log.warning("%s/%s cannot be placed: %s", kind, key,
+                                "; ".join(str(p) for p in manifests.problems))
+                    return True  # its status must say why (and it may have held capacity)
                 return known is not None
             self.refused.pop(ref, None)
             before = self._objects[kind].get(key)
@@ -124,7 +140,19 @@ class MeshState:
 
     def uids(self) -> dict[ObjectRef, str]:
         with self._lock:
-            return {ObjectRef.of(e.resource): e.uid for by_key in self._objects.values() for e in by_key.values()}
+            found = {ObjectRef.of(e.resource): e.uid for by_key in self._objects.values() for e in by_key.values()}
+            found.update({ref: r.uid for ref, r in self.refused.items()})
+            return found
+
+    def refused_objects(self) -> list[tuple[ObjectRef, Refused]]:
+        with self._lock:
+            return sorted(self.refused.items(), key=lambda item: item[0])
+
+    def record_refused_status(self, ref: ObjectRef, status: dict[str, Any]) -> None:
+        with self._lock:
+            entry = self.refused.get(ref)
+            if entry is not None:
+                entry.status = status
 
     def record_statuses(self, outcome: Outcome, written: Iterable[ObjectRef]) -> None:
         """The statuses just written are what the API server now holds."""

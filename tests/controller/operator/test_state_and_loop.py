@@ -67,9 +67,39 @@ def test_an_object_the_core_refuses_is_recorded_not_fatal(examples: Manifests) -
     body = _bodies(examples)[0]
     broken = {**body, "spec": {**body["spec"], "pue": 0.5}}  # the schema would refuse it; an old CRD might not
     state.observe(None, broken)
-    [(ref, problems)] = state.refused.items()
+    [(ref, refused)] = state.refused.items()
     assert ref == ObjectRef("AIFactory", body["metadata"]["name"])
-    assert any("pue" in p.field for p in problems)
+    assert any("pue" in p.field for p in refused.problems)
+
+
+def test_a_refused_object_gets_a_status_and_one_event(examples: Manifests) -> None:
+    """Its status says which field is wrong; the warning is emitted once, and once
+    written, the same status is not written again."""
+    state = MeshState()
+    bodies = _bodies(examples)
+    for body in bodies:
+        state.observe(None, body)
+    workload = next(b for b in bodies if b["kind"] == "MeshWorkload")
+    broken = {**workload, "spec": {**workload["spec"], "type": "quantum"},
+              "metadata": {**workload["metadata"], "generation": 2}}
+    assert state.observe("MODIFIED", broken)
+    written: list[list[Change]] = []
+
+    def write(pending: list[Change]) -> set[ObjectRef]:
+        written.append(pending)
+        return {c.ref for c in pending if c.patch is not None}
+
+    loop = SolveLoop(state, Settings(identity="test"), write, now=lambda: NIGHT)
+    loop.solve_once()
+    ref = ObjectRef("MeshWorkload", workload["metadata"]["name"], workload["metadata"]["namespace"])
+    [change] = [c for c in written[0] if c.ref == ref]
+    assert change.patch is not None
+    status = change.patch["status"]
+    assert status["phase"] == "Unschedulable" and status["observedGeneration"] == 2
+    assert status["conditions"][0]["reason"] == "InvalidSpec" and "spec.type" in status["message"]
+    assert [(e.type, e.reason) for e in change.events] == [("Warning", "InvalidSpec")]
+    loop.solve_once()
+    assert [c for c in written[1] if c.ref == ref] == []
 
 
 def test_a_burst_of_changes_costs_one_solve(examples: Manifests) -> None:
