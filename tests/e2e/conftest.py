@@ -51,6 +51,7 @@ from tests.e2e.e2e_support import (
     unique_name,
     yaml_files,
 )
+from tests.e2e.operator_support import fresh_operator, operator_env  # noqa: F401  (fixtures)
 
 # --------------------------------------------------------------------------- marking
 
