@@ -79,6 +79,18 @@ def api_client(settings: Settings) -> Any:
     return kubernetes.client.ApiClient()
 
 
+def list_all(state: MeshState, api: Any, settings: Settings) -> bool:
+    """List every kind into the state (dropping what is gone); True when it changed."""
+    changed = False
+    for info in KINDS.values():
+        listed_at = time.monotonic()
+        listed = cast(dict[str, Any], api.list_cluster_custom_object(
+            GROUP, VERSION, info.plural, _request_timeout=settings.request_timeout_s
+        ))
+        changed |= state.replace_all(info.kind, listed.get("items", []), listed_at)
+    return changed
+
+
 def relist(
     state: MeshState, client: Any, loop: SolveLoop, settings: Settings, stop: threading.Event,
     is_leader: Callable[[], bool],
@@ -95,13 +107,7 @@ def relist(
             continue
         last = time.monotonic()
         try:
-            changed = False
-            for info in KINDS.values():
-                listed = cast(dict[str, Any], api.list_cluster_custom_object(
-                    GROUP, VERSION, info.plural, _request_timeout=settings.request_timeout_s
-                ))
-                changed |= state.replace_all(info.kind, listed.get("items", []))
-            if changed:
+            if list_all(state, api, settings):
                 loop.mark_dirty()
         except Exception:  # the next round retries; the watch keeps the state meanwhile
             log.exception("re-list failed")
@@ -182,8 +188,21 @@ def run(settings: Settings, stop: threading.Event) -> None:
     _Health.ready, _Health.alive = ready, threads
     server = ThreadingHTTPServer(("0.0.0.0", settings.health_port), _Health)
     threading.Thread(target=server.serve_forever, name="health", daemon=True).start()
+    # the watches start at once; the solve loop only once the whole mesh has been listed,
+    # so the first solve never sees half of it (and writes no transient Unschedulable)
+    solve_thread = threads.pop(2)
     for thread in threads:
         thread.start()
+    api = kubernetes.client.CustomObjectsApi(client)
+    while not stop.is_set():
+        try:
+            list_all(state, api, settings)
+            break
+        except Exception:
+            log.exception("listing the mesh failed; retrying")
+            stop.wait(settings.lease_retry_period_s)
+    threads.insert(2, solve_thread)
+    solve_thread.start()
     log.info("meshplane operator %s started (namespace %s)", settings.identity, settings.namespace)
     while not stop.wait(0.2):
         if kopf_ready.is_set() and (loop.solves > 0 or not elector.is_leader()):

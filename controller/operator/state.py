@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -50,6 +51,7 @@ def compact(body: Mapping[str, Any]) -> dict[str, Any]:
 class _Entry:
     resource: AnyResource
     uid: str
+    observed_at: float = 0.0  # time.monotonic() of the last watch event or listing
 
 
 @dataclass
@@ -104,14 +106,16 @@ class MeshState:
                 return known is not None
             self.refused.pop(ref, None)
             before = self._objects[kind].get(key)
-            self._objects[kind][key] = _Entry(resource, str(metadata.get("uid", "")))
+            self._objects[kind][key] = _Entry(resource, str(metadata.get("uid", "")), time.monotonic())
         return before is None or before.resource.metadata.generation != resource.metadata.generation or (
             before.resource.metadata.labels != resource.metadata.labels
         )
 
-    def replace_all(self, kind: str, bodies: Iterable[Mapping[str, Any]]) -> bool:
-        """A full re-list of ``kind``: drop what is gone (deleted during a watch gap),
-        apply the rest; True when anything relevant changed."""
+    def replace_all(self, kind: str, bodies: Iterable[Mapping[str, Any]], listed_at: float | None = None) -> bool:
+        """A full re-list of ``kind`` requested at ``listed_at`` (time.monotonic()): drop
+        what is gone (deleted during a watch gap), unless a watch event newer than the
+        request has seen it since; apply the rest. True when anything relevant changed."""
+        listed_at = time.monotonic() if listed_at is None else listed_at
         seen: set[str] = set()
         changed = False
         for body in bodies:
@@ -120,7 +124,7 @@ class MeshState:
             seen.add(f"{namespace}/{metadata.get('name')}" if namespace else str(metadata.get("name")))
             changed |= self.observe("MODIFIED", {**body, "kind": kind})
         with self._lock:
-            for key in [k for k in self._objects[kind] if k not in seen]:
+            for key in [k for k, e in self._objects[kind].items() if k not in seen and e.observed_at < listed_at]:
                 del self._objects[kind][key]
                 changed = True
         return changed
