@@ -4,6 +4,11 @@ Runs ``bench.kernel`` and ``bench.solver`` at each size (each in this process, o
 after the other), writes ``bench/results.json``, draws ``docs/benchmarks.png`` (time
 and ratio to the plan's bound against size) and rewrites the results table in
 ``docs/benchmarks.md`` between its BEGIN/END markers, stating the machine.
+
+Then runs ``bench.operator`` (one real operator process against the e2e test control
+plane) at ``--operator-workloads`` (1,000), stores its JSON under ``"operator"`` in
+``bench/results.json`` and rewrites the table between the BEGIN/END OPERATOR RESULTS
+markers; ``--skip-operator`` skips it (the previous ``"operator"`` result is kept).
 """
 
 from __future__ import annotations
@@ -95,9 +100,54 @@ def table(results: list[dict], mach: str) -> str:
     return "\n".join(rows)
 
 
+def run_operator(workloads: int) -> dict:
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.operator", "--workloads", str(workloads), "--json"],
+        cwd=ROOT, check=True, stdout=subprocess.PIPE, text=True,  # progress (stderr) stays on the terminal
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def operator_table(r: dict) -> str:
+    def fmt(value, unit="") -> str:
+        return "not reached" if value is None else f"{value}{unit}"
+
+    t = r.get("targets", {})
+
+    def hit(key: str) -> str:
+        return {True: "yes", False: "**no**", None: "**no** (not reached)"}[t.get(key)]
+
+    detail = r.get("noop_writes_detail", {})
+    return "\n".join([
+        f'`python -m bench.operator --workloads {r["workloads"]} --json`: {r["workloads"]} workloads on '
+        f'{r["sites"]} sites, started {r.get("started_utc", "?")}, 1-minute load average '
+        f'{r["load_average_before"]} before, {r["load_average_burst"]} after the burst, '
+        f'{r["load_average_after"]} at the end.',
+        "",
+        "| measure | value | target | met? |",
+        "|---|---|---|---|",
+        f'| first create -> all placed | {fmt(r["seconds_to_all_placed"], " s")} (creating took {r["create_s"]} s; '
+        f'{r["solves_per_burst"]} solves) | <= 10 s at 1,000 | {hit("all_placed_within_10_s")} |',
+        f'| change -> status p50 / p99 | {fmt(r["p50_change_to_status_s"], " s")} / '
+        f'{fmt(r["p99_change_to_status_s"], " s")} ({r["changes"]} priority patches at '
+        f'{r["change_rate_achieved_per_s"]}/s) | p99 <= 5 s at 1,000 | {hit("p99_change_to_status_within_5_s")} |',
+        f'| status patches per changed object | {r["status_patches_per_changed_object"]} '
+        f'({r["changed_objects_with_extra_patches"]} of {r["changed_objects"]} written more often than changed; '
+        f'{r["status_patches_of_unchanged_objects"]} patches of unchanged objects) | <= 1 | '
+        f'{hit("at_most_1_patch_per_changed_object")} |',
+        f'| status patches per created object (burst) | {r["status_patches_per_created_object"]} | 1 | '
+        f'{"yes" if r["max_status_patches_of_a_created_object"] <= 1 else "**no**"} |',
+        f'| no-op writes in {detail.get("operator_solves", 0)} solves of a quiet 5 s | {r["noop_writes"]} | 0 | '
+        f'{hit("zero_noop_writes")} |',
+        f'| operator peak RSS (VmHWM) | {r["rss_mb"]} MB | - | - |',
+    ])
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default=",".join(f"{w}x{s}" for w, s in SIZES))
+    ap.add_argument("--operator-workloads", type=int, default=1000, help="workloads of the operator benchmark")
+    ap.add_argument("--skip-operator", action="store_true", help="skip the operator benchmark (keeps its last result)")
     a = ap.parse_args(argv)
     sizes = [tuple(int(x) for x in p.split("x")) for p in a.sizes.split(",")]
     results = []
@@ -106,14 +156,34 @@ def main(argv=None) -> None:
         results.append({"workloads": w, "sites": s, "kernel": run_json("bench.kernel", w, s),
                         "solver": run_json("bench.solver", w, s)})
     mach = machine()
-    (ROOT / "bench" / "results.json").write_text(json.dumps({"machine": mach, "results": results}, indent=2) + "\n")
+    results_path = ROOT / "bench" / "results.json"
+    operator = None
+    if a.skip_operator:
+        try:
+            operator = json.loads(results_path.read_text()).get("operator")
+        except (OSError, ValueError):
+            operator = None
+    else:
+        print(f"bench operator {a.operator_workloads} workloads ...", file=sys.stderr, flush=True)
+        operator = run_operator(a.operator_workloads)
+    stored = {"machine": mach, "results": results, **({"operator": operator} if operator else {})}
+    results_path.write_text(json.dumps(stored, indent=2) + "\n")
     plot(results, ROOT / "docs" / "benchmarks.png")
     doc = ROOT / "docs" / "benchmarks.md"
     text = doc.read_text() if doc.exists() else "# Benchmarks\n\n<!-- BEGIN RESULTS -->\n<!-- END RESULTS -->\n"
     block = "<!-- BEGIN RESULTS -->\n" + table(results, mach) + "\n\n![time and ratio to bound](benchmarks.png)\n<!-- END RESULTS -->"
     text = re.sub(r"<!-- BEGIN RESULTS -->.*<!-- END RESULTS -->", lambda _: block, text, flags=re.S)
+    if operator and not a.skip_operator:
+        op_block = "<!-- BEGIN OPERATOR RESULTS -->\n" + operator_table(operator) + "\n<!-- END OPERATOR RESULTS -->"
+        if "<!-- BEGIN OPERATOR RESULTS -->" in text:
+            text = re.sub(r"<!-- BEGIN OPERATOR RESULTS -->.*<!-- END OPERATOR RESULTS -->", lambda _: op_block,
+                          text, flags=re.S)
+        else:
+            text = text.rstrip("\n") + "\n\n## Operator\n\n" + op_block + "\n"
     doc.write_text(text)
     print(table(results, mach))
+    if operator and not a.skip_operator:
+        print(operator_table(operator))
 
 
 if __name__ == "__main__":
