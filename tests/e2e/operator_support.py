@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -30,6 +32,7 @@ CLUSTER_RULES = [
     {"apiGroups": [GROUP], "resources": ["aifactories/status", "edgefleets/status", "meshworkloads/status"],
      "verbs": ["patch"]},
     {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
+    {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["create", "patch", "list", "delete"]},
 ]
 LEASE_RULES = [{"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "create", "update"]}]
 EXAMPLE_WORKLOADS = {
@@ -158,3 +161,156 @@ def resource_versions(kubectl: Kubectl) -> dict[str, str]:
 
 def patch_spec(kubectl: Kubectl, ref: str, spec: dict[str, Any]) -> None:
     kubectl("patch", ref, "--type=merge", "-p", json.dumps({"spec": spec}))
+
+
+# --------------------------------------------------------------------------- own sites and workloads, events, logs
+
+# A region no link reaches and a country no example workload allows: a site there, with
+# a pool of a model only it has, is invisible to every example workload (so the example
+# placements never move because of it); only the tests' own workloads can use it.
+ISOLATED_REGION = "e2e-isolated"
+ISOLATED_COUNTRY = "AQ"
+API_VERSION = f"{GROUP}/v1alpha1"
+
+
+def isolated_factory(name: str, model: str, count: int = 1000) -> dict[str, Any]:
+    """An AIFactory with fr-grenoble-1's power figures and one pool of ``model`` (1 kW a
+    device), in :data:`ISOLATED_REGION`."""
+    return {
+        "apiVersion": API_VERSION, "kind": "AIFactory", "metadata": {"name": name},
+        "spec": {
+            "region": ISOLATED_REGION, "country": ISOLATED_COUNTRY,
+            "power": {"firmMW": 40, "flexibleMW": 10, "pue": 1.15, "pricePerMWh": 90, "carbonGramsPerKWh": 45},
+            "acceleratorPools": [{"model": model, "count": count, "wattsPerDevice": 1000,
+                                  "tokensPerSecondPerDevice": 1000, "memoryGiB": 64}],
+        },
+    }
+
+
+def own_workload(namespace: str, name: str, model: str, accelerators: int, priority: int = 100) -> dict[str, Any]:
+    """A training MeshWorkload of ``accelerators`` devices of ``model`` (whole, one site)."""
+    return {
+        "apiVersion": API_VERSION, "kind": "MeshWorkload", "metadata": {"name": name, "namespace": namespace},
+        "spec": {"type": "training", "accelerators": accelerators, "acceleratorModels": [model],
+                 "priority": priority},
+    }
+
+
+def get_object(kubectl: Kubectl, ref: str, namespace: str | None = None) -> dict[str, Any] | None:
+    """The object as the API server holds it, or None when it does not exist."""
+    args = ["get", ref, "--ignore-not-found", "-o", "json"] + (["-n", namespace] if namespace else [])
+    out = kubectl(*args).stdout.strip()
+    return json.loads(out) if out else None
+
+
+def current_status(kubectl: Kubectl, ref: str, namespace: str | None = None) -> dict[str, Any]:
+    """The status of the object, if the operator has written one for its current spec, else {}."""
+    obj = get_object(kubectl, ref, namespace)
+    if obj is None:
+        return {}
+    status = obj.get("status") or {}
+    return status if status.get("observedGeneration") == obj["metadata"].get("generation") else {}
+
+
+def conditions_of(status: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {c["type"]: c for c in status.get("conditions") or []}
+
+
+def events_about(kubectl: Kubectl, namespace: str, name: str, reason: str | None = None) -> list[dict[str, Any]]:
+    """core/v1 Events in ``namespace`` whose involvedObject is named ``name``."""
+    selector = f"involvedObject.name={name}" + (f",reason={reason}" if reason else "")
+    return list(kubectl.json("get", "events", "-n", namespace, "--field-selector", selector)["items"])
+
+
+def event_counts(kubectl: Kubectl, namespace: str, name: str) -> dict[str, int]:
+    """Name -> count of the Events about ``name``: what :func:`new_events` compares with."""
+    return {e["metadata"]["name"]: int(e.get("count") or 1) for e in events_about(kubectl, namespace, name)}
+
+
+def new_events(
+    kubectl: Kubectl, namespace: str, name: str, before: dict[str, int], reason: str | None = None
+) -> list[dict[str, Any]]:
+    """Events about ``name`` created, or repeated (count + 1), since ``before``."""
+    return [
+        e for e in events_about(kubectl, namespace, name, reason)
+        if int(e.get("count") or 1) > before.get(e["metadata"]["name"], 0)
+    ]
+
+
+def delete_quietly(kubectl: Kubectl, ref: str, namespace: str | None = None) -> None:
+    args = ["delete", ref, "--ignore-not-found", "--wait=false"] + (["-n", namespace] if namespace else [])
+    kubectl(*args, check=False)
+
+
+SOLVED = re.compile(
+    r"meshplane\.operator\.loop: solved (?P<workloads>\d+) workloads on (?P<sites>\d+) sites \((?P<mode>warm|cold)\)"
+    r" in \S+ ms: (?P<patches>\d+) status patches, (?P<events>\d+) events; next fleet window (?P<window>\S+)"
+)
+
+
+def solves(log_path: Path) -> list[dict[str, str]]:
+    """The "solved ..." lines (logger meshplane.operator.loop) of an operator's log, parsed."""
+    if not log_path.exists():
+        return []
+    return [m.groupdict() for m in SOLVED.finditer(log_path.read_text(errors="replace"))]
+
+
+def healthy(process: OperatorProcess) -> bool:
+    """/healthz of the process says every thread of it is alive."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{process.port}/healthz", timeout=2) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+class StatusRecorder:
+    """Every version of one object the API server reports from now on (``kubectl get
+    -w -o json`` in a thread), so a test can tell which statuses it went through, not
+    only the last one. ``close()`` when done."""
+
+    def __init__(self, kubectl: Kubectl, ref: str, namespace: str | None = None) -> None:
+        args = [kubectl.binary, "--kubeconfig", kubectl.kubeconfig, "get", ref, "-w", "-o", "json"]
+        args += ["-n", namespace] if namespace else []
+        self._process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        self._lock = threading.Lock()
+        self._versions: list[dict[str, Any]] = []
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        assert self._process.stdout is not None
+        decoder = json.JSONDecoder()
+        buffer = ""
+        for line in self._process.stdout:
+            buffer += line
+            while buffer.strip():
+                try:
+                    obj, end = decoder.raw_decode(buffer.lstrip())
+                except json.JSONDecodeError:
+                    break
+                buffer = buffer.lstrip()[end:]
+                with self._lock:
+                    self._versions.append(obj)
+
+    def versions(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return list(self._versions)
+
+    def statuses(self) -> list[dict[str, Any]]:
+        """The distinct successive statuses seen (the first is the one held when recording began)."""
+        seen: list[dict[str, Any]] = []
+        for obj in self.versions():
+            status = obj.get("status") or {}
+            if not seen or seen[-1] != status:
+                seen.append(status)
+        return seen
+
+    def close(self) -> None:
+        if self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+        self._thread.join(timeout=10)
