@@ -27,6 +27,7 @@ from typing import Any
 from controller.core.changes import Change, ObjectRef, changes, refused_change
 from controller.core.reconcile import Outcome, reconcile
 from controller.core.schedule import next_window_change
+from controller.operator.materialiser import Materialiser
 from controller.operator.settings import Settings
 from controller.operator.state import MeshState
 from placement.problem import SolverConfig
@@ -72,6 +73,7 @@ class SolveLoop:
         is_leader: Callable[[], bool] = lambda: True,
         now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
         monotonic: Callable[[], float] = time.monotonic,
+        materialiser: Materialiser | None = None,
     ) -> None:
         self.state = state
         self.settings = settings
@@ -88,6 +90,7 @@ class SolveLoop:
         self.report: SolveReport | None = None
         self.solves = 0
         self._next_window: dt.datetime | None = None
+        self._materialiser = materialiser
 
     def mark_dirty(self) -> None:
         """A change that may move placements happened (called from any thread)."""
@@ -113,6 +116,8 @@ class SolveLoop:
             if leader and not self._was_leader:
                 log.info("leading: solving the whole mesh")
                 self.outcome = None  # a new leader starts cold
+                if self._materialiser is not None:
+                    self._materialiser.reset()  # and trusts no cache of what it applied before
                 self.mark_dirty()
             self._was_leader = leader
             with self._cond:
@@ -163,6 +168,11 @@ class SolveLoop:
                 pending.append(change)
         written = self._write(pending) if self._is_leader() else set()
         self.state.record_statuses(outcome, written)
+        if self._materialiser is not None and self._is_leader():
+            uids = self.state.uids()
+            self._materialiser.sync(
+                (w, outcome.workloads[w.key], uids.get(ObjectRef.of(w), "")) for w in snapshot.workloads
+            )
         refused_refs = dict(refused)
         for change in pending:
             held = refused_refs.get(change.ref)

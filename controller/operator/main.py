@@ -34,6 +34,7 @@ from controller.api.resources import GROUP, KINDS, VERSION
 from controller.core.changes import Change, ObjectRef
 from controller.operator.lease import LeaderElector, LeaseConfig
 from controller.operator.loop import SolveLoop
+from controller.operator.materialiser import Materialiser
 from controller.operator.settings import Settings, SettingsError
 from controller.operator.state import MeshState
 from controller.operator.writer import StatusWriter
@@ -169,7 +170,12 @@ def run(settings: Settings, stop: threading.Event) -> None:
     def write(pending: list[Change]) -> set[ObjectRef]:
         return writer.write(pending, uids=state.uids()).written
 
-    loop = SolveLoop(state, settings, write, is_leader=elector.is_leader, now=settings.clock())
+    materialiser = (
+        Materialiser(client, may_write=elector.is_leader, request_timeout_s=settings.request_timeout_s)
+        if settings.materialise == "true" else None
+    )
+    loop = SolveLoop(state, settings, write, is_leader=elector.is_leader, now=settings.clock(),
+                     materialiser=materialiser)
     kopf_ready = threading.Event()
     registry = build_registry(state, loop, settings)
 

@@ -53,6 +53,8 @@ class Settings:
     watch_connect_timeout_s: float = 10.0
     watch_inactivity_timeout_s: float = 600.0
     write_concurrency: int = 8
+    # Deployments from spec.template (needs create/patch/list/delete on apps deployments)
+    materialise: str = "true"
     # the clock the plan is made for (tests and demos: "what happens at 22:00"):
     # empty = the real clock; else an ISO 8601 time the clock starts at, running at
     # clock_rate x real time
@@ -84,6 +86,8 @@ class Settings:
                 raise SettingsError(f"{ENV_PREFIX}CLOCK_START needs a UTC offset (got {self.clock_start!r})")
         if self.clock_rate <= 0:
             raise SettingsError(f"{ENV_PREFIX}CLOCK_RATE must be > 0 (got {self.clock_rate})")
+        if self.materialise not in ("true", "false"):
+            raise SettingsError(f"{ENV_PREFIX}MATERIALISE must be true or false (got {self.materialise!r})")
         if self.log_format not in ("text", "json"):
             raise SettingsError(f"{ENV_PREFIX}LOG_FORMAT must be text or json (got {self.log_format!r})")
 

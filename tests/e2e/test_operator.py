@@ -88,3 +88,36 @@ def test_cordon_preempts_and_uncordon_lets_it_back(kubectl: Kubectl, fresh_opera
                           "involvedObject.name=korean-llm-finetune")["items"]
     reasons = {e["reason"] for e in events}
     assert {"Preempted", "Rescheduled"} <= reasons, reasons
+
+
+def test_a_template_becomes_a_deployment_on_its_site(
+    kubectl: Kubectl, fresh_operator: OperatorProcess, scratch_namespace: str
+) -> None:
+    """spec.template: one Deployment per assignment, pinned to the site by nodeSelector,
+    owned by the workload, gone when the workload is."""
+    workload = {
+        "apiVersion": "meshplane.io/v1alpha1", "kind": "MeshWorkload",
+        "metadata": {"name": "vision-pods", "namespace": scratch_namespace},
+        "spec": {
+            "type": "inference", "accelerators": 16, "devicesPerReplica": 8,
+            "sovereignty": {"allowedCountries": ["FR"]},
+            "template": {"spec": {"containers": [{"name": "server", "image": "registry.invalid/vision:1"}]}},
+        },
+    }
+    kubectl.apply_obj(workload)
+    status = wait_for(
+        "the workload to be placed",
+        lambda: (s := kubectl.json("get", "mwl", "vision-pods", "-n", scratch_namespace).get("status", {}))
+        .get("phase") == "Placed" and s,
+    )
+    assert status["sites"] == "fr-grenoble-1"
+    deployment = wait_for(
+        "its Deployment",
+        lambda: kubectl.json("get", "deployments", "-n", scratch_namespace)["items"],
+    )[0]
+    assert deployment["spec"]["replicas"] == 2
+    assert deployment["spec"]["template"]["spec"]["nodeSelector"] == {"meshplane.io/site": "fr-grenoble-1"}
+    [owner] = deployment["metadata"]["ownerReferences"]
+    assert (owner["kind"], owner["name"], owner["controller"]) == ("MeshWorkload", "vision-pods", True)
+    kubectl("delete", "mwl", "vision-pods", "-n", scratch_namespace)
+    wait_for("the Deployment to go", lambda: not kubectl.json("get", "deployments", "-n", scratch_namespace)["items"])
