@@ -1,0 +1,116 @@
+"""Two ``meshplane-operator`` replicas against the real API server, sharing one Lease
+(the helpers' timings: 4 s duration, 3 s renew deadline, 0.5 s retry):
+
+- exactly one holds the Lease; only it solves and writes, the other watches, reports
+  ready and never solves (its log has no "solved" line);
+- statuses follow a spec change;
+- SIGKILLed, the leader's Lease expires and the other replica takes over: a spec
+  change made after the kill is in the statuses within the Lease duration, one solve
+  and a margin.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+from tests.e2e.e2e_support import Kubectl, unique_name
+from tests.e2e.operator_support import (
+    OperatorProcess,
+    current_status,
+    delete_quietly,
+    isolated_factory,
+    own_workload,
+    settled,
+    solves,
+    wait_for,
+)
+
+LEASE = "meshplane-operator"
+LEASE_DURATION_S = 4.0  # MESHPLANE_LEASE_DURATION_S in OperatorProcess
+TAKEOVER_S = 30.0  # the Lease duration, one solve, and a generous margin for a busy machine
+STARTED = re.compile(r"meshplane operator (\S+) started")
+
+
+def _identity(process: OperatorProcess) -> str | None:
+    found = STARTED.search(process.log_path.read_text(errors="replace"))
+    return found.group(1) if found else None
+
+
+def _holder(kubectl: Kubectl, namespace: str) -> str | None:
+    lease = kubectl.json("get", "lease", LEASE, "-n", namespace)
+    return lease["spec"].get("holderIdentity")
+
+
+def _acquired(process: OperatorProcess) -> int:
+    return process.log_path.read_text(errors="replace").count("acquired lease")
+
+
+def test_two_replicas_one_leader_writes_and_the_other_takes_over(
+    kubectl: Kubectl, operator_env: tuple[Path, str, Path], scratch_namespace: str
+) -> None:
+    kubeconfig, namespace, logs = operator_env
+    suffix = unique_name("ha").split("-")[1]
+    model, site, name = f"e2e-npu-{suffix}", f"e2e-ha-{suffix}", "ha-training"
+
+    def devices_placed(devices: int) -> Any:
+        def check() -> dict[str, Any] | None:
+            status = current_status(kubectl, f"meshworkload/{name}", scratch_namespace)
+            placed = status.get("phase") == "Placed" and [a["devices"] for a in status["assignments"]] == [devices]
+            return status if placed else None
+        return check
+
+    def resize(devices: int) -> None:
+        kubectl("patch", f"meshworkload/{name}", "-n", scratch_namespace, "--type=merge",
+                "-p", json.dumps({"spec": {"accelerators": devices}}))
+
+    replicas: list[OperatorProcess] = []
+    try:
+        kubectl.apply_obj(isolated_factory(site, model, count=1000))
+        kubectl.apply_obj(own_workload(scratch_namespace, name, model, 100))
+        replicas = [OperatorProcess(kubeconfig, namespace, logs / f"{unique_name(f'ha-{i}')}.log") for i in "ab"]
+        for replica in replicas:
+            wait_for(f"replica {replica.log_path.name} to be ready", replica.ready, timeout_s=60)
+        wait_for("every example workload to be solved", lambda: settled(kubectl))
+        wait_for("our workload placed", devices_placed(100), timeout_s=30)
+        identities = {_identity(r): r for r in replicas}
+        assert None not in identities and len(identities) == 2, identities
+        holder = _holder(kubectl, namespace)
+        assert holder in identities, f"the Lease is held by {holder}, none of {sorted(identities)}"
+        leader = identities[holder]
+        follower = next(r for r in replicas if r is not leader)
+
+        time.sleep(2 * LEASE_DURATION_S)  # a few renewals: no flapping
+        assert _holder(kubectl, namespace) == holder
+        assert (_acquired(leader), _acquired(follower)) == (1, 0), (leader.tail(), follower.tail())
+        assert solves(leader.log_path), leader.tail()
+        assert solves(follower.log_path) == [], f"the follower solved:\n{follower.tail()}"
+        assert follower.ready() and leader.ready()
+
+        before = len(solves(leader.log_path))
+        resize(200)
+        wait_for("the statuses to follow a spec change", devices_placed(200), timeout_s=30)
+        time.sleep(1)  # the solve's log line follows its writes
+        ran = solves(leader.log_path)[before:]
+        assert ran and sum(int(s["patches"]) for s in ran) >= 1, ran
+        assert solves(follower.log_path) == [], f"the follower solved:\n{follower.tail()}"
+
+        leader.kill()
+        killed = time.monotonic()
+        resize(300)
+        wait_for("the other replica to take over and place the change", devices_placed(300), timeout_s=TAKEOVER_S)
+        took = time.monotonic() - killed
+        assert took < TAKEOVER_S
+        assert _holder(kubectl, namespace) == _identity(follower)
+        assert _acquired(follower) == 1 and solves(follower.log_path), follower.tail()
+        assert follower.process.poll() is None and follower.ready()
+        print(f"takeover: the change made after the SIGKILL was in the status {took:.1f} s later")
+    finally:
+        delete_quietly(kubectl, f"meshworkload/{name}", scratch_namespace)
+        delete_quietly(kubectl, f"aifactory/{site}")
+        time.sleep(2)  # let a live replica see the deletions (debounce, one solve)
+        for replica in replicas:
+            replica.stop()
