@@ -113,7 +113,7 @@ def assign(snap: Snapshot, reasons_in: Arrays, cands: Candidates, devices: Devic
             )
         if dec.assignments:
             dec.phase = PHASE_PLACED
-            dec.message = "placed on " + ", ".join(
+            dec.message = dec.status_message = "placed on " + ", ".join(
                 f"{a.site} ({a.devices:,} x {a.accelerator_model})" for a in dec.assignments
             )
         else:
@@ -123,6 +123,7 @@ def assign(snap: Snapshot, reasons_in: Arrays, cands: Candidates, devices: Devic
     for w, reason in explain.reasons(snap, unplaced, rejections, feasible, _codes(snap, unplaced), usage).items():
         dec = decisions[snap.keys[w]]
         dec.message = reason.message
+        dec.status_message = reason.summary or reason.message
         dec.displaced_by = reason.displaced_by
     return Plan(workloads=decisions, sites=_site_usage(snap, col_used, site_real_w, site_real_ni_w, site_tps,
                                                         {s: len(ws) for s, ws in enumerate(site_workloads)}))

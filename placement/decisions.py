@@ -60,6 +60,9 @@ class WorkloadDecision:
     phase: str  # "Placed" | "Unschedulable"
     assignments: list[Assignment] = field(default_factory=list)
     message: str = ""  # one line, kube-scheduler style, with the numbers that decided it
+    # the same, less what depends on other workloads' placements (their free capacity,
+    # who holds it): what a status may say without changing whenever others move
+    status_message: str = ""
     # sites rejected per filter ("latency", "country not allowed", ...); a site is
     # counted once, under the furthest filter its best pool reached.
     rejections: dict[str, int] = field(default_factory=dict)

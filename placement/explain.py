@@ -52,8 +52,13 @@ class Usage:
 
 @dataclass(frozen=True, slots=True)
 class Reason:
+    """``message`` says everything, including what other workloads hold now;
+    ``summary`` (when set) says only what depends on this workload and the sites, so a
+    status built from it changes only when this workload's own situation does."""
+
     message: str
     displaced_by: tuple[str, ...] = ()
+    summary: str = ""
 
 
 # ---------------------------------------------------------------- formatting
@@ -266,7 +271,8 @@ def _capacity_reason(wk: _Workload, n_feasible: int, usage: Usage, holders_of: _
     if room_total >= wk.demand:
         # 4. room is left (on paper: pools share power): this solve did not find it
         return Reason(f"{needs}; {its} {have} room for {wk.amount_text(room_total)} now, "
-                      "but this solve found no placement that fits it whole")
+                      "but this solve found no placement that fits it whole",
+                      summary=f"{needs}; no placement found that fits it whole on {its}")
     left_budget = wk.budget(snap.site_total_watts - usage.site_watts, snap.site_firm_watts - usage.site_ni_watts)
     short: list[tuple[float, int, str, str]] = []  # (room, site, resource, figures)
     for k in np.flatnonzero(now.blocked).tolist():
@@ -301,7 +307,8 @@ def _capacity_reason(wk: _Workload, n_feasible: int, usage: Usage, holders_of: _
         others = holders_of.count_others(wk.w, exhausted)
         if others:
             message += f"; {plural(others, 'workload')} of equal or lower priority placed there"
-    return Reason(message, tuple(snap.keys[o] for o in holders[:DISPLACED_BY_LIMIT]))
+    summary = f"{needs}; no room left on {its}: other placed workloads hold the capacity it needs"
+    return Reason(message, tuple(snap.keys[o] for o in holders[:DISPLACED_BY_LIMIT]), summary)
 
 
 class _Holders:

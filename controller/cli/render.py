@@ -104,7 +104,8 @@ def workload_table(manifests: Manifests, outcome: Outcome) -> Table:
             workload.key, workload.spec.type, f"[{style}]{status.phase}[/]", status.sites.replace(",", ", ") or "-",
             f"{devices:,}" if devices else "-", _fmt(status.power_mw, 2) if devices else "-",
             _fmt(status.latency_ms), _fmt(status.tokens_per_second / watts if watts else None, 3),
-            "" if status.phase == PHASE_PLACED else status.message,
+            # the table may say what others hold now (the status says only what is stable)
+            "" if status.phase == PHASE_PLACED else outcome.plan.workloads[workload.key].message,
         )
     return table
 

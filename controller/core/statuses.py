@@ -122,7 +122,7 @@ def preempted_message(
         causes.append(f"its capacity went to higher-priority {shown}")
     head = f"preempted from {', '.join(sites) or 'its sites'}"
     head += ": " + "; ".join(causes) if causes else ""
-    return f"{head}. Now: {decision.message}" if decision.message else head
+    return f"{head}. Now: {decision.status_message}" if decision.status_message else head
 
 
 def _assignment(a: PlannedAssignment) -> Assignment:
@@ -143,14 +143,14 @@ def _phase_and_message(
     workload: MeshWorkload, decision: WorkloadDecision, facts: SiteFacts
 ) -> tuple[WorkloadPhase, str]:
     if decision.assignments:
-        return PHASE_PLACED, decision.message
+        return PHASE_PLACED, decision.status_message
     previous = workload.status
     same_spec = previous is not None and previous.observed_generation == workload.metadata.generation
     if previous is not None and same_spec and previous.phase == PHASE_PLACED:
         return PHASE_PREEMPTED, preempted_message(workload, decision, previous, facts)
     if previous is not None and same_spec and previous.phase == PHASE_PREEMPTED:
         return PHASE_PREEMPTED, previous.message  # what happened then stays the story
-    return PHASE_UNSCHEDULABLE, decision.message
+    return PHASE_UNSCHEDULABLE, decision.status_message
 
 
 def workload_status(

@@ -179,3 +179,44 @@ def test_one_edit_rewrites_only_the_statuses_whose_placement_changed(night: Snap
         new = status.to_api()
         if new != before[key]:
             assert _placement(new) != _placement(before[key]), f"{key} was rewritten though its placement held"
+
+
+@st.composite
+def contended_meshes(draw: st.DrawFn) -> Snapshot:
+    """A synthetic mesh where demand exceeds supply (some workloads wait for capacity
+    others hold), as API objects at generation 1."""
+    from controller.core.parse import parse_objects
+    from tests.support.meshes import synthetic_mesh, to_manifests
+
+    seed = draw(st.integers(0, 10_000))
+    mesh = synthetic_mesh(draw(st.integers(20, 60)), draw(st.integers(3, 8)), seed=seed, load=2.0)
+    for obj in (objects := to_manifests(mesh)):
+        obj["metadata"]["generation"] = 1
+    manifests = parse_objects(objects, "synthetic")
+    assert manifests.problems == []
+    return Snapshot(manifests.factories, manifests.fleets, manifests.workloads, mesh.at)
+
+
+@settings(max_examples=15, deadline=None)
+@given(data=st.data())
+def test_on_a_contended_mesh_one_edit_rewrites_only_moved_workloads(data: st.DataObject) -> None:
+    """Workloads that wait for capacity other workloads hold must not be rewritten when
+    those others move: their status says only what depends on them and the sites."""
+    snapshot = data.draw(contended_meshes())
+    settled = with_statuses(snapshot, reconcile(snapshot, CONFIG))
+    assume(settled.workloads)
+    index = data.draw(st.integers(0, len(settled.workloads) - 1))
+    target = settled.workloads[index]
+    edited = edit_spec(target, priority=data.draw(st.sampled_from([0, 50_000, 1_000_000])))
+    after = Snapshot(
+        settled.factories, settled.fleets,
+        [edited if i == index else w for i, w in enumerate(settled.workloads)], settled.at,
+    )
+    outcome = reconcile(after, CONFIG)
+    before = {w.key: w.status.to_api() for w in settled.workloads if w.status is not None}
+    for key, status in outcome.workloads.items():
+        new = status.to_api()
+        if key != target.key and new != before[key]:
+            assert _placement(new) != _placement(before[key]), (
+                f"{key} was rewritten though its placement held:\n{before[key]['message']}\n{new['message']}"
+            )
