@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from controller.api.resources import AnyResource
 from controller.core.changes import Change, ObjectRef, changes, refused_change
 from controller.core.reconcile import Outcome, reconcile
 from controller.core.schedule import next_window_change
@@ -160,6 +161,12 @@ class SolveLoop:
         if previous is None:
             self._last_cold = self._monotonic()
         pending = list(changes(snapshot, outcome))
+        # a spec that changed while this solve ran: its status would carry the old
+        # generation and be rewritten by the next solve (already due): skip it now
+        resources: list[AnyResource] = [*snapshot.factories, *snapshot.fleets, *snapshot.workloads]
+        solved_for = {ObjectRef.of(r): r.metadata.generation for r in resources}
+        current = self.state.generations()
+        pending = [c for c in pending if current.get(c.ref, solved_for.get(c.ref)) == solved_for.get(c.ref)]
         refused = self.state.refused_objects()
         for ref, entry in refused:
             problems = [f"{p.field}: {p.message}" for p in entry.problems]

@@ -150,6 +150,8 @@ def _configure_logging(settings: Settings) -> None:
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
+    # kopf says "handler succeeded" for every watch event: only its warnings matter here
+    logging.getLogger("kopf").setLevel(logging.WARNING)
 
 
 def run(settings: Settings, stop: threading.Event) -> None:

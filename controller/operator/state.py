@@ -142,6 +142,15 @@ class MeshState:
             at,
         )
 
+    def generations(self) -> dict[ObjectRef, int | None]:
+        """The generation the state holds now, per object (newer than a snapshot's when
+        a spec changed while that snapshot was being solved)."""
+        with self._lock:
+            return {
+                ObjectRef.of(e.resource): e.resource.metadata.generation
+                for by_key in self._objects.values() for e in by_key.values()
+            }
+
     def uids(self) -> dict[ObjectRef, str]:
         with self._lock:
             found = {ObjectRef.of(e.resource): e.uid for by_key in self._objects.values() for e in by_key.values()}
