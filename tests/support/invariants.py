@@ -129,3 +129,203 @@ def check_plan(mesh: Mesh, plan: Plan) -> None:
     assert s.objective >= s.greedy_objective
     assert s.placed_workloads == sum(1 for d in plan.workloads.values() if d.phase == PHASE_PLACED)
     assert all(getattr(s, name) >= 0 for name in TIMING_FIELDS)
+
+
+# --------------------------------------------------------------------------- stored statuses
+# Checks of what the operator left in the API server: the MeshWorkload statuses as
+# stored, against the AIFactory / EdgeFleet / MeshWorkload manifests as stored (the
+# API server has applied the CRD defaults), in real units, re-derived here without the
+# engine or the controller's models. Latency targets are not re-derived (that needs the
+# topology graph's shortest paths); everything else a placement must respect is.
+import datetime as _dt  # noqa: E402
+from collections.abc import Iterable, Mapping  # noqa: E402
+from typing import Any  # noqa: E402
+from zoneinfo import ZoneInfo  # noqa: E402
+
+_STATUS_PHASES = ("Placed", "Unschedulable", "Preempted")
+
+
+def _clock_minutes(text: str) -> int:
+    hours, minutes = text.split(":")
+    return int(hours) * 60 + int(minutes)
+
+
+def fleet_online_devices(spec: Mapping[str, Any], at: _dt.datetime) -> int:
+    """devices x optInRatio x onlineRatio at ``at`` (floored): the best window open at
+    that local time, 1.0 without windows, 0 outside every window."""
+    windows = spec.get("availability") or []
+    ratio = 0.0 if windows else 1.0
+    for w in windows:
+        local = at.astimezone(ZoneInfo(w.get("timezone", "UTC")))
+        now, start, end = local.hour * 60 + local.minute, _clock_minutes(w["start"]), _clock_minutes(w["end"])
+        inside = start <= now < end if start < end else (now >= start or now < end)
+        if inside:
+            ratio = max(ratio, float(w["onlineRatio"]))
+    return int(math.floor(spec["devices"] * spec["optInRatio"] * ratio + 1e-6))
+
+
+def _key(obj: Mapping[str, Any]) -> str:
+    meta = obj["metadata"]
+    return f"{meta['namespace']}/{meta['name']}" if meta.get("namespace") else meta["name"]
+
+
+def status_violations(
+    objects: Iterable[Mapping[str, Any]], at: _dt.datetime | None, workloads: Iterable[str] | None = None
+) -> list[str]:
+    """Every rule the stored statuses break, one line each (empty: all hold).
+
+    ``objects`` are AIFactory, EdgeFleet and MeshWorkload objects as the API server
+    returns them (``kubectl get -o json`` items, ``kind`` set). Capacity is checked over
+    the statuses of ALL the workloads given; the per-workload rules (phase, demand,
+    sites, countries, fleets, memory, models) for those of ``workloads`` (keys
+    ``namespace/name``; default all). ``at`` is the time the operator plans for: fleets'
+    online devices are checked at that time; ``None`` skips that one check (fleet draw
+    and cordons are still checked). Rules:
+
+    - a workload solved for its current spec (``observedGeneration == generation``) is
+      Placed with assignments, or Unschedulable/Preempted with a message and none;
+    - placed whole: the device demand exactly, the token demand met (real rates) with
+      no surplus device; on at most ``maxSites`` distinct sites (1 unless splittable);
+      training as a gang on one factory; fleets only with ``allowFleets``; countries
+      allowed and not denied; devices of an accepted model with enough memory; no
+      cordoned site; each site and model at most once;
+    - per factory pool, devices <= count; per factory, facility power (devices x watts
+      x PUE) <= firm + max(0, flexible - curtailed), and non-interruptible power <= firm;
+    - per fleet, devices <= online devices at ``at``, draw (devices x watts) <= maxFleetMW.
+    """
+    factories: dict[str, Mapping[str, Any]] = {}
+    fleets: dict[str, Mapping[str, Any]] = {}
+    all_workloads: dict[str, Mapping[str, Any]] = {}
+    for obj in objects:
+        {"AIFactory": factories, "EdgeFleet": fleets, "MeshWorkload": all_workloads}[obj["kind"]][_key(obj)] = obj
+    chosen = set(all_workloads) if workloads is None else set(workloads)
+    bad: list[str] = []
+    pool_used: dict[tuple[str, str], int] = {}
+    site_w: dict[str, float] = {}
+    site_ni_w: dict[str, float] = {}
+    bad.extend(f"{key}: not found" for key in sorted(chosen - set(all_workloads)))
+    for key in sorted(all_workloads):
+        obj = all_workloads[key]
+        spec, status = obj["spec"], obj.get("status") or {}
+        checked = key in chosen
+        phase, assignments = status.get("phase"), status.get("assignments") or []
+        if checked:
+            if status.get("observedGeneration") != obj["metadata"].get("generation"):
+                bad.append(f"{key}: observedGeneration {status.get('observedGeneration')} "
+                           f"!= generation {obj['metadata'].get('generation')}")
+            if phase not in _STATUS_PHASES:
+                bad.append(f"{key}: phase {phase!r}")
+            elif phase == "Placed" and not assignments:
+                bad.append(f"{key}: Placed without assignments")
+            elif phase != "Placed" and (assignments or not status.get("message")):
+                bad.append(f"{key}: {phase} with {len(assignments)} assignments, message {status.get('message')!r}")
+        if phase != "Placed":
+            continue  # an Unschedulable or Preempted workload holds nothing
+        problems: list[str] = []
+        placement = spec.get("placement") or {}
+        sovereignty = spec.get("sovereignty") or {}
+        allowed, denied = sovereignty.get("allowedCountries") or [], sovereignty.get("deniedCountries") or []
+        models = spec.get("acceleratorModels") or []
+        sites = list(dict.fromkeys(a["site"] for a in assignments))
+        max_sites = placement.get("maxSites", 1) if placement.get("splittable") else 1
+        if len(sites) > max_sites:
+            problems.append(f"{len(sites)} sites > maxSites {max_sites}")
+        if len({(a["site"], a["acceleratorModel"]) for a in assignments}) != len(assignments):
+            problems.append("a site and model twice")
+        if spec["type"] == "training" and len(assignments) != 1:
+            problems.append(f"training split in {len(assignments)} assignments")
+        if status.get("sites") != ",".join(sites):
+            problems.append(f"sites {status.get('sites')!r} != {','.join(sites)!r}")
+        supply, devices, rates = 0.0, 0, []
+        for a in assignments:
+            site, model, n = a["site"], a["acceleratorModel"], int(a["devices"])
+            if n <= 0:
+                problems.append(f"{n} devices at {site}")
+            if site in factories:
+                fspec = factories[site]["spec"]
+                pool = next((p for p in fspec["acceleratorPools"] if p["model"] == model), None)
+                if a.get("kind") != "AIFactory" or pool is None:
+                    problems.append(f"{site}: no {model} pool in an AIFactory (kind {a.get('kind')})")
+                    continue
+                watts = pool["wattsPerDevice"] * fspec["power"]["pue"]
+                rate, memory, country, cordoned = (pool["tokensPerSecondPerDevice"], pool["memoryGiB"],
+                                                   fspec["country"], fspec.get("cordoned", False))
+            elif site in fleets:
+                fspec = fleets[site]["spec"]
+                per = fspec["perDevice"]
+                if a.get("kind") != "EdgeFleet" or per["acceleratorModel"] != model:
+                    problems.append(f"{site}: fleet of {per['acceleratorModel']}, assigned {model} ({a.get('kind')})")
+                    continue
+                if not placement.get("allowFleets"):
+                    problems.append(f"on fleet {site} without allowFleets")
+                if spec["type"] == "training":
+                    problems.append(f"training on fleet {site}")
+                watts = per["watts"]
+                rate, memory, country, cordoned = (per["tokensPerSecond"], per["memoryGiB"], fspec["country"],
+                                                   fspec.get("cordoned", False))
+            else:
+                problems.append(f"on {site}, which does not exist")
+                continue
+            if cordoned:
+                problems.append(f"on cordoned {site}")
+            if models and model not in models:
+                problems.append(f"{model} at {site} not in acceleratorModels {models}")
+            if memory < spec.get("minMemoryGiB", 0.0):
+                problems.append(f"{memory} GiB at {site} < minMemoryGiB {spec.get('minMemoryGiB')}")
+            if allowed and country not in allowed:
+                problems.append(f"{site} in {country}, not in allowedCountries {allowed}")
+            if country in denied:
+                problems.append(f"{site} in denied {country}")
+            if abs(a.get("tokensPerSecond", 0.0) - n * rate) > 1e-3 + 1e-9 * n * rate:
+                problems.append(f"{site}: tokensPerSecond {a.get('tokensPerSecond')} != {n} x {rate}")
+            if abs(a.get("powerMW", 0.0) - n * watts / 1e6) > (n + 100) * 1e-6:
+                problems.append(f"{site}: powerMW {a.get('powerMW')} != {n} x {watts} W")
+            supply += n * rate
+            devices += n
+            rates.append(rate)
+            pool_used[(site, model)] = pool_used.get((site, model), 0) + n
+            site_w[site] = site_w.get(site, 0.0) + n * watts
+            if not spec.get("interruptible", False):
+                site_ni_w[site] = site_ni_w.get(site, 0.0) + n * watts
+        if spec.get("accelerators") is not None:
+            if devices != spec["accelerators"]:
+                problems.append(f"{devices} devices for a demand of {spec['accelerators']}")
+        else:
+            demand = float(spec["tokensPerSecond"])
+            if supply < demand * (1 - 1e-9):
+                problems.append(f"{supply:.3f} tokens/s for a demand of {demand:.3f}")
+            elif rates and supply - min(rates) >= demand + MILLI * devices:
+                problems.append(f"{supply:.3f} tokens/s for a demand of {demand:.3f}: a surplus device")
+        if checked:
+            bad.extend(f"{key}: {p}" for p in problems)
+    for (site, model), n in sorted(pool_used.items()):
+        if site in factories:
+            count = sum(p["count"] for p in factories[site]["spec"]["acceleratorPools"] if p["model"] == model)
+            if n > count:
+                bad.append(f"AIFactory {site}: {n} {model} devices assigned > {count}")
+        elif site in fleets and at is not None:
+            online = fleet_online_devices(fleets[site]["spec"], at)
+            if n > online:
+                bad.append(f"EdgeFleet {site}: {n} devices assigned > {online} online at {at.isoformat()}")
+    for site, used in sorted(site_w.items()):
+        if site in factories:
+            power = factories[site]["spec"]["power"]
+            firm, flexible = power["firmMW"], power.get("flexibleMW", 0.0)
+            usable = firm + max(0.0, flexible - power.get("curtailedMW", 0.0))
+            if used > usable * 1e6 + 1.0:
+                bad.append(f"AIFactory {site}: {used / 1e6:.6f} MW assigned > usable {usable:.6f} MW")
+            if site_ni_w.get(site, 0.0) > firm * 1e6 + 1.0:
+                bad.append(f"AIFactory {site}: {site_ni_w[site] / 1e6:.6f} MW non-interruptible > firm {firm:.6f} MW")
+        elif site in fleets:
+            cap = fleets[site]["spec"]["maxFleetMW"]
+            if used > cap * 1e6 + 1.0:
+                bad.append(f"EdgeFleet {site}: {used / 1e6:.6f} MW drawn > maxFleetMW {cap:.6f}")
+    return bad
+
+
+def check_statuses(
+    objects: Iterable[Mapping[str, Any]], at: _dt.datetime | None, workloads: Iterable[str] | None = None
+) -> None:
+    """Assert :func:`status_violations` finds nothing (and list what it found)."""
+    bad = status_violations(objects, at, workloads)
+    assert not bad, f"{len(bad)} violations:\n" + "\n".join(bad[:50])

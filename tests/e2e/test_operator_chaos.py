@@ -1,0 +1,369 @@
+"""The operator under chaos: a real ``meshplane-operator`` process (RBAC-restricted
+ServiceAccount, the 4 s Lease of operator_support) placing 500 synthetic workloads (on
+30 sites of their own, beside the example mesh) while a background stream creates them
+in batches, then patches random ones (priority, demand, interruptible). The process is
+SIGKILLed 5 times at seeded moments (before it can take the Lease, during its cold
+solve, halfway through its writes, during warm solves) and restarted; the last one
+takes over a half-written mesh with the stream still on. Once the stream stops and the
+operator settles (every workload solved for its current generation, then no write for
+QUIET_S), the statuses stored in the API server must be a valid placement of the
+manifests as stored at the end (re-derived by tests/support/invariants.py, without the
+engine):
+
+- each of our workloads (and the example ones) is Placed with assignments, or
+  Unschedulable/Preempted with a message;
+- no factory pool or fleet over its devices (fleets: online at the operator's time), no
+  factory over its usable power nor its non-interruptible load over firm power, no
+  fleet over maxFleetMW;
+- no workload breaks a placement rule (demand placed whole, maxSites, countries,
+  fleets, training on one factory, models, memory, cordons); latency is not re-derived;
+- every site's status agrees with the workloads' statuses (devices per pool, power,
+  workload count), with its generation and (fleets) with its devices online.
+
+The operator's clock is frozen (``MESHPLANE_CLOCK_START``, a tiny rate) so fleets'
+online devices are known exactly. The stream and the kills are seeded (``SEED``, or
+``MESHPLANE_CHAOS_SEED``; the mesh is seed 7), so a failure replays (up to thread
+timing). Every object created here (namespaces, sites, workloads, the sites' Events) is
+deleted at the end: sites are cluster-scoped and other tests share the cluster.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import os
+import random
+import re
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import kubernetes
+import pytest
+from kubernetes.client.exceptions import ApiException
+
+from controller.api.resources import GROUP, VERSION
+from tests.e2e.e2e_support import Kubectl, unique_name
+from tests.e2e.operator_support import EXAMPLE_WORKLOADS, OperatorProcess, wait_for
+from tests.support.invariants import fleet_online_devices, status_violations
+from tests.support.meshes import synthetic_mesh, to_manifests
+
+pytestmark = pytest.mark.e2e
+
+# MESHPLANE_CHAOS_SEED replays another stream of changes and kills (the mesh stays seed 7).
+SEED = int(os.environ.get("MESHPLANE_CHAOS_SEED", "7"))
+MESH_SEED = 7
+WORKLOADS, SITES = 500, 30
+KILLS = 5
+# Each kill (seeded): one in STANDBY_KILLS before the process can take the Lease (the
+# killed leader's Lease runs 4 s), the others a moment after it took the Lease: during
+# its first (cold) solve, its writes (hundreds of status patches and Events) or the
+# warm solves of the stream that follow.
+STANDBY_KILLS = 0.2
+KILL_STANDBY_S = (0.5, 3.0)
+KILL_LEADING_S = (0.2, 16.0)
+LEADING = "leading: solving the whole mesh"
+LIVE_AFTER_TAKEOVER_S = 4.0
+BATCH = 50
+AT = dt.datetime(2025, 6, 1, 23, 30, tzinfo=dt.UTC)  # fleets' night windows are open then
+CLOCK = {"MESHPLANE_CLOCK_START": AT.isoformat(), "MESHPLANE_CLOCK_RATE": "1e-9"}
+QUIET_S = 4.0  # settled: no write to any meshplane object for this long
+MERGE_PATCH = "application/merge-patch+json"
+PLURALS = {"AIFactory": "aifactories", "EdgeFleet": "edgefleets", "MeshWorkload": "meshworkloads"}
+
+
+def _objects(prefix: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[str]]:
+    """The synthetic mesh's sites and workloads under names of our own (``prefix``),
+    so the example mesh is untouched; and the namespaces the workloads live in."""
+    sites, workloads = [], []
+    rename = {}
+    manifests = to_manifests(synthetic_mesh(WORKLOADS, SITES, seed=MESH_SEED))
+    for obj in manifests:
+        if obj["kind"] != "MeshWorkload":
+            rename[obj["metadata"]["name"]] = f"{prefix}-{obj['metadata']['name']}"
+    for obj in manifests:
+        meta = obj["metadata"]
+        if obj["kind"] == "MeshWorkload":
+            meta["namespace"] = f"{prefix}-{meta['namespace']}"
+            workloads.append(obj)
+        else:
+            meta["name"] = rename[meta["name"]]
+            sites.append(obj)
+    namespaces = sorted({w["metadata"]["namespace"] for w in workloads})
+    return sites, workloads, namespaces
+
+
+class Stream(threading.Thread):
+    """Creates the workloads in batches, then patches random ones until stopped."""
+
+    def __init__(self, client: Any, workloads: list[dict[str, Any]], seed: int) -> None:
+        super().__init__(name="chaos-stream", daemon=True)
+        self.api = kubernetes.client.CustomObjectsApi(client)
+        self.workloads = workloads
+        self.rng = random.Random(seed)
+        self.stop = threading.Event()
+        self.created = threading.Event()
+        self.patches: Counter[str] = Counter()
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            for start in range(0, len(self.workloads), BATCH):
+                for obj in self.workloads[start:start + BATCH]:
+                    self.api.create_namespaced_custom_object(
+                        GROUP, VERSION, obj["metadata"]["namespace"], "meshworkloads", obj
+                    )
+                time.sleep(self.rng.uniform(0.2, 1.0))
+            self.created.set()
+            while not self.stop.is_set():
+                self._patch_one()
+                time.sleep(self.rng.uniform(0.03, 0.15))
+        except BaseException as exc:  # reported by the test
+            self.error = exc
+
+    def _patch_one(self) -> None:
+        obj = self.workloads[self.rng.randrange(len(self.workloads))]
+        spec = obj["spec"]
+        what = self.rng.choice(["priority", "demand", "interruptible"])
+        if what == "priority":
+            patch: dict[str, Any] = {"priority": self.rng.choice([0, 100, 1000, 10_000, 100_000])}
+        elif what == "interruptible":
+            patch = {"interruptible": self.rng.random() < 0.5}
+        elif spec.get("accelerators") is not None:
+            patch = {"accelerators": max(1, round(spec["accelerators"] * self.rng.uniform(0.5, 1.5)))}
+        else:
+            patch = {"tokensPerSecond": spec["tokensPerSecond"] * self.rng.uniform(0.5, 1.5)}
+        meta = obj["metadata"]
+        self.api.patch_namespaced_custom_object(
+            GROUP, VERSION, meta["namespace"], "meshworkloads", meta["name"], {"spec": patch},
+            _content_type=MERGE_PATCH,
+        )
+        self.patches[what] += 1
+
+
+def _list(api: Any, kind: str) -> list[dict[str, Any]]:
+    items = api.list_cluster_custom_object(GROUP, VERSION, PLURALS[kind])["items"]
+    for item in items:
+        item.setdefault("kind", kind)
+    return list(items)
+
+
+def _key(obj: dict[str, Any]) -> str:
+    meta = obj["metadata"]
+    return f"{meta['namespace']}/{meta['name']}" if meta.get("namespace") else meta["name"]
+
+
+def _settled(api: Any, watched: set[str]) -> dict[str, dict[str, Any]] | None:
+    """Every watched workload solved for its current generation, else None."""
+    found = {_key(w): w for w in _list(api, "MeshWorkload") if _key(w) in watched}
+    if len(found) != len(watched):
+        return None
+    for w in found.values():
+        status = w.get("status") or {}
+        if status.get("observedGeneration") != w["metadata"]["generation"]:
+            return None
+        if status.get("phase") not in ("Placed", "Unschedulable", "Preempted"):
+            return None
+    return found
+
+
+def _all_objects(api: Any) -> list[dict[str, Any]]:
+    return [obj for kind in PLURALS for obj in _list(api, kind)]
+
+
+def _versions(objects: list[dict[str, Any]]) -> dict[str, str]:
+    return {f"{o['kind']}/{_key(o)}": o["metadata"]["resourceVersion"] for o in objects}
+
+
+def _quiet(api: Any) -> list[dict[str, Any]]:
+    """All meshplane objects, once none has been written for QUIET_S."""
+    before = _all_objects(api)
+    while True:
+        time.sleep(QUIET_S)
+        after = _all_objects(api)
+        if _versions(after) == _versions(before):
+            return after
+        before = after
+
+
+def _site_disagreements(objects: list[dict[str, Any]]) -> list[str]:
+    """Sites whose stored status disagrees with the stored statuses of the workloads
+    placed there (devices per pool, power, workload count), with their own generation,
+    or (fleets) with the devices online at the operator's time."""
+    used: Counter[tuple[str, str]] = Counter()
+    power: Counter[str] = Counter()
+    count: Counter[str] = Counter()
+    for w in objects:
+        status = w.get("status") or {}
+        if w["kind"] == "MeshWorkload" and status.get("phase") == "Placed":
+            for a in status.get("assignments") or []:
+                used[(a["site"], a["acceleratorModel"])] += a["devices"]
+                power[a["site"]] += a.get("powerMW", 0.0)
+            for site in {a["site"] for a in status.get("assignments") or []}:
+                count[site] += 1
+    bad = []
+    for site in objects:
+        if site["kind"] == "MeshWorkload":
+            continue
+        name, status = site["metadata"]["name"], site.get("status") or {}
+        where = f"{site['kind']} {name}"
+        if status.get("observedGeneration") != site["metadata"]["generation"]:
+            bad.append(f"{where}: observedGeneration {status.get('observedGeneration')} "
+                       f"!= generation {site['metadata']['generation']}")
+        for pool in status.get("pools") or []:
+            if pool.get("devicesAllocated", 0) != used[(name, pool["model"])]:
+                bad.append(f"{where}: status says {pool.get('devicesAllocated', 0)} {pool['model']} allocated, "
+                           f"the workloads' statuses {used[(name, pool['model'])]}")
+        allocated = (status.get("power") or {}).get("allocatedMW", 0.0)
+        if abs(allocated - power[name]) > 1e-4 * (count[name] + 1):
+            bad.append(f"{where}: status says {allocated} MW allocated, the workloads' statuses {power[name]:.4f}")
+        if status.get("workloadCount", 0) != count[name]:
+            bad.append(f"{where}: status says {status.get('workloadCount', 0)} workloads, "
+                       f"the workloads' statuses {count[name]}")
+        if site["kind"] == "EdgeFleet" and not site["spec"].get("cordoned"):
+            online = fleet_online_devices(site["spec"], AT)
+            if status.get("onlineDevices") != online:
+                bad.append(f"{where}: status says {status.get('onlineDevices')} devices online, "
+                           f"{online} at {AT.isoformat()}")
+    return bad
+
+
+def _wait_alive(process: OperatorProcess, stream: Stream, seconds: float = 0.0, leading: bool = False) -> None:
+    """Wait until ``process`` took the Lease (``leading``), then ``seconds`` more,
+    checking that neither the process nor the stream failed meanwhile."""
+    deadline = time.monotonic() + 60
+    while leading and LEADING not in process.log_path.read_text(errors="replace"):
+        assert time.monotonic() < deadline, f"the operator did not take the Lease:\n{process.tail()}"
+        _check_alive(process, stream)
+        time.sleep(0.1)
+    until = time.monotonic() + seconds
+    while time.monotonic() < until:
+        _check_alive(process, stream)
+        time.sleep(0.1)
+
+
+def _check_alive(process: OperatorProcess, stream: Stream) -> None:
+    assert process.process.poll() is None, f"the operator exited by itself:\n{process.tail()}"
+    assert stream.error is None, f"the stream of changes failed: {stream.error!r}"
+
+
+def _log_summary(process: OperatorProcess, core: Any) -> str:
+    """What a process did: took the Lease, solves completed, Events it recorded (its
+    writes: an Event follows its object's status patch), errors logged."""
+    text = process.log_path.read_text(errors="replace")
+    found = re.search(r"leader election for lease \S+ as (\S+) ", text)
+    identity = found.group(1) if found else "?"
+    events = sum(1 for e in core.list_event_for_all_namespaces().items if e.reporting_instance == identity)
+    return (f"leading={LEADING in text} solves={text.count(' solved ')} events={events} "
+            f"errors={text.count(' ERROR ')}")
+
+
+def _cleanup(client: Any, sites: list[dict[str, Any]], namespaces: list[str], prefix: str) -> None:
+    custom = kubernetes.client.CustomObjectsApi(client)
+    core = kubernetes.client.CoreV1Api(client)
+    for namespace in namespaces:
+        with contextlib.suppress(ApiException):
+            custom.delete_collection_namespaced_custom_object(GROUP, VERSION, namespace, "meshworkloads")
+        with contextlib.suppress(ApiException):
+            core.delete_namespace(namespace)
+    for site in sites:
+        with contextlib.suppress(ApiException):
+            custom.delete_cluster_custom_object(GROUP, VERSION, PLURALS[site["kind"]], site["metadata"]["name"])
+    with contextlib.suppress(ApiException):  # Events of cluster-scoped sites live in "default"
+        for event in core.list_namespaced_event("default").items:
+            if (event.involved_object.name or "").startswith(f"{prefix}-"):
+                with contextlib.suppress(ApiException):
+                    core.delete_namespaced_event(event.metadata.name, "default")
+    left = [_key(o) for kind in PLURALS for o in _list(custom, kind) if _key(o).startswith(f"{prefix}-")]
+    print(f"chaos: {len(left)} objects left behind {left[:5]}" if left else "chaos: every object deleted", flush=True)
+
+
+def test_operator_survives_kills_under_a_stream_of_changes(
+    kubectl: Kubectl, operator_env: tuple[Path, str, Path]
+) -> None:
+    kubeconfig, lease_namespace, logs = operator_env
+    prefix = unique_name("chaos")
+    sites, workloads, namespaces = _objects(prefix)
+    mine = {_key(w) for w in workloads}
+    client = kubernetes.config.new_client_from_config(config_file=kubectl.kubeconfig)
+    stream_client = kubernetes.config.new_client_from_config(config_file=kubectl.kubeconfig)
+    api = kubernetes.client.CustomObjectsApi(client)
+    kill_rng = random.Random(SEED + 1)
+    stream = Stream(stream_client, workloads, SEED)
+    process: OperatorProcess | None = None
+    timings: dict[str, float] = {}
+    clock = time.monotonic()
+
+    def phase(name: str) -> None:
+        nonlocal clock
+        now = time.monotonic()
+        timings[name] = now - clock
+        clock = now
+        print(f"chaos: {name}: {timings[name]:.1f} s", flush=True)
+
+    def start(n: int) -> OperatorProcess:
+        return OperatorProcess(kubeconfig, lease_namespace, logs / f"chaos-{prefix}-{n}.log", extra_env=CLOCK)
+
+    try:
+        core = kubernetes.client.CoreV1Api(client)
+        for namespace in namespaces:
+            core.create_namespace({"metadata": {"name": namespace}})
+        for site in sites:
+            api.create_cluster_custom_object(GROUP, VERSION, PLURALS[site["kind"]], site)
+        phase(f"created {len(sites)} sites and {len(namespaces)} namespaces (seed {SEED})")
+
+        process = start(0)
+        stream.start()
+        for n in range(1, KILLS + 1):
+            standby = kill_rng.random() < STANDBY_KILLS
+            delay = kill_rng.uniform(*(KILL_STANDBY_S if standby else KILL_LEADING_S))
+            begun = time.monotonic()
+            _wait_alive(process, stream, delay, leading=not standby)
+            process.kill()
+            process.stop()
+            print(f"chaos: kill {n} {delay:.1f} s after {'its start' if standby else 'taking the Lease'} "
+                  f"({time.monotonic() - begun:.1f} s up; {_log_summary(process, core)}); "
+                  f"{'all created' if stream.created.is_set() else 'creating'}, {sum(stream.patches.values())} "
+                  f"patches so far", flush=True)
+            process = start(n)
+        wait_for("the stream to create every workload", stream.created.is_set, timeout_s=60)
+        # The last operator takes over a half-written mesh with the stream still on: its
+        # cold solve, then warm solves of live changes for a few seconds.
+        _wait_alive(process, stream, leading=True)
+        last = process
+        wait_for("the last operator's first solve",
+                 lambda: " solved " in last.log_path.read_text(errors="replace"), timeout_s=90)
+        _wait_alive(process, stream, LIVE_AFTER_TAKEOVER_S)
+        stream.stop.set()
+        stream.join(timeout=30)
+        assert stream.error is None, f"the stream of changes failed: {stream.error!r}"
+        phase(f"stream with {KILLS} kills ({dict(stream.patches)} patches)")
+
+        watched = mine | (EXAMPLE_WORKLOADS & {_key(w) for w in _list(api, "MeshWorkload")})
+        wait_for("every workload to be solved for its current generation", lambda: _settled(api, watched),
+                 timeout_s=150)
+        objects = _quiet(api)
+        assert process.process.poll() is None, f"the operator exited by itself:\n{process.tail()}"
+        phase("settled")
+
+        stored = {_key(o): o for o in objects if o["kind"] == "MeshWorkload"}
+        phases = Counter((stored[k].get("status") or {}).get("phase") for k in mine)
+        print(f"chaos: {len(mine)} workloads: {dict(phases)}; last operator: {_log_summary(process, core)}",
+              flush=True)
+        violations = status_violations(objects, AT, workloads=watched)
+        assert not violations, f"{len(violations)} violations:\n" + "\n".join(violations[:50])
+        disagreements = _site_disagreements(objects)
+        assert not disagreements, "\n".join(disagreements[:50])
+        assert phases["Placed"] > 0, phases
+        phase("checked")
+    finally:
+        stream.stop.set()
+        if stream.is_alive():
+            stream.join(timeout=30)
+        if process is not None:
+            process.stop()
+        _cleanup(client, sites, namespaces, prefix)
+        phase("cleaned up")
+        print(f"chaos: total {sum(timings.values()):.1f} s", flush=True)
