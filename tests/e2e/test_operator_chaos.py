@@ -66,9 +66,11 @@ KILL_STANDBY_S = (0.5, 3.0)
 KILL_LEADING_S = (0.2, 16.0)
 LEADING = "leading: solving the whole mesh"
 LIVE_AFTER_TAKEOVER_S = 4.0
+BURST_S = 3.0
 BATCH = 50
 AT = dt.datetime(2025, 6, 1, 23, 30, tzinfo=dt.UTC)  # fleets' night windows are open then
 CLOCK = {"MESHPLANE_CLOCK_START": AT.isoformat(), "MESHPLANE_CLOCK_RATE": "1e-9"}
+SETTLE_S = 60.0  # settling takes 5-30 s
 QUIET_S = 4.0  # settled: no write to any meshplane object for this long
 MERGE_PATCH = "application/merge-patch+json"
 PLURALS = {"AIFactory": "aifactories", "EdgeFleet": "edgefleets", "MeshWorkload": "meshworkloads"}
@@ -107,6 +109,8 @@ class Stream(threading.Thread):
         self.created = threading.Event()
         self.patches: Counter[str] = Counter()
         self.error: BaseException | None = None
+        self.burst_until = 0.0  # until then (monotonic), patches follow each other without a pause
+        self.last_patch: dict[str, str] = {}  # key -> when (wall clock, as in the operator's log) and what
 
     def run(self) -> None:
         try:
@@ -119,7 +123,8 @@ class Stream(threading.Thread):
             self.created.set()
             while not self.stop.is_set():
                 self._patch_one()
-                time.sleep(self.rng.uniform(0.03, 0.15))
+                if time.monotonic() >= self.burst_until:
+                    time.sleep(self.rng.uniform(0.03, 0.15))
         except BaseException as exc:  # reported by the test
             self.error = exc
 
@@ -141,6 +146,11 @@ class Stream(threading.Thread):
             _content_type=MERGE_PATCH,
         )
         self.patches[what] += 1
+        self.last_patch[f"{meta['namespace']}/{meta['name']}"] = f"{_wall()} {what}"
+
+
+def _wall() -> str:
+    return dt.datetime.now().strftime("%H:%M:%S,%f")[:-3]
 
 
 def _list(api: Any, kind: str) -> list[dict[str, Any]]:
@@ -167,6 +177,19 @@ def _settled(api: Any, watched: set[str]) -> dict[str, dict[str, Any]] | None:
         if status.get("phase") not in ("Placed", "Unschedulable", "Preempted"):
             return None
     return found
+
+
+def _unsettled(api: Any, watched: set[str], stream: Stream, process: OperatorProcess) -> str:
+    """Why the operator did not settle: the workloads whose status is not for their
+    current generation, when the stream last patched them, and the operator's log."""
+    lines = [f"not settled after {SETTLE_S:.0f} s (now {_wall()}):"]
+    for w in sorted(_list(api, "MeshWorkload"), key=_key):
+        status = w.get("status") or {}
+        if _key(w) in watched and status.get("observedGeneration") != w["metadata"]["generation"]:
+            lines.append(f"  {_key(w)}: generation {w['metadata']['generation']}, status "
+                         f"{status.get('phase')} for generation {status.get('observedGeneration')}; "
+                         f"last patched {stream.last_patch.get(_key(w), 'never')}")
+    return "\n".join(lines) + f"\n---- {process.log_path} ----\n{process.tail()}"
 
 
 def _all_objects(api: Any) -> list[dict[str, Any]]:
@@ -280,6 +303,13 @@ def _cleanup(client: Any, sites: list[dict[str, Any]], namespaces: list[str], pr
     print(f"chaos: {len(left)} objects left behind {left[:5]}" if left else "chaos: every object deleted", flush=True)
 
 
+@pytest.mark.xfail(strict=True, reason=(
+    "operator bug: the re-list (relist() -> MeshState.replace_all, run on taking the Lease and every "
+    "relist_every_s) overwrites newer watched objects with the older copies of its list response (no "
+    "resourceVersion kept or compared), so a workload patched while a new leader re-lists is solved for "
+    "its previous generation and keeps a status with observedGeneration < generation until the next "
+    "re-list (300 s) or its next change"
+))
 def test_operator_survives_kills_under_a_stream_of_changes(
     kubectl: Kubectl, operator_env: tuple[Path, str, Path]
 ) -> None:
@@ -329,9 +359,11 @@ def test_operator_survives_kills_under_a_stream_of_changes(
                   f"patches so far", flush=True)
             process = start(n)
         wait_for("the stream to create every workload", stream.created.is_set, timeout_s=60)
-        # The last operator takes over a half-written mesh with the stream still on: its
-        # cold solve, then warm solves of live changes for a few seconds.
+        # The last operator takes over a half-written mesh with the stream still on (a
+        # burst of changes as it takes the Lease): its cold solve, then warm solves of
+        # live changes for a few seconds.
         _wait_alive(process, stream, leading=True)
+        stream.burst_until = time.monotonic() + BURST_S  # a burst of changes while it re-lists on takeover
         last = process
         wait_for("the last operator's first solve",
                  lambda: " solved " in last.log_path.read_text(errors="replace"), timeout_s=90)
@@ -342,8 +374,11 @@ def test_operator_survives_kills_under_a_stream_of_changes(
         phase(f"stream with {KILLS} kills ({dict(stream.patches)} patches)")
 
         watched = mine | (EXAMPLE_WORKLOADS & {_key(w) for w in _list(api, "MeshWorkload")})
-        wait_for("every workload to be solved for its current generation", lambda: _settled(api, watched),
-                 timeout_s=150)
+        try:
+            wait_for("every workload to be solved for its current generation", lambda: _settled(api, watched),
+                     timeout_s=SETTLE_S)
+        except AssertionError:
+            raise AssertionError(_unsettled(api, watched, stream, process)) from None
         objects = _quiet(api)
         assert process.process.poll() is None, f"the operator exited by itself:\n{process.tail()}"
         phase("settled")
