@@ -30,6 +30,8 @@ from controller.core.reconcile import Outcome, Snapshot
 
 log = logging.getLogger("meshplane.operator.state")
 
+_TOMBSTONES = 10_000  # deletions remembered (oldest forgotten first)
+
 # Fields of metadata the core reads; the rest (managedFields, annotations of other
 # tools, ...) is dropped so the index stays compact.
 _KEPT_METADATA = ("name", "namespace", "generation", "uid", "labels")
@@ -73,9 +75,15 @@ class MeshState:
         default_factory=lambda: {"AIFactory": {}, "EdgeFleet": {}, "MeshWorkload": {}}
     )
     refused: dict[ObjectRef, Refused] = field(default_factory=dict)
+    # when the watch saw each recent deletion, so an older listing cannot resurrect it
+    _deleted: dict[tuple[str, str], float] = field(default_factory=dict, repr=False)
 
-    def observe(self, event_type: str | None, body: Mapping[str, Any]) -> bool:
-        """Apply one watch event; True when the placement may change (solve needed)."""
+    def observe(self, event_type: str | None, body: Mapping[str, Any], listed_at: float | None = None) -> bool:
+        """Apply one watch event; True when the placement may change (solve needed).
+
+        ``listed_at`` marks an item of a listing requested at that time.monotonic():
+        it is older than anything the watch delivered since, so it is skipped for an
+        object the watch has seen (or seen deleted) after that moment."""
         obj = compact(body)
         kind = str(obj.get("kind"))
         metadata = obj["metadata"]
@@ -89,10 +97,20 @@ class MeshState:
             with self._lock:
                 gone = self._objects[kind].pop(key, None)
                 refused = self.refused.pop(ref, None)
+                self._deleted[(kind, key)] = time.monotonic()
+                if len(self._deleted) > _TOMBSTONES:
+                    self._deleted.pop(next(iter(self._deleted)))
             return gone is not None or refused is not None
         manifests = Manifests()
         resource = parse_object(obj, f"{kind.lower()}/{key}", 0, manifests)
         with self._lock:
+            if listed_at is not None:
+                known = self._objects[kind].get(key)
+                if (known is not None and known.observed_at >= listed_at) or (
+                    self._deleted.get((kind, key), -1.0) >= listed_at
+                ):
+                    return False  # the watch knows better than this listing
+            self._deleted.pop((kind, key), None)
             if resource is None:
                 known = self._objects[kind].pop(key, None)
                 before_refused = self.refused.get(ref)
@@ -122,7 +140,7 @@ class MeshState:
             metadata = body.get("metadata") or {}
             namespace = metadata.get("namespace")
             seen.add(f"{namespace}/{metadata.get('name')}" if namespace else str(metadata.get("name")))
-            changed |= self.observe("MODIFIED", {**body, "kind": kind})
+            changed |= self.observe("MODIFIED", {**body, "kind": kind}, listed_at)
         with self._lock:
             for key in [k for k, e in self._objects[kind].items() if k not in seen and e.observed_at < listed_at]:
                 del self._objects[kind][key]

@@ -303,13 +303,6 @@ def _cleanup(client: Any, sites: list[dict[str, Any]], namespaces: list[str], pr
     print(f"chaos: {len(left)} objects left behind {left[:5]}" if left else "chaos: every object deleted", flush=True)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "operator bug: the re-list (relist() -> MeshState.replace_all, run on taking the Lease and every "
-    "relist_every_s) overwrites newer watched objects with the older copies of its list response (no "
-    "resourceVersion kept or compared), so a workload patched while a new leader re-lists is solved for "
-    "its previous generation and keeps a status with observedGeneration < generation until the next "
-    "re-list (300 s) or its next change"
-))
 def test_operator_survives_kills_under_a_stream_of_changes(
     kubectl: Kubectl, operator_env: tuple[Path, str, Path]
 ) -> None:

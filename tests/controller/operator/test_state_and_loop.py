@@ -134,3 +134,24 @@ def test_a_burst_of_changes_costs_one_solve(examples: Manifests) -> None:
     first, second = written
     assert sum(c.patch is not None for c in first) == 16  # every object (5 + 3 + 8) gets its first status
     assert second == []  # nothing changed in between: nothing to write
+
+
+def test_a_listing_older_than_the_watch_changes_nothing(examples: Manifests) -> None:
+    """A re-list requested before a watch event is older than it: it neither rolls the
+    object back to its previous generation nor resurrects an object deleted since."""
+    state = MeshState()
+    bodies = _bodies(examples)
+    for body in bodies:
+        state.observe(None, body)
+    workloads = [b for b in bodies if b["kind"] == "MeshWorkload"]
+    listed_at = time.monotonic()  # the listing is requested now, the watch moves on
+    newer = {**workloads[0], "metadata": {**workloads[0]["metadata"], "generation": 2},
+             "spec": {**workloads[0]["spec"], "priority": 7}}
+    assert state.observe("MODIFIED", newer)
+    assert state.observe("DELETED", workloads[1])
+    state.replace_all("MeshWorkload", workloads, listed_at)  # holds generation 1 of both
+    kept = {w.key: w for w in state.snapshot(NIGHT).workloads}
+    first = f"{workloads[0]['metadata']['namespace']}/{workloads[0]['metadata']['name']}"
+    second = f"{workloads[1]['metadata']['namespace']}/{workloads[1]['metadata']['name']}"
+    assert kept[first].metadata.generation == 2 and kept[first].spec.priority == 7
+    assert second not in kept
