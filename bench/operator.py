@@ -45,7 +45,6 @@ import random
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -71,6 +70,7 @@ from tests.e2e.e2e_support import (
     start_controlplane,
     stop_process,
 )
+from tests.e2e.operator_support import free_port
 from tests.support.meshes import synthetic_mesh, to_manifests
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -89,12 +89,6 @@ def say(message: str) -> None:
 
 def load_average() -> float:
     return os.getloadavg()[0]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def percentile(values: list[float], q: float) -> float | None:

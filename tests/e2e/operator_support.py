@@ -43,7 +43,8 @@ EXAMPLE_WORKLOADS = {
 TIMEOUT_S = 180.0
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port free on the loopback now (for an operator's health endpoint)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -64,7 +65,7 @@ class OperatorProcess:
     """One ``meshplane-operator`` process; ``kill()`` is SIGKILL, ``stop()`` SIGTERM."""
 
     def __init__(self, kubeconfig: Path, namespace: str, log_path: Path, extra_env: dict[str, str] | None = None) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         env = {
             **os.environ,
             "KUBECONFIG": str(kubeconfig),
