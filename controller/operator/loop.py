@@ -29,6 +29,7 @@ from controller.core.changes import Change, ObjectRef, changes, refused_change
 from controller.core.reconcile import Outcome, reconcile
 from controller.core.schedule import next_window_change
 from controller.operator.materialiser import Materialiser
+from controller.operator.metrics import OperatorMetrics
 from controller.operator.settings import Settings
 from controller.operator.state import MeshState
 from placement.problem import SolverConfig
@@ -75,6 +76,7 @@ class SolveLoop:
         now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
         monotonic: Callable[[], float] = time.monotonic,
         materialiser: Materialiser | None = None,
+        metrics: OperatorMetrics | None = None,
     ) -> None:
         self.state = state
         self.settings = settings
@@ -92,6 +94,7 @@ class SolveLoop:
         self.solves = 0
         self._next_window: dt.datetime | None = None
         self._materialiser = materialiser
+        self._metrics = metrics
 
     def mark_dirty(self) -> None:
         """A change that may move placements happened (called from any thread)."""
@@ -193,6 +196,8 @@ class SolveLoop:
             changes=len(pending), status_patches=sum(1 for c in pending if c.patch is not None),
             events=sum(len(c.events) for c in pending),
         )
+        if self._metrics is not None:
+            self._metrics.observe_solve(self.report, outcome)
         log.info(
             "solved %d workloads on %d sites (%s) in %.0f ms: %d status patches, %d events; next fleet window %s",
             len(snapshot.workloads), len(snapshot.factories) + len(snapshot.fleets),

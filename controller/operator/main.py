@@ -10,7 +10,8 @@ Wires the parts together, each in its own thread so none can stall another:
 - the solve loop (:mod:`controller.operator.loop`), writing through
   :mod:`controller.operator.writer`;
 - a periodic re-list that drops objects deleted during a watch gap;
-- ``/healthz`` and ``/readyz`` on ``health_port``.
+- ``/healthz``, ``/readyz`` and ``/metrics`` (:mod:`controller.operator.metrics`) on
+  ``health_port``.
 Settings come from ``MESHPLANE_*`` variables (:mod:`controller.operator.settings`).
 """
 
@@ -35,6 +36,8 @@ from controller.core.changes import Change, ObjectRef
 from controller.operator.lease import LeaderElector, LeaseConfig
 from controller.operator.loop import SolveLoop
 from controller.operator.materialiser import Materialiser
+from controller.operator.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from controller.operator.metrics import OperatorMetrics
 from controller.operator.settings import Settings, SettingsError
 from controller.operator.state import MeshState
 from controller.operator.writer import StatusWriter
@@ -117,8 +120,17 @@ def relist(
 class _Health(BaseHTTPRequestHandler):
     ready: threading.Event
     alive: list[threading.Thread]
+    metrics: OperatorMetrics
 
     def do_GET(self) -> None:
+        if self.path == "/metrics":
+            body = self.metrics.exposition()
+            self.send_response(200)
+            self.send_header("Content-Type", METRICS_CONTENT_TYPE)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
         if self.path == "/healthz":
             ok = all(t.is_alive() for t in self.alive)
         elif self.path == "/readyz":
@@ -169,15 +181,19 @@ def run(settings: Settings, stop: threading.Event) -> None:
         may_write=elector.is_leader,
     )
 
+    metrics = OperatorMetrics()
+
     def write(pending: list[Change]) -> set[ObjectRef]:
-        return writer.write(pending, uids=state.uids()).written
+        stats = writer.write(pending, uids=state.uids())
+        metrics.observe_writes(stats)
+        return stats.written
 
     materialiser = (
         Materialiser(client, may_write=elector.is_leader, request_timeout_s=settings.request_timeout_s)
         if settings.materialise == "true" else None
     )
     loop = SolveLoop(state, settings, write, is_leader=elector.is_leader, now=settings.clock(),
-                     materialiser=materialiser)
+                     materialiser=materialiser, metrics=metrics)
     kopf_ready = threading.Event()
     registry = build_registry(state, loop, settings)
 
@@ -193,7 +209,7 @@ def run(settings: Settings, stop: threading.Event) -> None:
                          daemon=True),
     ]
     ready = threading.Event()
-    _Health.ready, _Health.alive = ready, threads
+    _Health.ready, _Health.alive, _Health.metrics = ready, threads, metrics
     server = ThreadingHTTPServer(("0.0.0.0", settings.health_port), _Health)
     threading.Thread(target=server.serve_forever, name="health", daemon=True).start()
     # the watches start at once; the solve loop only once the whole mesh has been listed,
@@ -213,6 +229,7 @@ def run(settings: Settings, stop: threading.Event) -> None:
     solve_thread.start()
     log.info("meshplane operator %s started (namespace %s)", settings.identity, settings.namespace)
     while not stop.wait(0.2):
+        metrics.set_leader(elector.is_leader())
         if kopf_ready.is_set() and (loop.solves > 0 or not elector.is_leader()):
             ready.set()
     server.shutdown()

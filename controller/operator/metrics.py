@@ -1,0 +1,136 @@
+"""Prometheus metrics of the operator, served at ``/metrics`` beside the health probes.
+
+:class:`OperatorMetrics` owns its own :class:`~prometheus_client.CollectorRegistry`
+(not the process-global one), so two operators in one test process never share a
+counter. The solve loop calls :meth:`OperatorMetrics.observe_solve` after each solve,
+:func:`controller.operator.main.run` wraps the status writer with
+:meth:`OperatorMetrics.observe_writes` and feeds the Lease state through
+:meth:`OperatorMetrics.set_leader`; the HTTP handler renders :meth:`exposition`.
+
+Names follow the Prometheus conventions: base units in the name (``_seconds``,
+``_watts``), ``_total`` on counters, and a gauge per state rather than one per object
+where the label set would grow without bound (workloads are counted by phase and
+reason, never labelled by name). Sites are labelled by name: a mesh has at most a few
+thousand, and power per site is what a platform team graphs.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry, Gauge, Histogram, generate_latest
+from prometheus_client import Counter as PromCounter
+
+if TYPE_CHECKING:
+    from controller.core.reconcile import Outcome
+    from controller.operator.loop import SolveReport
+    from controller.operator.writer import WriteStats
+
+MW_TO_WATTS = 1e6
+# from a 10 ms warm re-solve to the 300 s wall-clock safety net
+SOLVE_BUCKETS_S = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+class OperatorMetrics:
+    """Every metric the operator exports, in a registry of its own."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.solve_duration = Histogram(
+            "meshplane_solve_duration_seconds", "Wall time of one solve and its writes.",
+            ["mode"], buckets=SOLVE_BUCKETS_S, registry=r,
+        )
+        self.solves = PromCounter("meshplane_solves_total", "Solves run, by mode (cold or warm).", ["mode"], registry=r)
+        self.objective = Gauge("meshplane_solve_objective", "Objective of the last plan (solver units, maximised).",
+                               registry=r)
+        self.bound = Gauge("meshplane_solve_bound", "Proven upper bound on the objective of the last solve.", registry=r)
+        self.gap = Gauge("meshplane_solve_gap_ratio", "Proven optimality gap of the last plan, (bound - objective) / bound.",
+                         registry=r)
+        self.workloads = Gauge("meshplane_workloads", "Workloads by phase and reason after the last solve.",
+                               ["phase", "reason"], registry=r)
+        self.power_allocated = Gauge("meshplane_site_power_allocated_watts", "Facility power allocated at a site.",
+                                     ["site", "kind", "power"], registry=r)
+        self.power_free = Gauge("meshplane_site_power_free_watts", "Facility power still free at a site.",
+                                ["site", "kind", "power"], registry=r)
+        self.fleet_devices_online = Gauge("meshplane_fleet_devices_online", "Devices of an edge fleet online now.",
+                                          ["fleet"], registry=r)
+        self.status_writes = PromCounter("meshplane_status_writes_total", "Status patches sent, by result.",
+                                         ["result"], registry=r)
+        self.events_written = PromCounter("meshplane_events_written_total", "Kubernetes Events created or updated.",
+                                          registry=r)
+        self.api_errors = PromCounter("meshplane_api_errors_total", "Failed writes to the API server (not 404).",
+                                      registry=r)
+        self.leader = Gauge("meshplane_leader", "1 while this replica holds the Lease, else 0.", registry=r)
+        self._workload_labels: set[tuple[str, str]] = set()
+        self._site_labels: set[tuple[str, str, str]] = set()
+        self._fleet_labels: set[str] = set()
+
+    # ----------------------------------------------------------------- feeding
+
+    def set_leader(self, leader: bool) -> None:
+        self.leader.set(1 if leader else 0)
+
+    def observe_writes(self, stats: WriteStats) -> None:
+        self.status_writes.labels(result="ok").inc(stats.status_patches)
+        self.status_writes.labels(result="not_found").inc(stats.not_found)
+        self.status_writes.labels(result="conflict").inc(stats.conflicts)
+        self.events_written.inc(stats.events_created + stats.events_updated)
+        self.api_errors.inc(stats.errors)
+
+    def observe_solve(self, report: SolveReport, outcome: Outcome) -> None:
+        mode = "warm" if report.warm else "cold"
+        self.solve_duration.labels(mode=mode).observe(report.solve_ms / 1e3)
+        self.solves.labels(mode=mode).inc()
+        stats = outcome.plan.stats
+        self.objective.set(stats.objective)
+        self.bound.set(stats.bound)
+        self.gap.set(stats.gap)
+
+        by_state = Counter(
+            (str(status.phase), _placed_reason(status.conditions)) for status in outcome.workloads.values()
+        )
+        # a state that no workload is in any more reads 0, not its last value
+        for state in self._workload_labels - set(by_state):
+            self.workloads.labels(*state).set(0)
+        for state, count in by_state.items():
+            self.workloads.labels(*state).set(count)
+        self._workload_labels |= set(by_state)
+
+        site_labels: set[tuple[str, str, str]] = set()
+        for usage in outcome.plan.sites.values():
+            for power, used_mw, free_mw in (
+                ("firm", usage.firm_mw_used, usage.firm_mw_available),
+                ("flexible", usage.flexible_mw_used, usage.flexible_mw_available),
+            ):
+                labels = (usage.name, usage.kind, power)
+                site_labels.add(labels)
+                self.power_allocated.labels(*labels).set(used_mw * MW_TO_WATTS)
+                self.power_free.labels(*labels).set(free_mw * MW_TO_WATTS)
+        for labels in self._site_labels - site_labels:  # a deleted site leaves no series behind
+            self.power_allocated.remove(*labels)
+            self.power_free.remove(*labels)
+        self._site_labels = site_labels
+
+        fleets = {name: status.online_devices or 0 for name, status in outcome.fleets.items()}
+        for name in self._fleet_labels - set(fleets):
+            self.fleet_devices_online.remove(name)
+        for name, online in fleets.items():
+            self.fleet_devices_online.labels(fleet=name).set(online)
+        self._fleet_labels = set(fleets)
+
+    # ----------------------------------------------------------------- serving
+
+    def exposition(self) -> bytes:
+        """The text exposition format of every metric (``GET /metrics``)."""
+        return generate_latest(self.registry)
+
+
+def _placed_reason(conditions: Sequence[object]) -> str:
+    for condition in conditions:
+        if getattr(condition, "type", "") == "Placed":
+            return str(getattr(condition, "reason", ""))
+    return ""

@@ -1,0 +1,106 @@
+"""The operator's /metrics: what a solve of the examples exports, read back through
+prometheus-client's own text parser (so the exposition format is checked too)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from controller.core.changes import Change, ObjectRef
+from controller.core.parse import Manifests
+from controller.operator.loop import SolveLoop
+from controller.operator.metrics import OperatorMetrics
+from controller.operator.settings import Settings
+from controller.operator.state import MeshState
+from controller.operator.writer import WriteStats
+from tests.controller.operator.test_state_and_loop import _bodies
+
+NIGHT = dt.datetime(2026, 11, 22, 7, 30, tzinfo=dt.UTC)  # 23:30 in California: cars parked
+
+
+def samples(metrics: OperatorMetrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    text = metrics.exposition().decode()
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text) for s in family.samples
+    }
+
+
+def value(metrics: OperatorMetrics, name: str, **labels: str) -> float | None:
+    return samples(metrics).get((name, tuple(sorted(labels.items()))))
+
+
+def solved_loop(examples: Manifests) -> tuple[SolveLoop, MeshState, list[dict[str, Any]], OperatorMetrics]:
+    state = MeshState()
+    bodies = _bodies(examples)
+    for body in bodies:
+        state.observe(None, body)
+    metrics = OperatorMetrics()
+
+    def write(pending: list[Change]) -> set[ObjectRef]:
+        return {c.ref for c in pending if c.patch is not None}
+
+    loop = SolveLoop(state, Settings(identity="test"), write, now=lambda: NIGHT, metrics=metrics)
+    loop.solve_once()
+    return loop, state, bodies, metrics
+
+
+def test_a_solve_exports_phases_power_and_solver_figures(examples: Manifests) -> None:
+    loop, _, _, metrics = solved_loop(examples)
+    assert loop.outcome is not None
+    phases: dict[str, float] = {}
+    for (name, labels), v in samples(metrics).items():
+        if name == "meshplane_workloads":
+            phase = dict(labels)["phase"]
+            phases[phase] = phases.get(phase, 0) + v
+    expected: dict[str, float] = {}
+    for status in loop.outcome.workloads.values():
+        expected[str(status.phase)] = expected.get(str(status.phase), 0) + 1
+    assert phases == expected and sum(phases.values()) == len(examples.workloads)
+    assert phases.get("Unschedulable", 0) >= 1  # japan-medical-llm has no site in Japan
+
+    for usage in loop.outcome.plan.sites.values():
+        allocated = value(metrics, "meshplane_site_power_allocated_watts", site=usage.name, kind=usage.kind, power="firm")
+        free = value(metrics, "meshplane_site_power_free_watts", site=usage.name, kind=usage.kind, power="firm")
+        assert allocated == pytest.approx(usage.firm_mw_used * 1e6)
+        assert free == pytest.approx(usage.firm_mw_available * 1e6)
+    assert value(metrics, "meshplane_solve_bound") == pytest.approx(loop.outcome.plan.stats.bound)
+    assert value(metrics, "meshplane_solve_gap_ratio") == pytest.approx(loop.outcome.plan.stats.gap)
+    assert value(metrics, "meshplane_solves_total", mode="cold") == 1
+    assert value(metrics, "meshplane_solve_duration_seconds_count", mode="cold") == 1
+    online = value(metrics, "meshplane_fleet_devices_online", fleet="vehicles-california")
+    assert online is not None and online > 0
+
+
+def test_a_deleted_site_leaves_no_series_and_an_emptied_state_reads_zero(examples: Manifests) -> None:
+    loop, state, bodies, metrics = solved_loop(examples)
+    fleet = next(b for b in bodies if b["kind"] == "EdgeFleet" and b["metadata"]["name"] == "vehicles-california")
+    japan = next(b for b in bodies if b["kind"] == "MeshWorkload" and b["metadata"]["name"] == "japan-medical-llm")
+    before = {labels for (name, labels), _ in samples(metrics).items() if name == "meshplane_workloads"}
+    assert state.observe("DELETED", fleet) and state.observe("DELETED", japan)
+    loop.solve_once()
+    assert value(metrics, "meshplane_fleet_devices_online", fleet="vehicles-california") is None
+    assert value(metrics, "meshplane_site_power_free_watts", site="vehicles-california", kind="EdgeFleet",
+                 power="firm") is None
+    after = samples(metrics)
+    # every state seen before still has a series; the ones nobody is in now read 0
+    assert all(("meshplane_workloads", labels) in after for labels in before)
+    assert sum(v for (name, _), v in after.items() if name == "meshplane_workloads") == len(examples.workloads) - 1
+    assert value(metrics, "meshplane_solves_total", mode="warm") == 1
+
+
+def test_writes_and_leadership_are_counted() -> None:
+    metrics = OperatorMetrics()
+    metrics.observe_writes(WriteStats(status_patches=3, events_created=2, events_updated=1, not_found=1, errors=2))
+    metrics.observe_writes(WriteStats(status_patches=1))
+    assert value(metrics, "meshplane_status_writes_total", result="ok") == 4
+    assert value(metrics, "meshplane_status_writes_total", result="not_found") == 1
+    assert value(metrics, "meshplane_events_written_total") == 3
+    assert value(metrics, "meshplane_api_errors_total") == 2
+    metrics.set_leader(True)
+    assert value(metrics, "meshplane_leader") == 1
+    metrics.set_leader(False)
+    assert value(metrics, "meshplane_leader") == 0
