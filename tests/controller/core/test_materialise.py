@@ -168,8 +168,18 @@ def test_frontier_pretrain_of_the_example_mesh(examples: Manifests, night: Snaps
     assert body["metadata"]["name"] == f"frontier-pretrain-{assignment.site}"
     assert body["metadata"]["namespace"] == "research"
     assert body["spec"]["replicas"] == 25_000
-    # the other workloads have no template: nothing
-    assert all(desired_deployments(w, outcome.workloads[w.key], UID) == [] for w in workloads if w is not workload)
+    # the example's other templates: one Deployment per placed site, 1,024 devices a pod
+    for other in workloads:
+        if other is workload:
+            continue
+        other_status = outcome.workloads[other.key]
+        bodies = desired_deployments(other, other_status, UID)
+        if other.spec.template is None or other_status.phase != "Placed":
+            assert bodies == []
+            continue
+        assert {b["spec"]["template"]["spec"]["nodeSelector"]["meshplane.io/site"] for b in bodies} == {
+            a.site for a in other_status.assignments}
+        assert sum(b["spec"]["replicas"] for b in bodies) == sum(-(-a.devices // 1024) for a in other_status.assignments)
 
 
 # --------------------------------------------------------------------------- names
