@@ -1,6 +1,7 @@
 """Helpers for the operator's end-to-end tests: a real ``meshplane-operator`` process
-(:class:`OperatorProcess`), the RBAC rules it runs with, fixtures that start one, and
-waiting on the API server. Used by tests/e2e/test_operator*.py."""
+(:class:`OperatorProcess`), the RBAC rules it runs with (the Helm chart's own ClusterRole
+and Role, rendered by the real helm: :func:`chart_rules`), fixtures that start one, and
+waiting on the API server. Used by tests/e2e/test_operator*.py and test_chart*.py."""
 
 from __future__ import annotations
 
@@ -15,32 +16,72 @@ import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
-from tests.e2e.e2e_support import Kubectl, unique_name
+from tests.e2e.e2e_support import REPO_ROOT, Kubectl, tail, unique_name
 
 OPERATOR = Path(sys.executable).with_name("meshplane-operator")
 GROUP = "meshplane.io"
-# What the operator needs, and nothing more: read the mesh, write its statuses, record
-# Events, hold its Lease. (The chart's ClusterRole and Role will ship exactly these.)
-CLUSTER_RULES = [
-    {"apiGroups": [GROUP], "resources": ["aifactories", "edgefleets", "meshworkloads"],
-     "verbs": ["get", "list", "watch"]},
-    {"apiGroups": [GROUP], "resources": ["aifactories/status", "edgefleets/status", "meshworkloads/status"],
-     "verbs": ["patch"]},
-    {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
-    {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["create", "patch", "list", "delete"]},
-]
-LEASE_RULES = [{"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "create", "update"]}]
+CHART = REPO_ROOT / "helm" / "meshplane"
+TOOLS_BUILD = REPO_ROOT / "tests" / "tools" / "build.sh"
+# The Lease name the operator uses when MESHPLANE_LEASE_NAME is unset, as OperatorProcess runs it.
+DEFAULT_LEASE_NAME = "meshplane-operator"
 EXAMPLE_WORKLOADS = {
     "research/frontier-pretrain", "gov-eu/eu-citizen-assistant", "serving/chat-us-west",
     "batch/dashcam-clip-indexing", "research/korean-llm-finetune", "serving/hindi-assistant",
     "serving/factory-floor-vision", "serving/japan-medical-llm",
 }
 TIMEOUT_S = 180.0
+
+
+@cache
+def helm_binary() -> str:
+    """The real helm of tests/tools (built from Go modules by its build.sh, cached there)."""
+    build = subprocess.run(["bash", str(TOOLS_BUILD)], capture_output=True, text=True, check=False)
+    if build.returncode != 0:
+        pytest.fail(f"building helm from Go modules failed:\n{tail(build.stderr)}", pytrace=False)
+    return str(Path(build.stdout.strip().splitlines()[-1]) / "helm")
+
+
+def helm_for(kubeconfig: str, tmp_path_factory: pytest.TempPathFactory) -> Kubectl:
+    """The real helm, run against the suite's cluster with its own config/cache dirs
+    (what the ``helm`` fixtures of test_chart*.py return)."""
+    home = tmp_path_factory.mktemp("helm-home")
+    for variable in ("HELM_CONFIG_HOME", "HELM_CACHE_HOME", "HELM_DATA_HOME"):
+        os.environ[variable] = str(home / variable.lower())
+    return Kubectl(helm_binary(), kubeconfig)
+
+
+def render_chart(*args: str, namespace: str = "meshplane-system", release: str = "meshplane") -> list[dict[str, Any]]:
+    """The chart's objects as ``helm template`` renders them (no cluster needed)."""
+    result = subprocess.run(
+        [helm_binary(), "template", release, str(CHART), "--namespace", namespace, *args],
+        capture_output=True, text=True, check=False,
+    )
+    if result.returncode != 0:
+        pytest.fail(f"helm template {' '.join(args)} failed:\n{tail(result.stderr)}", pytrace=False)
+    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+
+
+def rules_of(objects: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    """The rules of the operator's one ClusterRole (kind="ClusterRole") or Role in ``objects``."""
+    # the chart's one Role is the operator's; of its ClusterRoles, -view and -edit are for users
+    [role] = [o for o in objects if o["kind"] == kind and (kind == "Role" or o["metadata"]["name"].endswith("-operator"))]
+    return list(role["rules"])
+
+
+@cache
+def chart_rules() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(cluster rules, Lease rules) of the chart rendered with materialisation on and the
+    operator's default Lease name: what the operator tests run with, so they prove the
+    chart's RBAC rather than a copy of it. Rendered once per session."""
+    objects = render_chart("--set", "materialise.enabled=true", "--set", f"operator.leaseName={DEFAULT_LEASE_NAME}")
+    return rules_of(objects, "ClusterRole"), rules_of(objects, "Role")
 
 
 def free_port() -> int:
@@ -114,8 +155,9 @@ def operator_env(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> tuple[Path, str, Path]:
     namespace = unique_name("meshplane-op")
+    cluster_rules, lease_rules = chart_rules()
     kubeconfig = service_account_kubeconfig(
-        "meshplane-operator", namespace=namespace, rules=LEASE_RULES, cluster_rules=CLUSTER_RULES
+        "meshplane-operator", namespace=namespace, rules=lease_rules, cluster_rules=cluster_rules
     )
     return kubeconfig, namespace, tmp_path_factory.mktemp("operator")
 

@@ -1,112 +1,341 @@
-"""The Helm chart, with the real helm (built from Go modules by tests/tools/build.sh).
+"""The Helm chart as rendered, with the real helm (built from Go modules by
+tests/tools/build.sh) and the suite's API server.
 
-`helm lint`, the values schema, and `helm install` / `uninstall` against the API
-server of the suite: the chart's ClusterRoles are aggregated into the built-in
-view/edit roles, so that a namespace editor can create Workloads but not sites, and
-uninstalling keeps the CRDs (and so everyone's data). That the chart's crds/ are the
-generated files is checked by tests/controller/test_crdgen.py.
+- ``helm lint --strict`` passes with the default values and with every option on;
+- the values schema refuses a typo, a negative count, a value outside an enum, naming
+  the key; the template refuses operator timings the operator would refuse;
+- the operator's ClusterRole is exactly an allowlist written here (with and without
+  materialisation), its Role holds only its own Lease, and nothing grants a wildcard;
+- every rendered object, defaults and all options, passes the API server's own
+  validation (``kubectl apply --dry-run=server --validate=strict``); the ServiceMonitor
+  against a minimal ServiceMonitor CRD installed for the test (the Prometheus Operator's
+  CRDs are not in the test control plane), with the schema of the fields the chart sets;
+- names derive from the release: two releases in two namespaces share no cluster-scoped
+  name, and long release names are truncated to 63 characters;
+- the Deployment: leader-election friendly rollout, the env the operator reads, probes,
+  the image reference, and optional objects rendered only when asked for.
+
+Installing, upgrading, uninstalling and running the operator with the chart's RBAC
+are in test_chart_install.py. That the chart's crds/ are the generated files is
+checked by tests/controller/api/test_crdgen.py.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
-from tests.e2e.e2e_support import REPO_ROOT, Kubectl, tail, unique_name
+from tests.e2e.e2e_support import Kubectl, unique_name
+from tests.e2e.operator_support import CHART, helm_for, render_chart, rules_of
 
 pytestmark = pytest.mark.e2e
-
-CHART = REPO_ROOT / "helm" / "meshplane"
-TOOLS = REPO_ROOT / "tests" / "tools"
 
 
 @pytest.fixture(scope="session")
 def helm(kubeconfig: str, tmp_path_factory: pytest.TempPathFactory) -> Kubectl:
-    """The real helm, run against the suite's cluster with its own config/cache dirs."""
-    build = subprocess.run(["bash", str(TOOLS / "build.sh")], capture_output=True, text=True, check=False)
-    if build.returncode != 0:
-        pytest.fail(f"building helm from Go modules failed:\n{tail(build.stderr)}", pytrace=False)
-    home = tmp_path_factory.mktemp("helm-home")
-    for variable in ("HELM_CONFIG_HOME", "HELM_CACHE_HOME", "HELM_DATA_HOME"):
-        os.environ[variable] = str(home / variable.lower())
-    return Kubectl(str(Path(build.stdout.strip().splitlines()[-1]) / "helm"), kubeconfig)
+    return helm_for(kubeconfig, tmp_path_factory)
+
+# Every option on: the values file test_chart_install.py and these tests render with.
+ALL_OPTIONS: dict[str, Any] = {
+    "replicaCount": 3,
+    "image": {"digest": "sha256:" + "0123456789abcdef" * 4, "pullPolicy": "Always"},
+    "imagePullSecrets": [{"name": "registry-pull"}],
+    "serviceAccount": {"annotations": {"example.com/role": "operator"}},
+    "priorityClassName": "system-cluster-critical",
+    "nodeSelector": {"kubernetes.io/os": "linux"},
+    "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "control", "effect": "NoSchedule"}],
+    "topologySpreadConstraints": [{"maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone",
+                                   "whenUnsatisfiable": "ScheduleAnyway"}],
+    "podAntiAffinity": "hard",
+    "podAnnotations": {"example.com/owner": "platform"},
+    "podLabels": {"team": "platform"},
+    "commonLabels": {"environment": "test"},
+    "extraEnv": [{"name": "MESHPLANE_CLOCK_RATE", "value": "1"}],
+    "operator": {"logFormat": "text", "solverWorkers": 4, "solverTimeLimitSeconds": 120,
+                 "debounceQuietSeconds": 0.5, "debounceMaxSeconds": 5},
+    "service": {"annotations": {"example.com/scrape": "true"}},
+    "networkPolicy": {
+        "enabled": True,
+        "ingressFrom": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}],
+        "apiServer": {"cidrs": ["10.0.0.1/32"]},
+        "extraEgress": [{"to": [{"ipBlock": {"cidr": "10.1.0.0/16"}}], "ports": [{"port": 4317, "protocol": "TCP"}]}],
+    },
+    "metrics": {"serviceMonitor": {"enabled": True, "labels": {"release": "prometheus"}}},
+}
+
+# What the operator may do cluster-wide: the calls of controller/operator/*.py (kopf's
+# list+watch of the three kinds, status patches, Events, and the materialiser's
+# server-side apply, listing and deletion of Deployments). Written out here on purpose:
+# a rule added to the chart must be added here, deliberately.
+MESH_RULES = [
+    {"apiGroups": ["meshplane.io"], "resources": ["aifactories", "edgefleets", "meshworkloads"],
+     "verbs": ["get", "list", "watch"]},
+    {"apiGroups": ["meshplane.io"], "resources": ["aifactories/status", "edgefleets/status", "meshworkloads/status"],
+     "verbs": ["patch"]},
+    {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
+]
+DEPLOYMENT_RULES = [{"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["create", "patch", "list", "delete"]}]
 
 
-@pytest.fixture
-def release(helm: Kubectl, kubectl: Kubectl, installed_crds) -> Iterator[str]:
-    """A release of the chart in a namespace of its own, uninstalled afterwards."""
-    name, namespace = unique_name("mp"), unique_name("meshplane-system")
-    installed = helm("install", name, str(CHART), "--namespace", namespace, "--create-namespace", "--wait")
-    assert "kubectl get meshplane -A" in installed.stdout  # NOTES.txt: next steps
-    yield name, namespace
-    helm("uninstall", name, "--namespace", namespace, check=False)
-    kubectl("delete", "namespace", namespace, "--ignore-not-found", "--wait=false", check=False)
+def lease_rules(lease: str) -> list[dict[str, Any]]:
+    return [
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "resourceNames": [lease],
+         "verbs": ["get", "update"]},
+    ]
 
 
-def test_chart_lints_strictly(helm: Kubectl):
-    result = helm("lint", "--strict", str(CHART))
+def values_file(tmp_path: Path, values: dict[str, Any]) -> str:
+    path = tmp_path / "values.yaml"
+    path.write_text(yaml.safe_dump(values))
+    return str(path)
+
+
+def by_kind(objects: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [o for o in objects if o["kind"] == kind]
+
+
+def the(objects: list[dict[str, Any]], kind: str) -> dict[str, Any]:
+    [obj] = by_kind(objects, kind)
+    return obj
+
+
+# --------------------------------------------------------------------------- lint and schema
+
+
+@pytest.mark.parametrize("options", [False, True], ids=["defaults", "all-options"])
+def test_chart_lints_strictly(helm: Kubectl, tmp_path: Path, options: bool):
+    extra = ["-f", values_file(tmp_path, ALL_OPTIONS)] if options else []
+    result = helm("lint", "--strict", str(CHART), *extra)
     assert "0 chart(s) failed" in result.stdout
 
 
-def test_values_schema_refuses_a_typo(helm: Kubectl):
-    result = helm("template", "x", str(CHART), "--set", "rbac.aggregateClusterRole=true", check=False)
-    assert result.returncode != 0
-    assert "aggregateClusterRole" in result.stderr
+@pytest.mark.parametrize(("setting", "named"), [
+    ("rbac.aggregateClusterRole=true", "aggregateClusterRole"),  # a typo
+    ("replicaCount=-1", "/replicaCount"),
+    ("operator.logFormat=xml", "/operator/logFormat"),
+    ("image.pullPolicy=Sometimes", "/image/pullPolicy"),
+    ("image.digest=latest", "/image/digest"),
+    ("operator.solverWorkers=0", "/operator/solverWorkers"),
+    ("operator.debounceMaxSeconds=-1", "/operator/debounceMaxSeconds"),
+    ("podAntiAffinity=always", "/podAntiAffinity"),
+    ("metrics.serviceMonitor.interval=often", "/metrics/serviceMonitor/interval"),
+])
+def test_values_schema_refuses_bad_values_naming_the_key(helm: Kubectl, setting: str, named: str):
+    result = helm("template", "x", str(CHART), "--set", setting, check=False)
+    assert result.returncode != 0, f"--set {setting} was accepted"
+    assert "values don't meet the specifications of the schema" in result.stderr
+    assert named in result.stderr, result.stderr
 
 
-def test_clusterroles_can_be_turned_off(helm: Kubectl):
-    rendered = helm("template", "x", str(CHART), "--set", "rbac.aggregateClusterRoles=false").stdout
-    assert [d for d in yaml.safe_load_all(rendered) if d] == []
+def test_values_schema_accepts_a_fraction_given_by_set(helm: Kubectl):
+    """`--set` passes 0.5 as a string; the schema takes a string of digits for numbers."""
+    rendered = helm("template", "x", str(CHART), "--set", "operator.debounceQuietSeconds=0.5").stdout
+    env = {e["name"]: e.get("value") for e in container(the(list(yaml.safe_load_all(rendered)), "Deployment"))["env"]}
+    assert env["MESHPLANE_DEBOUNCE_QUIET_S"] == "0.5"
 
 
-def test_install_aggregates_roles_for_namespace_editors(helm, kubectl: Kubectl, release, scratch_namespace):
-    _, namespace = release
-    labels = kubectl.json("get", "clusterrole", "meshplane-edit")["metadata"]["labels"]
-    assert labels["app.kubernetes.io/instance"] == release[0]
-
-    # The aggregation controller folds our rules into the built-in edit role.
-    def edit_has_workloads() -> bool:
-        rules = kubectl.json("get", "clusterrole", "edit")["rules"]
-        return any("meshplane.io" in r.get("apiGroups", []) and "meshworkloads" in r.get("resources", [])
-                   and "create" in r.get("verbs", []) for r in rules)
-
-    kubectl("wait", "--for=create", "clusterrole/edit", "--timeout=10s")
-    for _ in range(50):
-        if edit_has_workloads():
-            break
-        time.sleep(0.2)
-    assert edit_has_workloads(), "the built-in edit ClusterRole did not aggregate meshplane-edit"
-
-    user = f"system:serviceaccount:{scratch_namespace}:editor"
-    kubectl("create", "serviceaccount", "editor", "-n", scratch_namespace)
-    kubectl("create", "rolebinding", "editor", "--clusterrole=edit", f"--serviceaccount={scratch_namespace}:editor",
-            "-n", scratch_namespace)
-
-    def can(*args: str) -> bool:
-        return kubectl("auth", "can-i", *args, "--as", user, check=False).stdout.strip() == "yes"
-
-    assert can("create", "meshworkloads.meshplane.io", "-n", scratch_namespace)
-    assert can("list", "meshworkloads.meshplane.io", "-n", scratch_namespace)
-    assert not can("patch", "meshworkloads.meshplane.io", "--subresource=status", "-n", scratch_namespace)
-    assert not can("create", "aifactories.meshplane.io")
-    assert not can("create", "meshworkloads.meshplane.io", "-n", namespace)  # only where bound
-
-    status = json.loads(helm("status", release[0], "--namespace", namespace, "-o", "json").stdout)
-    assert status["info"]["status"] == "deployed"
+@pytest.mark.parametrize(("settings", "message"), [
+    (["operator.debounceQuietSeconds=3"], "operator.debounceMaxSeconds (2) must be >= operator.debounceQuietSeconds (3)"),
+    (["operator.leaderElection.renewDeadlineSeconds=20"], "retryPeriodSeconds (2) < renewDeadlineSeconds (20)"),
+    (["metrics.serviceMonitor.enabled=true", "service.enabled=false"], "metrics.serviceMonitor.enabled needs service"),
+    (["serviceAccount.create=false"], "serviceAccount.name is required"),
+])
+def test_template_refuses_settings_the_operator_would_refuse(helm: Kubectl, settings: list[str], message: str):
+    args = [a for s in settings for a in ("--set", s)]
+    result = helm("template", "x", str(CHART), *args, check=False)
+    assert result.returncode != 0 and message in result.stderr, result.stderr
 
 
-def test_uninstall_keeps_the_crds(helm: Kubectl, kubectl: Kubectl, installed_crds):
-    name, namespace = unique_name("mp"), unique_name("meshplane-system")
-    helm("install", name, str(CHART), "--namespace", namespace, "--create-namespace")
-    helm("uninstall", name, "--namespace", namespace)
-    assert kubectl("get", "clusterrole", "meshplane-view", "--ignore-not-found", "-o", "name").stdout.strip() == ""
-    for crd in ("aifactories", "edgefleets", "meshworkloads"):
-        kubectl("get", "crd", f"{crd}.meshplane.io")
-    kubectl("delete", "namespace", namespace, "--ignore-not-found", "--wait=false", check=False)
+# --------------------------------------------------------------------------- RBAC
+
+
+@pytest.mark.parametrize("materialise", [True, False])
+def test_operator_rules_are_exactly_the_allowlist(materialise: bool):
+    objects = render_chart("--set", f"materialise.enabled={str(materialise).lower()}")
+    assert rules_of(objects, "ClusterRole") == MESH_RULES + (DEPLOYMENT_RULES if materialise else [])
+    assert rules_of(objects, "Role") == lease_rules("meshplane")  # the release's fullname
+    for role in by_kind(objects, "ClusterRole") + by_kind(objects, "Role"):
+        for rule in role["rules"]:
+            granted = rule["apiGroups"] + rule["resources"] + rule["verbs"]
+            assert "*" not in granted and "secrets" not in rule["resources"], (role["metadata"]["name"], rule)
+    env = {e["name"]: e.get("value") for e in container(the(objects, "Deployment"))["env"]}
+    assert env["MESHPLANE_MATERIALISE"] == str(materialise).lower()  # the grant follows the setting
+    assert env["MESHPLANE_LEASE_NAME"] == "meshplane"  # the Lease the Role names
+
+
+def test_rbac_can_be_turned_off():
+    objects = render_chart("--set", "rbac.aggregateClusterRoles=false")
+    names = [o["metadata"]["name"] for o in by_kind(objects, "ClusterRole")]
+    assert names == ["meshplane-system-meshplane-operator"]
+    objects = render_chart("--set", "rbac.create=false", "--set", "rbac.aggregateClusterRoles=false")
+    assert not [o for o in objects if o["apiVersion"].startswith("rbac.")]
+    assert by_kind(objects, "Deployment")  # the operator is still there, bound by whoever manages RBAC
+
+
+# --------------------------------------------------------------------------- names
+
+
+def test_two_releases_in_two_namespaces_share_no_cluster_scoped_name():
+    first = render_chart(namespace="team-a", release="meshplane")
+    second = render_chart(namespace="team-b", release="meshplane")
+    cluster_kinds = {"ClusterRole", "ClusterRoleBinding"}
+    names_a = {(o["kind"], o["metadata"]["name"]) for o in first if o["kind"] in cluster_kinds}
+    names_b = {(o["kind"], o["metadata"]["name"]) for o in second if o["kind"] in cluster_kinds}
+    assert len(names_a) == 4 and names_a.isdisjoint(names_b)
+    # and every namespaced object stays in its release's namespace
+    assert {o["metadata"].get("namespace") for o in first if o["kind"] not in cluster_kinds} == {"team-a"}
+    [binding] = by_kind(second, "ClusterRoleBinding")
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "meshplane", "namespace": "team-b"}]
+
+
+def test_long_release_names_are_truncated_to_63_characters():
+    release = "a-release-name-of-fifty-three-characters-helms-limit"[:53]
+    objects = render_chart("--set", "nameOverride=meshplane-operator", release=release)
+    for obj in objects:
+        if obj["kind"] not in ("ClusterRole", "ClusterRoleBinding"):
+            assert len(obj["metadata"]["name"]) <= 63, obj["metadata"]["name"]
+    name = the(objects, "Deployment")["metadata"]["name"]
+    untruncated = f"{release}-meshplane-operator"
+    assert len(untruncated) > 63 and name == untruncated[:63].rstrip("-")
+
+
+# --------------------------------------------------------------------------- the Deployment
+
+
+def container(deployment: dict[str, Any]) -> dict[str, Any]:
+    [operator] = deployment["spec"]["template"]["spec"]["containers"]
+    return operator
+
+
+def test_deployment_defaults():
+    objects = render_chart()
+    deployment = the(objects, "Deployment")
+    spec, pod = deployment["spec"], deployment["spec"]["template"]["spec"]
+    operator = container(deployment)
+    assert spec["replicas"] == 2
+    assert spec["strategy"] == {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}}
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    assert operator["image"] == f"meshplane/operator:{chart['appVersion']}"
+    env = {e["name"]: e for e in operator["env"]}
+    assert env["MESHPLANE_NAMESPACE"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
+    assert env["POD_NAME"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+    assert env["MESHPLANE_LOG_FORMAT"]["value"] == "json"
+    assert env["MESHPLANE_SITE_EVENTS_NAMESPACE"]["value"] == "default"
+    assert operator["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert operator["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+    assert operator["ports"] == [{"name": "http", "containerPort": 8081, "protocol": "TCP"}]
+    assert env["MESHPLANE_HEALTH_PORT"]["value"] == "8081"
+    assert {"cpu", "memory"} <= set(operator["resources"]["limits"]) & set(operator["resources"]["requests"])
+    assert operator["securityContext"]["readOnlyRootFilesystem"] is True
+    assert {"name": "tmp", "mountPath": "/tmp"} in operator["volumeMounts"]
+    assert pod["serviceAccountName"] == "meshplane" and pod["automountServiceAccountToken"] is True
+    assert the(objects, "ServiceAccount")["automountServiceAccountToken"] is False
+    [term] = pod["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
+    assert term["podAffinityTerm"]["labelSelector"]["matchLabels"] == spec["selector"]["matchLabels"]
+    assert the(objects, "PodDisruptionBudget")["spec"]["minAvailable"] == 1
+    assert the(objects, "Service")["spec"]["ports"][0]["targetPort"] == "http"
+    assert by_kind(objects, "ServiceMonitor") == []
+
+
+def test_optional_objects_follow_their_values(tmp_path: Path):
+    assert by_kind(render_chart("--set", "replicaCount=1"), "PodDisruptionBudget") == []
+    assert by_kind(render_chart("--set", "podDisruptionBudget.enabled=false"), "PodDisruptionBudget") == []
+    assert by_kind(render_chart("--set", "networkPolicy.enabled=false"), "NetworkPolicy") == []
+    objects = render_chart("-f", values_file(tmp_path, ALL_OPTIONS))
+    deployment = the(objects, "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    assert container(deployment)["image"] == f"meshplane/operator@{ALL_OPTIONS['image']['digest']}"
+    assert "requiredDuringSchedulingIgnoredDuringExecution" in pod["affinity"]["podAntiAffinity"]
+    [spread] = pod["topologySpreadConstraints"]
+    assert spread["labelSelector"]["matchLabels"] == deployment["spec"]["selector"]["matchLabels"]
+    monitor = the(objects, "ServiceMonitor")
+    assert monitor["spec"]["endpoints"][0]["path"] == "/metrics"
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= the(objects, "Service")["metadata"]["labels"].items()
+    # the checkov skips of the image go away once the image is pinned and always pulled
+    annotations = deployment["metadata"]["annotations"]
+    assert [k for k in annotations if k.startswith("checkov.io/skip")] == ["checkov.io/skip-token"]
+
+
+# --------------------------------------------------------------------------- the API server's validation
+
+SERVICE_MONITOR_CRD: dict[str, Any] = {
+    "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+    "metadata": {"name": "servicemonitors.monitoring.coreos.com"},
+    "spec": {
+        "group": "monitoring.coreos.com", "scope": "Namespaced",
+        "names": {"kind": "ServiceMonitor", "plural": "servicemonitors", "singular": "servicemonitor",
+                  "listKind": "ServiceMonitorList"},
+        "versions": [{"name": "v1", "served": True, "storage": True, "schema": {"openAPIV3Schema": {
+            "type": "object", "required": ["spec"],
+            "properties": {"spec": {
+                "type": "object", "required": ["selector"],
+                "properties": {
+                    "selector": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
+                    "namespaceSelector": {"type": "object", "properties": {
+                        "any": {"type": "boolean"}, "matchNames": {"type": "array", "items": {"type": "string"}}}},
+                    "endpoints": {"type": "array", "items": {"type": "object", "properties": {
+                        "port": {"type": "string"}, "path": {"type": "string"},
+                        "scheme": {"type": "string", "enum": ["http", "https"]},
+                        "interval": {"type": "string", "pattern": "^(0|(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?"
+                                                                  "(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?)$"},
+                        "scrapeTimeout": {"type": "string"}}}},
+                }}},
+        }}}],
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def service_monitor_crd(kubectl: Kubectl) -> Iterator[None]:
+    """A minimal ServiceMonitor CRD (the fields the chart sets, from the Prometheus
+    Operator's monitoring.coreos.com/v1), unless the cluster has the real one; removed
+    afterwards if it was installed here."""
+    existed = kubectl("get", "crd", SERVICE_MONITOR_CRD["metadata"]["name"], check=False).returncode == 0
+    if not existed:
+        kubectl.apply_obj(SERVICE_MONITOR_CRD)
+        kubectl("wait", "--for", "condition=established", "--timeout=60s",
+                f"crd/{SERVICE_MONITOR_CRD['metadata']['name']}")
+    yield
+    if not existed:
+        kubectl("delete", "crd", SERVICE_MONITOR_CRD["metadata"]["name"], "--wait=false", check=False)
+
+
+@pytest.mark.parametrize("options", [False, True], ids=["defaults", "all-options"])
+def test_every_object_passes_the_api_servers_validation(
+    kubectl: Kubectl, installed_crds: Any, service_monitor_crd: None, tmp_path: Path, options: bool
+):
+    namespace = unique_name("chart-dry-run")
+    kubectl("create", "namespace", namespace)
+    try:
+        extra = ["-f", values_file(tmp_path, ALL_OPTIONS)] if options else []
+        objects = render_chart(*extra, namespace=namespace)
+        kinds = {o["kind"] for o in objects}
+        expected = {"ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "Service",
+                    "Deployment", "PodDisruptionBudget", "NetworkPolicy"} | ({"ServiceMonitor"} if options else set())
+        assert kinds == expected
+        result = kubectl("apply", "--dry-run=server", "--validate=strict", "-f", "-",
+                         input=yaml.safe_dump_all(objects))
+        assert result.stdout.count("(server dry run)") == len(objects), result.stdout
+        assert "Warning" not in result.stderr, result.stderr
+    finally:
+        kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+
+
+def test_the_api_server_would_refuse_a_wrong_field(kubectl: Kubectl, service_monitor_crd: None):
+    """The dry run above can fail: a misspelt field of the chart's ServiceMonitor is refused."""
+    namespace = unique_name("chart-dry-run")
+    kubectl("create", "namespace", namespace)
+    try:
+        monitor = the(render_chart("--set", "metrics.serviceMonitor.enabled=true", namespace=namespace),
+                      "ServiceMonitor")
+        monitor["spec"]["endpoints"][0]["intervall"] = monitor["spec"]["endpoints"][0].pop("interval")
+        result = kubectl("apply", "--dry-run=server", "--validate=strict", "-f", "-",
+                         input=yaml.safe_dump(monitor), check=False)
+        assert result.returncode != 0 and "intervall" in result.stderr, result.stderr
+    finally:
+        kubectl("delete", "namespace", namespace, "--wait=false", check=False)
