@@ -264,7 +264,7 @@ class LeaderElector:
 
         # 2. Held by another and not expired by our own observation: wait.
         duration = old.lease_duration_s if old.lease_duration_s and old.lease_duration_s > 0 else cfg.lease_duration_s
-        assert observed_at is not None  # nosec B101 - narrows the type for mypy: set above on every path
+        assert observed_at is not None  # nosec B101 # narrows the type for mypy: set above on every path
         if old.holder and old.holder != cfg.identity and self._clock() < observed_at + duration:
             self._last_error = None
             return False
@@ -408,7 +408,7 @@ class LeaderElector:
             renewed_at = self._renewed_at
         until_deadline = -1.0 if renewed_at is None else renewed_at + self.config.renew_deadline_s - self._clock()
         if until_deadline <= 0:  # not leading
-            return retry * (1 + random.uniform(0, JITTER))  # nosec B311 - retry jitter, not a secret
+            return retry * (1 + random.uniform(0, JITTER))  # nosec B311 # retry jitter, not a secret
         # Leading: renew every retry period, but wake at the deadline to report a loss at once.
         return min(retry, until_deadline + 0.001)
 

@@ -211,7 +211,7 @@ def run(settings: Settings, stop: threading.Event) -> None:
     ready = threading.Event()
     _Health.ready, _Health.alive, _Health.metrics = ready, threads, metrics
     # every interface: the kubelet probes and Prometheus reach the pod on its IP
-    server = ThreadingHTTPServer(("0.0.0.0", settings.health_port), _Health)  # nosec B104 - a pod's own network namespace
+    server = ThreadingHTTPServer(("0.0.0.0", settings.health_port), _Health)  # nosec B104 # a pod's own network namespace
     threading.Thread(target=server.serve_forever, name="health", daemon=True).start()
     # the watches start at once; the solve loop only once the whole mesh has been listed,
     # so the first solve never sees half of it (and writes no transient Unschedulable)
