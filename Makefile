@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := .make
 PYTEST_ARGS ?=
 
-.PHONY: help run test test-fast test-e2e lint bench crds check-crds install controlplane tools clean
+.PHONY: help run test test-fast test-e2e lint scan lock bench crds check-crds install controlplane tools clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -42,8 +42,21 @@ lint: install ## ruff, mypy (strict for controller/core and placement) and the i
 	$(BIN)/mypy controller placement placement_ext
 	$(BIN)/lint-imports --no-cache
 
-test: install controlplane tools lint ## set up, lint, then the whole suite, end-to-end tests included
+test: install controlplane tools lint scan ## set up, lint, scan, then the whole suite, end-to-end tests included
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The scanners and pip-compile live in their own venv: checkov pins dozens of libraries.
+SCAN_VENV := .venv-scan
+$(STAMP)/scan-tools: requirements/scan.txt
+	rm -rf $(SCAN_VENV) && $(PYTHON) -m venv $(SCAN_VENV)
+	$(SCAN_VENV)/bin/pip install --quiet -r requirements/scan.txt
+	@mkdir -p $(STAMP) && touch $@
+
+scan: tools $(STAMP)/scan-tools ## bandit on the packages, checkov on the rendered chart, pip-audit on the lock
+	$(SCAN_VENV)/bin/python scripts/scan.py
+
+lock: $(STAMP)/scan-tools ## re-resolve requirements/runtime.lock (hashed) from pyproject's dependencies
+	SCAN_VENV=$(SCAN_VENV) bash scripts/lock.sh
 
 test-fast: install ## the suite without the end-to-end tests
 	$(BIN)/python -m pytest -m "not e2e" $(PYTEST_ARGS)
