@@ -8,10 +8,22 @@ package main
 //     Terminating forever);
 //   - garbagecollector: objects whose ownerReferences point at a deleted owner are
 //     deleted (cascading deletion, foreground and orphan propagation);
-//   - serviceaccount: every namespace gets its "default" ServiceAccount.
+//   - serviceaccount: every namespace gets its "default" ServiceAccount;
+//   - clusterrole-aggregation: labelled ClusterRoles fold into view/edit/admin;
+//   - deployment, replicaset: a Deployment gets its ReplicaSet and the ReplicaSet its
+//     Pods (rolling updates, scaling, status), which the scheduler (scheduler.go)
+//     places and KWOK (kwok.go) "runs";
+//   - nodelifecycle: the node.kubernetes.io/not-ready:NoSchedule taint the API server
+//     puts on every new Node (admission plugin TaintNodesByCondition) is lifted once
+//     the Node reports Ready, and a Node whose heartbeat stops for 50 s is marked
+//     Unknown and tainted again, with kube-controller-manager's defaults. (Its
+//     companion, the taint-eviction controller that deletes Pods from such Nodes, does
+//     not run: the Pods stay, marked not Ready);
+//   - podgc: Pods bound to a Node that no longer exists are deleted (after 40 s, checked
+//     every 20 s), so a test that deletes its simulated Nodes leaves no Pod behind.
 //
-// Everything else of kube-controller-manager (Deployments, ReplicaSets, Jobs, nodes,
-// endpoints, ...) is left out: there is no kubelet, so no Pod ever runs.
+// Everything else of kube-controller-manager (Jobs, StatefulSets, node lifecycle,
+// endpoints, ...) is left out.
 
 import (
 	"context"
@@ -32,12 +44,17 @@ import (
 	"k8s.io/controller-manager/pkg/informerfactory"
 	"k8s.io/klog/v2"
 	"k8s.io/kubernetes/pkg/controller/clusterroleaggregation"
+	"k8s.io/kubernetes/pkg/controller/deployment"
 	"k8s.io/kubernetes/pkg/controller/garbagecollector"
 	namespacecontroller "k8s.io/kubernetes/pkg/controller/namespace"
+	nodelifecycle "k8s.io/kubernetes/pkg/controller/nodelifecycle"
+	"k8s.io/kubernetes/pkg/controller/podgc"
+	"k8s.io/kubernetes/pkg/controller/replicaset"
 	serviceaccountcontroller "k8s.io/kubernetes/pkg/controller/serviceaccount"
 )
 
-var knownControllers = []string{"namespace", "garbagecollector", "serviceaccount", "clusterrole-aggregation"}
+var knownControllers = []string{"namespace", "garbagecollector", "serviceaccount", "clusterrole-aggregation",
+	"deployment", "replicaset", "nodelifecycle", "podgc"}
 
 // parseControllers turns "namespace,garbagecollector" (or "*" / "" / "none") into a set.
 func parseControllers(spec string) (map[string]bool, error) {
@@ -126,6 +143,58 @@ func startControllers(ctx context.Context, cfg *rest.Config, enabled map[string]
 		}
 		agg := clusterroleaggregation.NewClusterRoleAggregation(typed.Rbac().V1().ClusterRoles(), aggClient.RbacV1())
 		runs = append(runs, func(ctx context.Context) { agg.Run(ctx, 1) })
+	}
+
+	// Worker counts are kube-controller-manager's defaults (--concurrent-deployment-syncs,
+	// --concurrent-replicaset-syncs); clients are one per controller, as there.
+	if enabled["deployment"] {
+		dClient, err := kubernetes.NewForConfig(withAgent("deployment-controller"))
+		if err != nil {
+			return err
+		}
+		dc, err := deployment.NewDeploymentController(ctx, typed.Apps().V1().Deployments(),
+			typed.Apps().V1().ReplicaSets(), typed.Core().V1().Pods(), dClient)
+		if err != nil {
+			return fmt.Errorf("deployment controller: %w", err)
+		}
+		runs = append(runs, func(ctx context.Context) { dc.Run(ctx, 5) })
+	}
+
+	if enabled["replicaset"] {
+		rsClient, err := kubernetes.NewForConfig(withAgent("replicaset-controller"))
+		if err != nil {
+			return err
+		}
+		rsc := replicaset.NewReplicaSetController(ctx, typed.Apps().V1().ReplicaSets(),
+			typed.Core().V1().Pods(), rsClient, replicaset.BurstReplicas)
+		runs = append(runs, func(ctx context.Context) { rsc.Run(ctx, 5) })
+	}
+
+	if enabled["nodelifecycle"] {
+		nlClient, err := kubernetes.NewForConfig(withAgent("node-controller"))
+		if err != nil {
+			return err
+		}
+		// kube-controller-manager's defaults: --node-monitor-period 5s,
+		// --node-startup-grace-period 60s, --node-monitor-grace-period 50s, eviction
+		// rates 0.1 and 0.01, large cluster 50 nodes, unhealthy zone 55%.
+		nlc, err := nodelifecycle.NewNodeLifecycleController(ctx, typed.Coordination().V1().Leases(),
+			typed.Core().V1().Pods(), typed.Core().V1().Nodes(), typed.Apps().V1().DaemonSets(), nlClient,
+			5*time.Second, 60*time.Second, 50*time.Second, 0.1, 0.01, 50, 0.55)
+		if err != nil {
+			return fmt.Errorf("node lifecycle controller: %w", err)
+		}
+		runs = append(runs, nlc.Run)
+	}
+
+	if enabled["podgc"] {
+		pgClient, err := kubernetes.NewForConfig(withAgent("pod-garbage-collector"))
+		if err != nil {
+			return err
+		}
+		// 12500: kube-controller-manager's --terminated-pod-gc-threshold default.
+		pgc := podgc.NewPodGC(ctx, pgClient, typed.Core().V1().Pods(), typed.Core().V1().Nodes(), 12500)
+		runs = append(runs, pgc.Run)
 	}
 
 	if enabled["garbagecollector"] {

@@ -13,12 +13,25 @@
 // on stdout. It stops on SIGTERM/SIGINT, or when its standard input reaches EOF if
 // --exit-on-stdin-eof is given (so it dies with the test process that started it).
 //
-// There is no kubelet, scheduler or kube-controller-manager. Four of the latter's
-// controllers run in-process (see controllers.go; --controllers picks them): namespace
-// (deleted namespaces are emptied and go away), garbagecollector (ownerReferences
-// cascade), serviceaccount (the "default" ServiceAccount of each namespace) and
-// clusterrole-aggregation (labelled ClusterRoles fold into view/edit/admin).
-// Workload controllers (Deployments, Jobs, ...) do not run and no Pod ever starts.
+// It is a "cluster in a box": besides the API server, in the same process, run
+//
+//   - eight kube-controller-manager controllers (controllers.go; --controllers picks
+//     them): namespace (deleted namespaces are emptied and go away), garbagecollector
+//     (ownerReferences cascade), serviceaccount (the "default" ServiceAccount of each
+//     namespace), clusterrole-aggregation (labelled ClusterRoles fold into
+//     view/edit/admin), deployment and replicaset (Deployments get ReplicaSets and
+//     Pods), nodelifecycle (a Ready Node loses its not-ready taint) and podgc (Pods of
+//     deleted Nodes are deleted);
+//   - the real kube-scheduler (scheduler.go; --scheduler=false leaves it out), as
+//     CN=system:kube-scheduler, leader election off: it binds Pods to Nodes or marks
+//     them Unschedulable;
+//   - KWOK (kwok.go; --kwok=false leaves it out), a simulated kubelet: Nodes annotated
+//     kwok.x-k8s.io/node=fake (--kwok-manage-nodes) become Ready and Pods bound to them
+//     become Running with a pod IP, without any container.
+//
+// There are no Nodes until a test creates them (see docs/e2e.md), so until then every
+// Pod stays Pending, Unschedulable. Jobs, StatefulSets, node lifecycle, kube-proxy and
+// DNS do not run.
 //
 // Usage:
 //
@@ -80,6 +93,10 @@ type options struct {
 	verbosity      int
 	user           string
 	controllers    string
+	scheduler      bool
+	kwok           bool
+	kwokManage     string
+	kwokPodCIDR    string
 }
 
 func main() {
@@ -101,6 +118,12 @@ func run() int {
 	fs.StringVar(&o.controllers, "controllers", "*",
 		"in-process kube-controller-manager controllers to run: '*' (all of "+strings.Join(knownControllers, ",")+
 			"), a comma-separated list, or 'none'")
+	fs.BoolVar(&o.scheduler, "scheduler", true, "run the real kube-scheduler in-process (binds Pods to Nodes)")
+	fs.BoolVar(&o.kwok, "kwok", true, "run KWOK in-process (simulated kubelet: managed Nodes get Ready, their Pods Running)")
+	fs.StringVar(&o.kwokManage, "kwok-manage-nodes", "kwok.x-k8s.io/node=fake",
+		"annotation selector of the Nodes KWOK manages")
+	fs.StringVar(&o.kwokPodCIDR, "kwok-pod-cidr", "10.244.0.0/16",
+		"range of the pod IPs KWOK hands out (must not overlap --service-cluster-ip-range)")
 	fs.StringVar(&o.user, "admin-user", "meshplane-admin", "common name of the admin client certificate (group system:masters)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: %s --data-dir DIR [--kubeconfig PATH] [flags] [-- extra kube-apiserver flags]\n", os.Args[0])
@@ -237,7 +260,13 @@ func run() int {
 			_ = syscall.Kill(os.Getpid(), syscall.SIGTERM)
 			return
 		}
-		if err := writeKubeconfig(o.kubeconfig, server, pki, o.user); err != nil {
+		if err := startSimulation(runCtx, o, server, pki); err != nil {
+			fmt.Fprintf(os.Stderr, "meshplane-test-controlplane: %v\n", err)
+			startFailed.Store(true)
+			_ = syscall.Kill(os.Getpid(), syscall.SIGTERM)
+			return
+		}
+		if err := writeKubeconfig(o.kubeconfig, server, pki.caPEM, o.user, pki.adminCertPEM, pki.adminKeyPEM); err != nil {
 			fmt.Fprintf(os.Stderr, "meshplane-test-controlplane: write kubeconfig: %v\n", err)
 			startFailed.Store(true)
 			_ = syscall.Kill(os.Getpid(), syscall.SIGTERM)
@@ -257,6 +286,31 @@ func run() int {
 		return 1
 	}
 	return code
+}
+
+// startSimulation starts the kube-scheduler and KWOK, as enabled, each with its own
+// kubeconfig (and client certificate) in the data directory.
+func startSimulation(ctx context.Context, o options, server string, pki *pkiFiles) error {
+	if o.scheduler {
+		path := filepath.Join(o.dataDir, "scheduler.kubeconfig")
+		if err := writeKubeconfig(path, server, pki.caPEM, schedulerUser, pki.schedulerCertPEM, pki.schedulerKeyPEM); err != nil {
+			return fmt.Errorf("write scheduler kubeconfig: %w", err)
+		}
+		if err := startScheduler(ctx, path); err != nil {
+			return err
+		}
+	}
+	if o.kwok {
+		path := filepath.Join(o.dataDir, "kwok.kubeconfig")
+		if err := writeKubeconfig(path, server, pki.caPEM, kwokUser, pki.kwokCertPEM, pki.kwokKeyPEM); err != nil {
+			return fmt.Errorf("write kwok kubeconfig: %w", err)
+		}
+		// All simulated Nodes share this machine's loopback address as their InternalIP.
+		if err := startKwok(ctx, path, o.kwokManage, o.kwokPodCIDR, "127.0.0.1"); err != nil {
+			return fmt.Errorf("start kwok: %w", err)
+		}
+	}
+	return nil
 }
 
 func fail(format string, a ...any) int {
@@ -338,7 +392,22 @@ type pkiFiles struct {
 	caPEM                   []byte
 	adminCertPEM            []byte
 	adminKeyPEM             []byte
+	schedulerCertPEM        []byte
+	schedulerKeyPEM         []byte
+	kwokCertPEM             []byte
+	kwokKeyPEM              []byte
 }
+
+const (
+	// The identity the built-in RBAC grants the scheduler's permissions to
+	// (ClusterRoleBindings system:kube-scheduler and system:volume-scheduler).
+	schedulerUser = "system:kube-scheduler"
+	// KWOK writes Node and Pod status, deletes Pods and records Events, as a kubelet
+	// does; a real kubelet's identity (system:node:NAME) is per Node and held to its
+	// own Node by the NodeRestriction admission plugin, so KWOK, which plays all the
+	// Nodes, gets an admin identity of its own instead (visible in managedFields).
+	kwokUser = "meshplane-kwok"
+)
 
 func generatePKI(dir, adminUser, serviceCIDR string) (*pkiFiles, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -415,6 +484,24 @@ func generatePKI(dir, adminUser, serviceCIDR string) (*pkiFiles, error) {
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 	}
 	if p.adminCertPEM, p.adminKeyPEM, err = issue(p.adminCert, p.adminKey, adminTmpl, ca, caKey); err != nil {
+		return nil, err
+	}
+	clientTmpl := func(cn string, groups ...string) *x509.Certificate {
+		return &x509.Certificate{
+			SerialNumber: serial(),
+			Subject:      pkix.Name{CommonName: cn, Organization: groups},
+			NotBefore:    now,
+			NotAfter:     notAfter,
+			KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
+			ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+		}
+	}
+	if p.schedulerCertPEM, p.schedulerKeyPEM, err = issue(filepath.Join(dir, "scheduler.crt"),
+		filepath.Join(dir, "scheduler.key"), clientTmpl(schedulerUser), ca, caKey); err != nil {
+		return nil, err
+	}
+	if p.kwokCertPEM, p.kwokKeyPEM, err = issue(filepath.Join(dir, "kwok.crt"),
+		filepath.Join(dir, "kwok.key"), clientTmpl(kwokUser, "system:masters"), ca, caKey); err != nil {
 		return nil, err
 	}
 
@@ -513,11 +600,11 @@ func waitReady(ctx context.Context, server string, p *pkiFiles, timeout time.Dur
 	return fmt.Errorf("kube-apiserver not ready after %s: %s", timeout, last)
 }
 
-// writeKubeconfig writes the admin kubeconfig (certificates inline) atomically.
-func writeKubeconfig(path, server string, p *pkiFiles, user string) error {
+// writeKubeconfig writes a kubeconfig for user (certificates inline) atomically.
+func writeKubeconfig(path, server string, caPEM []byte, user string, certPEM, keyPEM []byte) error {
 	cfg := clientcmdapi.NewConfig()
-	cfg.Clusters["meshplane-test"] = &clientcmdapi.Cluster{Server: server, CertificateAuthorityData: p.caPEM}
-	cfg.AuthInfos[user] = &clientcmdapi.AuthInfo{ClientCertificateData: p.adminCertPEM, ClientKeyData: p.adminKeyPEM}
+	cfg.Clusters["meshplane-test"] = &clientcmdapi.Cluster{Server: server, CertificateAuthorityData: caPEM}
+	cfg.AuthInfos[user] = &clientcmdapi.AuthInfo{ClientCertificateData: certPEM, ClientKeyData: keyPEM}
 	cfg.Contexts["meshplane-test"] = &clientcmdapi.Context{Cluster: "meshplane-test", AuthInfo: user, Namespace: "default"}
 	cfg.CurrentContext = "meshplane-test"
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
