@@ -23,7 +23,6 @@ checked by tests/controller/api/test_crdgen.py.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -39,33 +38,10 @@ pytestmark = pytest.mark.e2e
 def helm(kubeconfig: str, tmp_path_factory: pytest.TempPathFactory) -> Kubectl:
     return helm_for(kubeconfig, tmp_path_factory)
 
-# Every option on: the values file test_chart_install.py and these tests render with.
-ALL_OPTIONS: dict[str, Any] = {
-    "replicaCount": 3,
-    "image": {"digest": "sha256:" + "0123456789abcdef" * 4, "pullPolicy": "Always"},
-    "imagePullSecrets": [{"name": "registry-pull"}],
-    "serviceAccount": {"annotations": {"example.com/role": "operator"}},
-    "priorityClassName": "system-cluster-critical",
-    "nodeSelector": {"kubernetes.io/os": "linux"},
-    "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "control", "effect": "NoSchedule"}],
-    "topologySpreadConstraints": [{"maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone",
-                                   "whenUnsatisfiable": "ScheduleAnyway"}],
-    "podAntiAffinity": "hard",
-    "podAnnotations": {"example.com/owner": "platform"},
-    "podLabels": {"team": "platform"},
-    "commonLabels": {"environment": "test"},
-    "extraEnv": [{"name": "MESHPLANE_CLOCK_RATE", "value": "1"}],
-    "operator": {"logFormat": "text", "solverWorkers": 4, "solverTimeLimitSeconds": 120,
-                 "debounceQuietSeconds": 0.5, "debounceMaxSeconds": 5},
-    "service": {"annotations": {"example.com/scrape": "true"}},
-    "networkPolicy": {
-        "enabled": True,
-        "ingressFrom": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}],
-        "apiServer": {"cidrs": ["10.0.0.1/32"]},
-        "extraEgress": [{"to": [{"ipBlock": {"cidr": "10.1.0.0/16"}}], "ports": [{"port": 4317, "protocol": "TCP"}]}],
-    },
-    "metrics": {"serviceMonitor": {"enabled": True, "labels": {"release": "prometheus"}}},
-}
+# Every option on (and non-default values wherever they change the rendering): the
+# chart's ci/ values, which the checkov scan renders too.
+ALL_OPTIONS_FILE = CHART / "ci" / "all-options-values.yaml"
+ALL_OPTIONS: dict[str, Any] = yaml.safe_load(ALL_OPTIONS_FILE.read_text())
 
 # What the operator may do cluster-wide: the calls of controller/operator/*.py (kopf's
 # list+watch of the three kinds, status patches, Events, and the materialiser's
@@ -89,12 +65,6 @@ def lease_rules(lease: str) -> list[dict[str, Any]]:
     ]
 
 
-def values_file(tmp_path: Path, values: dict[str, Any]) -> str:
-    path = tmp_path / "values.yaml"
-    path.write_text(yaml.safe_dump(values))
-    return str(path)
-
-
 def by_kind(objects: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
     return [o for o in objects if o["kind"] == kind]
 
@@ -108,8 +78,8 @@ def the(objects: list[dict[str, Any]], kind: str) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("options", [False, True], ids=["defaults", "all-options"])
-def test_chart_lints_strictly(helm: Kubectl, tmp_path: Path, options: bool):
-    extra = ["-f", values_file(tmp_path, ALL_OPTIONS)] if options else []
+def test_chart_lints_strictly(helm: Kubectl, options: bool):
+    extra = ["-f", str(ALL_OPTIONS_FILE)] if options else []
     result = helm("lint", "--strict", str(CHART), *extra)
     assert "0 chart(s) failed" in result.stdout
 
@@ -242,11 +212,11 @@ def test_deployment_defaults():
     assert by_kind(objects, "ServiceMonitor") == []
 
 
-def test_optional_objects_follow_their_values(tmp_path: Path):
+def test_optional_objects_follow_their_values():
     assert by_kind(render_chart("--set", "replicaCount=1"), "PodDisruptionBudget") == []
     assert by_kind(render_chart("--set", "podDisruptionBudget.enabled=false"), "PodDisruptionBudget") == []
     assert by_kind(render_chart("--set", "networkPolicy.enabled=false"), "NetworkPolicy") == []
-    objects = render_chart("-f", values_file(tmp_path, ALL_OPTIONS))
+    objects = render_chart("-f", str(ALL_OPTIONS_FILE))
     deployment = the(objects, "Deployment")
     pod = deployment["spec"]["template"]["spec"]
     assert container(deployment)["image"] == f"meshplane/operator@{ALL_OPTIONS['image']['digest']}"
@@ -307,12 +277,12 @@ def service_monitor_crd(kubectl: Kubectl) -> Iterator[None]:
 
 @pytest.mark.parametrize("options", [False, True], ids=["defaults", "all-options"])
 def test_every_object_passes_the_api_servers_validation(
-    kubectl: Kubectl, installed_crds: Any, service_monitor_crd: None, tmp_path: Path, options: bool
+    kubectl: Kubectl, installed_crds: Any, service_monitor_crd: None, options: bool
 ):
     namespace = unique_name("chart-dry-run")
     kubectl("create", "namespace", namespace)
     try:
-        extra = ["-f", values_file(tmp_path, ALL_OPTIONS)] if options else []
+        extra = ["-f", str(ALL_OPTIONS_FILE)] if options else []
         objects = render_chart(*extra, namespace=namespace)
         kinds = {o["kind"] for o in objects}
         expected = {"ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "Service",
