@@ -7,15 +7,18 @@ tests/e2e/operator_support.py (RBAC enforced), watching the example mesh.
 - killed (SIGKILL) and restarted, it takes the Lease again and writes nothing: the
   unchanged mesh keeps every resourceVersion;
 - a cordon preempts the work that can run nowhere else, naming the cordon, and
-  lifting it lets the work back.
+  lifting it lets the work back;
+- ``/metrics`` describes the mesh it solved (read with prometheus-client's parser).
 """
 
 from __future__ import annotations
 
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e.e2e_support import Kubectl
 from tests.e2e.operator_support import (
@@ -42,6 +45,28 @@ def test_every_example_workload_is_placed_or_says_why(kubectl: Kubectl, fresh_op
     assert any(e["reason"] in ("Placed", "Rescheduled", "Moved") for e in events), events
     table = kubectl("get", "mwl", "-n", "serving", "--no-headers").stdout
     assert "Unschedulable" in table and "Placed" in table
+
+
+def test_metrics_describe_the_solved_mesh(kubectl: Kubectl, fresh_operator: OperatorProcess) -> None:
+    current = wait_for("every example workload to be solved", lambda: settled(kubectl))
+    with urllib.request.urlopen(f"http://127.0.0.1:{fresh_operator.port}/metrics", timeout=5) as response:
+        assert response.headers["Content-Type"].startswith("text/plain")
+        text = response.read().decode()
+    samples = [s for family in text_string_to_metric_families(text) for s in family.samples]
+
+    def value(name: str, **labels: str) -> float:
+        return sum(s.value for s in samples if s.name == name and labels.items() <= s.labels.items())
+
+    assert value("meshplane_leader") == 1
+    phases = {p: sum(1 for w in current.values() if w["status"]["phase"] == p) for p in ("Placed", "Unschedulable")}
+    assert value("meshplane_workloads", phase="Placed") == phases["Placed"] > 0
+    assert value("meshplane_workloads", phase="Unschedulable") == phases["Unschedulable"] > 0
+    memphis = kubectl.json("get", "aifactory", "us-memphis-1")["status"]["power"]
+    assert value("meshplane_site_power_allocated_watts", site="us-memphis-1", power="firm") == (
+        pytest.approx(memphis["firmAllocatedMW"] * 1e6, rel=1e-3))
+    assert value("meshplane_solves_total") >= 1 and value("meshplane_api_errors_total") == 0
+    # an earlier operator may have written every status already: then this one wrote none
+    assert "meshplane_status_writes_total" in text
 
 
 def test_a_killed_operator_restarts_and_writes_nothing(kubectl: Kubectl, operator_env: tuple[Path, str, Path]) -> None:
