@@ -37,13 +37,12 @@ RUN apt-get update \
 COPY --from=builder /opt/meshplane /opt/meshplane
 # No .pyc written next to the code (the root filesystem is read-only; the builder's pip
 # compiled them already) and logs reach the container runtime line by line.
-# USER: kopf names itself with getpass.getuser(), which reads USER before the passwd
-# file, and the passwd file has no entry for 65532 (nor for any uid a cluster may pick);
-# without it the operator's watches die at start (tests/e2e/test_wheel.py saw it).
+# The passwd file has no entry for 65532 (nor for any uid a cluster may pick): the
+# operator never asks for one (it gives kopf its identity; tests/e2e/test_wheel.py runs
+# it as such a uid).
 ENV PATH=/opt/meshplane/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
-    PYTHONUNBUFFERED=1 \
-    USER=meshplane
+    PYTHONUNBUFFERED=1
 # 65532: the conventional "nonroot" id; numeric, so the kubelet can tell it is not root.
 USER 65532:65532
 WORKDIR /tmp

@@ -198,7 +198,10 @@ def run(settings: Settings, stop: threading.Event) -> None:
     registry = build_registry(state, loop, settings)
 
     def kopf_thread() -> None:
+        # our identity, given: kopf would otherwise name itself by getpass.getuser(),
+        # which fails for a uid without a passwd entry (any uid a cluster may assign)
         asyncio.run(kopf.operator(registry=registry, clusterwide=True, standalone=True,
+                                  identity=settings.identity,  # type: ignore[arg-type]  # kopf's Identity is a NewType of str, not exported
                                   stop_flag=stop, ready_flag=kopf_ready))
 
     threads = [
