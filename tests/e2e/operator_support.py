@@ -41,7 +41,11 @@ TIMEOUT_S = 180.0
 
 @cache
 def helm_binary() -> str:
-    """The real helm of tests/tools (built from Go modules by its build.sh, cached there)."""
+    """The real helm: ``MESHPLANE_HELM`` if set (``make`` sets it to the helm on the PATH
+    when the tests run against a cluster of yours), else the one of tests/tools (built
+    from Go modules by its build.sh, cached there)."""
+    if os.environ.get("MESHPLANE_HELM"):
+        return os.environ["MESHPLANE_HELM"]
     build = subprocess.run(["bash", str(TOOLS_BUILD)], capture_output=True, text=True, check=False)
     if build.returncode != 0:
         pytest.fail(f"building helm from Go modules failed:\n{tail(build.stderr)}", pytrace=False)
