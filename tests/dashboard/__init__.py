@@ -1,0 +1,1 @@
+"""Tests of the dashboard served at / (controller/http/static)."""
