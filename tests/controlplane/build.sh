@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds tests/controlplane/bin/meshplane-test-controlplane (embedded etcd + the real
-# kube-apiserver, from Go modules) for the end-to-end tests.
+# Builds tests/controlplane/bin/meshplane-test-controlplane (embedded etcd, the real
+# kube-apiserver, kube-scheduler and some kube-controller-manager controllers, and KWOK,
+# from Go modules) for the end-to-end tests.
 #
 # The build is cached: it runs only when go.mod, go.sum, a *.go file, this script or
 # the Go toolchain changed since the last successful build (hash in bin/.stamp).
@@ -58,7 +59,7 @@ pkg=k8s.io/component-base/version
 ldflags="-s -w -X $pkg.gitVersion=$k8s_version -X $pkg.gitMajor=$major -X $pkg.gitMinor=$minor"
 ldflags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
 
-echo "building meshplane-test-controlplane (kube-apiserver $k8s_version + embedded etcd) with $go_version" >&2
+echo "building meshplane-test-controlplane (kube-apiserver, kube-scheduler $k8s_version + etcd + KWOK) with $go_version" >&2
 echo "(a cold build fetches ~560 MB of modules through GOPROXY=$(go env GOPROXY) and takes ~5 min on 2 cores)..." >&2
 start=$(date +%s)
 rm -f "$stamp"

