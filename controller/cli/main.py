@@ -3,7 +3,9 @@
 Subcommands:
 - ``validate -f PATH...``: check manifests with the models; one line per problem.
 - ``plan -f PATH... [--at TIME] [-o table|json|yaml]``: run the reconcile core the
-  operator runs on the manifests in memory and print the placements.
+  operator runs on the manifests in memory and print the placements; with
+  ``--what-if CHANGE`` (repeatable) or ``--diff PREVIOUS.json``, also what changes
+  (:mod:`controller.cli.whatif`).
 - ``crds [--check]``: write the generated CRDs into ``crds/`` and the chart's
   ``crds/``, and the API reference into ``docs/`` (or check them all for drift).
 
@@ -29,7 +31,7 @@ import yaml
 import placement_ext
 from controller.api import codegen
 from controller.api.resources import API_VERSION
-from controller.cli import render
+from controller.cli import render, whatif
 from controller.cli.files import load_manifests
 from controller.core.parse import Manifests
 from controller.core.reconcile import Snapshot, reconcile
@@ -109,6 +111,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
         return EXIT_PROBLEMS
     at = args.at or dt.datetime.now(dt.UTC).replace(microsecond=0)
     config = SolverConfig(time_limit_s=args.time_limit, num_workers=args.workers, random_seed=args.seed)
+    if whatif.wanted(args):
+        return whatif.run(args, manifests, at, config)
     outcome = reconcile(Snapshot(manifests.factories, manifests.fleets, manifests.workloads, at), config)
     if args.output == "json":
         sys.stdout.write(json.dumps(render.status_objects(manifests, outcome), indent=2) + "\n")
@@ -187,6 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--seed", type=_bounded(int, 0, MAX_SEED), default=_DEFAULTS.random_seed,
         help="CP-SAT random seed (default: %(default)s)",
     )
+    whatif.add_arguments(plan)
     plan.set_defaults(handler=cmd_plan)
 
     crds = commands.add_parser("crds", help="write the CRDs and the API reference generated from the models")

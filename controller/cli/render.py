@@ -1,5 +1,6 @@
 """What ``meshctl`` prints: rich tables of the mesh, the plan and its sites, the one-line
-solve summary, and the status objects of ``-o json|yaml``.
+solve summary, the status objects of ``-o json|yaml``, and the "What changes" table of
+a what-if or a diff (:class:`controller.core.whatif.PlanDiff`).
 
 Called by :mod:`controller.cli.main`; reads the core's ``Outcome`` and never computes a
 placement figure itself (mesh-wide solve figures live here and in the plan, never in a
@@ -19,6 +20,7 @@ from controller.api.resources import AIFactory, EdgeFleet
 from controller.core.parse import Manifests, topology_warnings
 from controller.core.reconcile import Outcome
 from controller.core.statuses import PHASE_PLACED, PHASE_UNSCHEDULABLE, status_object
+from controller.core.whatif import PlanDiff, SiteDelta, WorkloadMove
 
 # Tables printed into a pipe or a CI log get this width rather than rich's 80 columns.
 _PIPE_WIDTH = 200
@@ -153,3 +155,58 @@ def summary_line(outcome: Outcome) -> str:
         f"{total_mw:,.1f} MW; {tokens:,.0f} tokens/s; bound {stats.bound:,.0f}, gap {stats.gap:.2%} "
         f"({', '.join(how)}); solve {stats.wall_ms:,.0f} ms"
     )
+
+
+_DIFF_KINDS = (
+    ("moved", "moved", "cyan"), ("newly_placed", "newly placed", "green"),
+    ("newly_unschedulable", "newly unschedulable", "red"), ("newly_preempted", "newly preempted", "red"),
+)
+
+
+def _sites_or_phase(sites: tuple[str, ...], phase: str) -> str:
+    return ", ".join(sites) if sites else (phase or "(absent)")
+
+
+def _site_figures(mw: float, tokens_per_second: float) -> str:
+    return f"{mw:,.2f} MW, {tokens_per_second:,.0f} tokens/s"
+
+
+def diff_table(diff: PlanDiff, context: str) -> Table:
+    """One row per workload whose outcome changes (before -> after sites, or its phase
+    when it has none, and why), per workload or site removed or added, and per site whose
+    MW or tokens/s change."""
+    table = Table(title=f"What changes {context}", header_style="bold")
+    for name in ("Change", "MeshWorkload / site", "Before", "After", "Reason"):
+        table.add_column(name, overflow="fold")
+    for field, label, style in _DIFF_KINDS:
+        moves: tuple[WorkloadMove, ...] = getattr(diff, field)
+        for move in moves:
+            table.add_row(
+                f"[{style}]{label}[/]", move.key, _sites_or_phase(move.before_sites, move.before_phase),
+                _sites_or_phase(move.after_sites, move.after_phase), move.reason,
+            )
+    for key in diff.removed:
+        table.add_row("removed", key, "", "", "")
+    for key in diff.added:
+        table.add_row("added", key, "", "", "")
+    site: SiteDelta
+    for site in diff.sites:
+        table.add_row(
+            "site", f"{site.site} ({site.kind})", _site_figures(site.mw_before, site.tokens_per_second_before),
+            _site_figures(site.mw_after, site.tokens_per_second_after),
+            f"{site.mw_after - site.mw_before:+,.2f} MW",
+        )
+    return table
+
+
+def print_diff(diff: PlanDiff, context: str, out: Console) -> None:
+    if diff.empty:
+        out.print(f"What changes {context}: nothing (no workload moves; no site's MW or tokens/s change)",
+                  markup=False)
+        return
+    out.print(diff_table(diff, context))
+    counts = [f"{len(getattr(diff, field))} {label}" for field, label, _ in _DIFF_KINDS if getattr(diff, field)]
+    counts += [f"{len(diff.removed)} removed"] if diff.removed else []
+    counts += [f"{len(diff.added)} added"] if diff.added else []
+    counts += [f"{len(diff.sites)} site(s) with other MW or tokens/s"] if diff.sites else []
+    out.print("; ".join(counts), markup=False)
