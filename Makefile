@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := .make
 PYTEST_ARGS ?=
 
-.PHONY: help run test test-fast test-e2e lint scan lock bench crds check-crds install controlplane tools clean
+.PHONY: help run test test-fast test-e2e lint scan lock bench crds check-crds install controlplane tools browser clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -53,7 +53,14 @@ lint: install ## ruff, mypy (strict for controller/core and placement) and the i
 	$(BIN)/mypy controller placement placement_ext
 	$(BIN)/lint-imports --no-cache
 
-test: install controlplane tools lint scan ## set up, lint, scan, then the whole suite, end-to-end tests included
+# The dashboard's tests drive Debian's Chromium (MESHPLANE_CHROMIUM, default /usr/bin/chromium)
+# with Playwright; installed here when missing (as root, or with sudo).
+browser: ## the Chromium the dashboard tests drive (apt-get install when missing)
+	@command -v chromium >/dev/null || { \
+		if [ "$$(id -u)" = 0 ]; then sudo=; else sudo=sudo; fi; \
+		$$sudo apt-get update && $$sudo apt-get install -y --no-install-recommends chromium; }
+
+test: install controlplane tools browser lint scan ## set up, lint, scan, then the whole suite, end-to-end tests included
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # The scanners and pip-compile live in their own venv: checkov pins dozens of libraries.
