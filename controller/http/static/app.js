@@ -1,7 +1,7 @@
 // The meshplane dashboard: reads the mesh, the workloads and the last solve from the
 // HTTP API, draws them (cytoscape graph, power bars, uPlot fleet chart, table), asks
-// the what-if planner, and re-reads everything when /api/v1/version moves (polled every
-// 2 s: an EventSource could not send the Authorization header the operator requires).
+// the what-if planner, and re-reads everything when /api/v1/version moves (long-polled:
+// an EventSource could not send the Authorization header the operator requires).
 //
 // Workload names, reasons and messages are written by users: they reach the page only
 // through textContent and DOM nodes, never as HTML.
@@ -9,6 +9,7 @@
 
 const API = "api/v1/"; // relative: the page works behind a path prefix (kubectl proxy)
 const POLL_MS = 2000;
+const LONG_POLL_S = 25;
 const TOKEN_KEY = "meshplane.token";
 const FLEET_COLOURS = ["#16a34a", "#0891b2", "#ca8a04", "#db2777", "#7c3aed", "#ea580c"];
 const WORKLOAD_COLOURS = ["#f59e0b", "#ef4444", "#8b5cf6", "#06b6d4", "#ec4899", "#84cc16", "#f97316", "#14b8a6"];
@@ -76,6 +77,7 @@ async function api(path, options = {}) {
   } catch {
     body = null;
   }
+  if (response.status === 401 || response.status === 403) hook.denied = response.status;
   if (!response.ok) {
     const detail = body && typeof body.detail === "string" ? body.detail
       : body && body.detail ? JSON.stringify(body.detail) : `${response.status} ${response.statusText}`;
@@ -211,6 +213,7 @@ function renderGraph(mesh, workloads) {
   container.dataset.edges = String(cy.edges().length);
   hook.nodes = cy.nodes().length;
   hook.edges = cy.edges().length;
+  hook.graph = { nodes: cy.nodes().map((n) => n.id()), edges: cy.edges().map((e) => e.id()) };
 }
 
 // ---- power bars --------------------------------------------------------------------
@@ -251,15 +254,16 @@ function renderPower(mesh) {
 // ---- solver ------------------------------------------------------------------------
 
 function renderSolver(solve) {
-  const gap = solve.gap === null || solve.gap === undefined ? "—" : `${(100 * solve.gap).toFixed(2)} %`;
+  const gap = Number.isFinite(solve.gap) ? `${(100 * solve.gap).toFixed(2)} %` : "—";
   const items = [
-    ["status", solve.status], ["version", solve.version],
-    ["objective", fmt(solve.objective, 1)], ["bound", fmt(solve.bound, 1)],
-    ["gap", gap], ["solve", `${fmt(solve.solveMs, 0)} ms`],
+    ["status", solve.status], ["gap", gap], ["version", solve.version],
+    ["objective", fmtRate(solve.objective), fmt(solve.objective, 1)], ["bound", fmtRate(solve.bound), fmt(solve.bound, 1)],
+    ["solve", `${fmt(solve.solveMs, 0)} ms`],
     ["start", solve.warm ? "warm" : "cold"], ["placed", `${solve.placedWorkloads} / ${solve.workloads}`],
+    ["time limit", solve.wallLimitHit ? "hit" : "not hit"],
   ];
-  if (solve.wallLimitHit) items.push(["time limit", "hit"]);
-  $("solver").replaceChildren(...items.flatMap(([k, v]) => [el("dt", { text: k }), el("dd", { "data-field": k, text: v ?? "—" })]));
+  $("solver").replaceChildren(...items.flatMap(([k, v, full]) => [
+    el("dt", { text: k }), el("dd", { "data-field": k, title: full, text: v ?? "—" })]));
 }
 
 // ---- fleets chart ------------------------------------------------------------------
@@ -434,22 +438,45 @@ async function refresh() {
   document.body.dataset.version = String(mesh.version);
 }
 
-let pollTimer = null;
+// Following the mesh: GET version?after=N is a long poll (the server answers when the
+// version passes N, or after `wait` seconds with N unchanged), so a new outcome shows
+// at once without a request every 2 s. A server that answers at once anyway is asked
+// again only after POLL_MS. A token change aborts the pending poll and starts afresh.
+let follower = null;
+const sleep = (ms, signal) => new Promise((resolve) => {
+  const timer = setTimeout(resolve, ms);
+  signal.addEventListener("abort", () => { clearTimeout(timer); resolve(); }, { once: true });
+});
 
-async function poll() {
-  clearTimeout(pollTimer);
-  try {
-    const { version } = await api("version");
-    if (version !== state.version) await refresh();
-    setLive("live", "live");
-    showBanner("");
-  } catch (error) {
-    setLive("error", "offline");
-    showBanner(explain(error));
-    // A fault of the page itself (not an answer of the API) belongs in the console.
-    if (!(error instanceof ApiError) && !(error instanceof TypeError && /fetch/i.test(error.message))) console.error(error);
+async function follow(signal) {
+  while (!signal.aborted) {
+    const asked = performance.now();
+    let changed = false;
+    try {
+      const path = state.version === null ? "version" : `version?after=${state.version}&wait=${LONG_POLL_S}`;
+      const { version } = await api(path, { signal });
+      if (signal.aborted) return;
+      changed = version !== state.version;
+      if (changed) await refresh();
+      setLive("live", "live");
+      showBanner("");
+    } catch (error) {
+      if (signal.aborted) return;
+      setLive("error", "offline");
+      showBanner(explain(error));
+      // A fault of the page itself (not an answer of the API) belongs in the console.
+      if (!(error instanceof ApiError) && !(error instanceof TypeError && /fetch/i.test(error.message))) console.error(error);
+      await sleep(POLL_MS, signal);
+      continue;
+    }
+    if (!changed && performance.now() - asked < POLL_MS) await sleep(POLL_MS, signal);
   }
-  pollTimer = setTimeout(poll, POLL_MS);
+}
+
+function restartFollowing() {
+  if (follower) follower.abort();
+  follower = new AbortController();
+  follow(follower.signal);
 }
 
 function setUpToken() {
@@ -460,7 +487,7 @@ function setUpToken() {
     if (token) sessionStorage.setItem(TOKEN_KEY, token);
     else sessionStorage.removeItem(TOKEN_KEY);
     state.version = null; // re-read everything with the new identity
-    poll();
+    restartFollowing();
   });
   $("token-form").addEventListener("submit", (event) => {
     event.preventDefault(); // Enter in the field: apply it, do not navigate
@@ -480,7 +507,7 @@ function start() {
   window.addEventListener("resize", () => {
     if (state.plot) state.plot.setSize({ width: Math.max(300, $("fleets").clientWidth), height: 230 });
   });
-  poll();
+  restartFollowing();
 }
 
 start();
