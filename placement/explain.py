@@ -30,8 +30,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from placement.decisions import KIND_FLEET
-from placement.snapshot import Snapshot
-from placement_ext import FEASIBLE, FILTER_NAMES
+from placement.problem import DEFAULT_CONFIG, Mesh, SolverConfig
+from placement.snapshot import Snapshot, build
+from placement_ext import FEASIBLE, FILTER_NAMES, evaluate_pairs
 
 # displaced_by keeps the highest-priority holders only: on a big mesh the sites a
 # workload needed can hold thousands of workloads (the message gives the count).
@@ -360,3 +361,45 @@ def reasons(
         current = {snap.site_index[a.site] for a in wd.current if a.site in snap.site_index and a.devices > 0}
         out[w] = _capacity_reason(wk, feasible_sites[w], usage, holders, current)
     return out
+
+
+# ---------------------------------------------------------------- per-column verdicts
+
+
+@dataclass(frozen=True, slots=True)
+class ColumnVerdict:
+    """One workload against one pool of one site, on the empty mesh: the filter that
+    rejects it (``""`` when it passes every filter) and, when it passes, the devices
+    that would serve its whole demand, the worst user latency and the scoring pass's
+    cost of the pair (tiers energy x 1e6 + latency x 1e3 + stability; lower is better;
+    0 when rejected)."""
+
+    site: str
+    kind: str
+    accelerator_model: str
+    rejected_by: str
+    devices: float
+    latency_ms: float
+    cost: float
+
+
+def column_verdicts(mesh: Mesh, key: str, config: SolverConfig = DEFAULT_CONFIG) -> list[ColumnVerdict]:
+    """Every (site, pool) column as the filters and the cost see workload ``key`` (the
+    pairs behind a decision's ``rejections`` and ``feasible_sites``), for explanations
+    such as the HTTP API's; the plan itself keeps only the counts. KeyError if unknown."""
+    snap = build(mesh, config)
+    w = snap.keys.index(key) if key in snap.keys else -1
+    if w < 0:
+        raise KeyError(key)
+    columns = np.arange(snap.n_cols, dtype=np.int32)
+    codes, devices, latency, cost = evaluate_pairs(
+        snap.cols, snap.wls, np.full(snap.n_cols, w, dtype=np.int32), columns
+    )
+    return [
+        ColumnVerdict(
+            site=snap.col_site_name[c], kind=snap.col_kind[c], accelerator_model=snap.col_model_name[c],
+            rejected_by="" if int(codes[c]) == FEASIBLE else FILTER_NAMES[int(codes[c])],
+            devices=float(devices[c]), latency_ms=float(latency[c]), cost=float(cost[c]),
+        )
+        for c in range(snap.n_cols)
+    ]

@@ -7,7 +7,10 @@ Subcommands:
   ``--what-if CHANGE`` (repeatable) or ``--diff PREVIOUS.json``, also what changes
   (:mod:`controller.cli.whatif`).
 - ``crds [--check]``: write the generated CRDs into ``crds/`` and the chart's
-  ``crds/``, and the API reference into ``docs/`` (or check them all for drift).
+  ``crds/``, and the API reference and ``docs/openapi.json`` into ``docs/`` (or check
+  them all for drift).
+- ``serve -f PATH... [--host] [--port] [--at TIME]``: the HTTP API and dashboard
+  (``controller.http``) over the manifests, reconciled once; loopback and no auth.
 
 ``-f -`` reads standard input. Bad arguments give one line naming the argument and
 exit 2; bad manifests one line per problem and exit 1; never a traceback. Installed as
@@ -128,8 +131,42 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    # imported here: the HTTP stack is not loaded by the other subcommands
+    from controller.http.app import create_app
+    from controller.http.server import serve
+    from controller.http.source import StaticSource
+
+    # no auth here, so anyone who reaches the port reads the mesh: loopback unless told
+    if args.host not in LOOPBACK_HOSTS and not args.insecure_no_auth:
+        sys.stderr.write(
+            f"meshctl serve: error: --host {args.host} is not loopback and meshctl serve has no authentication; "
+            "add --insecure-no-auth to serve anyone who reaches the port\n"
+        )
+        return EXIT_USAGE
+    manifests = load_manifests(args.filename)
+    if _no_manifests(manifests, args.filename):
+        return EXIT_PROBLEMS
+    if manifests.problems:
+        render.print_problems(manifests, render.console())
+        return EXIT_PROBLEMS
+    at = args.at or dt.datetime.now(dt.UTC).replace(microsecond=0)
+    app = create_app(StaticSource(manifests, at))
+    shown = f"[{args.host}]" if ":" in args.host else args.host
+    render.console().print(f"serving the plan for {at.isoformat()} at http://{shown}:{args.port}/", markup=False)
+    serve(app, args.host, args.port)
+    return EXIT_OK
+
+
 def cmd_crds(args: argparse.Namespace) -> int:
+    from controller.http.openapi import FILENAME as OPENAPI_FILENAME
+    from controller.http.openapi import openapi_text
+
     files = codegen.generated_files(Path(args.output_dir), Path(args.docs_dir), Path(args.chart_dir))
+    files[Path(args.docs_dir) / OPENAPI_FILENAME] = openapi_text()  # the HTTP API's, from controller.http
     out = render.console()
     if args.check:
         stale = codegen.stale_files(files)
@@ -193,6 +230,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     whatif.add_arguments(plan)
     plan.set_defaults(handler=cmd_plan)
+
+    serve = commands.add_parser("serve", help="serve the HTTP API and dashboard over manifests (no auth)")
+    _filename_argument(serve)
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
+    serve.add_argument("--port", type=_bounded(int, 0, 65535), default=8080, help="port (default: %(default)s)")
+    serve.add_argument("--at", type=_parse_time, help="plan for this time (ISO 8601; default: now)")
+    serve.add_argument(
+        "--insecure-no-auth", action="store_true",
+        help="allow a non-loopback --host although nothing checks who calls (the operator's API has auth)",
+    )
+    serve.set_defaults(handler=cmd_serve)
 
     crds = commands.add_parser("crds", help="write the CRDs and the API reference generated from the models")
     crds.add_argument("--output-dir", default=str(codegen.DEFAULT_CRDS_DIR), help="folder of the CRDs (default: crds)")

@@ -1,0 +1,208 @@
+"""The API's response (and request) models: pydantic, snake_case in Python, camelCase
+on the wire with units upper-case (``firmMW``, ``latencyMs``), as the CRDs spell them
+(the same :func:`controller.api.models.base.to_api_name`).
+
+Every endpoint returns one of these, so the OpenAPI document (``/api/v1/openapi.json``,
+``docs/openapi.json``) describes exactly what is sent. Figures are the statuses'
+rounded figures where a status carries them. Built by :mod:`controller.http.views`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from controller.api.models.base import to_api_name
+
+SiteKind = Literal["AIFactory", "EdgeFleet"]
+
+
+class ApiView(BaseModel):
+    """Base of every model here: camelCase aliases on the wire."""
+
+    model_config = ConfigDict(alias_generator=to_api_name, populate_by_name=True)
+
+
+class ErrorView(ApiView):
+    """Every error: one line, never a traceback."""
+
+    detail: str = Field(description="What went wrong, in one line.")
+
+
+class VersionView(ApiView):
+    version: int = Field(description="Increases with every new outcome; 0 before the first solve.")
+
+
+class ConditionView(ApiView):
+    type: str
+    status: str
+    reason: str
+    message: str
+
+
+class SitePower(ApiView):
+    """Power of a site in MW. Fleets: ``firmMW`` is the fleet's cap (maxFleetMW)."""
+
+    firm_mw: float
+    flexible_mw: float
+    curtailed_mw: float
+    firm_allocated_mw: float
+    flexible_allocated_mw: float
+    firm_available_mw: float
+    flexible_available_mw: float
+
+
+class SitePool(ApiView):
+    """One accelerator pool; fleets: devices online and opted in at the plan's time."""
+
+    model: str
+    devices_total: int
+    devices_allocated: int
+    devices_available: int
+
+
+class OnlinePoint(ApiView):
+    at: str = Field(description="RFC 3339 time (UTC).")
+    devices: int = Field(description="Devices online and opted in at that time.")
+
+
+class SiteView(ApiView):
+    name: str
+    kind: SiteKind
+    region: str
+    country: str
+    cordoned: bool
+    power: SitePower
+    pools: list[SitePool]
+    online_devices: int | None = Field(description="Fleets: devices online now; null for factories.")
+    online_devices_next24h: list[OnlinePoint] = Field(
+        description="Fleets: devices online at the plan's time and each of the next 23 hours; empty for factories."
+    )
+    tokens_per_second: float
+    workload_count: int
+    conditions: list[ConditionView]
+
+
+class LinkView(ApiView):
+    """A network link from a site to a region (the site's own region is reached at its uplink)."""
+
+    from_: str = Field(alias="from", description="Site name.")
+    to: str = Field(description="Region at the other end.")
+    latency_ms: float
+
+
+class MeshView(ApiView):
+    version: int
+    at: str
+    sites: list[SiteView]
+    links: list[LinkView]
+    user_regions: list[str] = Field(description="Regions the workloads' users are in, sorted.")
+
+
+class AssignmentView(ApiView):
+    site: str
+    kind: SiteKind
+    accelerator_model: str
+    devices: int
+    power_mw: float
+    tokens_per_second: float
+    latency_ms: float | None
+
+
+class UserView(ApiView):
+    region: str
+    weight: float
+
+
+class WorkloadView(ApiView):
+    namespace: str
+    name: str
+    type: str
+    priority: int
+    interruptible: bool
+    phase: str
+    reason: str
+    message: str
+    sites: list[str]
+    assignments: list[AssignmentView]
+    power_mw: float
+    tokens_per_second: float
+    latency_ms: float | None
+    users: list[UserView]
+
+
+class CandidateView(ApiView):
+    """A (site, pool) that passes every filter, with what serving the whole demand there costs."""
+
+    site: str
+    kind: SiteKind
+    accelerator_model: str
+    devices: float = Field(description="Devices that would serve the whole demand here.")
+    latency_ms: float = Field(description="Worst latency from the users (0 without users).")
+    cost: float = Field(description="The scoring pass's integer cost: energy x 1e6 + latency x 1e3 + stability.")
+
+
+class ExplanationView(ApiView):
+    rejections: dict[str, int] = Field(description="Sites rejected per filter (a site counts under one filter).")
+    feasible_site_count: int
+    feasible_sites: list[str]
+    candidates: list[CandidateView] = Field(description="Feasible (site, pool) pairs, cheapest first.")
+    displaced_by: list[str] = Field(description="Unplaced only: higher-priority workloads holding its capacity.")
+    message: str = Field(description="The engine's reason, with what others hold now.")
+
+
+class WorkloadDetail(WorkloadView):
+    explanation: ExplanationView
+
+
+class WorkloadList(ApiView):
+    version: int
+    items: list[WorkloadView]
+
+
+class SolveView(ApiView):
+    version: int
+    at: str
+    status: str
+    objective: float
+    bound: float
+    gap: float
+    solve_ms: float
+    warm: bool
+    placed_workloads: int
+    workloads: int
+    greedy_placed_priority_demand: float
+    placed_priority_demand: float
+    wall_limit_hit: bool
+
+
+class ChangeIn(ApiView):
+    """One what-if change as JSON (the text form is ``'curtail us-memphis-1=200'``)."""
+
+    model_config = ConfigDict(alias_generator=to_api_name, populate_by_name=True, extra="forbid")
+
+    op: Literal["curtail", "cordon", "uncordon", "remove", "clock", "firm"]
+    target: str = Field(default="", max_length=512)
+    value: float | str | None = None
+
+
+class PlanRequest(ApiView):
+    """A what-if question: changes to the published mesh, extra manifests, another time."""
+
+    model_config = ConfigDict(alias_generator=to_api_name, populate_by_name=True, extra="forbid")
+
+    changes: list[str | ChangeIn] = Field(default_factory=list, max_length=1000)
+    manifests: list[dict[str, Any]] = Field(default_factory=list, max_length=10_000)
+    at: str | None = Field(default=None, description="Plan for this time (ISO 8601) instead of the published one.")
+
+
+class PlanView(ApiView):
+    workloads: list[WorkloadView]
+    sites: list[SiteView]
+    solve: SolveView
+
+
+class PlanResponse(ApiView):
+    plan: PlanView
+    diff: dict[str, Any] = Field(description="controller.core.whatif.PlanDiff.to_dict(): what moved, per workload and site.")

@@ -1,0 +1,194 @@
+"""Pure functions from a reconcile (:class:`~controller.core.reconcile.Snapshot` and
+:class:`~controller.core.reconcile.Outcome`) to the response models of
+:mod:`controller.http.models`. No I/O, no clock: the same publication gives the same
+documents, which the tests cross-check against ``reconcile`` run directly.
+
+Where figures come from: site power and pools from the outcome's ``SiteStatus`` and the
+plan's ``SiteUsage``; fleets' online devices over the next 24 hours from their
+availability windows (the engine's own ``fleet_effective_devices``); links from the
+sites' ``spec.links``; workloads from their ``MeshWorkloadStatus``; explanations from
+the engine's decision plus its per-column verdicts (:func:`placement.explain.column_verdicts`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+
+from controller.api.models import Condition, SiteStatus
+from controller.api.resources import AIFactory, EdgeFleet, MeshWorkload
+from controller.core.convert import fleet_site, to_mesh
+from controller.core.reconcile import Outcome, Snapshot
+from controller.core.statuses import timestamp
+from controller.http.models import (
+    AssignmentView,
+    CandidateView,
+    ConditionView,
+    ExplanationView,
+    LinkView,
+    MeshView,
+    OnlinePoint,
+    SitePool,
+    SitePower,
+    SiteView,
+    SolveView,
+    UserView,
+    WorkloadDetail,
+    WorkloadView,
+)
+from controller.http.source import Published
+from placement.capacity import fleet_effective_devices
+from placement.decisions import SiteUsage
+from placement.explain import column_verdicts
+from placement.problem import SolverConfig
+
+FORECAST_HOURS = 24
+
+
+def _conditions(conditions: Iterable[Condition]) -> list[ConditionView]:
+    return [ConditionView(type=c.type, status=c.status, reason=c.reason, message=c.message) for c in conditions]
+
+
+def _pools(usage: SiteUsage | None) -> list[SitePool]:
+    if usage is None:  # a fleet left out of the plan (name conflict)
+        return []
+    return [
+        SitePool(model=p.model, devices_total=p.devices_total, devices_allocated=p.devices_used,
+                 devices_available=max(0, p.devices_total - p.devices_used))
+        for p in usage.pools
+    ]
+
+
+def online_forecast(fleet: EdgeFleet, at: dt.datetime, hours: int = FORECAST_HOURS) -> list[OnlinePoint]:
+    """Devices online and opted in at ``at`` and each following hour (cordons aside)."""
+    site = fleet_site(fleet)
+    points = []
+    for hour in range(hours):
+        moment = at + dt.timedelta(hours=hour)
+        points.append(OnlinePoint(at=timestamp(moment), devices=fleet_effective_devices(site, moment)))
+    return points
+
+
+def site_view(site: AIFactory | EdgeFleet, status: SiteStatus | None, usage: SiteUsage | None,
+              at: dt.datetime) -> SiteView:
+    """One site as ``GET /api/v1/mesh`` shows it."""
+    power = status.power if status is not None else None
+    allocated = {
+        "firm_allocated_mw": power.firm_allocated_mw if power else 0.0,
+        "flexible_allocated_mw": power.flexible_allocated_mw if power else 0.0,
+        "firm_available_mw": power.firm_available_mw if power else 0.0,
+        "flexible_available_mw": power.flexible_available_mw if power else 0.0,
+    }
+    if isinstance(site, AIFactory):
+        spec_power = site.spec.power
+        budget = SitePower(firm_mw=spec_power.firm_mw, flexible_mw=spec_power.flexible_mw,
+                           curtailed_mw=spec_power.curtailed_mw, **allocated)
+        kind, forecast, online = "AIFactory", [], None
+    else:
+        budget = SitePower(firm_mw=site.spec.max_fleet_mw, flexible_mw=0.0, curtailed_mw=0.0, **allocated)
+        kind, forecast = "EdgeFleet", online_forecast(site, at)
+        online = status.online_devices if status is not None else None
+    return SiteView(
+        name=site.metadata.name, kind=kind, region=site.spec.region, country=site.spec.country,
+        cordoned=site.spec.cordoned, power=budget, pools=_pools(usage), online_devices=online,
+        online_devices_next24h=forecast,
+        tokens_per_second=status.tokens_per_second if status is not None else 0.0,
+        workload_count=status.workload_count if status is not None else 0,
+        conditions=_conditions(status.conditions if status is not None else []),
+    )
+
+
+def site_views(snapshot: Snapshot, outcome: Outcome) -> list[SiteView]:
+    """Every factory, then every fleet, in the snapshot's order."""
+    usage = outcome.plan.sites
+    views = [site_view(f, outcome.factories.get(f.metadata.name), usage.get(f.metadata.name), snapshot.at)
+             for f in snapshot.factories]
+    views += [site_view(f, outcome.fleets.get(f.metadata.name), usage.get(f.metadata.name), snapshot.at)
+              for f in snapshot.fleets]
+    return views
+
+
+def mesh_view(published: Published) -> MeshView:
+    snapshot = published.snapshot
+    sites: list[AIFactory | EdgeFleet] = [*snapshot.factories, *snapshot.fleets]
+    links = [
+        LinkView(from_=site.metadata.name, to=link.to, latency_ms=link.latency_ms)
+        for site in sites
+        for link in site.spec.links
+    ]
+    regions = sorted({u.region for w in snapshot.workloads if w.spec.latency for u in w.spec.latency.users})
+    return MeshView(version=published.version, at=timestamp(published.at),
+                    sites=site_views(snapshot, published.outcome), links=links, user_regions=regions)
+
+
+def workload_view(workload: MeshWorkload, outcome: Outcome) -> WorkloadView:
+    """One workload as its status says (a workload the plan has not seen shows Pending)."""
+    status = outcome.workloads.get(workload.key)
+    spec = workload.spec
+    users = [UserView(region=u.region, weight=u.weight) for u in spec.latency.users] if spec.latency else []
+    common = {
+        "namespace": workload.metadata.namespace or "", "name": workload.metadata.name, "type": spec.type,
+        "priority": spec.priority, "interruptible": spec.interruptible, "users": users,
+    }
+    if status is None:
+        return WorkloadView(**common, phase="Pending", reason="Pending", message="", sites=[], assignments=[],
+                            power_mw=0.0, tokens_per_second=0.0, latency_ms=None)
+    placed = next((c for c in status.conditions if c.type == "Placed"), None)
+    return WorkloadView(
+        **common, phase=status.phase, reason=placed.reason if placed else status.phase, message=status.message,
+        sites=[s for s in status.sites.split(",") if s],
+        assignments=[
+            AssignmentView(site=a.site, kind=a.kind, accelerator_model=a.accelerator_model, devices=a.devices,
+                           power_mw=a.power_mw, tokens_per_second=a.tokens_per_second, latency_ms=a.latency_ms)
+            for a in status.assignments
+        ],
+        power_mw=status.power_mw, tokens_per_second=status.tokens_per_second, latency_ms=status.latency_ms,
+    )
+
+
+def workload_views(snapshot: Snapshot, outcome: Outcome, phase: str | None = None,
+                   namespace: str | None = None) -> list[WorkloadView]:
+    views = [workload_view(w, outcome) for w in snapshot.workloads
+             if namespace is None or w.metadata.namespace == namespace]
+    return [v for v in views if phase is None or v.phase == phase]
+
+
+def explanation(snapshot: Snapshot, outcome: Outcome, key: str, config: SolverConfig) -> ExplanationView:
+    """Why a workload is where it is: the engine's counts per filter, the sites passing
+    every filter and the cost of each feasible (site, pool) on the snapshot's mesh."""
+    decision = outcome.plan.workloads.get(key)
+    mesh = to_mesh(snapshot.factories, snapshot.fleets, snapshot.workloads, snapshot.at)
+    verdicts = column_verdicts(mesh, key, config) if decision is not None else []
+    feasible = [v for v in verdicts if not v.rejected_by]
+    candidates = sorted(feasible, key=lambda v: (v.cost, v.site, v.accelerator_model))
+    return ExplanationView(
+        rejections=dict(decision.rejections) if decision else {},
+        feasible_site_count=decision.feasible_sites if decision else 0,
+        feasible_sites=list(dict.fromkeys(v.site for v in feasible)),
+        candidates=[
+            CandidateView(site=v.site, kind="AIFactory" if v.kind == "AIFactory" else "EdgeFleet",
+                          accelerator_model=v.accelerator_model, devices=v.devices, latency_ms=v.latency_ms,
+                          cost=v.cost)
+            for v in candidates
+        ],
+        displaced_by=list(decision.displaced_by) if decision else [],
+        message=decision.message if decision else "not part of the plan",
+    )
+
+
+def workload_detail(published: Published, workload: MeshWorkload) -> WorkloadDetail:
+    view = workload_view(workload, published.outcome)
+    return WorkloadDetail(
+        **view.model_dump(),
+        explanation=explanation(published.snapshot, published.outcome, workload.key, published.config),
+    )
+
+
+def solve_view(version: int, at: dt.datetime, outcome: Outcome, solve_ms: float, warm: bool) -> SolveView:
+    stats = outcome.plan.stats
+    return SolveView(
+        version=version, at=timestamp(at), status=str(stats.status), objective=stats.objective, bound=stats.bound,
+        gap=stats.gap, solve_ms=round(solve_ms, 3), warm=warm, placed_workloads=stats.placed_workloads,
+        workloads=len(outcome.workloads), greedy_placed_priority_demand=stats.greedy_placed_priority_demand,
+        placed_priority_demand=stats.placed_priority_demand, wall_limit_hit=stats.wall_limit_hit,
+    )
