@@ -204,7 +204,8 @@ def test_every_example_site_and_workload_is_shown(watched: Watched, server: str,
     figures = page.eval_on_selector_all("#power .figure", "els => els.map(e => e.textContent)")
     for site, figure in zip(mesh["sites"], figures, strict=True):
         used = site["power"]["firmAllocatedMW"] + site["power"]["flexibleAllocatedMW"]
-        assert figure.startswith(f"{used:,.1f} / "), (site["name"], figure)
+        shown_mw = float(figure.split(" / ")[0].replace(",", ""))
+        assert abs(shown_mw - used) <= 0.05 + 1e-9, (site["name"], figure, used)
 
     # the workload table: every workload, with the phase and sites the API gives
     shown = page.eval_on_selector_all(
@@ -266,6 +267,27 @@ def test_the_table_filters_by_text_and_phase(watched: Watched, server: str) -> N
     page.fill("#filter-text", "no-such-workload")
     assert keys() == set()
     assert page.text_content("#workloads tbody") == "No workload matches."
+    watched.assert_clean()
+
+
+def test_a_row_opens_the_workloads_explanation(watched: Watched, server: str) -> None:
+    page = watched.page
+    open_dashboard(watched, server)
+    for key in ("serving/japan-medical-llm", "serving/chat-us-west"):
+        detail = get(server, f"api/v1/workloads/{key}")
+        page.click(f'#workloads tr[data-key="{key}"]')
+        body = page.locator(f'#workloads tr[data-detail="{key}"]')
+        body.locator(".explain").wait_for()
+        assert body.locator(".explain-message").text_content() == detail["explanation"]["message"]
+        shown = body.locator(".rejections li").evaluate_all("els => els.map(e => [e.dataset.filter, e.textContent])")
+        assert dict(shown) == {
+            why: f"{count} × {why}" for why, count in detail["explanation"]["rejections"].items()}
+        assert body.locator(".feasible").text_content() == (", ".join(detail["explanation"]["feasibleSites"]) or "—")
+        assert page.get_attribute(f'#workloads tr[data-key="{key}"]', "aria-expanded") == "true"
+    # one open at a time, and a second click closes it
+    assert page.locator("#workloads tr.detail").count() == 1
+    page.click('#workloads tr[data-key="serving/chat-us-west"]')
+    assert page.locator("#workloads tr.detail").count() == 0
     watched.assert_clean()
 
 

@@ -20,7 +20,11 @@ const $ = (id) => document.getElementById(id);
 const hook = { ready: false, version: null, renders: 0, nodes: 0, edges: 0, sites: [], workloads: [], whatIf: null };
 window.__meshplane = hook;
 
-const state = { version: null, mesh: null, workloads: [], solve: null, cy: null, plot: null, nodeKey: "" };
+const state = {
+  version: null, mesh: null, workloads: [], solve: null, cy: null, plot: null, nodeKey: "",
+  expanded: null, // the workload whose explanation is open
+  details: new Map(), // "version:namespace/name" -> its GET /workloads/{ns}/{name} answer
+};
 
 // ---- DOM helpers -------------------------------------------------------------------
 
@@ -30,7 +34,7 @@ function el(tag, attrs = {}, ...children) {
     if (value === undefined || value === null || value === false) continue;
     if (key === "class") node.className = value;
     else if (key === "text") node.textContent = String(value);
-    else if (key.startsWith("data-")) node.setAttribute(key, String(value));
+    else if (key.startsWith("data-") || key.startsWith("aria-")) node.setAttribute(key, String(value));
     else node[key] = value;
   }
   for (const child of children.flat()) {
@@ -326,18 +330,77 @@ function renderWorkloads() {
   const text = $("filter-text").value.trim();
   const phase = $("filter-phase").value;
   const shown = state.workloads.filter((w) => workloadMatches(w, text, phase));
-  const rows = shown.map((w) => el("tr", { "data-key": `${w.namespace}/${w.name}`, "data-phase": w.phase },
-    el("td", { class: "name" }, el("span", { class: "ns", text: `${w.namespace}/` }), w.name),
-    el("td", { text: w.type }),
-    el("td", {}, el("span", { class: `phase phase-${w.phase}`, text: w.phase })),
-    el("td", { class: "sites", text: sitesText(w.sites) }),
-    el("td", { class: "num", text: w.phase === "Placed" ? fmt(w.powerMW, 1) : "—" }),
-    el("td", { class: "num", text: w.phase === "Placed" ? fmtRate(w.tokensPerSecond) : "—" }),
-    el("td", { class: "reason", title: w.message || "", text: w.phase === "Placed" ? w.reason : (w.message || w.reason) }),
-  ));
+  const rows = [];
+  for (const w of shown) {
+    const key = `${w.namespace}/${w.name}`;
+    const open = state.expanded === key;
+    const row = el("tr", { class: "workload", "data-key": key, "data-phase": w.phase, tabIndex: 0, "aria-expanded": String(open) },
+      el("td", { class: "name" }, el("span", { class: "ns", text: `${w.namespace}/` }), w.name),
+      el("td", { text: w.type }),
+      el("td", {}, el("span", { class: `phase phase-${w.phase}`, text: w.phase })),
+      el("td", { class: "sites", text: sitesText(w.sites) }),
+      el("td", { class: "num", text: w.phase === "Placed" ? fmt(w.powerMW, 1) : "—" }),
+      el("td", { class: "num", text: w.phase === "Placed" ? fmtRate(w.tokensPerSecond) : "—" }),
+      el("td", { class: "reason", title: w.message || "", text: w.phase === "Placed" ? w.reason : (w.message || w.reason) }),
+    );
+    row.addEventListener("click", () => toggleDetail(key));
+    row.addEventListener("keydown", (event) => {
+      if (event.key === "Enter" || event.key === " ") {
+        event.preventDefault();
+        toggleDetail(key);
+      }
+    });
+    rows.push(row);
+    if (open) rows.push(el("tr", { class: "detail", "data-detail": key }, el("td", { colSpan: 7 }, detailBody(key))));
+  }
   if (!rows.length) rows.push(el("tr", {}, el("td", { class: "empty", colSpan: 7, text: "No workload matches." })));
   $("workloads").tBodies[0].replaceChildren(...rows);
   $("workload-count").textContent = `${shown.length} of ${state.workloads.length}`;
+}
+
+// ---- one workload's explanation (GET /workloads/{namespace}/{name}) ----------------
+
+async function toggleDetail(key) {
+  state.expanded = state.expanded === key ? null : key;
+  renderWorkloads();
+  if (state.expanded !== key || state.details.has(`${state.version}:${key}`)) return;
+  const [namespace, name] = key.split("/");
+  let detail;
+  try {
+    detail = await api(`workloads/${encodeURIComponent(namespace)}/${encodeURIComponent(name)}`);
+  } catch (error) {
+    detail = { error: error.message };
+  }
+  state.details.set(`${state.version}:${key}`, detail);
+  if (state.expanded === key) renderWorkloads();
+}
+
+function detailBody(key) {
+  const detail = state.details.get(`${state.version}:${key}`);
+  if (!detail) return el("p", { class: "muted", text: "reading…" });
+  if (detail.error) return el("p", { class: "error", text: detail.error });
+  const x = detail.explanation || {};
+  const parts = [el("p", { class: "explain-message", text: x.message || detail.message || "" })];
+  if ((detail.assignments || []).length) {
+    parts.push(el("h4", { text: "Assignments" }), el("ul", {}, detail.assignments.map((a) => el("li", {
+      text: `${a.site}: ${a.devices.toLocaleString("en-US")} × ${a.acceleratorModel}, ${fmt(a.powerMW, 2)} MW, `
+        + `${fmtRate(a.tokensPerSecond)} tokens/s${a.latencyMs == null ? "" : `, ${fmt(a.latencyMs, 0)} ms`}` }))));
+  }
+  const rejections = Object.entries(x.rejections || {}).sort((a, b) => b[1] - a[1]);
+  if (rejections.length) {
+    parts.push(el("h4", { text: "Sites rejected" }),
+      el("ul", { class: "rejections" }, rejections.map(([why, count]) => el("li", { "data-filter": why, text: `${count} × ${why}` }))));
+  }
+  parts.push(el("h4", { text: `Feasible sites (${x.feasibleSiteCount ?? (x.feasibleSites || []).length})` }),
+    el("p", { class: "feasible", text: sitesText(x.feasibleSites) }));
+  if ((x.candidates || []).length) {
+    parts.push(el("h4", { text: "Cheapest candidates" }), el("ul", {}, x.candidates.slice(0, 5).map((c) => el("li", {
+      text: `${c.site} (${c.acceleratorModel}): ${fmt(c.devices, 0)} devices, ${fmt(c.latencyMs, 0)} ms` }))));
+  }
+  if ((x.displacedBy || []).length) {
+    parts.push(el("h4", { text: "Displaced by" }), el("p", { text: x.displacedBy.join(", ") }));
+  }
+  return el("div", { class: "explain" }, parts);
 }
 
 // ---- what-if -----------------------------------------------------------------------
@@ -423,6 +486,7 @@ async function refresh() {
   state.mesh = mesh;
   state.workloads = workloads.items || [];
   state.solve = solve;
+  if (state.version !== mesh.version) state.details.clear();
   state.version = mesh.version;
   renderGraph(mesh, state.workloads);
   renderPower(mesh);
