@@ -5,6 +5,7 @@ and bad input (one line, never a traceback). Expectations come from plain ``mesh
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -209,3 +210,16 @@ def test_what_if_json_is_the_same_on_every_run() -> None:
     }
     assert len(outputs) == 1
     assert json.loads(outputs.pop())["diff"]["newlyPreempted"]
+
+
+def _without_timing(text: str) -> str:
+    return re.sub(r"solve [\d,]+ ms", "solve N ms", text).strip()
+
+
+def test_the_memphis_example_in_the_docs_is_what_meshctl_prints(capsys: pytest.CaptureFixture[str]) -> None:
+    command = "meshctl plan -f examples/ --at 2026-11-21T23:30:00-08:00 --what-if 'curtail us-memphis-1=200'"
+    docs = (REPO / "docs" / "what-if.md").read_text()
+    block = docs[docs.index(f"$ {command}\n") + len(command) + 3:]
+    block = block[:block.index("```")]
+    assert main(["plan", "-f", str(EXAMPLES), "--at", NIGHT, "--what-if", "curtail us-memphis-1=200"]) == 0
+    assert _without_timing(capsys.readouterr().out) == _without_timing(block)
