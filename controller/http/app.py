@@ -18,6 +18,8 @@ from pathlib import Path
 from fastapi import Depends, FastAPI
 from fastapi.responses import FileResponse, HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.routing import Match, Mount
+from starlette.types import Scope
 
 from controller.api.resources import API_VERSION
 from controller.http import errors
@@ -28,6 +30,7 @@ from controller.http.source import MeshSource
 
 STATIC_DIR = Path(__file__).with_name("static")
 API_PREFIX = "/api/v1"
+API_PREFIX_SLASH = "/api/"
 OPENAPI_PATH = f"{API_PREFIX}/openapi.json"
 LONG_POLL_MAX_S = 30.0
 TITLE = "meshplane API"
@@ -90,4 +93,15 @@ def _static(app: FastAPI, static_dir: Path | None) -> None:
     if static_dir is not None and static_dir.is_dir():
         files = StaticFiles(directory=static_dir)
         app.mount("/static", files, name="static")
-        app.mount("/", files, name="dashboard")  # index.html's relative links (app.js, vendor/...)
+        # index.html's relative links (app.js, vendor/...); never /api/, so a wrong method
+        # there is the router's 405 and an unknown path its JSON 404
+        app.router.routes.append(_NotApi("/", app=files, name="dashboard"))
+
+
+class _NotApi(Mount):
+    """A mount that leaves every ``/api/`` path to the API's routes."""
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        if str(scope.get("path", "")).startswith(API_PREFIX_SLASH):
+            return Match.NONE, {}
+        return super().matches(scope)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -15,6 +16,7 @@ from controller.core.reconcile import Outcome, Snapshot, reconcile
 from controller.http.app import create_app
 from controller.http.source import StaticSource
 
+REPO_EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 # 22:00 UTC: the Californian cars are parked and online, the Seoul home clusters are not
 AT = dt.datetime(2026, 11, 22, 22, 0, tzinfo=dt.UTC)
 
