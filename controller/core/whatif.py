@@ -193,6 +193,8 @@ def _next_generation(generation: int | None) -> int | None:
 
 
 def _edited(site: AIFactory | EdgeFleet, spec: Any) -> Any:
+    if spec == site.spec:
+        return site  # an edit to the same spec changes nothing, not even the generation
     metadata = site.metadata.model_copy(update={"generation": _next_generation(site.metadata.generation)})
     return site.model_copy(update={"spec": spec, "metadata": metadata})
 
@@ -551,12 +553,28 @@ def what_if(
     without the changes; ``current``, when the caller holds it already (the operator),
     is that plan's outcome and is not recomputed. The changed copy is reconciled with
     the current statuses in place and the current plan as warm start, as the operator
-    would after the same edits (module docstring). The input is never modified.
+    would after the same edits (module docstring). Changes that leave every spec and
+    the time as they are (none, or ``uncordon`` of an uncordoned site) plan nothing: the
+    result is the current outcome and an empty diff, as the operator solves only when a
+    spec changes. The input is never modified.
     """
     before = current or reconcile(snapshot, config, previous or previous_plan)
-    changed = apply_changes(_with_statuses(snapshot, before), changes, add)
+    settled = _with_statuses(snapshot, before)
+    changed = apply_changes(settled, changes, add)
+    if _specs(changed) == _specs(settled) and changed.at == settled.at:
+        # the operator solves only when a spec changes: no change, no new plan (a warm
+        # re-solve of the same mesh may place more, which no change would have caused)
+        return before, PlanDiff()
     after = reconcile(changed, config, before.plan)
     return after, diff_outcomes(before, after)
+
+
+def _specs(snapshot: Snapshot) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    return (
+        {f.metadata.name: f.spec for f in snapshot.factories},
+        {f.metadata.name: f.spec for f in snapshot.fleets},
+        {w.key: w.spec for w in snapshot.workloads},
+    )
 
 
 __all__ = [
