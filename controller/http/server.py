@@ -42,6 +42,10 @@ class BackgroundServer:
     def started(self) -> bool:
         return bool(self._server.started)
 
+    @property
+    def thread(self) -> threading.Thread:
+        return self._thread
+
     def is_alive(self) -> bool:
         return self._thread.is_alive()
 

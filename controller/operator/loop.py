@@ -11,7 +11,9 @@ leader solves at once.
 
 Each solve: snapshot the state, reconcile (warm from the previous plan, cold now and
 then), compute the changes, write them, record what was written, publish the outcome
-(immutable) for readers such as the HTTP API.
+(immutable) for readers such as the HTTP API: ``published`` holds snapshot, outcome
+and version together, replaced in one assignment, and :meth:`SolveLoop.current` makes
+the loop the API's ``MeshSource``.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from controller.api.resources import AnyResource
 from controller.core.changes import Change, ObjectRef, changes, refused_change
 from controller.core.reconcile import Outcome, reconcile
 from controller.core.schedule import next_window_change
+from controller.http.source import Published
 from controller.operator.materialiser import Materialiser
 from controller.operator.metrics import OperatorMetrics
 from controller.operator.settings import Settings
@@ -91,10 +94,15 @@ class SolveLoop:
         self._last_cold: float | None = None
         self.outcome: Outcome | None = None  # the last published outcome (replaced, never mutated)
         self.report: SolveReport | None = None
+        self.published: Published | None = None  # for the HTTP API; replaced whole, never mutated
         self.solves = 0
         self._next_window: dt.datetime | None = None
         self._materialiser = materialiser
         self._metrics = metrics
+
+    def current(self) -> Published | None:
+        """The last solve, as the HTTP API reads it (``controller.http.source.MeshSource``)."""
+        return self.published
 
     def mark_dirty(self) -> None:
         """A change that may move placements happened (called from any thread)."""
@@ -195,6 +203,10 @@ class SolveLoop:
             at=at, warm=previous is not None, solve_ms=(time.perf_counter() - started) * 1e3,
             changes=len(pending), status_patches=sum(1 for c in pending if c.patch is not None),
             events=sum(len(c.events) for c in pending),
+        )
+        self.published = Published(
+            version=self.solves, snapshot=snapshot, outcome=outcome, at=at, solve_ms=self.report.solve_ms,
+            warm=self.report.warm, config=config,
         )
         if self._metrics is not None:
             self._metrics.observe_solve(self.report, outcome)

@@ -11,7 +11,10 @@ Wires the parts together, each in its own thread so none can stall another:
   :mod:`controller.operator.writer`;
 - a periodic re-list that drops objects deleted during a watch gap;
 - ``/healthz``, ``/readyz`` and ``/metrics`` (:mod:`controller.operator.metrics`) on
-  ``health_port``.
+  ``health_port``;
+- the HTTP API and dashboard (:mod:`controller.http`) on ``http_port`` (0 = off), served
+  by uvicorn in a thread with its own event loop, reading the solve loop's last
+  publication and checking bearer tokens with :mod:`controller.operator.reviews`.
 Settings come from ``MESHPLANE_*`` variables (:mod:`controller.operator.settings`).
 """
 
@@ -33,11 +36,14 @@ import kubernetes
 
 from controller.api.resources import GROUP, KINDS, VERSION
 from controller.core.changes import Change, ObjectRef
+from controller.http.app import create_app
+from controller.http.server import BackgroundServer
 from controller.operator.lease import LeaderElector, LeaseConfig
 from controller.operator.loop import SolveLoop
 from controller.operator.materialiser import Materialiser
 from controller.operator.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from controller.operator.metrics import OperatorMetrics
+from controller.operator.reviews import ReviewAuthorizer
 from controller.operator.settings import Settings, SettingsError
 from controller.operator.state import MeshState
 from controller.operator.writer import StatusWriter
@@ -221,6 +227,9 @@ def run(settings: Settings, stop: threading.Event) -> None:
     solve_thread = threads.pop(2)
     for thread in threads:
         thread.start()
+    api_server = _start_api(client, loop, settings)
+    if api_server is not None:
+        threads.append(api_server.thread)  # a crashed API makes /healthz fail, so the pod restarts
     api = kubernetes.client.CustomObjectsApi(client)
     while not stop.is_set():
         try:
@@ -237,8 +246,34 @@ def run(settings: Settings, stop: threading.Event) -> None:
         if kopf_ready.is_set() and (loop.solves > 0 or not elector.is_leader()):
             ready.set()
     server.shutdown()
+    if api_server is not None:
+        api_server.stop()
     for thread in threads:
         thread.join(timeout=10)
+
+
+API_START_TIMEOUT_S = 10.0
+
+
+def _start_api(client: Any, loop: SolveLoop, settings: Settings) -> BackgroundServer | None:
+    """The HTTP API on ``http_port``, or None when it is off or cannot bind (logged: the
+    operator still places and writes statuses without it)."""
+    if not settings.http_port:
+        return None
+    app = create_app(loop, authorizer=ReviewAuthorizer(client, request_timeout_s=settings.request_timeout_s))
+    # every interface, as the health server: the Service reaches the pod on its IP
+    api_server = BackgroundServer(app, "0.0.0.0", settings.http_port)  # nosec B104 # a pod's own network namespace
+    api_server.start()
+    deadline = time.monotonic() + API_START_TIMEOUT_S
+    while not api_server.started and api_server.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if not api_server.started:
+        log.error("the HTTP API is not serving on port %d (see the error above); the operator runs on without it",
+                  settings.http_port)
+        api_server.stop(timeout_s=1.0)
+        return None
+    log.info("HTTP API on port %d", settings.http_port)
+    return api_server
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -62,6 +62,10 @@ class Settings:
     clock_rate: float = 1.0
     # serving
     health_port: int = 8081
+    # the HTTP API and dashboard (bearer tokens checked by TokenReview and
+    # SubjectAccessReview); 0 = off. Its own port: the probes and /metrics on
+    # health_port stay unauthenticated and independent of the API's load
+    http_port: int = 8080
     log_format: str = "text"  # text or json
 
     def __post_init__(self) -> None:
@@ -88,6 +92,13 @@ class Settings:
             raise SettingsError(f"{ENV_PREFIX}CLOCK_RATE must be > 0 (got {self.clock_rate})")
         if self.materialise not in ("true", "false"):
             raise SettingsError(f"{ENV_PREFIX}MATERIALISE must be true or false (got {self.materialise!r})")
+        if not 0 <= self.http_port <= 65535 or not 0 < self.health_port <= 65535:
+            raise SettingsError(
+                f"{ENV_PREFIX}HTTP_PORT must be 0 (off) to 65535 and {ENV_PREFIX}HEALTH_PORT 1 to 65535 "
+                f"(got {self.http_port} and {self.health_port})"
+            )
+        if self.http_port == self.health_port:
+            raise SettingsError(f"{ENV_PREFIX}HTTP_PORT and {ENV_PREFIX}HEALTH_PORT must differ (both {self.http_port})")
         if self.log_format not in ("text", "json"):
             raise SettingsError(f"{ENV_PREFIX}LOG_FORMAT must be text or json (got {self.log_format!r})")
 
