@@ -5,8 +5,10 @@
 #
 # The build is cached: it runs only when go.mod, go.sum, a *.go file, this script or
 # the Go toolchain changed since the last successful build (hash in bin/.stamp).
-# A cold build (empty module and build caches) takes ~5 min on 2 cores, ~3 min when
-# the modules are already downloaded; an up-to-date check takes well under a second.
+# A cold build (empty build cache) compiles most of Kubernetes plus KWOK: ~10 min of
+# CPU, 6-12 min on 2 cores depending on load, plus the module download when the module
+# cache is empty too; a rebuild after editing a *.go file ~20 s; an up-to-date check
+# takes well under a second.
 #
 # Usage: tests/controlplane/build.sh [--force]
 # Prints the binary's path as its last line on success.
@@ -60,7 +62,7 @@ ldflags="-s -w -X $pkg.gitVersion=$k8s_version -X $pkg.gitMajor=$major -X $pkg.g
 ldflags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
 
 echo "building meshplane-test-controlplane (kube-apiserver, kube-scheduler $k8s_version + etcd + KWOK) with $go_version" >&2
-echo "(a cold build fetches ~560 MB of modules through GOPROXY=$(go env GOPROXY) and takes ~5 min on 2 cores)..." >&2
+echo "(a cold build fetches ~560 MB of modules through GOPROXY=$(go env GOPROXY) and takes 6-12 min on 2 cores)..." >&2
 start=$(date +%s)
 rm -f "$stamp"
 if ! go build -trimpath -buildvcs=false -ldflags "$ldflags" -o "$out.tmp" . >"$log" 2>&1; then

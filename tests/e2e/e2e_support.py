@@ -190,8 +190,8 @@ def build_controlplane(config: pytest.Config) -> Path:
     binary = CONTROLPLANE_DIR / "bin" / "meshplane-test-controlplane"
     stamp = CONTROLPLANE_DIR / "bin" / ".stamp"
     if not (binary.exists() and stamp.exists()):
-        say(config, "\nmeshplane e2e: building the test control plane (kube-apiserver + etcd "
-                     "from Go modules); a cold build takes ~5 min on 2 cores ...")
+        say(config, "\nmeshplane e2e: building the test control plane (kube-apiserver, kube-scheduler, "
+                    "etcd, KWOK from Go modules); a cold build takes 6-12 min on 2 cores ...")
     started = time.monotonic()
     try:
         proc = subprocess.run(
