@@ -46,6 +46,7 @@ ENV PATH=/opt/meshplane/bin:$PATH \
 # 65532: the conventional "nonroot" id; numeric, so the kubelet can tell it is not root.
 USER 65532:65532
 WORKDIR /tmp
-# /healthz, /readyz (and /metrics) on MESHPLANE_HEALTH_PORT
-EXPOSE 8081
+# /healthz, /readyz and /metrics on MESHPLANE_HEALTH_PORT; the HTTP API and dashboard
+# on MESHPLANE_HTTP_PORT
+EXPOSE 8081 8080
 ENTRYPOINT ["meshplane-operator"]

@@ -410,8 +410,7 @@ def _entry(key: str, before: MeshWorkloadStatus | None, after: MeshWorkloadStatu
     placed_before = before_phase == PHASE_PLACED
     move = WorkloadMove(key, before_phase, after.phase, _sites_of(before), _sites_of(after), "")
     if after.phase == PHASE_PLACED:
-        if placed_before:
-            assert before is not None  # for mypy: placed_before implies a status
+        if before is not None and placed_before:
             if _placement(before) == _placement(after):
                 return None
             return "moved", replace(move, reason=f"moved from {_where(before)} to {_where(after)}")

@@ -111,11 +111,13 @@ class OperatorProcess:
 
     def __init__(self, kubeconfig: Path, namespace: str, log_path: Path, extra_env: dict[str, str] | None = None) -> None:
         self.port = free_port()
+        self.api_port = free_port()  # several operators run at once: each its own API port
         env = {
             **os.environ,
             "KUBECONFIG": str(kubeconfig),
             "MESHPLANE_NAMESPACE": namespace,
             "MESHPLANE_HEALTH_PORT": str(self.port),
+            "MESHPLANE_HTTP_PORT": str(self.api_port),
             "MESHPLANE_LEASE_DURATION_S": "4",
             "MESHPLANE_LEASE_RENEW_DEADLINE_S": "3",
             "MESHPLANE_LEASE_RETRY_PERIOD_S": "0.5",

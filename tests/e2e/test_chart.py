@@ -55,6 +55,12 @@ MESH_RULES = [
     {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
 ]
 DEPLOYMENT_RULES = [{"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["create", "patch", "list", "delete"]}]
+# The HTTP API (operator.apiPort > 0) checks each caller's bearer token with the API
+# server: a TokenReview, then a SubjectAccessReview (controller/operator/reviews.py).
+REVIEW_RULES = [
+    {"apiGroups": ["authentication.k8s.io"], "resources": ["tokenreviews"], "verbs": ["create"]},
+    {"apiGroups": ["authorization.k8s.io"], "resources": ["subjectaccessreviews"], "verbs": ["create"]},
+]
 
 
 def lease_rules(lease: str) -> list[dict[str, Any]]:
@@ -124,10 +130,15 @@ def test_template_refuses_settings_the_operator_would_refuse(helm: Kubectl, sett
 # --------------------------------------------------------------------------- RBAC
 
 
-@pytest.mark.parametrize("materialise", [True, False])
-def test_operator_rules_are_exactly_the_allowlist(materialise: bool):
-    objects = render_chart("--set", f"materialise.enabled={str(materialise).lower()}")
-    assert rules_of(objects, "ClusterRole") == MESH_RULES + (DEPLOYMENT_RULES if materialise else [])
+@pytest.mark.parametrize(("materialise", "api"), [(True, True), (False, True), (True, False), (False, False)])
+def test_operator_rules_are_exactly_the_allowlist(materialise: bool, api: bool):
+    objects = render_chart("--set", f"materialise.enabled={str(materialise).lower()}",
+                           "--set", f"operator.apiPort={8080 if api else 0}")
+    assert rules_of(objects, "ClusterRole") == (
+        MESH_RULES + (DEPLOYMENT_RULES if materialise else []) + (REVIEW_RULES if api else []))
+    ports = {p["name"]: p["containerPort"] for p in container(the(objects, "Deployment"))["ports"]}
+    assert ports == ({"http": 8081, "api": 8080} if api else {"http": 8081})
+    assert [p["name"] for p in the(objects, "Service")["spec"]["ports"]] == (["http", "api"] if api else ["http"])
     assert rules_of(objects, "Role") == lease_rules("meshplane")  # the release's fullname
     for role in by_kind(objects, "ClusterRole") + by_kind(objects, "Role"):
         for rule in role["rules"]:
@@ -135,6 +146,7 @@ def test_operator_rules_are_exactly_the_allowlist(materialise: bool):
             assert "*" not in granted and "secrets" not in rule["resources"], (role["metadata"]["name"], rule)
     env = {e["name"]: e.get("value") for e in container(the(objects, "Deployment"))["env"]}
     assert env["MESHPLANE_MATERIALISE"] == str(materialise).lower()  # the grant follows the setting
+    assert env["MESHPLANE_HTTP_PORT"] == ("8080" if api else "0")
     assert env["MESHPLANE_LEASE_NAME"] == "meshplane"  # the Lease the Role names
 
 
@@ -198,8 +210,9 @@ def test_deployment_defaults():
     assert env["MESHPLANE_SITE_EVENTS_NAMESPACE"]["value"] == "default"
     assert operator["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
     assert operator["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
-    assert operator["ports"] == [{"name": "http", "containerPort": 8081, "protocol": "TCP"}]
-    assert env["MESHPLANE_HEALTH_PORT"]["value"] == "8081"
+    assert operator["ports"] == [{"name": "http", "containerPort": 8081, "protocol": "TCP"},
+                                 {"name": "api", "containerPort": 8080, "protocol": "TCP"}]
+    assert env["MESHPLANE_HEALTH_PORT"]["value"] == "8081" and env["MESHPLANE_HTTP_PORT"]["value"] == "8080"
     assert {"cpu", "memory"} <= set(operator["resources"]["limits"]) & set(operator["resources"]["requests"])
     assert operator["securityContext"]["readOnlyRootFilesystem"] is True
     assert {"name": "tmp", "mountPath": "/tmp"} in operator["volumeMounts"]

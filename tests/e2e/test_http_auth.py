@@ -41,9 +41,8 @@ def api_operator(
 ) -> Iterator[tuple[str, str]]:
     """(base URL of the operator's API, its namespace), the examples solved."""
     namespace = unique_name("meshplane-api")
-    cluster_rules, lease_rules = chart_rules()
-    # the chart's rules, plus the review rules unless the chart has them already
-    cluster_rules = cluster_rules + [r for r in REVIEW_RULES if not _have(cluster_rules, r)]
+    cluster_rules, lease_rules = chart_rules()  # exactly the chart's, the reviews included
+    assert all(_have(cluster_rules, r) for r in REVIEW_RULES), cluster_rules
     kubeconfig = service_account_kubeconfig(
         "meshplane-operator", namespace=namespace, rules=lease_rules, cluster_rules=cluster_rules
     )

@@ -207,7 +207,8 @@ def test_the_kind_quickstart_as_written(
         account = deployment["spec"]["template"]["spec"]["serviceAccountName"]
         kubeconfig = token_kubeconfig(kubectl, account, namespace, tmp_path / "operator.kubeconfig")
         env = deployment_env(deployment, operator_pods[0].name)
-        env.pop("MESHPLANE_HEALTH_PORT")  # a local process takes a free port instead of 8081
+        for port in ("MESHPLANE_HEALTH_PORT", "MESHPLANE_HTTP_PORT"):  # a local process takes free ports
+            env.pop(port)
         process = OperatorProcess(kubeconfig, namespace, tmp_path / "operator.log", extra_env=env)
         wait_for("the operator (with the chart's ServiceAccount) to be ready", process.ready)
 

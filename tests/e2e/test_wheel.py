@@ -225,6 +225,7 @@ def image_operator(
         "KUBECONFIG": str(readable),
         "MESHPLANE_NAMESPACE": namespace,
         "MESHPLANE_HEALTH_PORT": str(port),
+        "MESHPLANE_HTTP_PORT": str(free_port()),
         "MESHPLANE_CLOCK_START": NIGHT_IN_CALIFORNIA,
         "MESHPLANE_LEASE_DURATION_S": "4",
         "MESHPLANE_LEASE_RENEW_DEADLINE_S": "3",

@@ -68,7 +68,7 @@ def test_the_runtime_stage_runs_the_builders_venv_as_nonroot(stages: dict[str, S
     assert uid.isdigit() and int(uid) == 65532 and gid == uid
     entry = runtime.all("ENTRYPOINT")[-1].args
     assert entry == '["meshplane-operator"]' and "meshplane-operator" in PROJECT["scripts"]
-    assert [i.args for i in runtime.all("EXPOSE")] == [str(Settings().health_port)]
+    assert [i.args for i in runtime.all("EXPOSE")] == [f"{Settings().health_port} {Settings().http_port}"]
     labels = " ".join(i.args for i in runtime.all("LABEL"))
     for key in ("title", "description", "version"):
         assert f"org.opencontainers.image.{key}=" in labels
