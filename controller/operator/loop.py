@@ -28,7 +28,7 @@ from typing import Any
 
 from controller.api.resources import AnyResource
 from controller.core.changes import Change, ObjectRef, changes, refused_change
-from controller.core.reconcile import Outcome, reconcile
+from controller.core.reconcile import Outcome, Snapshot, reconcile
 from controller.core.schedule import next_window_change
 from controller.http.source import Published
 from controller.operator.materialiser import Materialiser
@@ -158,6 +158,20 @@ class SolveLoop:
     def _window_passed(self) -> bool:
         return self._next_window is not None and self._now() >= self._next_window
 
+    def _observe_apply_to_placed(self, snapshot: Snapshot, outcome: Outcome, written: set[ObjectRef]) -> None:
+        """Seconds from the watch event of a workload's spec to its first Placed status
+        for that spec, for the workloads whose status was just written."""
+        assert self._metrics is not None
+        now = time.monotonic()
+        for workload in snapshot.workloads:
+            ref = ObjectRef.of(workload)
+            status = outcome.workloads.get(workload.key)
+            if ref not in written or status is None or status.phase != "Placed":
+                continue
+            changed_at = self.state.take_spec_changed_at(ref, workload.metadata.generation)
+            if changed_at is not None:
+                self._metrics.apply_to_placed.observe(now - changed_at)
+
     def solve_once(self) -> SolveReport:
         """One solve and its writes, now (also used by tests)."""
         started = time.perf_counter()
@@ -186,6 +200,8 @@ class SolveLoop:
                 pending.append(change)
         written = self._write(pending) if self._is_leader() else set()
         self.state.record_statuses(outcome, written)
+        if self._metrics is not None:
+            self._observe_apply_to_placed(snapshot, outcome, written)
         if self._materialiser is not None and self._is_leader():
             uids = self.state.uids()
             self._materialiser.sync(

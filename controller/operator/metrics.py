@@ -2,7 +2,9 @@
 
 :class:`OperatorMetrics` owns its own :class:`~prometheus_client.CollectorRegistry`
 (not the process-global one), so two operators in one test process never share a
-counter. The solve loop calls :meth:`OperatorMetrics.observe_solve` after each solve,
+counter. The solve loop calls :meth:`OperatorMetrics.observe_solve` after each solve
+and times apply-to-placed (from the watch event of a new spec to its first Placed
+status) into ``apply_to_placed``;
 :func:`controller.operator.main.run` wraps the status writer with
 :meth:`OperatorMetrics.observe_writes` and feeds the Lease state through
 :meth:`OperatorMetrics.set_leader`; the HTTP handler renders :meth:`exposition`.
@@ -31,6 +33,8 @@ if TYPE_CHECKING:
 MW_TO_WATTS = 1e6
 # from a 10 ms warm re-solve to the 300 s wall-clock safety net
 SOLVE_BUCKETS_S = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+# from a debounced solve (0.2 s quiet) to a slow cold solve of a large mesh
+APPLY_BUCKETS_S = (0.25, 0.5, 1, 2, 3, 5, 10, 20, 30, 60, 120, 300)
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
@@ -65,6 +69,11 @@ class OperatorMetrics:
         self.api_errors = PromCounter("meshplane_api_errors_total", "Failed writes to the API server (not 404).",
                                       registry=r)
         self.leader = Gauge("meshplane_leader", "1 while this replica holds the Lease, else 0.", registry=r)
+        self.apply_to_placed = Histogram(
+            "meshplane_apply_to_placed_seconds",
+            "From the watch event of a workload's new spec to its first Placed status for it.",
+            buckets=APPLY_BUCKETS_S, registry=r,
+        )
         self._workload_labels: set[tuple[str, str]] = set()
         self._site_labels: set[tuple[str, str, str]] = set()
         self._fleet_labels: set[str] = set()

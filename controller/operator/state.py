@@ -54,6 +54,9 @@ class _Entry:
     resource: AnyResource
     uid: str
     observed_at: float = 0.0  # time.monotonic() of the last watch event or listing
+    # when the watch delivered this generation as an ADDED or MODIFIED event (None when
+    # it came from a listing, or once it was placed): the start of apply-to-placed
+    spec_changed_at: float | None = None
 
 
 @dataclass
@@ -124,7 +127,11 @@ class MeshState:
                 return known is not None
             self.refused.pop(ref, None)
             before = self._objects[kind].get(key)
-            self._objects[kind][key] = _Entry(resource, str(metadata.get("uid", "")), time.monotonic())
+            now = time.monotonic()
+            same_generation = before is not None and before.resource.metadata.generation == resource.metadata.generation
+            changed_at = before.spec_changed_at if before is not None and same_generation else (
+                now if event_type in ("ADDED", "MODIFIED") else None)
+            self._objects[kind][key] = _Entry(resource, str(metadata.get("uid", "")), now, changed_at)
         return before is None or before.resource.metadata.generation != resource.metadata.generation or (
             before.resource.metadata.labels != resource.metadata.labels
         )
@@ -197,6 +204,17 @@ class MeshState:
                     if entry is None or ObjectRef.of(entry.resource) not in written:
                         continue
                     entry.resource = entry.resource.model_copy(update={"status": status})
+
+    def take_spec_changed_at(self, ref: ObjectRef, generation: int | None) -> float | None:
+        """When the watch delivered ``generation`` of ``ref`` (time.monotonic()), once:
+        the solve loop asks when it has written that generation's first Placed status."""
+        key = f"{ref.namespace}/{ref.name}" if ref.namespace else ref.name
+        with self._lock:
+            entry = self._objects.get(ref.kind, {}).get(key)
+            if entry is None or entry.resource.metadata.generation != generation:
+                return None
+            changed_at, entry.spec_changed_at = entry.spec_changed_at, None
+            return changed_at
 
     def counts(self) -> dict[str, int]:
         with self._lock:

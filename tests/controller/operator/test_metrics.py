@@ -104,3 +104,21 @@ def test_writes_and_leadership_are_counted() -> None:
     assert value(metrics, "meshplane_leader") == 1
     metrics.set_leader(False)
     assert value(metrics, "meshplane_leader") == 0
+
+
+def test_apply_to_placed_is_timed_once_per_spec_from_its_watch_event(examples: Manifests) -> None:
+    """A listed object has no start (the operator did not see it change); a MODIFIED
+    event with a new generation starts the clock, the first Placed status written for
+    that generation stops it, and a later solve does not count it again."""
+    loop, state, bodies, metrics = solved_loop(examples)
+    assert value(metrics, "meshplane_apply_to_placed_seconds_count") == 0  # everything came from the listing
+    chat = next(b for b in bodies if b["metadata"]["name"] == "chat-us-west")
+    edited = {**chat, "metadata": {**chat["metadata"], "generation": 2},
+              "spec": {**chat["spec"], "tokensPerSecond": chat["spec"]["tokensPerSecond"] // 2}}
+    assert state.observe("MODIFIED", edited)
+    loop.solve_once()
+    assert value(metrics, "meshplane_apply_to_placed_seconds_count") == 1
+    total = value(metrics, "meshplane_apply_to_placed_seconds_sum")
+    assert total is not None and 0 < total < 60
+    loop.solve_once()  # nothing changed: no second observation
+    assert value(metrics, "meshplane_apply_to_placed_seconds_count") == 1
