@@ -105,14 +105,23 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_plan(args: argparse.Namespace) -> int:
+def _plannable(args: argparse.Namespace) -> tuple[Manifests, dt.datetime] | int:
+    """The manifests of ``-f`` and the time to plan for, or the exit code after saying
+    why there is nothing to plan (shared by ``plan`` and ``serve``)."""
     manifests = load_manifests(args.filename)
     if _no_manifests(manifests, args.filename):
         return EXIT_PROBLEMS
     if manifests.problems:
         render.print_problems(manifests, render.console())
         return EXIT_PROBLEMS
-    at = args.at or dt.datetime.now(dt.UTC).replace(microsecond=0)
+    return manifests, args.at or dt.datetime.now(dt.UTC).replace(microsecond=0)
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    plannable = _plannable(args)
+    if isinstance(plannable, int):
+        return plannable
+    manifests, at = plannable
     config = SolverConfig(time_limit_s=args.time_limit, num_workers=args.workers, random_seed=args.seed)
     if whatif.wanted(args):
         return whatif.run(args, manifests, at, config)
@@ -147,13 +156,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
             "add --insecure-no-auth to serve anyone who reaches the port\n"
         )
         return EXIT_USAGE
-    manifests = load_manifests(args.filename)
-    if _no_manifests(manifests, args.filename):
-        return EXIT_PROBLEMS
-    if manifests.problems:
-        render.print_problems(manifests, render.console())
-        return EXIT_PROBLEMS
-    at = args.at or dt.datetime.now(dt.UTC).replace(microsecond=0)
+    plannable = _plannable(args)
+    if isinstance(plannable, int):
+        return plannable
+    manifests, at = plannable
     app = create_app(StaticSource(manifests, at))
     shown = f"[{args.host}]" if ":" in args.host else args.host
     render.console().print(f"serving the plan for {at.isoformat()} at http://{shown}:{args.port}/", markup=False)
