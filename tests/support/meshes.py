@@ -8,6 +8,11 @@ local time zones); regions on a few continents with inter-region links; workload
 mostly inference (token demand, user regions, latency limits), some training (gang,
 factory only), fine-tuning and batch; a sovereignty mix (allowed-country lists,
 EU-style groups, denials). Same seed, same mesh.
+
+``family_mesh(family, workloads, sites, seed)`` reshapes it into the harder families
+of :data:`FAMILIES` (scarce power, pools sharing power, gangs, conflicting sovereignty
+and latency, fleets all online or all offline) for the property tests and
+``bench.families``.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import replace
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import numpy as np
 
@@ -85,11 +91,12 @@ def _continent_latency(a: str, b: str) -> float:
 
 
 def synthetic_mesh(
-    workloads: int, sites: int, seed: int = 0, at: dt.datetime | None = None, load: float = 1.3
+    workloads: int, sites: int, seed: int = 0, at: dt.datetime | None = None, load: float = 1.3,
+    factory_share: float = 0.1,
 ) -> Mesh:
     rng = np.random.default_rng(seed)
     at = at or dt.datetime(2025, 6, 1, 23, 30, tzinfo=dt.UTC)
-    n_fact = max(1, int(round(sites * 0.1)))
+    n_fact = max(1, int(round(sites * factory_share)))
     n_fleet = max(0, sites - n_fact)
     factories = []
     for i in range(n_fact):
@@ -241,6 +248,184 @@ def perturb(mesh: Mesh, fraction: float = 0.01, seed: int = 1) -> Mesh:
         out.append(w)
     return replace(mesh, workloads=tuple(out))
 
+
+
+# --------------------------------------------------------------------------- mesh families
+# Harder shapes than the base mesh, each seeded, built from synthetic_mesh and reshaped by
+# a second generator seeded with (seed, family), so the base mesh of a seed never changes.
+FAMILIES = ("base", "scarce", "shared-power", "gangs", "sovereignty", "night", "day")
+_TZ = {region: tz for region, _, tz, _ in REGIONS}
+_COUNTRY = {region: country for region, country, _, _ in REGIONS}
+_CONTINENT = {region: cont for region, _, _, cont in REGIONS}
+
+
+def usable_token_supply(mesh: Mesh) -> float:
+    """Tokens/s the mesh could serve within its power: each factory's usable power filled
+    with its most token-per-watt pools first, each fleet's online devices within its cap."""
+    from placement.capacity import factory_usable_mw, fleet_effective_devices
+
+    supply = 0.0
+    for f in mesh.factories:
+        if f.cordoned:
+            continue
+        left_w = factory_usable_mw(f) * 1e6
+        for p in sorted(f.pools, key=lambda p: -p.tokens_per_second_per_device / p.watts_per_device):
+            n = min(p.count, int(left_w // (p.watts_per_device * f.pue)))
+            supply += n * p.tokens_per_second_per_device
+            left_w -= n * p.watts_per_device * f.pue
+    for fl in mesh.fleets:
+        if fl.cordoned:
+            continue
+        n = fleet_effective_devices(fl, mesh.at)
+        if fl.watts_per_device > 0 and np.isfinite(fl.max_fleet_mw):
+            n = min(n, int(fl.max_fleet_mw * 1e6 // fl.watts_per_device))
+        supply += n * fl.tokens_per_second_per_device
+    return supply
+
+
+def _rescale(workloads: list[WorkloadDemand], target_tokens: float) -> list[WorkloadDemand]:
+    """Scale every demand so the total (devices at 2,400 tokens/s each) is ``target_tokens``."""
+    raw = sum(w.tokens_per_second or (w.accelerators or 0) * 2400.0 for w in workloads)
+    scale = target_tokens / raw if raw > 0 and target_tokens > 0 else 1.0
+    out = []
+    for w in workloads:
+        if w.tokens_per_second is not None:
+            out.append(replace(w, tokens_per_second=w.tokens_per_second * scale))
+        else:
+            out.append(replace(w, accelerators=max(1, int(round((w.accelerators or 1) * scale)))))
+    return out
+
+
+def _window_around(at: dt.datetime, tz: str, open_now: bool, ratio: float) -> AvailabilityWindow:
+    """A daily window in ``tz`` that contains the local time of ``at`` (3 h before to 5 h
+    after) or misses it (opens 2 h after, closes 8 h after)."""
+    local = at.astimezone(ZoneInfo(tz))
+    hour = local.hour
+    start, end = ((hour - 3) % 24, (hour + 5) % 24) if open_now else ((hour + 2) % 24, (hour + 8) % 24)
+    return AvailabilityWindow(dt.time(start), dt.time(end), tz, ratio)
+
+
+def _scarce(mesh: Mesh, rng: np.random.Generator) -> Mesh:
+    """Demand twice the usable supply, a grid event on half the factories (50-100% of a
+    flexible budget of 20-50% of firm), half the fleets offline at the plan's time."""
+    factories = list(mesh.factories)
+    for i in rng.choice(len(factories), size=(len(factories) + 1) // 2, replace=False):
+        f = factories[i]
+        flex = f.flexible_mw if f.flexible_mw > 0 else f.firm_mw * float(rng.uniform(0.2, 0.5))
+        factories[i] = replace(f, flexible_mw=flex, curtailed_mw=flex * float(rng.uniform(0.5, 1.0)))
+    fleets = list(mesh.fleets)
+    if fleets:
+        for i in rng.choice(len(fleets), size=len(fleets) // 2, replace=False):
+            fl = fleets[i]
+            fleets[i] = replace(fl, availability=(_window_around(mesh.at, _TZ[fl.region], False, 0.6),))
+    out = replace(mesh, factories=tuple(factories), fleets=tuple(fleets))
+    return replace(out, workloads=tuple(_rescale(list(out.workloads), 2.0 * usable_token_supply(out))))
+
+
+def _shared_power(mesh: Mesh, rng: np.random.Generator) -> Mesh:
+    """3-5 heterogeneous pools per factory, each alone able to use 50-100% of the
+    factory's usable power: the pools compete for one power budget. Demand 1.5x the
+    usable supply."""
+    from placement.capacity import factory_usable_mw
+
+    factories = []
+    for f in mesh.factories:
+        budget_w = factory_usable_mw(f) * 1e6 / f.pue
+        pools = []
+        for pi in rng.choice(len(MODELS), size=int(rng.integers(3, 6)), replace=False):
+            m, watts, tps, mem = MODELS[pi]
+            count = max(8, int(budget_w / watts * rng.uniform(0.5, 1.0)))
+            pools.append(AcceleratorPool(m, count, watts, tps * float(rng.uniform(0.9, 1.1)), mem))
+        factories.append(replace(f, pools=tuple(pools)))
+    out = replace(mesh, factories=tuple(factories))
+    return replace(out, workloads=tuple(_rescale(list(out.workloads), 1.5 * usable_token_supply(out))))
+
+
+def _gangs(mesh: Mesh, rng: np.random.Generator) -> Mesh:
+    """One priority for all; 1 in 25 workloads a training gang of 30-80% of the largest
+    pool, the rest small inference (tokens), together 0.8x the usable supply."""
+    largest = max((p.count for f in mesh.factories for p in f.pools), default=8)
+    supply = usable_token_supply(mesh)
+    n = len(mesh.workloads)
+    big = set(rng.choice(n, size=max(1, n // 25), replace=False).tolist()) if n else set()
+    small, gangs = [], []
+    for i, w in enumerate(mesh.workloads):
+        if i in big:
+            gangs.append(replace(
+                w, type="training", accelerators=max(8, int(largest * rng.uniform(0.3, 0.8))), tokens_per_second=None,
+                users=(), max_latency_ms=None, allow_fleets=False, splittable=False, max_sites=1,
+                interruptible=bool(rng.random() < 0.3), priority=100, accelerator_models=(), min_memory_gib=0.0))
+        else:
+            users = w.users or (UserRegion(REGIONS[int(rng.integers(len(REGIONS)))][0], 1.0),)
+            small.append(replace(
+                w, type="inference", accelerators=None, tokens_per_second=float(rng.lognormal(7.5, 0.8)),
+                users=users, max_latency_ms=w.max_latency_ms or 120.0, priority=100, interruptible=False,
+                accelerator_models=()))
+    small = _rescale(small, 0.8 * supply)
+    it_small, it_big = iter(small), iter(gangs)
+    ordered = tuple(next(it_big) if i in big else next(it_small) for i in range(n))
+    return replace(mesh, workloads=ordered)
+
+
+def _sovereignty(mesh: Mesh, rng: np.random.Generator) -> Mesh:
+    """Every workload held to one country (its users' home), the EU group or two named
+    countries; inference also serves a second region on another continent 60% of the
+    time, within 30-120 ms: country and latency sets that often cannot both hold."""
+    countries = sorted({c for _, c, _, _ in REGIONS})
+    out = []
+    for w in mesh.workloads:
+        home = w.users[0].region if w.users else REGIONS[int(rng.integers(len(REGIONS)))][0]
+        pick = rng.random()
+        if pick < 0.5:
+            allowed: tuple[str, ...] = (_COUNTRY[home],)
+        elif pick < 0.75:
+            allowed = EU
+        else:
+            allowed = tuple(sorted(set(rng.choice(countries, size=2, replace=False).tolist())))
+        users, max_lat = w.users, w.max_latency_ms
+        if w.type == "inference":
+            users = (UserRegion(home, 1.0),)
+            if rng.random() < 0.6:
+                far = [r for r, *_ in REGIONS if _CONTINENT[r] != _CONTINENT[home]]
+                users += (UserRegion(far[int(rng.integers(len(far)))], float(rng.uniform(0.2, 1.0))),)
+            max_lat = float(rng.choice([30.0, 50.0, 80.0, 120.0]))
+        out.append(replace(w, allowed_countries=allowed, denied_countries=(), users=users, max_latency_ms=max_lat))
+    return replace(mesh, workloads=tuple(out))
+
+
+def _fleet_windows(mesh: Mesh, rng: np.random.Generator, open_now: bool) -> Mesh:
+    """Every fleet gets one daily window in its region's zone that contains the plan's
+    time (night: cars and robots charging, online) or misses it (day: offline)."""
+    fleets = tuple(
+        replace(fl, availability=(_window_around(mesh.at, _TZ[fl.region], open_now, float(rng.uniform(0.5, 0.9))),))
+        for fl in mesh.fleets
+    )
+    return replace(mesh, fleets=fleets)
+
+
+def family_mesh(family: str, workloads: int, sites: int, seed: int = 0) -> Mesh:
+    """A seeded mesh of one of :data:`FAMILIES` (same arguments, same mesh).
+
+    ``base`` is :func:`synthetic_mesh`; the others reshape it (``shared-power`` starts
+    from 30% factories instead of 10%, so there are several to share out):
+    ``scarce``, ``shared-power``, ``gangs``, ``sovereignty``, ``night`` (every fleet's
+    window open at the plan's time), ``day`` (every fleet's window closed).
+    """
+    if family not in FAMILIES:
+        raise ValueError(f"unknown mesh family {family!r}; one of {FAMILIES}")
+    rng = np.random.default_rng([seed, FAMILIES.index(family)])
+    if family == "shared-power":
+        return _shared_power(synthetic_mesh(workloads, sites, seed=seed, factory_share=0.3), rng)
+    mesh = synthetic_mesh(workloads, sites, seed=seed)
+    if family == "scarce":
+        return _scarce(mesh, rng)
+    if family == "gangs":
+        return _gangs(mesh, rng)
+    if family == "sovereignty":
+        return _sovereignty(mesh, rng)
+    if family in ("night", "day"):
+        return _fleet_windows(mesh, rng, family == "night")
+    return mesh
 
 def _links(links: tuple[Link, ...]) -> list[dict[str, Any]]:
     return [{"to": k.to, "latencyMs": k.latency_ms, "bandwidthGbps": k.bandwidth_gbps} for k in links]
