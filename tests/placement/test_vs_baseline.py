@@ -1,0 +1,62 @@
+"""The engine against the kube-scheduler-style baseline (bench/baseline.py), written apart
+from the engine: on small meshes of the families of tests/support/meshes.py, the engine's
+plan places at least the baseline's priority-weighted demand, and both plans hold every
+constraint (tests/support/invariants.check_plan, which re-derives latency with the
+engine's topology and so also cross-checks the baseline's own shortest paths).
+
+Covered:
+
+* hypothesis, ``derandomize=True`` (the same 24 examples on every run, so a red run is a
+  real regression, not a new draw): the families ``base``, ``scarce``, ``gangs``,
+  ``sovereignty``, ``night`` and ``day``, 5-50 workloads x 2-10 sites, any seed;
+* ``shared-power`` (pools of one factory sharing its power) only as explicit seeds at
+  50 x 10: there the engine is **below** the baseline on seeds 0, 2 and 9 of 0-9
+  (-0.0041%, -0.0569%, -0.0224%), kept as strict xfails until the engine is fixed.
+  On those seeds the engine stops once its plan is within ``target_gap`` (0.1%) of its
+  own bound (status ``HINT_AT_TARGET``: CP-SAT never runs), and the baseline's packing of
+  heterogeneous pools under one power budget lies inside that 0.1%; seeds 1 and 3
+  hold and are checked.
+"""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import placement
+from bench.baseline import as_plan, schedule
+from placement import SolverConfig
+from tests.support.invariants import check_plan
+from tests.support.meshes import family_mesh
+
+CONFIG = SolverConfig(num_workers=2)
+HOLDS = ("base", "scarce", "gangs", "sovereignty", "night", "day")
+
+
+def _engine_vs_baseline(family: str, workloads: int, sites: int, seed: int) -> tuple[float, float]:
+    mesh = family_mesh(family, workloads, sites, seed)
+    baseline = schedule(mesh)
+    check_plan(mesh, as_plan(baseline.problem, baseline.assignments))
+    plan = placement.plan(mesh, CONFIG)
+    check_plan(mesh, plan)
+    return plan.stats.placed_priority_demand, float(baseline.priority_demand())
+
+
+@settings(max_examples=24, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@given(family=st.sampled_from(HOLDS), workloads=st.integers(5, 50), sites=st.integers(2, 10),
+       seed=st.integers(0, 2**32 - 1))
+def test_engine_never_below_the_baseline(family: str, workloads: int, sites: int, seed: int) -> None:
+    engine, baseline = _engine_vs_baseline(family, workloads, sites, seed)
+    assert engine >= baseline, f"engine {engine} < baseline {baseline} ({(engine - baseline) / baseline:+.4%})"
+
+
+def _below(seed: int, gap: str) -> pytest.ParameterSet:
+    return pytest.param(seed, marks=pytest.mark.xfail(
+        strict=True, reason=f"engine below the kube-scheduler-style baseline by {gap}: issue 11 item 4"))
+
+
+@pytest.mark.parametrize("seed", [1, 3, _below(0, "0.0041%"), _below(2, "0.0569%"), _below(9, "0.0224%")])
+def test_engine_never_below_the_baseline_on_shared_power(seed: int) -> None:
+    engine, baseline = _engine_vs_baseline("shared-power", 50, 10, seed)
+    assert engine >= baseline, f"engine {engine} < baseline {baseline} ({(engine - baseline) / baseline:+.4%})"
