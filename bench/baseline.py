@@ -323,10 +323,9 @@ def schedule(mesh: Mesh) -> Placement:
                         best = (score, c.index)
             if best is not None:
                 chosen = [(best[1], p.need(w, p.columns[best[1]]))]
+                use.take(p, w, p.columns[best[1]], chosen[0][1])
         else:
-            chosen = _fill(p, use, w, cols)
-        for c, n in chosen:
-            use.take(p, w, p.columns[c], n)
+            chosen = _fill(p, use, w, cols)  # takes what it binds
         out.assignments[w.key] = chosen
     return out
 
@@ -349,12 +348,18 @@ def _fill(p: Problem, use: Usage, w: WorkloadDemand, cols: list[Column]) -> list
             if left <= 0:
                 break
             want = left if w.accelerators is not None else -(-left // c.tps_milli)
-            n = min(use.room(p, w, c), want)
+            n = min(use.room(p, w, c), want)  # pools of one site share its power: take as we go
             if n > 0:
                 chosen.append((c.index, n))
+                use.take(p, w, c, n)
                 left -= n if w.accelerators is not None else n * c.tps_milli
         if left <= 0:
-            return trim(p, w, chosen)
+            kept = dict(trim(p, w, chosen))
+            for ci, n in chosen:
+                use.take(p, w, p.columns[ci], kept.get(ci, 0) - n)
+            return [(ci, kept[ci]) for ci, _ in chosen if ci in kept]
+    for ci, n in chosen:  # all or nothing
+        use.take(p, w, p.columns[ci], -n)
     return []
 
 
