@@ -9,6 +9,12 @@ Then runs ``bench.operator`` (one real operator process against the e2e test con
 plane) at ``--operator-workloads`` (1,000), stores its JSON under ``"operator"`` in
 ``bench/results.json`` and rewrites the table between the BEGIN/END OPERATOR RESULTS
 markers; ``--skip-operator`` skips it (the previous ``"operator"`` result is kept).
+
+Between the two, ``bench.families`` (the engine against its bound, the exact HiGHS
+optimum and the kube-scheduler-style baseline on every mesh family at 50 x 10, 200 x 30
+and 1k x 100) stores its JSON under ``"families"`` and rewrites the table between the
+BEGIN/END FAMILY RESULTS markers; ``--skip-families`` skips it (the previous result is
+kept).
 """
 
 from __future__ import annotations
@@ -100,6 +106,14 @@ def table(results: list[dict], mach: str) -> str:
     return "\n".join(rows)
 
 
+def run_families() -> dict:
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.families", "--json"],
+        cwd=ROOT, check=True, stdout=subprocess.PIPE, text=True,  # progress (stderr) stays on the terminal
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def run_operator(workloads: int) -> dict:
     out = subprocess.run(
         [sys.executable, "-m", "bench.operator", "--workloads", str(workloads), "--json"],
@@ -148,6 +162,8 @@ def main(argv=None) -> None:
     ap.add_argument("--sizes", default=",".join(f"{w}x{s}" for w, s in SIZES))
     ap.add_argument("--operator-workloads", type=int, default=1000, help="workloads of the operator benchmark")
     ap.add_argument("--skip-operator", action="store_true", help="skip the operator benchmark (keeps its last result)")
+    ap.add_argument("--skip-families", action="store_true",
+                    help="skip the mesh-family benchmark against the baseline and HiGHS (keeps its last result)")
     a = ap.parse_args(argv)
     sizes = [tuple(int(x) for x in p.split("x")) for p in a.sizes.split(",")]
     results = []
@@ -157,22 +173,40 @@ def main(argv=None) -> None:
                         "solver": run_json("bench.solver", w, s)})
     mach = machine()
     results_path = ROOT / "bench" / "results.json"
+    try:
+        previous = json.loads(results_path.read_text())
+    except (OSError, ValueError):
+        previous = {}
+    if a.skip_families:
+        families = previous.get("families")
+    else:
+        print("bench families ...", file=sys.stderr, flush=True)
+        families = run_families()
     operator = None
     if a.skip_operator:
-        try:
-            operator = json.loads(results_path.read_text()).get("operator")
-        except (OSError, ValueError):
-            operator = None
+        operator = previous.get("operator")
     else:
         print(f"bench operator {a.operator_workloads} workloads ...", file=sys.stderr, flush=True)
         operator = run_operator(a.operator_workloads)
-    stored = {"machine": mach, "results": results, **({"operator": operator} if operator else {})}
+    stored = {"machine": mach, "results": results, **({"families": families} if families else {}),
+              **({"operator": operator} if operator else {})}
     results_path.write_text(json.dumps(stored, indent=2) + "\n")
     plot(results, ROOT / "docs" / "benchmarks.png")
     doc = ROOT / "docs" / "benchmarks.md"
     text = doc.read_text() if doc.exists() else "# Benchmarks\n\n<!-- BEGIN RESULTS -->\n<!-- END RESULTS -->\n"
     block = "<!-- BEGIN RESULTS -->\n" + table(results, mach) + "\n\n![time and ratio to bound](benchmarks.png)\n<!-- END RESULTS -->"
     text = re.sub(r"<!-- BEGIN RESULTS -->.*<!-- END RESULTS -->", lambda _: block, text, flags=re.S)
+    if families and not a.skip_families:
+        from bench.families import table as families_table
+
+        fam_block = ("<!-- BEGIN FAMILY RESULTS -->\n`python -m bench.families --json` (HiGHS limit "
+                     f'{families["exact_limit_s"]:g} s per mesh), machine: {mach}.\n\n'
+                     + families_table(families["summary"]) + "\n<!-- END FAMILY RESULTS -->")
+        if "<!-- BEGIN FAMILY RESULTS -->" in text:
+            text = re.sub(r"<!-- BEGIN FAMILY RESULTS -->.*<!-- END FAMILY RESULTS -->", lambda _: fam_block,
+                          text, flags=re.S)
+        else:
+            text = text.rstrip("\n") + "\n\n## Mesh families\n\n" + fam_block + "\n"
     if operator and not a.skip_operator:
         op_block = "<!-- BEGIN OPERATOR RESULTS -->\n" + operator_table(operator) + "\n<!-- END OPERATOR RESULTS -->"
         if "<!-- BEGIN OPERATOR RESULTS -->" in text:
@@ -182,6 +216,8 @@ def main(argv=None) -> None:
             text = text.rstrip("\n") + "\n\n## Operator\n\n" + op_block + "\n"
     doc.write_text(text)
     print(table(results, mach))
+    if families and not a.skip_families:
+        print(fam_block)
     if operator and not a.skip_operator:
         print(operator_table(operator))
 
