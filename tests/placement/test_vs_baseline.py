@@ -16,7 +16,7 @@ Covered:
   as strict xfails until the engine is fixed. On the first four the engine stops once
   its plan is within ``target_gap`` (0.1%) of its own bound (``HINT_AT_TARGET`` /
   ``AT_TARGET``) and the baseline lies inside that 0.1%; on the gangs mesh CP-SAT
-  spends its whole budget (``FEASIBLE``); its plans reach 46-56% of its bound there.
+  spends its whole budget (``FEASIBLE``) at 67% of its own bound.
 """
 
 from __future__ import annotations
