@@ -6,8 +6,9 @@ a spec change) starts a quiet period: the solve runs once nothing has changed fo
 ``debounce_quiet_s``, or ``debounce_max_s`` after the first change at the latest, so a
 burst of N changes costs one solve. The loop also wakes when a fleet's availability
 window opens or closes (:func:`controller.core.schedule.next_window_change`), and for a
-periodic cold solve. Only the Lease holder solves and writes; a replica that becomes
-leader solves at once.
+periodic cold solve. Only the Lease holder writes; the standby plans as well (writing
+nothing, logging "standby: planned ...") so that its HTTP API answers reads like the
+leader's; a replica that becomes leader solves at once, cold.
 
 Each solve: snapshot the state, reconcile (warm from the previous plan, cold now and
 then), compute the changes, write them, record what was written, publish the outcome
@@ -140,8 +141,8 @@ class SolveLoop:
                     self._cond.wait(timeout=timeout)
                     due = self._due_in(self._monotonic())
                 window_due = wake is not None and wake <= 0
-            if not leader:
-                continue
+            # the standby plans too (writing nothing), so that its HTTP API answers
+            # reads like the leader's: the Service sends a reader to either replica
             if (due is not None and due <= 0) or window_due or self._window_passed():
                 with self._cond:
                     self._first_change = self._last_change = None
@@ -198,11 +199,12 @@ class SolveLoop:
             change = refused_change(ref, entry.generation, entry.status, problems, at)
             if change is not None:
                 pending.append(change)
-        written = self._write(pending) if self._is_leader() else set()
+        leading = self._is_leader()
+        written = self._write(pending) if leading else set()
         self.state.record_statuses(outcome, written)
         if self._metrics is not None:
             self._observe_apply_to_placed(snapshot, outcome, written)
-        if self._materialiser is not None and self._is_leader():
+        if self._materialiser is not None and leading:
             uids = self.state.uids()
             self._materialiser.sync(
                 (w, outcome.workloads[w.key], uids.get(ObjectRef.of(w), "")) for w in snapshot.workloads
@@ -226,6 +228,11 @@ class SolveLoop:
         )
         if self._metrics is not None:
             self._metrics.observe_solve(self.report, outcome)
+        if not leading:
+            log.info("standby: planned %d workloads on %d sites (%s) in %.0f ms for reads; nothing written",
+                     len(snapshot.workloads), len(snapshot.factories) + len(snapshot.fleets),
+                     "warm" if previous is not None else "cold", self.report.solve_ms)
+            return self.report
         log.info(
             "solved %d workloads on %d sites (%s) in %.0f ms: %d status patches, %d events; next fleet window %s",
             len(snapshot.workloads), len(snapshot.factories) + len(snapshot.fleets),

@@ -2,7 +2,8 @@
 (the helpers' timings: 4 s duration, 3 s renew deadline, 0.5 s retry):
 
 - exactly one holds the Lease; only it solves and writes, the other watches, reports
-  ready and never solves (its log has no "solved" line);
+  ready and never writes (its log has no "solved" line, only "standby: planned"), and
+  its HTTP API answers reads with the same phases as the leader's;
 - statuses follow a spec change;
 - SIGKILLed, the leader's Lease expires and the other replica takes over: a spec
   change made after the kill is in the statuses within the Lease duration, one solve
@@ -14,6 +15,8 @@ from __future__ import annotations
 import json
 import re
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +46,20 @@ def _identity(process: OperatorProcess) -> str | None:
 def _holder(kubectl: Kubectl, namespace: str) -> str | None:
     lease = kubectl.json("get", "lease", LEASE, "-n", namespace)
     return lease["spec"].get("holderIdentity")
+
+
+def _api_phases(process: OperatorProcess, token: str) -> dict[str, str] | None:
+    """``namespace/name -> phase`` from a replica's HTTP API, or None until it has a plan."""
+    request = urllib.request.Request(f"http://127.0.0.1:{process.api_port}/api/v1/workloads",
+                                     headers={"Authorization": f"Bearer {token}"})
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            items = json.loads(response.read())["items"]
+    except urllib.error.HTTPError as error:
+        if error.code == 503:  # no plan yet
+            return None
+        raise
+    return {f"{i['namespace']}/{i['name']}": i["phase"] for i in items}
 
 
 def _acquired(process: OperatorProcess) -> int:
@@ -89,6 +106,11 @@ def test_two_replicas_one_leader_writes_and_the_other_takes_over(
         assert solves(leader.log_path), leader.tail()
         assert solves(follower.log_path) == [], f"the follower solved:\n{follower.tail()}"
         assert follower.ready() and leader.ready()
+        # both replicas answer reads alike (a Service sends a reader to either)
+        # the operator's own ServiceAccount (operator_env) may list meshworkloads
+        token = kubectl("create", "token", "meshplane-operator", "-n", namespace).stdout.strip()
+        phases = [wait_for(f"{r.log_path.name}'s API", lambda r=r: _api_phases(r, token)) for r in (leader, follower)]
+        assert phases[0] == phases[1] and phases[0][f"{scratch_namespace}/{name}"] == "Placed", phases
 
         before = len(solves(leader.log_path))
         resize(200)
