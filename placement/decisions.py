@@ -161,6 +161,9 @@ class SolveStats:
     placed_priority_demand: float = 0.0
     greedy_objective: float = 0.0
     greedy_placed_priority_demand: float = 0.0
+    # which greedy gave the floor: "cheapest" (placement.greedy) or "least-allocated"
+    # (placement.kube_greedy, kept only when it places strictly more); "" = warm path
+    hint_source: str = ""
     bound_method: str = ""  # see placement.bound.BOUND_METHOD; "" when not computed
     bound_iterations: int = 0  # subgradient steps of the Lagrangian bound
     cost: float = 0.0  # phase-B objective (energy >> latency >> stability), lower is better

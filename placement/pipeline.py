@@ -7,7 +7,8 @@ the benchmarks. It reads like kube-scheduler, but global:
 1. snapshot        (placement.snapshot)   the mesh as arrays, latency matrix
 2. filter + score  (placement_ext)        fused Cython pass: top-K candidates per
                                           workload, rejection counts per site
-3. greedy          (placement.greedy)     multi-start, one workload at a time
+3. greedy          (placement.greedy)     multi-start, one workload at a time,
+                   (placement.kube_greedy) and LeastAllocated: the better is the floor
 4. candidates      (placement.candidates) top-K + the greedy's columns
 5. bound           (placement.bound)      Lagrangian upper bound over ALL pairs
 6. solve           (placement.solve)      hint -> target -> CP-SAT A, B -> fallback
@@ -39,7 +40,8 @@ from placement.basis import Basis, make_basis, sites_fingerprint, workload_finge
 from placement.bound import BOUND_METHOD, BoundResult, full_bound
 from placement.candidates import Candidates, Devices, build_candidates, feasible_devices, placed_value, plan_cost
 from placement.decisions import PHASE_PLACED, Plan, SolveStats, SolveStatus
-from placement.greedy import all_columns, devices_from_greedy, greedy_order, multi_start, run_greedy
+from placement.greedy import GreedyRun, all_columns, devices_from_greedy, greedy_order, multi_start, run_greedy
+from placement.kube_greedy import kube_greedy
 from placement.problem import DEFAULT_CONFIG, Mesh, SolverConfig
 from placement.snapshot import Arrays, Snapshot, build, residual
 from placement.solve import SolveResult, solve
@@ -101,10 +103,17 @@ def cold_plan(snap: Snapshot, config: SolverConfig, previous: Plan | None, t0: f
     k0 = time.perf_counter()
     kout = filter_score_topk(snap.cols, snap.wls, config.top_k, config.threads)
     runs = multi_start(snap, kout)
+    # LeastAllocated spreading can leave room the cheapest-first greedy uses up: when
+    # it places strictly more, it is the hint and the floor (ties keep today's plans)
+    kube = kube_greedy(snap, config.threads)
+    kube_better = _run_value(snap, kube) > max(_run_value(snap, r) for r in runs)
+    if kube_better:
+        runs.append(kube)
     stats.kernel_ms = (time.perf_counter() - k0) * 1e3
     cands = build_candidates(snap, kout, all_columns(runs, W), config.max_cpsat_vars)
-    floor = devices_from_greedy(cands, runs[0])  # the kube-scheduler way
+    floor = devices_from_greedy(cands, runs[-1] if kube_better else runs[0])  # never below either way
     hints = [devices_from_greedy(cands, r) for r in runs]
+    stats.hint_source = "least-allocated" if kube_better else "cheapest"
     init = None
     if previous is not None:
         prev = hint_from_previous(snap, cands, previous)
@@ -122,6 +131,11 @@ def cold_plan(snap: Snapshot, config: SolverConfig, previous: Plan | None, t0: f
     out = assign(snap, kout, cands, result.devices)
     _finish(out, snap, cands, result, stats, bound, bound.multipliers if bound else init, config, t0)
     return out
+
+
+def _run_value(snap: Snapshot, run: GreedyRun) -> int:
+    """Phase A's objective of a greedy run (priority-weighted demand placed)."""
+    return int(snap.value[run.placed].sum())
 
 
 def _finish(
