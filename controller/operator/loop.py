@@ -159,10 +159,11 @@ class SolveLoop:
     def _window_passed(self) -> bool:
         return self._next_window is not None and self._now() >= self._next_window
 
-    def _observe_apply_to_placed(self, snapshot: Snapshot, outcome: Outcome, written: set[ObjectRef]) -> None:
+    def _observe_apply_to_placed(
+        self, metrics: OperatorMetrics, snapshot: Snapshot, outcome: Outcome, written: set[ObjectRef]
+    ) -> None:
         """Seconds from the watch event of a workload's spec to its first Placed status
         for that spec, for the workloads whose status was just written."""
-        assert self._metrics is not None
         now = time.monotonic()
         for workload in snapshot.workloads:
             ref = ObjectRef.of(workload)
@@ -171,7 +172,7 @@ class SolveLoop:
                 continue
             changed_at = self.state.take_spec_changed_at(ref, workload.metadata.generation)
             if changed_at is not None:
-                self._metrics.apply_to_placed.observe(now - changed_at)
+                metrics.apply_to_placed.observe(now - changed_at)
 
     def solve_once(self) -> SolveReport:
         """One solve and its writes, now (also used by tests)."""
@@ -203,7 +204,7 @@ class SolveLoop:
         written = self._write(pending) if leading else set()
         self.state.record_statuses(outcome, written)
         if self._metrics is not None:
-            self._observe_apply_to_placed(snapshot, outcome, written)
+            self._observe_apply_to_placed(self._metrics, snapshot, outcome, written)
         if self._materialiser is not None and leading:
             uids = self.state.uids()
             self._materialiser.sync(

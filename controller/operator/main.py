@@ -5,8 +5,8 @@ Wires the parts together, each in its own thread so none can stall another:
   watching AIFactory, EdgeFleet and MeshWorkload with ``@kopf.on.event`` only, so it
   writes no annotation and no finalizer on what it merely watches
   (:func:`build_registry`), feeding :class:`~controller.operator.state.MeshState`;
-- the Lease (:mod:`controller.operator.lease`): both replicas watch, only the holder
-  solves and writes;
+- the Lease (:mod:`controller.operator.lease`): both replicas watch and plan, only the
+  holder writes;
 - the solve loop (:mod:`controller.operator.loop`), writing through
   :mod:`controller.operator.writer`;
 - a periodic re-list that drops objects deleted during a watch gap;

@@ -26,6 +26,7 @@ from prometheus_client import CollectorRegistry, Gauge, Histogram, generate_late
 from prometheus_client import Counter as PromCounter
 
 if TYPE_CHECKING:
+    from controller.api.models.status import Condition
     from controller.core.reconcile import Outcome
     from controller.operator.loop import SolveReport
     from controller.operator.writer import WriteStats
@@ -138,8 +139,5 @@ class OperatorMetrics:
         return generate_latest(self.registry)
 
 
-def _placed_reason(conditions: Sequence[object]) -> str:
-    for condition in conditions:
-        if getattr(condition, "type", "") == "Placed":
-            return str(getattr(condition, "reason", ""))
-    return ""
+def _placed_reason(conditions: Sequence[Condition]) -> str:
+    return next((c.reason for c in conditions if c.type == "Placed"), "")

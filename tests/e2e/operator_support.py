@@ -95,6 +95,34 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def token_kubeconfig(kubectl: Kubectl, account: str, namespace: str, path: Path) -> Path:
+    """A kubeconfig holding a token of ``account`` (TokenRequest API) and the admin
+    kubeconfig's server and CA: how a pod of the Deployment would authenticate."""
+    cluster = kubectl.json("config", "view", "--raw", "--minify")["clusters"][0]["cluster"]
+    token = kubectl("create", "token", account, "-n", namespace, "--duration=1h").stdout.strip()
+    user = f"system:serviceaccount:{namespace}:{account}"
+    path.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config",
+        "clusters": [{"name": "e2e", "cluster": cluster}],
+        "users": [{"name": user, "user": {"token": token}}],
+        "contexts": [{"name": user, "context": {"cluster": "e2e", "user": user, "namespace": namespace}}],
+        "current-context": user,
+    }))
+    path.chmod(0o600)
+    return path
+
+
+def deployment_env(deployment: dict[str, Any], pod_name: str) -> dict[str, str]:
+    """The operator container's env as the kubelet would resolve it for a pod named
+    ``pod_name`` of this Deployment (only the downward-API fields the chart uses)."""
+    fields = {"metadata.namespace": deployment["metadata"]["namespace"], "metadata.name": pod_name}
+    [operator] = deployment["spec"]["template"]["spec"]["containers"]
+    env = {}
+    for var in operator["env"]:
+        env[var["name"]] = var["value"] if "value" in var else fields[var["valueFrom"]["fieldRef"]["fieldPath"]]
+    return env
+
+
 def wait_for(what: str, condition: Callable[[], Any], timeout_s: float = TIMEOUT_S) -> Any:
     deadline = time.monotonic() + timeout_s
     while True:

@@ -1,7 +1,7 @@
 """Two ``meshplane-operator`` replicas against the real API server, sharing one Lease
 (the helpers' timings: 4 s duration, 3 s renew deadline, 0.5 s retry):
 
-- exactly one holds the Lease; only it solves and writes, the other watches, reports
+- exactly one holds the Lease; only it writes, the other watches and plans, reports
   ready and never writes (its log has no "solved" line, only "standby: planned"), and
   its HTTP API answers reads with the same phases as the leader's;
 - statuses follow a spec change;

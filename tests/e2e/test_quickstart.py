@@ -45,8 +45,7 @@ from tests.e2e.cluster_support import (
     wait_nodes_ready,
 )
 from tests.e2e.e2e_support import REPO_ROOT, Kubectl, tail, unique_name
-from tests.e2e.operator_support import OperatorProcess, helm_for, wait_for
-from tests.e2e.test_chart_install import deployment_env, token_kubeconfig
+from tests.e2e.operator_support import OperatorProcess, deployment_env, helm_for, token_kubeconfig, wait_for
 
 pytestmark = pytest.mark.e2e
 
