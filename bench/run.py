@@ -15,6 +15,14 @@ optimum and the kube-scheduler-style baseline on every mesh family at 50 x 10, 2
 and 1k x 100) stores its JSON under ``"families"`` and rewrites the table between the
 BEGIN/END FAMILY RESULTS markers; ``--skip-families`` skips it (the previous result is
 kept).
+
+After the families, ``bench.scale`` (one cold plan at ``--scale-size``, 50,000 x 5,000,
+and a warm re-solve after 1% of the workloads change, in its own process so its peak
+RSS is the engine's) stores its JSON under ``"scale"`` and, when ``docs/benchmarks.md``
+has BEGIN/END SCALE RESULTS markers, rewrites the table between them (each of issue
+#11's scale targets met or missed); the table is printed either way. A failed scale run
+(killed for memory, say) is stored and shown as failed rather than losing the other
+results. ``--skip-scale`` skips it (the previous ``"scale"`` result is kept).
 """
 
 from __future__ import annotations
@@ -30,6 +38,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZES = [(1000, 100), (5000, 500), (10000, 1000)]
+SCALE_SIZE = (50_000, 5_000)  # issue #11's scale target
+# the engine's wall-clock safety net is 300 s a plan; three plans, the mesh and the checks fit well within
+SCALE_TIMEOUT_S = 1800.0
 
 
 def machine() -> str:
@@ -114,6 +125,36 @@ def run_families() -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def run_scale(workloads: int, sites: int) -> dict:
+    """``bench.scale`` in its own process (its ``ru_maxrss`` is then the engine's peak).
+
+    A failure is returned as ``{"failed": why}`` instead of raised: it comes after the
+    families, which took long, and a scale run that runs out of memory is a result too.
+    """
+    cmd = [sys.executable, "-m", "bench.scale", "--workloads", str(workloads), "--sites", str(sites), "--json"]
+    try:
+        out = subprocess.run(cmd, cwd=ROOT, check=True, stdout=subprocess.PIPE, text=True,  # progress on the terminal
+                             timeout=SCALE_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        return {"workloads": workloads, "sites": sites, "failed": f"no result within {SCALE_TIMEOUT_S:g} s"}
+    except subprocess.CalledProcessError as e:
+        why = f"exit status {e.returncode}"
+        if e.returncode == -9:
+            why += " (killed: SIGKILL, as the kernel's out-of-memory killer does)"
+        return {"workloads": workloads, "sites": sites, "failed": why}
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def scale_table(r: dict) -> str:
+    if "failed" in r:
+        return (f'`python -m bench.scale --workloads {r["workloads"]} --sites {r["sites"]} --json` failed: '
+                f'{r["failed"]}. Every scale target (cold <= 60 s, >= 98% of the bound, <= 8 GiB, warm <= 6 s) '
+                "is **missed**.")
+    from bench.scale import table
+
+    return table(r)
+
+
 def run_operator(workloads: int) -> dict:
     out = subprocess.run(
         [sys.executable, "-m", "bench.operator", "--workloads", str(workloads), "--json"],
@@ -164,8 +205,13 @@ def main(argv=None) -> None:
     ap.add_argument("--skip-operator", action="store_true", help="skip the operator benchmark (keeps its last result)")
     ap.add_argument("--skip-families", action="store_true",
                     help="skip the mesh-family benchmark against the baseline and HiGHS (keeps its last result)")
+    ap.add_argument("--skip-scale", action="store_true",
+                    help="skip the 50,000 x 5,000 scale benchmark (keeps its last result)")
+    ap.add_argument("--scale-size", default="x".join(str(n) for n in SCALE_SIZE),
+                    help="workloads x sites of the scale benchmark")
     a = ap.parse_args(argv)
     sizes = [tuple(int(x) for x in p.split("x")) for p in a.sizes.split(",")]
+    scale_w, scale_s = (int(x) for x in a.scale_size.split("x"))
     results = []
     for w, s in sizes:
         print(f"bench {w} x {s} ...", file=sys.stderr, flush=True)
@@ -182,6 +228,11 @@ def main(argv=None) -> None:
     else:
         print("bench families ...", file=sys.stderr, flush=True)
         families = run_families()
+    if a.skip_scale:
+        scale = previous.get("scale")
+    else:
+        print(f"bench scale {scale_w} x {scale_s} ...", file=sys.stderr, flush=True)
+        scale = run_scale(scale_w, scale_s)
     operator = None
     if a.skip_operator:
         operator = previous.get("operator")
@@ -189,7 +240,7 @@ def main(argv=None) -> None:
         print(f"bench operator {a.operator_workloads} workloads ...", file=sys.stderr, flush=True)
         operator = run_operator(a.operator_workloads)
     stored = {"machine": mach, "results": results, **({"families": families} if families else {}),
-              **({"operator": operator} if operator else {})}
+              **({"scale": scale} if scale else {}), **({"operator": operator} if operator else {})}
     results_path.write_text(json.dumps(stored, indent=2) + "\n")
     plot(results, ROOT / "docs" / "benchmarks.png")
     doc = ROOT / "docs" / "benchmarks.md"
@@ -207,6 +258,13 @@ def main(argv=None) -> None:
                           text, flags=re.S)
         else:
             text = text.rstrip("\n") + "\n\n## Mesh families\n\n" + fam_block + "\n"
+    if scale and not a.skip_scale:
+        scale_block = ("<!-- BEGIN SCALE RESULTS -->\nMachine: " + mach + ".\n\n" + scale_table(scale)
+                       + "\n<!-- END SCALE RESULTS -->")
+        # only where the page has made room for it: the section's prose is written by hand
+        if "<!-- BEGIN SCALE RESULTS -->" in text:
+            text = re.sub(r"<!-- BEGIN SCALE RESULTS -->.*<!-- END SCALE RESULTS -->", lambda _: scale_block,
+                          text, flags=re.S)
     if operator and not a.skip_operator:
         op_block = "<!-- BEGIN OPERATOR RESULTS -->\n" + operator_table(operator) + "\n<!-- END OPERATOR RESULTS -->"
         if "<!-- BEGIN OPERATOR RESULTS -->" in text:
@@ -218,6 +276,8 @@ def main(argv=None) -> None:
     print(table(results, mach))
     if families and not a.skip_families:
         print(fam_block)
+    if scale and not a.skip_scale:
+        print(scale_block)
     if operator and not a.skip_operator:
         print(operator_table(operator))
 
