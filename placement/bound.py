@@ -37,10 +37,13 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from placement.lp_bound import lp_bound
 from placement.snapshot import Snapshot
 from placement_ext import feasible_pairs, lagrangian_eval
 
 BOUND_METHOD = "Lagrangian relaxation (capacity + power), all feasible pairs"
+CPSAT_BOUND_METHOD = "CP-SAT's proof over every feasible pair (all are candidates)"
+LP_BOUND_METHOD = "LP relaxation with per-column limits and clique cuts (GLOP), all feasible pairs"
 # Below this many pairs one thread evaluates the subproblem faster than a team that
 # synchronises on every step (the result is the same with any thread count).
 SERIAL_PAIRS = 200_000
@@ -63,8 +66,11 @@ class Pairs:
 class BoundResult:
     bound: float
     multipliers: NDArray[np.float64]  # [C + 2 S] (mu, lam, phi), scaled
-    iterations: int
+    iterations: int  # subgradient steps (0 when the LP gave the bound)
     ms: float  # wall time (a timing: not part of the result)
+    method: str = BOUND_METHOD
+    # the LP's placed share per workload (None: Lagrangian bound), see placement.lp_bound
+    lp_share: NDArray[np.float64] | None = None
 
 
 def all_pairs(snap: Snapshot, threads: int) -> Pairs:
@@ -78,13 +84,46 @@ def full_bound(
     threads: int,
     max_iters: int,
     init: NDArray[np.float64] | None = None,
+    lp_max_pairs: int = 0,
+    pairs: Pairs | None = None,
 ) -> BoundResult:
-    """All feasible pairs (Cython) + :func:`lagrangian_bound`, timed together."""
+    """The bound over all feasible pairs (``pairs``, computed by the Cython kernel
+    when not given): the LP of :mod:`placement.lp_bound` when there are at most
+    ``lp_max_pairs`` of them and GLOP proves it, else :func:`lagrangian_bound`;
+    timed together."""
     t0 = time.perf_counter()
-    pairs = all_pairs(snap, threads)
-    res = lagrangian_bound(snap, pairs, best_known, 1 if pairs.n < SERIAL_PAIRS else threads, max_iters, init)
+    if pairs is None:
+        pairs = all_pairs(snap, threads)
+    res = None
+    if 0 < pairs.n <= lp_max_pairs:
+        res = lp_relaxation(snap, pairs)
+    if res is None:
+        res = lagrangian_bound(snap, pairs, best_known, 1 if pairs.n < SERIAL_PAIRS else threads, max_iters, init)
     res.ms = (time.perf_counter() - t0) * 1e3
     return res
+
+
+def lp_relaxation(snap: Snapshot, pairs: Pairs) -> BoundResult | None:
+    """:func:`placement.lp_bound.lp_bound` on ``snap``'s arrays (None: not proven)."""
+    cols = snap.cols
+    lp = lp_bound(
+        snap.value.astype(np.float64),
+        pairs.ptr,
+        pairs.col,
+        pairs.coef,
+        snap.wls["site_limit"] <= 1,
+        snap.wls["interruptible"].astype(bool),
+        cols["site"].astype(np.int64),
+        cols["watts"].astype(np.float64),
+        cols["cap_devices"].astype(np.float64),
+        snap.site_total_watts.astype(np.float64),
+        np.minimum(snap.site_firm_watts, snap.site_total_watts).astype(np.float64),
+    )
+    if lp is None:
+        return None
+    return BoundResult(
+        bound=lp.bound, multipliers=lp.multipliers, iterations=0, ms=lp.ms, method=LP_BOUND_METHOD, lp_share=lp.share
+    )
 
 
 class _Rows:

@@ -74,6 +74,7 @@ class PhaseResult:
     exact: bool  # proven with no gap at all (CP-SAT's bound equals the objective)
     wall_limit_hit: bool  # stopped by the wall-clock safety net, not by its work budget
     ms: float  # wall time (a timing)
+    bound: float = math.inf  # CP-SAT's proven bound on the phase's objective (over the candidates)
 
 
 def solver_for(config: SolverConfig, dtime: float, wall_s: float, gap: float, n_candidates: int) -> cp_model.CpSolver:
@@ -244,7 +245,8 @@ class CpSatModel:
         found = status in (cp_model.OPTIMAL, cp_model.FEASIBLE)
         exact = proven and abs(solver.best_objective_bound - solver.objective_value) < 0.5
         wall_hit = not proven and ms >= _WALL_HIT_SHARE * wall_s * 1e3
-        return PhaseResult(self.read(solver) if found else None, proven, exact, wall_hit, ms)
+        bound = float(solver.best_objective_bound) if found else math.inf
+        return PhaseResult(self.read(solver) if found else None, proven, exact, wall_hit, ms, bound)
 
     def phase_a(
         self, hint: Devices, config: SolverConfig, dtime: float, wall_s: float, upper_bound: float | None
@@ -266,5 +268,5 @@ class CpSatModel:
         self.hint(start)
         res = self._run(solver_for(config, dtime, wall_s, config.relative_gap_limit, self.cands.n), wall_s)
         if res.devices is not None and plan_cost(self.cands, res.devices) > plan_cost(self.cands, start):
-            return PhaseResult(None, res.proven, res.exact, res.wall_limit_hit, res.ms)
+            return PhaseResult(None, res.proven, res.exact, res.wall_limit_hit, res.ms, res.bound)
         return res

@@ -129,7 +129,7 @@ class SiteUsage:
 
 # SolveStats fields that measure time: they differ between two runs of the same
 # solve. Every other field is a function of the mesh and the config alone.
-TIMING_FIELDS = ("wall_ms", "kernel_ms", "bound_ms", "cpsat_ms")
+TIMING_FIELDS = ("wall_ms", "kernel_ms", "bound_ms", "cpsat_ms", "decided_ms")
 
 
 @dataclass(slots=True)
@@ -161,17 +161,29 @@ class SolveStats:
     placed_priority_demand: float = 0.0
     greedy_objective: float = 0.0
     greedy_placed_priority_demand: float = 0.0
-    # which greedy gave the floor: "cheapest" (placement.greedy) or "least-allocated"
-    # (placement.kube_greedy, kept only when it places strictly more); "" = warm path
+    # which greedy gave the best hint: "cheapest" (placement.greedy), "least-allocated"
+    # (placement.kube_greedy, kept only when it places strictly more; then also the
+    # floor) or "lp-order" (the LP bound's order, strictly more); "" = warm path
     hint_source: str = ""
+    # every feasible pair was a CP-SAT candidate (small meshes, SolverConfig.exact_max_pairs):
+    # CP-SAT then solved the whole problem and its proof bounds the mesh
+    complete_candidates: bool = False
     bound_method: str = ""  # see placement.bound.BOUND_METHOD; "" when not computed
     bound_iterations: int = 0  # subgradient steps of the Lagrangian bound
     cost: float = 0.0  # phase-B objective (energy >> latency >> stability), lower is better
     warm: bool = False  # incremental re-solve from ``previous`` (placement.pipeline)
     fixed_workloads: int = 0  # warm: workloads whose previous assignment was kept as is
     resolved_workloads: int = 0  # warm: changed + new + previously unplaced, re-solved
+    # why the solve stopped where it did, in words (see placement.pipeline.stop_reason)
+    stop_reason: str = ""
+    # > 0: the cold path solved this many partitions of the mesh, then a repair pass
+    # (placement.partition); 0: one problem
+    partitions: int = 0
     # timings (see TIMING_FIELDS): the only figures that vary between identical runs
     wall_ms: float = 0.0
+    # from the start of plan() until phase A's value (and so the gap) was settled;
+    # phase B after it only lowers the cost
+    decided_ms: float = 0.0
     kernel_ms: float = 0.0
     bound_ms: float = 0.0
     cpsat_ms: float = 0.0

@@ -325,7 +325,11 @@ class _Holders:
     def _on(self, sites: set[int]) -> NDArray[np.int64]:
         if not sites:
             return np.zeros(0, dtype=np.int64)
-        return np.unique(np.concatenate([self.on_site[s] for s in sorted(sites)]))
+        # a mask, not np.unique: one pass over the workloads instead of a sort or hash
+        # of every site's list (an unplaced workload on a huge mesh may name thousands)
+        mask = np.zeros(self.priority.shape[0], dtype=bool)
+        mask[np.concatenate([self.on_site[s] for s in sites])] = True
+        return np.flatnonzero(mask).astype(np.int64)
 
     def higher(self, w: int, sites: set[int]) -> list[int]:
         """Placed workloads of higher priority than ``w`` on ``sites``, highest first."""

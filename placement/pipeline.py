@@ -37,11 +37,12 @@ from numpy.typing import NDArray
 
 from placement.assign import assign
 from placement.basis import Basis, make_basis, sites_fingerprint, workload_fingerprint
-from placement.bound import BOUND_METHOD, BoundResult, full_bound
+from placement.bound import CPSAT_BOUND_METHOD, BoundResult, Pairs, all_pairs, full_bound
 from placement.candidates import Candidates, Devices, build_candidates, feasible_devices, placed_value, plan_cost
 from placement.decisions import PHASE_PLACED, Plan, SolveStats, SolveStatus
 from placement.greedy import GreedyRun, all_columns, devices_from_greedy, greedy_order, multi_start, run_greedy
 from placement.kube_greedy import kube_greedy
+from placement.partition import partitioned_solve
 from placement.problem import DEFAULT_CONFIG, Mesh, SolverConfig
 from placement.snapshot import Arrays, Snapshot, build, residual
 from placement.solve import SolveResult, solve
@@ -101,19 +102,42 @@ def cold_plan(snap: Snapshot, config: SolverConfig, previous: Plan | None, t0: f
     W = len(snap.keys)
     stats = SolveStats(num_workloads=W, num_site_columns=snap.n_cols)
     k0 = time.perf_counter()
-    kout = filter_score_topk(snap.cols, snap.wls, config.top_k, config.threads)
+    pairs = all_pairs(snap, config.threads) if W and snap.n_cols else None
+    top_k = config.top_k
+    if pairs is not None and 0 < pairs.n <= config.exact_max_pairs:
+        # small enough to hand CP-SAT every feasible pair: its proof is then global
+        top_k = max(top_k, int(np.diff(pairs.ptr).max()))
+    kout = filter_score_topk(snap.cols, snap.wls, top_k, config.threads)
+    if pairs is not None and pairs.n > config.partition_min_pairs:
+        return partitioned_plan(snap, config, pairs, kout, stats, k0, t0, deadline)
     runs = multi_start(snap, kout)
     # LeastAllocated spreading can leave room the cheapest-first greedy uses up: when
     # it places strictly more, it is the hint and the floor (ties keep today's plans)
     kube = kube_greedy(snap, config.threads)
     kube_better = _run_value(snap, kube) > max(_run_value(snap, r) for r in runs)
+    floor_run = kube if kube_better else runs[0]  # never below either way
     if kube_better:
         runs.append(kube)
     stats.kernel_ms = (time.perf_counter() - k0) * 1e3
+    bound = None
+    lp_better = False
+    if config.compute_bound and pairs is not None:
+        best_known = max(_run_value(snap, r) for r in runs)
+        init = previous.basis.multipliers if previous is not None and isinstance(previous.basis, Basis) else None
+        bound = full_bound(snap, float(best_known), config.threads, bound_steps(config, pairs), init,
+                           config.lp_bound_max_pairs, pairs)
+        if bound.lp_share is not None:
+            # the LP's choice first: a greedy in that order finds the few big jobs
+            # worth more than the many small ones they displace (gang meshes)
+            lp_run = run_greedy(snap, lp_order(snap, bound.lp_share))
+            lp_better = _run_value(snap, lp_run) > max(_run_value(snap, r) for r in runs)
+            if lp_better:
+                runs.append(lp_run)
     cands = build_candidates(snap, kout, all_columns(runs, W), config.max_cpsat_vars)
-    floor = devices_from_greedy(cands, runs[-1] if kube_better else runs[0])  # never below either way
+    complete = pairs is not None and covers_all_pairs(cands, pairs)
+    floor = devices_from_greedy(cands, floor_run)
     hints = [devices_from_greedy(cands, r) for r in runs]
-    stats.hint_source = "least-allocated" if kube_better else "cheapest"
+    stats.hint_source = "lp-order" if lp_better else "least-allocated" if kube_better else "cheapest"
     init = None
     if previous is not None:
         prev = hint_from_previous(snap, cands, previous)
@@ -123,14 +147,60 @@ def cold_plan(snap: Snapshot, config: SolverConfig, previous: Plan | None, t0: f
             init = previous.basis.multipliers
     stats.greedy_objective = stats.greedy_placed_priority_demand = float(placed_value(snap, cands, floor))
     stats.num_candidates = cands.n
-    bound = None
-    if config.compute_bound and W and snap.n_cols:
-        best_known = max(placed_value(snap, cands, h) for h in hints)
-        bound = full_bound(snap, float(best_known), config.threads, config.bound_max_iters, init)
+    stats.complete_candidates = complete
     result = solve(snap, cands, hints, floor, bound.bound if bound else None, config, deadline)
     out = assign(snap, kout, cands, result.devices)
+    if bound is not None and complete and result.candidates_bound < bound.bound:
+        bound.bound = result.candidates_bound  # CP-SAT's proof covers the whole mesh
+        bound.method = CPSAT_BOUND_METHOD
     _finish(out, snap, cands, result, stats, bound, bound.multipliers if bound else init, config, t0)
     return out
+
+
+def bound_steps(config: SolverConfig, pairs: Pairs) -> int:
+    """Subgradient steps for ``pairs``: ``bound_max_iters``, fewer on huge meshes."""
+    return min(config.bound_max_iters, max(10, config.bound_pair_evaluations // max(1, pairs.n)))
+
+
+def partitioned_plan(
+    snap: Snapshot, config: SolverConfig, pairs: Pairs, kout: Arrays, stats: SolveStats, k0: float, t0: float,
+    deadline: float,
+) -> Plan:
+    """The cold path of a huge mesh: :mod:`placement.partition`, then the bound over
+    every pair and the assignment of the whole mesh."""
+    part = partitioned_solve(snap, kout, config, deadline)
+    stats.kernel_ms = (time.perf_counter() - k0) * 1e3 - part.result.cpsat_ms
+    stats.partitions = part.parts
+    stats.greedy_objective = stats.greedy_placed_priority_demand = float(part.floor_value)
+    stats.num_candidates = part.cands.n
+    bound = None
+    if config.compute_bound:
+        best = float(placed_value(snap, part.cands, part.result.devices))
+        bound = full_bound(snap, best, config.threads, bound_steps(config, pairs), None, 0, pairs)
+    out = assign(snap, kout, part.cands, part.result.devices)
+    _finish(out, snap, part.cands, part.result, stats, bound, bound.multipliers if bound else None, config, t0)
+    return out
+
+
+def lp_order(snap: Snapshot, share: NDArray[np.float64]) -> NDArray[np.int32]:
+    """Queue order from the LP: the largest placed share first (to 1e-6), then value,
+    then the kube-scheduler order."""
+    W = len(snap.keys)
+    rank = np.empty(W, dtype=np.int64)
+    rank[greedy_order(snap)] = np.arange(W)
+    return np.lexsort((rank, -snap.value, -np.round(share, 6))).astype(np.int32)
+
+
+def covers_all_pairs(cands: Candidates, pairs: Pairs) -> bool:
+    """Whether every feasible pair of the mesh is a candidate (with room for a device)."""
+    if cands.n < pairs.n:
+        return False
+    n_cols = int(max(int(cands.col.max(initial=0)), int(pairs.col.max(initial=0)))) + 1
+    w_c = np.repeat(np.arange(cands.n_workloads, dtype=np.int64), np.diff(cands.ptr))
+    w_p = np.repeat(np.arange(cands.n_workloads, dtype=np.int64), np.diff(pairs.ptr))
+    have = w_c * n_cols + cands.col.astype(np.int64)
+    need = w_p * n_cols + pairs.col.astype(np.int64)
+    return bool(np.isin(need, have).all())
 
 
 def _run_value(snap: Snapshot, run: GreedyRun) -> int:
@@ -160,7 +230,7 @@ def _finish(
     stats.objective = stats.placed_priority_demand = float(placed_value(snap, cands, result.devices))
     if bound is not None:
         stats.bound = bound.bound
-        stats.bound_method = BOUND_METHOD
+        stats.bound_method = bound.method
         stats.bound_iterations = bound.iterations
         stats.bound_ms = bound.ms
     elif result.status in (SolveStatus.OPTIMAL, SolveStatus.EMPTY) or not snap.keys:
@@ -173,9 +243,34 @@ def _finish(
         stats.gap = math.nan
     stats.placed_workloads = sum(1 for d in out.workloads.values() if d.phase == PHASE_PLACED)
     stats.cost = float(plan_cost(cands, result.devices))
+    stats.stop_reason = stop_reason(stats, config)
     out.basis = make_basis(snap, cands, result.devices, multipliers, config.top_k)
+    stats.decided_ms = (result.decided_at - t0) * 1e3 if result.decided_at else 0.0
     stats.wall_ms = (time.perf_counter() - t0) * 1e3
     out.stats = stats
+
+
+def stop_reason(stats: SolveStats, config: SolverConfig) -> str:
+    """Why phase A stopped where it did, in words, from the solve's status."""
+    target = f"{config.target_gap:.2%}"
+    where = "every feasible pair" if stats.complete_candidates else "the candidates"
+    reasons = {
+        SolveStatus.EMPTY: "nothing to decide: no workload has a feasible site",
+        SolveStatus.GREEDY: "CP-SAT is off (use_cpsat=False): the best greedy plan",
+        SolveStatus.ERROR: f"CP-SAT raised ({stats.error}): the best greedy plan",
+        SolveStatus.NO_SOLUTION: "CP-SAT returned no plan: the best greedy plan",
+        SolveStatus.HINT_AT_TARGET: f"the greedy plan was already within the target gap ({target}) of the bound",
+        SolveStatus.OPTIMAL: f"CP-SAT proved the placement optimal over {where}",
+        SolveStatus.AT_TARGET: f"CP-SAT proved the placement within the target gap ({target}) over {where}",
+        SolveStatus.FEASIBLE: f"phase A spent its work budget ({config.phase_a_dtime:g} deterministic s) "
+        f"before proving the target gap ({target})",
+    }
+    text = reasons.get(stats.status, str(stats.status))
+    if stats.wall_limit_hit:
+        text += f"; the wall-clock safety net ({config.time_limit_s:g} s) cut CP-SAT short"
+    if stats.partitions:
+        text = f"{stats.partitions} partitions and a repair pass; " + text
+    return text
 
 
 # ---------------------------------------------------------------- warm path

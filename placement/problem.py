@@ -262,16 +262,40 @@ class SolverConfig:
     relative_gap_limit: float = 1e-4
     # Threads for the scoring kernels (OpenMP); 0 = num_workers.
     kernel_threads: int = 0
+    # Up to this many feasible workload x column pairs the bound is the LP relaxation
+    # (placement.lp_bound, GLOP: 0.3 s at 50,000 pairs, 22 s at 385,000), whose
+    # solution also orders one more greedy run; beyond it the Lagrangian bound alone.
+    lp_bound_max_pairs: int = 60_000
+    # Up to this many feasible pairs every pair is a CP-SAT candidate (no top-K): CP-SAT
+    # then works on the whole problem, so its own bound is a bound of the mesh.
+    exact_max_pairs: int = 30_000
+    # Beyond this many feasible pairs the cold path partitions the mesh
+    # (placement.partition): parts of about ``partition_workloads`` workloads, each
+    # solved with ``partition_dtime_scale`` of the CP-SAT budgets, then a repair pass.
+    partition_min_pairs: int = 5_000_000
+    partition_workloads: int = 5_000
+    partition_dtime_scale: float = 0.2
+    partition_top_k: int = 8  # candidates per workload in a part (CP-SAT's load grows with them)
+    # The Lagrangian bound's steps are capped so that steps x feasible pairs stays
+    # under this (200 steps up to 10 million pairs; 51 at 50,000 x 5,000).
+    bound_pair_evaluations: int = 2_000_000_000
 
     def __post_init__(self) -> None:
-        for name in ("phase_a_dtime", "phase_b_dtime", "warm_dtime_scale", "target_gap", "relative_gap_limit"):
+        for name in ("phase_a_dtime", "phase_b_dtime", "warm_dtime_scale", "target_gap", "relative_gap_limit",
+                     "partition_dtime_scale"):
             value = getattr(self, name)
             if not (value >= 0 and math.isfinite(value)):
                 raise ValueError(f"SolverConfig.{name} must be a finite number >= 0")
         if not self.time_limit_s > 0:
             raise ValueError("SolverConfig.time_limit_s must be > 0")
-        if self.top_k < 1:
-            raise ValueError("SolverConfig.top_k must be >= 1")
+        if self.top_k < 1 or self.partition_top_k < 1:
+            raise ValueError("SolverConfig.top_k and partition_top_k must be >= 1")
+        if min(self.lp_bound_max_pairs, self.exact_max_pairs, self.partition_min_pairs) < 0:
+            raise ValueError("SolverConfig pair thresholds must be >= 0")
+        if self.partition_workloads < 1 or self.bound_pair_evaluations < 1:
+            raise ValueError("SolverConfig.partition_workloads and bound_pair_evaluations must be >= 1")
+        if self.lp_bound_max_pairs < 0 or self.exact_max_pairs < 0:
+            raise ValueError("SolverConfig pair thresholds must be >= 0")
         if self.bound_max_iters < 0 or self.warm_bound_max_iters < 0:
             raise ValueError("SolverConfig bound iteration caps must be >= 0")
 

@@ -47,6 +47,11 @@ class SolveResult:
     trimmed_devices: int = 0
     error: str = ""
     cpsat_ms: float = 0.0  # a timing
+    # CP-SAT's proven bound on phase A over the candidates (inf: phase A did not run);
+    # a bound of the whole mesh when the candidates are every feasible pair
+    candidates_bound: float = math.inf
+    # time.perf_counter() when phase A's value was settled (phase B only lowers cost)
+    decided_at: float = 0.0
 
 
 def best_hint(snap: Snapshot, cands: Candidates, hints: Sequence[Devices]) -> Devices:
@@ -103,9 +108,12 @@ def _cpsat(
         accepted = _accept(snap, cands, a, hint_value)
         out.status = _phase_a_status(a, accepted is not None)
         if accepted is not None:
+            out.candidates_bound = a.bound
+        if accepted is not None:
             start = accepted
     out.fallback_used = out.status in (SolveStatus.NO_SOLUTION, SolveStatus.HINT_AT_TARGET)
     out.devices = start
+    out.decided_at = time.perf_counter()
     if deadline - time.perf_counter() <= 0:
         out.wall_limit_hit = True
         return
@@ -156,4 +164,5 @@ def solve(
         out.devices = floor  # never below the kube-scheduler way
         out.fallback_used = True
     out.devices, out.trimmed_devices = trim_surplus(snap, cands, out.devices)
+    out.decided_at = out.decided_at or time.perf_counter()
     return out

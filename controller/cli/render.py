@@ -154,6 +154,7 @@ def summary_line(outcome: Outcome) -> str:
         f"{stats.placed_priority_demand:,.0f}, kube-scheduler-style greedy {stats.greedy_placed_priority_demand:,.0f}); "
         f"{total_mw:,.1f} MW; {tokens:,.0f} tokens/s; bound {stats.bound:,.0f}, gap {stats.gap:.2%} "
         f"({', '.join(how)}); solve {stats.wall_ms:,.0f} ms"
+        + (f"; stopped: {stats.stop_reason}" if stats.stop_reason else "")
     )
 
 

@@ -175,6 +175,9 @@ class SolveView(ApiView):
     greedy_placed_priority_demand: float
     placed_priority_demand: float
     wall_limit_hit: bool
+    stop_reason: str = ""  # why phase A stopped where it did, in words
+    bound_method: str = ""  # how the bound was proven (LP, Lagrangian, CP-SAT over every pair)
+    partitions: int = 0  # > 0: a partitioned solve of this many parts and a repair pass
 
 
 class ChangeIn(ApiView):

@@ -191,4 +191,5 @@ def solve_view(version: int, at: dt.datetime, outcome: Outcome, solve_ms: float,
         gap=stats.gap, solve_ms=round(solve_ms, 3), warm=warm, placed_workloads=stats.placed_workloads,
         workloads=len(outcome.workloads), greedy_placed_priority_demand=stats.greedy_placed_priority_demand,
         placed_priority_demand=stats.placed_priority_demand, wall_limit_hit=stats.wall_limit_hit,
+        stop_reason=stats.stop_reason, bound_method=stats.bound_method, partitions=stats.partitions,
     )
