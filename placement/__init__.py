@@ -7,9 +7,10 @@ import-linter in the tests.
 
 Modules, in pipeline order (each imports only those before it; no cycle):
 ``problem`` and ``decisions`` (public input and output), ``capacity``, ``topology``,
-``snapshot``, ``candidates``, ``greedy``, ``bound``, ``cpsat``, ``trim``, ``solve``
-(the one solve sequence), ``explain``, ``assign``, ``basis``, ``pipeline`` (cold and
-warm paths, :func:`plan`).
+``snapshot``, ``candidates``, ``greedy``, ``kube_greedy``, ``lp_bound``, ``bound``,
+``lp_round``, ``cpsat``, ``trim``, ``solve`` (the one solve sequence), ``partition``
+(huge meshes), ``explain``, ``assign``, ``basis``, ``pipeline`` (cold and warm paths,
+:func:`plan`).
 """
 
 from placement.decisions import (

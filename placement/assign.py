@@ -49,15 +49,25 @@ def user_latency_ms(snap: Snapshot, w: int, col: int) -> tuple[float | None, flo
     return worst, mean
 
 
+_CODES_PAIRS_PER_CALL = 2_000_000
+
+
 def _codes(snap: Snapshot, unplaced: list[int]) -> NDArray[np.int32]:
     """Filter code of every (unplaced workload, column) pair, [len(unplaced), C]."""
     C = snap.n_cols
     if not unplaced or C == 0:
         return np.zeros((len(unplaced), C), dtype=np.int32)
-    w = np.repeat(np.asarray(unplaced, dtype=np.int32), C)
-    c = np.tile(np.arange(C, dtype=np.int32), len(unplaced))
-    codes, _, _, _ = evaluate_pairs(snap.cols, snap.wls, w, c)
-    return codes.reshape(len(unplaced), C)
+    out = np.empty((len(unplaced), C), dtype=np.int32)
+    # in slices: the kernel's four outputs per pair would otherwise take 36 bytes for
+    # every (unplaced workload, column) pair at once (2.6 GB at 50,000 x 5,000)
+    step = max(1, _CODES_PAIRS_PER_CALL // C)
+    for lo in range(0, len(unplaced), step):
+        chunk = np.asarray(unplaced[lo:lo + step], dtype=np.int32)
+        w = np.repeat(chunk, C)
+        c = np.tile(np.arange(C, dtype=np.int32), chunk.size)
+        codes, _, _, _ = evaluate_pairs(snap.cols, snap.wls, w, c)
+        out[lo:lo + chunk.size] = codes.reshape(chunk.size, C)
+    return out
 
 
 def assign(snap: Snapshot, reasons_in: Arrays, cands: Candidates, devices: Devices) -> Plan:

@@ -35,6 +35,9 @@ class Basis:
     workload_fp: dict[str, WorkloadDemand]
     chosen: dict[str, list[ChosenRow]]  # per placed workload
     multipliers: NDArray[np.float64] | None
+    # the plan came from the partitioned solve (a huge mesh): the warm path then
+    # re-solves only the unplaced workloads that could use capacity freed since
+    huge: bool = False
 
 
 def sites_fingerprint(snap: Snapshot) -> str:
@@ -56,7 +59,8 @@ def workload_fingerprint(w: WorkloadDemand) -> WorkloadDemand:
 
 
 def make_basis(
-    snap: Snapshot, cands: Candidates, devices: Devices, multipliers: NDArray[np.float64] | None, top_k: int
+    snap: Snapshot, cands: Candidates, devices: Devices, multipliers: NDArray[np.float64] | None, top_k: int,
+    huge: bool = False,
 ) -> Basis:
     chosen: dict[str, list[ChosenRow]] = {}
     for w in np.flatnonzero(placed_mask(cands, devices)).tolist():
@@ -73,4 +77,5 @@ def make_basis(
         workload_fp={w.key: workload_fingerprint(w) for w in snap.mesh.workloads},
         chosen=chosen,
         multipliers=multipliers,
+        huge=huge,
     )

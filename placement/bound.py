@@ -3,7 +3,10 @@
 Called by :mod:`placement.pipeline` (cold and warm paths; the shared solve sequence
 of :mod:`placement.solve` turns it into phase A's target) and the benchmarks. It
 covers every feasible workload x site-column pair, not only the kernel's top-K
-candidates, so ``gap`` is measured against the real problem.
+candidates, so ``gap`` is measured against the real problem. Up to
+``SolverConfig.lp_bound_max_pairs`` pairs the bound is the LP of
+:mod:`placement.lp_bound` (never looser than the Lagrangian below, whose dual it
+is, strengthened); beyond, or when GLOP does not prove it, the Lagrangian:
 
 Lagrangian relaxation of the coupling constraints, each scaled by its right-hand
 side: per column ``sum devices / cap <= 1`` (multiplier ``mu``), per site
@@ -71,6 +74,7 @@ class BoundResult:
     method: str = BOUND_METHOD
     # the LP's placed share per workload (None: Lagrangian bound), see placement.lp_bound
     lp_share: NDArray[np.float64] | None = None
+    lp_pair_share: NDArray[np.float64] | None = None  # per pair of the Pairs it was solved on
 
 
 def all_pairs(snap: Snapshot, threads: int) -> Pairs:
@@ -97,6 +101,11 @@ def full_bound(
     res = None
     if 0 < pairs.n <= lp_max_pairs:
         res = lp_relaxation(snap, pairs)
+        if res is not None:
+            # the Lagrangian at the LP's duals is a bound evaluated exactly (no solver
+            # tolerance to cover); where the cuts do not bind it is the tighter figure
+            at_duals = lagrangian_bound(snap, pairs, best_known, 1, 1, res.multipliers)
+            res.bound = min(res.bound, at_duals.bound)
     if res is None:
         res = lagrangian_bound(snap, pairs, best_known, 1 if pairs.n < SERIAL_PAIRS else threads, max_iters, init)
     res.ms = (time.perf_counter() - t0) * 1e3
@@ -122,7 +131,8 @@ def lp_relaxation(snap: Snapshot, pairs: Pairs) -> BoundResult | None:
     if lp is None:
         return None
     return BoundResult(
-        bound=lp.bound, multipliers=lp.multipliers, iterations=0, ms=lp.ms, method=LP_BOUND_METHOD, lp_share=lp.share
+        bound=lp.bound, multipliers=lp.multipliers, iterations=0, ms=lp.ms, method=LP_BOUND_METHOD, lp_share=lp.share,
+        lp_pair_share=lp.pair_share,
     )
 
 

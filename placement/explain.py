@@ -148,6 +148,10 @@ class _Workload:
         """Which budget binds this workload at site ``s``."""
         if self.snap.site_kind[s] == KIND_FLEET:
             return "fleet power cap"
+        return self.power_words_factory()
+
+    def power_words_factory(self) -> str:
+        """Which budget binds this workload at a factory."""
         return "power" if self.interruptible else "firm power"
 
 
@@ -275,41 +279,59 @@ def _capacity_reason(wk: _Workload, n_feasible: int, usage: Usage, holders_of: _
                       "but this solve found no placement that fits it whole",
                       summary=f"{needs}; no placement found that fits it whole on {its}")
     left_budget = wk.budget(snap.site_total_watts - usage.site_watts, snap.site_firm_watts - usage.site_ni_watts)
-    short: list[tuple[float, int, str, str]] = []  # (room, site, resource, figures)
-    for k in np.flatnonzero(now.blocked).tolist():
-        s, c = int(now.site[k]), int(now.best_col[k])
-        need = float(wk.need_full[c]) if wk.limit <= 1 else 1.0
-        if cap_left[c] < need:
-            resource, figures = "devices", f"{max(0, int(cap_left[c])):,} free, needs {int(need):,}"
-        else:
-            resource = wk.power_words(s)
-            figures = f"{mw(max(0.0, float(left_budget[s])))} MW free, needs {mw(need * float(wk.watts[c]))} MW"
-        short.append((float(now.room[k]), s, resource, figures))
+    # the blocked sites, most room first (then by name): vectorised, since on a huge
+    # mesh one workload can find thousands of fleets full; only the first few are named
+    blocked = np.flatnonzero(now.blocked)
+    b_site = now.site[blocked].astype(np.intp)
+    b_col = now.best_col[blocked].astype(np.intp)
+    b_room = now.room[blocked].astype(np.float64)
+    b_need = wk.need_full[b_col].astype(np.float64) if wk.limit <= 1 else np.ones(blocked.size)
+    by_devices = cap_left[b_col] < b_need
+    order = np.lexsort((holders_of.name_rank[b_site], -b_room))
     head = f"no room left on {its}" if wk.limit <= 1 else f"{its} {have} room for {wk.amount_text(room_total)} now"
     parts: list[str] = []
-    if short:
-        short.sort(key=lambda t: (-t[0], snap.site_names[t[1]]))
+    if blocked.size:
+        fleet = holders_of.is_fleet[b_site] & ~by_devices
+        counts = {"devices": int(by_devices.sum()), "fleet power cap": int(fleet.sum()),
+                  wk.power_words_factory(): int((~by_devices & ~fleet).sum())}
+        wanted = {k: min(3, v) for k, v in counts.items() if v}  # the first name and the two _names shows
         groups: dict[str, list[str]] = {}
-        for _, s, resource, _ in short:
-            groups.setdefault(resource, []).append(snap.site_names[s])
+        first_figures = ""
+        for rank, k in enumerate(order.tolist()):
+            s, c = int(b_site[k]), int(b_col[k])
+            resource = "devices" if by_devices[k] else wk.power_words(s)
+            names = groups.setdefault(resource, [])
+            if len(names) < 3:
+                names.append(snap.site_names[s])
+            if rank == 0:
+                need = float(b_need[k])
+                if by_devices[k]:
+                    first_figures = f"{max(0, int(cap_left[c])):,} free, needs {int(need):,}"
+                else:
+                    first_figures = (f"{mw(max(0.0, float(left_budget[s])))} MW free, "
+                                     f"needs {mw(need * float(wk.watts[c]))} MW")
+            if all(len(groups.get(r, ())) >= n for r, n in wanted.items()):
+                break  # every name shown is known; the rest only add to the counts
+        first_resource = next(iter(groups))
         for resource, names in groups.items():
             text = f"{resource} exhausted at {names[0]}"
-            if resource == short[0][2]:
-                text += f" ({short[0][3]})"
-            if len(names) > 1:
-                text += f", {_names(names[1:])}"
+            if resource == first_resource:
+                text += f" ({first_figures})"
+            more = counts[resource] - 1
+            if more > 0:
+                text += ", " + ", ".join(names[1:3]) + (f" and {more - 2} more" if more > 2 else "")
             parts.append(text)
     message = f"{needs}; {head}" + (f": {'; '.join(parts)}" if parts else "")
-    exhausted = {s for _, s, _, _ in short}
-    holders = holders_of.higher(wk.w, exhausted | current_sites)
-    if holders:
-        message += f"; {plural(len(holders), 'higher-priority workload')} placed there"
+    exhausted = set(b_site.tolist())
+    n_holders, holders = holders_of.higher(wk.w, exhausted | current_sites, DISPLACED_BY_LIMIT)
+    if n_holders:
+        message += f"; {plural(n_holders, 'higher-priority workload')} placed there"
     else:
         others = holders_of.count_others(wk.w, exhausted)
         if others:
             message += f"; {plural(others, 'workload')} of equal or lower priority placed there"
     summary = f"{needs}; no room left on {its}: other placed workloads hold the capacity it needs"
-    return Reason(message, tuple(snap.keys[o] for o in holders[:DISPLACED_BY_LIMIT]), summary)
+    return Reason(message, tuple(snap.keys[o] for o in holders), summary)
 
 
 class _Holders:
@@ -321,6 +343,10 @@ class _Holders:
         order = sorted(range(len(snap.keys)), key=lambda o: (-int(snap.priority[o]), snap.keys[o]))
         self.rank = np.empty(len(snap.keys), dtype=np.int64)
         self.rank[order] = np.arange(len(order))
+        self.is_fleet = np.asarray([k == KIND_FLEET for k in snap.site_kind], dtype=bool)
+        by_name = sorted(range(len(snap.site_names)), key=lambda s: snap.site_names[s])
+        self.name_rank = np.empty(len(snap.site_names), dtype=np.int64)
+        self.name_rank[by_name] = np.arange(len(by_name))
 
     def _on(self, sites: set[int]) -> NDArray[np.int64]:
         if not sites:
@@ -331,12 +357,18 @@ class _Holders:
         mask[np.concatenate([self.on_site[s] for s in sites])] = True
         return np.flatnonzero(mask).astype(np.int64)
 
-    def higher(self, w: int, sites: set[int]) -> list[int]:
-        """Placed workloads of higher priority than ``w`` on ``sites``, highest first."""
+    def higher(self, w: int, sites: set[int], limit: int) -> tuple[int, list[int]]:
+        """How many placed workloads of higher priority than ``w`` are on ``sites``, and
+        the first ``limit`` of them, highest first."""
         on = self._on(sites)
         on = on[self.priority[on] > self.priority[w]]
-        ranked: list[int] = on[np.argsort(self.rank[on])].tolist()
-        return ranked
+        count = int(on.size)
+        ranks = self.rank[on]
+        if count > limit > 0:  # only the first few are named: no full sort
+            keep = np.argpartition(ranks, limit - 1)[:limit]
+            on, ranks = on[keep], ranks[keep]
+        ranked: list[int] = on[np.argsort(ranks)][: max(0, limit)].tolist()
+        return count, ranked
 
     def count_others(self, w: int, sites: set[int]) -> int:
         on = self._on(sites)

@@ -53,6 +53,8 @@ class LpBound:
     pairs: int
     # per workload, the share of its demand the LP places (0..1): guides a greedy order
     share: NDArray[np.float64]
+    # per feasible pair (placement.bound.Pairs order), the LP's share on that column
+    pair_share: NDArray[np.float64]
 
 
 def lp_bound(
@@ -142,7 +144,8 @@ def lp_bound(
     if solver.status() != mbh.SolveStatus.OPTIMAL:
         return None
     lp_value = float(solver.objective_value())
-    share = np.bincount(w_of, weights=np.asarray(solver.variable_values(), dtype=np.float64), minlength=W)
+    t = np.asarray(solver.variable_values(), dtype=np.float64)
+    share = np.bincount(w_of, weights=t, minlength=W)
     duals = np.asarray(solver.dual_values(), dtype=np.float64)
     # multipliers scaled by their right-hand sides, as placement.bound keeps them
     mu = np.abs(duals[col_row : col_row + C]) * cap
@@ -155,4 +158,5 @@ def lp_bound(
         rows=R,
         pairs=N,
         share=np.clip(share, 0.0, 1.0),
+        pair_share=np.clip(t, 0.0, 1.0),
     )

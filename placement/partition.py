@@ -2,21 +2,28 @@
 
 Called by :func:`placement.pipeline.cold_plan` when the mesh has more than
 ``SolverConfig.partition_min_pairs`` feasible workload x column pairs (50,000 x 5,000
-has 38.6 million; 10,000 x 1,000 has 1.5 million and is solved whole). POP-style
-(partitioned optimisation problems), region-aware:
+has 38.6 million; 10,000 x 1,000 has 1.5 million and is solved whole). A
+decomposition, region-aware:
 
-1. **partition**: the sites, sorted by region then name, are cut into P contiguous
-   groups that attract about the same number of workloads; each workload joins the
-   group holding the site of its best kernel candidate. P =
-   ceil(workloads / ``partition_workloads``), from the problem's size alone;
-2. **solve each part on its own**: a snapshot of its workloads x its sites' columns,
-   then the kernel, the multi-start greedy, candidates and the shared solve sequence
-   (:mod:`placement.solve`, CP-SAT phases A and B on ``partition_dtime_scale`` of
-   the budgets). The parts share no site, so their plans never conflict;
-3. **repair**: the workloads still unplaced, against what the parts left on EVERY
-   site (a workload whose region group was full may fit elsewhere), the same way;
-4. **floor**: the result never places less than the kube-scheduler-order greedy on
-   the whole mesh (else that greedy is the plan).
+1. **start**: the kube-scheduler-order greedy on the whole mesh (the floor, so the
+   result can never be below it);
+2. **partition** the workloads: ordered by where their best kernel candidate sits
+   (sites sorted by region, then name) and cut into P equal runs, so a part holds the
+   workloads that compete for the same sites. P = ceil(workloads /
+   ``partition_workloads``), from the problem's size alone;
+3. **re-solve each part in turn** against the capacity all the others hold (the
+   part's own load taken out): the kernel with ``partition_top_k`` candidates, the
+   part's current plan and a fresh greedy as hints (the current plan is the floor),
+   the shared solve sequence (:mod:`placement.solve`); all parts together get
+   ``partition_dtime_scale`` x the CP-SAT budgets, evenly. The next part sees the
+   new plan's load. When the start is already within ``partition_target_gap`` of
+   the whole mesh's bound, phase A is skipped and the parts only lower the cost.
+
+Why in turn rather than POP's independent parts with split capacity: split capacity
+fragments the sites (a part's share of a factory may hold none of its big jobs) and
+needs a repair pass; in turn, every part sees the real leftovers, every step keeps a
+feasible plan of the whole mesh and none places less than the one before. On 2 cores
+parallel parts would buy nothing: CP-SAT already uses both.
 
 Everything is a function of the snapshot and the config, so the plan is as
 deterministic as the one-problem path. The bound (over all pairs, by the caller)
@@ -27,20 +34,21 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import NDArray
 
-from placement.candidates import Candidates, Devices, build_candidates, placed_value
+from placement.candidates import Candidates, Devices, build_candidates
 from placement.decisions import SolveStatus
-from placement.greedy import all_columns, devices_from_greedy, greedy_order, multi_start, run_greedy
+from placement.greedy import GreedyRun, all_columns, devices_from_greedy, greedy_order, run_greedy
 from placement.problem import SolverConfig
-from placement.snapshot import Arrays, Snapshot, _subset_wls, residual
+from placement.snapshot import Arrays, Snapshot, residual
 from placement.solve import SolveResult, solve
 from placement_ext import filter_score_topk
 
-_PROVEN = (SolveStatus.OPTIMAL, SolveStatus.AT_TARGET, SolveStatus.HINT_AT_TARGET, SolveStatus.EMPTY)
+_PROVEN = (SolveStatus.OPTIMAL, SolveStatus.AT_TARGET, SolveStatus.HINT_AT_TARGET, SolveStatus.EMPTY,
+           SolveStatus.GREEDY)
 
 
 def partition_count(n_workloads: int, config: SolverConfig) -> int:
@@ -55,110 +63,30 @@ def site_regions(snap: Snapshot) -> list[str]:
     return [region.get(n, "") for n in snap.site_names]
 
 
-def partition(snap: Snapshot, best_col: NDArray[np.int32], parts: int) -> list[tuple[NDArray[np.intp], NDArray[np.intp]]]:
-    """Region-aware parts: per part, (workload indices, site indices), both sorted.
+def workload_parts(snap: Snapshot, cand_col: NDArray[np.int32], parts: int) -> list[NDArray[np.intp]]:
+    """Region-aware parts of the workloads (each sorted; empty parts dropped).
 
-    ``best_col`` is each workload's best kernel candidate (-1: none; such workloads
-    join no part, having no feasible site). Empty parts are dropped."""
+    ``cand_col`` is the kernel's top-K per workload, best first (-1: none; a workload
+    without any joins no part: it has no feasible site). The sites are ordered by
+    region, then name; the workloads by where their best candidate sits in that
+    order, and cut into ``parts`` runs of equal length: a part holds the workloads
+    that want the same sites, the ones they compete for."""
     S = snap.n_sites
     regions = site_regions(snap)
-    order = sorted(range(S), key=lambda s: (regions[s], snap.site_names[s]))
-    placeable = best_col >= 0
-    best_site = np.where(placeable, snap.cols["site"][np.maximum(best_col, 0)], -1)
-    attract = np.bincount(best_site[placeable], minlength=S).astype(np.float64)
-    # cut the region-sorted sites where the attracted workloads reach k/parts of all
-    cum = np.cumsum(attract[order])
-    total = cum[-1] if S else 0.0
-    group_of_pos = np.minimum((cum - attract[order] / 2) * parts // max(total, 1.0), parts - 1).astype(np.int64)
-    group_of_site = np.empty(S, dtype=np.int64)
-    group_of_site[np.asarray(order, dtype=np.intp)] = group_of_pos
-    w_group = np.where(placeable, group_of_site[np.maximum(best_site, 0)], -1)
-    out = []
-    for g in range(parts):
-        w = np.flatnonzero(w_group == g)
-        s = np.flatnonzero(group_of_site == g)
-        if w.size and s.size:
-            out.append((w.astype(np.intp), s.astype(np.intp)))
-    return out
-
-
-def sub_snapshot(snap: Snapshot, widx: NDArray[np.intp], sidx: NDArray[np.intp]) -> tuple[Snapshot, NDArray[np.intp]]:
-    """Snapshot of workloads ``widx`` over the columns of sites ``sidx`` (sorted), and
-    each of its columns' index in ``snap``. Energy tiers keep the whole mesh's scale,
-    so costs compare across parts."""
-    sp = snap.cols["site_ptr"].astype(np.intp)
-    counts = sp[sidx + 1] - sp[sidx]
-    col_idx = np.concatenate([np.arange(sp[s], sp[s + 1], dtype=np.intp) for s in sidx.tolist()] or [np.zeros(0, np.intp)])
-    site_map = np.full(snap.n_sites, -1, dtype=np.int64)
-    site_map[sidx] = np.arange(sidx.size)
-    cols: Arrays = {k: np.ascontiguousarray(v[col_idx]) for k, v in snap.cols.items() if k != "site_ptr"}
-    cols["site"] = site_map[snap.cols["site"][col_idx]].astype(np.int32)
-    cols["site_ptr"] = np.concatenate(([0], np.cumsum(counts))).astype(np.int32)
-    wls = _subset_wls(snap.wls, widx)
-    wls["latency"] = np.ascontiguousarray(snap.wls["latency"][:, col_idx])
-    wls["cur_site"] = site_map[wls["cur_site"]].astype(np.int32) if wls["cur_site"].size else wls["cur_site"]
-    names = [snap.site_names[s] for s in sidx.tolist()]
-    sub = replace(
-        snap,
-        mesh=replace(snap.mesh, workloads=tuple(snap.mesh.workloads[i] for i in widx.tolist())),
-        cols=cols,
-        wls=wls,
-        col_site_name=[snap.col_site_name[c] for c in col_idx.tolist()],
-        col_kind=[snap.col_kind[c] for c in col_idx.tolist()],
-        col_model_name=[snap.col_model_name[c] for c in col_idx.tolist()],
-        col_tps=snap.col_tps[col_idx],
-        col_watts_real=snap.col_watts_real[col_idx],
-        site_names=names,
-        site_kind=[snap.site_kind[s] for s in sidx.tolist()],
-        site_firm_watts=snap.site_firm_watts[sidx],
-        site_total_watts=snap.site_total_watts[sidx],
-        site_index={n: i for i, n in enumerate(names)},
-        keys=[snap.keys[i] for i in widx.tolist()],
-        priority=snap.priority[widx],
-        demand_units=snap.demand_units[widx],
-        value=snap.value[widx],
-    )
-    return sub, col_idx
-
-
-@dataclass(slots=True)
-class _Rows:
-    """Per workload of the whole mesh, its candidate rows in whole-mesh columns."""
-
-    rows: list[list[tuple[int, int, int, int, int]]]  # (col, need, ub, cost per device, devices)
-
-    def take(self, widx: NDArray[np.intp], cands: Candidates, devices: Devices, col_idx: NDArray[np.intp] | None,
-             only_placed: bool = False) -> None:
-        col = cands.col if col_idx is None else col_idx[cands.col]
-        for j, w in enumerate(widx.tolist()):
-            r = cands.rows(j)
-            if only_placed and not devices[r.start:r.stop].any():
-                continue
-            self.rows[w] = list(zip(col[r.start:r.stop].tolist(), cands.need[r.start:r.stop].tolist(),
-                                    cands.ub[r.start:r.stop].tolist(), cands.cost_per_device[r.start:r.stop].tolist(),
-                                    devices[r.start:r.stop].tolist(), strict=True))
-
-    def as_candidates(self) -> tuple[Candidates, Devices]:
-        ptr = [0]
-        col: list[int] = []
-        need: list[int] = []
-        ub: list[int] = []
-        cpd: list[int] = []
-        dev: list[int] = []
-        for rows in self.rows:
-            for c, n, u, k, d in rows:
-                col.append(c)
-                need.append(n)
-                ub.append(u)
-                cpd.append(k)
-                dev.append(d)
-            ptr.append(len(col))
-        return Candidates.from_lists(ptr, col, need, ub, cpd), np.asarray(dev, dtype=np.int64)
+    order = np.asarray(sorted(range(S), key=lambda s: (regions[s], snap.site_names[s])), dtype=np.intp)
+    pos = np.empty(S, dtype=np.int64)
+    pos[order] = np.arange(S)
+    best_col = cand_col[:, 0] if cand_col.ndim == 2 and cand_col.shape[1] else np.full(len(snap.keys), -1, np.int32)
+    placeable = np.flatnonzero(best_col >= 0)
+    best_site = snap.cols["site"][best_col[placeable]].astype(np.int64)
+    by_place = placeable[np.lexsort((placeable, pos[best_site]))]
+    cut = np.arange(by_place.size) * parts // max(1, by_place.size)
+    return [np.sort(by_place[cut == g]).astype(np.intp) for g in range(parts) if (cut == g).any()]
 
 
 @dataclass(slots=True)
 class PartitionedResult:
-    """The whole mesh's candidates and plan from the parts and the repair."""
+    """The whole mesh's candidates and plan from the parts."""
 
     cands: Candidates
     result: SolveResult
@@ -167,68 +95,115 @@ class PartitionedResult:
     statuses: list[SolveStatus] = field(default_factory=list)
 
 
-def _solve_part(sub: Snapshot, config: SolverConfig, deadline: float, scale: float) -> tuple[Candidates, SolveResult]:
-    """Kernel, multi-start greedy, candidates and the solve sequence on one part."""
-    kout = filter_score_topk(sub.cols, sub.wls, config.partition_top_k, config.threads)
-    runs = multi_start(sub, kout)
-    cands = build_candidates(sub, kout, all_columns(runs, len(sub.keys)), config.max_cpsat_vars)
-    hints = [devices_from_greedy(cands, r) for r in runs]
-    return cands, solve(sub, cands, hints, hints[0], None, config, deadline, scale)
-
-
-def _usage(snap: Snapshot, cands: Candidates, devices: Devices) -> tuple[NDArray[np.float64], ...]:
-    """Devices per column, watts per site (all load, non-interruptible load)."""
-    cols = snap.cols
-    w_of = np.repeat(np.arange(cands.n_workloads), np.diff(cands.ptr))
-    c = cands.col.astype(np.intp)
-    dev = devices.astype(np.float64)
-    pw = dev * cols["watts"][c]
-    s = cols["site"][c]
-    ni = ~snap.wls["interruptible"][w_of].astype(bool)
-    return (np.bincount(c, weights=dev, minlength=snap.n_cols).astype(np.float64),
+def _usage(snap: Snapshot, cols_of: NDArray[np.int64], devices: NDArray[np.float64],
+           interruptible: NDArray[np.bool_]) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+    """Devices per column, watts per site (all load, non-interruptible load) of
+    assignments (column, devices, the workload's interruptible flag)."""
+    c = cols_of.astype(np.intp)
+    pw = devices * snap.cols["watts"][c]
+    s = snap.cols["site"][c]
+    ni = ~interruptible
+    return (np.bincount(c, weights=devices, minlength=snap.n_cols).astype(np.float64),
             np.bincount(s, weights=pw, minlength=snap.n_sites).astype(np.float64),
             np.bincount(s[ni], weights=pw[ni], minlength=snap.n_sites).astype(np.float64))
 
 
-def partitioned_solve(snap: Snapshot, kout: Arrays, config: SolverConfig, deadline: float) -> PartitionedResult:
-    """Steps 1-4 of the module doc; ``kout`` is the kernel's pass over the whole mesh."""
+def _run_usage(snap: Snapshot, run: GreedyRun, rows: NDArray[np.intp]) -> tuple[NDArray[np.float64], ...]:
+    """:func:`_usage` of a greedy run's assignments of workloads ``rows``."""
+    c = run.cols[rows]
+    taken = (c >= 0) & (run.devices[rows] > 0)
+    intr = np.broadcast_to(snap.wls["interruptible"][rows].astype(bool)[:, None], c.shape)
+    return _usage(snap, c[taken].astype(np.int64), run.devices[rows][taken].astype(np.float64), intr[taken])
+
+
+def partitioned_solve(snap: Snapshot, kout: Arrays, config: SolverConfig, deadline: float, whole: GreedyRun,
+                      hint_at_target: bool) -> PartitionedResult:
+    """Steps 1-3 of the module doc; ``kout`` is the kernel's pass over the whole mesh,
+    ``whole`` the kube-scheduler-order greedy on it (the start, so also the floor),
+    ``hint_at_target`` whether that greedy is already within
+    ``partition_target_gap`` of the bound (the parts then skip phase A and only lower
+    the cost)."""
     W = len(snap.keys)
-    parts = partition(snap, kout["cand_col"][:, 0] if kout["cand_col"].shape[1] else np.full(W, -1, np.int32),
-                      partition_count(W, config))
-    rows = _Rows([[] for _ in range(W)])
+    floor_value = int(snap.value[whole.placed].sum())
+    parts = workload_parts(snap, kout["cand_col"], partition_count(W, config))
+    # the budgets are shared: all parts together get partition_dtime_scale of them
+    scale = config.partition_dtime_scale / max(1, len(parts))
+    every = np.arange(W, dtype=np.intp)
+    col_used, site_all, site_ni = _run_usage(snap, whole, every)
+    rows: list[list[tuple[int, int, int, int, int]]] = [[] for _ in range(W)]
     statuses: list[SolveStatus] = []
-    fallback = False
     wall = False
     cpsat_ms = 0.0
-    for widx, sidx in parts:
-        sub, col_idx = sub_snapshot(snap, widx, sidx)
-        cands, res = _solve_part(sub, config, deadline, config.partition_dtime_scale)
-        rows.take(widx, cands, res.devices, col_idx)
+    for widx in parts:
+        # the part's own load is re-decided: what the others hold stays
+        own_c, own_all, own_ni = _run_usage(snap, whole, widx)
+        rest = residual(snap, widx, col_used - own_c, site_all - own_all, site_ni - own_ni)
+        start = GreedyRun(cols=whole.cols[widx], devices=whole.devices[widx], placed=whole.placed[widx])
+        part_kout = filter_score_topk(rest.cols, rest.wls, config.partition_top_k, config.threads)
+        runs = [start, run_greedy(rest, greedy_order(rest))]
+        cands = build_candidates(rest, part_kout, all_columns(runs, widx.size), config.max_cpsat_vars)
+        hints = [devices_from_greedy(cands, r) for r in runs]
+        res = solve(rest, cands, hints, hints[0], None, config, deadline, scale, hint_at_target)
         statuses.append(res.status)
-        fallback |= res.fallback_used
         wall |= res.wall_limit_hit
         cpsat_ms += res.cpsat_ms
-    # repair: the unplaced against what the parts left, on every site
-    cands, devices = rows.as_candidates()
-    placed = np.asarray([any(r[4] > 0 for r in rs) for rs in rows.rows], dtype=bool)
-    unplaced = np.flatnonzero(~placed & (kout["feasible_sites"] > 0)).astype(np.intp)
-    if unplaced.size:
-        col_used, site_all, site_ni = _usage(snap, cands, devices)
-        rest = residual(snap, unplaced, col_used, site_all, site_ni)
-        r_cands, r_res = _solve_part(rest, config, deadline, config.partition_dtime_scale)
-        rows.take(unplaced, r_cands, r_res.devices, None, only_placed=True)
-        statuses.append(r_res.status)
-        wall |= r_res.wall_limit_hit
-        cpsat_ms += r_res.cpsat_ms
-        cands, devices = rows.as_candidates()
-    # floor: the kube-scheduler-order greedy on the whole mesh
-    whole = run_greedy(snap, greedy_order(snap))
-    status = SolveStatus.AT_TARGET if all(s in _PROVEN for s in statuses) else SolveStatus.FEASIBLE
-    if int(snap.value[whole.placed].sum()) > placed_value(snap, cands, devices):
-        cands = build_candidates(snap, kout, whole.cols, config.max_cpsat_vars)
-        devices = devices_from_greedy(cands, whole)
-        fallback = True
-    result = SolveResult(devices=devices, status=status, fallback_used=fallback, wall_limit_hit=wall,
+        w_of = np.repeat(np.arange(widx.size), np.diff(cands.ptr))
+        new_c, new_all, new_ni = _usage(snap, cands.col.astype(np.int64), res.devices.astype(np.float64),
+                                        rest.wls["interruptible"][w_of].astype(bool))
+        col_used += new_c - own_c
+        site_all += new_all - own_all
+        site_ni += new_ni - own_ni
+        for j, w in enumerate(widx.tolist()):
+            r = cands.rows(j)
+            rows[w] = list(zip(cands.col[r].tolist(), cands.need[r].tolist(), cands.ub[r].tolist(),
+                               cands.cost_per_device[r].tolist(), res.devices[r].tolist(), strict=True))
+        whole = _replace_rows(whole, widx, cands, res.devices)
+    cands, devices = _as_candidates(rows)
+    if hint_at_target:
+        status = SolveStatus.HINT_AT_TARGET
+    else:
+        status = SolveStatus.AT_TARGET if all(s in _PROVEN for s in statuses) else SolveStatus.FEASIBLE
+    result = SolveResult(devices=devices, status=status, fallback_used=False, wall_limit_hit=wall,
                          cpsat_ms=cpsat_ms, decided_at=time.perf_counter())
-    return PartitionedResult(cands=cands, result=result, parts=len(parts),
-                             floor_value=int(snap.value[whole.placed].sum()), statuses=statuses)
+    return PartitionedResult(cands=cands, result=result, parts=len(parts), floor_value=floor_value,
+                             statuses=statuses)
+
+
+def _replace_rows(run: GreedyRun, widx: NDArray[np.intp], cands: Candidates, devices: Devices) -> GreedyRun:
+    """``run`` with the assignments of workloads ``widx`` replaced by a part's plan
+    (the next parts then see that plan's load)."""
+    width = max(int(run.cols.shape[1]), max((int(np.count_nonzero(devices[cands.rows(j)]))
+                                             for j in range(widx.size)), default=0))
+    cols = np.full((run.cols.shape[0], width), -1, dtype=np.int32)
+    dev = np.zeros((run.cols.shape[0], width), dtype=np.float64)
+    cols[:, : run.cols.shape[1]] = run.cols
+    dev[:, : run.cols.shape[1]] = run.devices
+    placed = run.placed.copy()
+    for j, w in enumerate(widx.tolist()):
+        r = cands.rows(j)
+        on = np.flatnonzero(devices[r] > 0)
+        cols[w] = -1
+        dev[w] = 0.0
+        cols[w, : on.size] = cands.col[r][on]
+        dev[w, : on.size] = devices[r][on]
+        placed[w] = on.size > 0
+    return GreedyRun(cols=cols, devices=dev, placed=placed)
+
+
+def _as_candidates(rows: list[list[tuple[int, int, int, int, int]]]) -> tuple[Candidates, Devices]:
+    """Per-workload rows (column, need, ub, cost per device, devices) as one list."""
+    ptr = [0]
+    col: list[int] = []
+    need: list[int] = []
+    ub: list[int] = []
+    cpd: list[int] = []
+    dev: list[int] = []
+    for rs in rows:
+        for c, n, u, k, d in rs:
+            col.append(c)
+            need.append(n)
+            ub.append(u)
+            cpd.append(k)
+            dev.append(d)
+        ptr.append(len(col))
+    return Candidates.from_lists(ptr, col, need, ub, cpd), np.asarray(dev, dtype=np.int64)

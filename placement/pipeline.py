@@ -9,11 +9,17 @@ the benchmarks. It reads like kube-scheduler, but global:
                                           workload, rejection counts per site
 3. greedy          (placement.greedy)     multi-start, one workload at a time,
                    (placement.kube_greedy) and LeastAllocated: the better is the floor
-4. candidates      (placement.candidates) top-K + the greedy's columns
-5. bound           (placement.bound)      Lagrangian upper bound over ALL pairs
+4. bound           (placement.bound)      upper bound over ALL pairs: the LP
+                   (placement.lp_bound)   (GLOP) on small meshes, else Lagrangian;
+                   (placement.lp_round)   the LP's solution rounded: one more run
+5. candidates      (placement.candidates) top-K + the greedy's columns (every
+                                          feasible pair on small meshes)
 6. solve           (placement.solve)      hint -> target -> CP-SAT A, B -> fallback
                                           -> never below the greedy -> trim
 7. assign          (placement.assign)     decisions, usage, reasons (explain)
+
+A huge mesh (more than ``SolverConfig.partition_min_pairs`` feasible pairs) takes
+the partitioned cold path instead of steps 3-6 (:mod:`placement.partition`).
 
 The warm path (``previous`` carries a :class:`~placement.basis.Basis` and the sites
 did not change) keeps the unchanged placed workloads as they are and runs steps 2-6
@@ -42,6 +48,7 @@ from placement.candidates import Candidates, Devices, build_candidates, feasible
 from placement.decisions import PHASE_PLACED, Plan, SolveStats, SolveStatus
 from placement.greedy import GreedyRun, all_columns, devices_from_greedy, greedy_order, multi_start, run_greedy
 from placement.kube_greedy import kube_greedy
+from placement.lp_round import lp_rounding
 from placement.partition import partitioned_solve
 from placement.problem import DEFAULT_CONFIG, Mesh, SolverConfig
 from placement.snapshot import Arrays, Snapshot, build, residual
@@ -129,14 +136,16 @@ def cold_plan(snap: Snapshot, config: SolverConfig, previous: Plan | None, t0: f
         if bound.lp_share is not None:
             # the LP's choice first: a greedy in that order finds the few big jobs
             # worth more than the many small ones they displace (gang meshes)
-            lp_run = run_greedy(snap, lp_order(snap, bound.lp_share))
+            assert bound.lp_pair_share is not None  # solved together with lp_share
+            lp_run = lp_rounding(snap, pairs.ptr, pairs.col, pairs.coef, bound.lp_share, bound.lp_pair_share)
             lp_better = _run_value(snap, lp_run) > max(_run_value(snap, r) for r in runs)
             if lp_better:
                 runs.append(lp_run)
     cands = build_candidates(snap, kout, all_columns(runs, W), config.max_cpsat_vars)
     complete = pairs is not None and covers_all_pairs(cands, pairs)
     floor = devices_from_greedy(cands, floor_run)
-    hints = [devices_from_greedy(cands, r) for r in runs]
+    # every hint is checked: the LP-guided run is built from parts
+    hints = [h for h in (devices_from_greedy(cands, r) for r in runs) if feasible_devices(snap, cands, h)]
     stats.hint_source = "lp-order" if lp_better else "least-allocated" if kube_better else "cheapest"
     init = None
     if previous is not None:
@@ -168,27 +177,22 @@ def partitioned_plan(
 ) -> Plan:
     """The cold path of a huge mesh: :mod:`placement.partition`, then the bound over
     every pair and the assignment of the whole mesh."""
-    part = partitioned_solve(snap, kout, config, deadline)
-    stats.kernel_ms = (time.perf_counter() - k0) * 1e3 - part.result.cpsat_ms
+    # the floor and the bound first: a floor already within partition_target_gap of
+    # the bound leaves the parts only the cost to lower (phase A skipped)
+    whole = run_greedy(snap, greedy_order(snap))
+    floor_value = float(snap.value[whole.placed].sum())
+    bound = None
+    if config.compute_bound:
+        bound = full_bound(snap, floor_value, config.threads, bound_steps(config, pairs), None, 0, pairs)
+    at_target = bound is not None and floor_value >= math.floor(bound.bound * (1.0 - config.partition_target_gap))
+    part = partitioned_solve(snap, kout, config, deadline, whole, at_target)
+    stats.kernel_ms = (time.perf_counter() - k0) * 1e3 - part.result.cpsat_ms - (bound.ms if bound else 0.0)
     stats.partitions = part.parts
     stats.greedy_objective = stats.greedy_placed_priority_demand = float(part.floor_value)
     stats.num_candidates = part.cands.n
-    bound = None
-    if config.compute_bound:
-        best = float(placed_value(snap, part.cands, part.result.devices))
-        bound = full_bound(snap, best, config.threads, bound_steps(config, pairs), None, 0, pairs)
     out = assign(snap, kout, part.cands, part.result.devices)
     _finish(out, snap, part.cands, part.result, stats, bound, bound.multipliers if bound else None, config, t0)
     return out
-
-
-def lp_order(snap: Snapshot, share: NDArray[np.float64]) -> NDArray[np.int32]:
-    """Queue order from the LP: the largest placed share first (to 1e-6), then value,
-    then the kube-scheduler order."""
-    W = len(snap.keys)
-    rank = np.empty(W, dtype=np.int64)
-    rank[greedy_order(snap)] = np.arange(W)
-    return np.lexsort((rank, -snap.value, -np.round(share, 6))).astype(np.int32)
 
 
 def covers_all_pairs(cands: Candidates, pairs: Pairs) -> bool:
@@ -218,8 +222,10 @@ def _finish(
     multipliers: NDArray[np.float64] | None,
     config: SolverConfig,
     t0: float,
+    previous_basis: Basis | None = None,
 ) -> None:
-    """Fill the statistics and the warm-start basis of ``out``."""
+    """Fill the statistics and the warm-start basis of ``out`` (``previous_basis``: the
+    basis a warm re-solve started from)."""
     stats.status = result.status
     stats.fallback_used = result.fallback_used
     stats.wall_limit_hit = result.wall_limit_hit
@@ -244,7 +250,8 @@ def _finish(
     stats.placed_workloads = sum(1 for d in out.workloads.values() if d.phase == PHASE_PLACED)
     stats.cost = float(plan_cost(cands, result.devices))
     stats.stop_reason = stop_reason(stats, config)
-    out.basis = make_basis(snap, cands, result.devices, multipliers, config.top_k)
+    huge = stats.partitions > 0 or (isinstance(previous_basis, Basis) and previous_basis.huge and stats.warm)
+    out.basis = make_basis(snap, cands, result.devices, multipliers, config.top_k, huge)
     stats.decided_ms = (result.decided_at - t0) * 1e3 if result.decided_at else 0.0
     stats.wall_ms = (time.perf_counter() - t0) * 1e3
     out.stats = stats
@@ -252,7 +259,8 @@ def _finish(
 
 def stop_reason(stats: SolveStats, config: SolverConfig) -> str:
     """Why phase A stopped where it did, in words, from the solve's status."""
-    target = f"{config.target_gap:.2%}"
+    # a partitioned solve judges the whole mesh's floor against its own target
+    target = f"{config.partition_target_gap if stats.partitions else config.target_gap:.2%}"
     where = "every feasible pair" if stats.complete_candidates else "the candidates"
     reasons = {
         SolveStatus.EMPTY: "nothing to decide: no workload has a feasible site",
@@ -363,6 +371,8 @@ def warm_plan(
             if not snap.wls["interruptible"][wi]:
                 site_ni[s] += d * cols["watts"][c]
     free = np.flatnonzero(~fixed)
+    if basis.huge:
+        free = _worth_resolving(snap, basis, fixed, free)
     sub = residual(snap, free, col_used, site_all, site_ni)
     if (sub.cols["cap_devices"] < 0).any() or (sub.site_total_watts < 0).any() or (sub.site_firm_watts < 0).any():
         return None
@@ -384,7 +394,10 @@ def warm_plan(
     upper = None
     if config.compute_bound and W and snap.n_cols:
         best_known = fixed_value + max(placed_value(sub, sub_cands, h) for h in hints)
-        bound = full_bound(snap, best_known, config.threads, config.warm_bound_max_iters, basis.multipliers)
+        pairs = all_pairs(snap, config.threads)
+        steps = min(config.warm_bound_max_iters, max(5, bound_steps(config, pairs) // 4))
+        bound = full_bound(snap, best_known, config.threads, steps, basis.multipliers, config.lp_bound_max_pairs,
+                           pairs)
         upper = bound.bound - fixed_value  # the kept placements are part of any plan here
     result = solve(sub, sub_cands, hints, hints[0], upper, config, deadline, config.warm_dtime_scale)
     stats.num_candidates = sub_cands.n
@@ -395,5 +408,17 @@ def warm_plan(
         return None
     out = assign(snap, _combined_reasons(snap, previous, fixed, free, kout_raw), cands, devices)
     result.devices = devices
-    _finish(out, snap, cands, result, stats, bound, bound.multipliers if bound else basis.multipliers, config, t0)
+    _finish(out, snap, cands, result, stats, bound, bound.multipliers if bound else basis.multipliers, config, t0,
+            basis)
     return out
+
+
+def _worth_resolving(snap: Snapshot, basis: Basis, fixed: NDArray[np.bool_], free: NDArray[np.intp]) -> NDArray[np.intp]:
+    """On a huge mesh, of the workloads not kept: only the changed and new ones. The
+    previously unplaced ones found no room last time; re-solving all of them (13,000
+    at 50k x 5k) costs a cold solve, which is what a periodic cold plan is for."""
+    changed = np.asarray([snap.keys[w] not in basis.workload_fp
+                          or basis.workload_fp[snap.keys[w]] != workload_fingerprint(snap.mesh.workloads[w])
+                          for w in free.tolist()], dtype=bool)
+    kept: NDArray[np.intp] = free[changed].astype(np.intp)
+    return kept

@@ -270,19 +270,23 @@ class SolverConfig:
     # then works on the whole problem, so its own bound is a bound of the mesh.
     exact_max_pairs: int = 30_000
     # Beyond this many feasible pairs the cold path partitions the mesh
-    # (placement.partition): parts of about ``partition_workloads`` workloads, each
-    # solved with ``partition_dtime_scale`` of the CP-SAT budgets, then a repair pass.
+    # (placement.partition): parts of about ``partition_workloads`` workloads that
+    # share ``partition_dtime_scale`` x the CP-SAT budgets evenly, then a repair pass
+    # with one part's share.
     partition_min_pairs: int = 5_000_000
-    partition_workloads: int = 5_000
-    partition_dtime_scale: float = 0.2
+    partition_workloads: int = 2_000
+    partition_dtime_scale: float = 2.5
     partition_top_k: int = 8  # candidates per workload in a part (CP-SAT's load grows with them)
+    # When the kube-scheduler-order greedy on the whole mesh is already within this
+    # of the bound, the parts skip phase A (placed value) and only lower the cost.
+    partition_target_gap: float = 0.005
     # The Lagrangian bound's steps are capped so that steps x feasible pairs stays
     # under this (200 steps up to 10 million pairs; 51 at 50,000 x 5,000).
     bound_pair_evaluations: int = 2_000_000_000
 
     def __post_init__(self) -> None:
         for name in ("phase_a_dtime", "phase_b_dtime", "warm_dtime_scale", "target_gap", "relative_gap_limit",
-                     "partition_dtime_scale"):
+                     "partition_dtime_scale", "partition_target_gap"):
             value = getattr(self, name)
             if not (value >= 0 and math.isfinite(value)):
                 raise ValueError(f"SolverConfig.{name} must be a finite number >= 0")

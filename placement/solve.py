@@ -91,12 +91,15 @@ def _cpsat(
     deadline: float,
     dtime_scale: float,
     out: SolveResult,
+    hint_at_target: bool,
 ) -> None:
     """Steps 2-4: target, phase A, phase B, fallback to the hint; fills ``out``."""
     hint_value = placed_value(snap, cands, hint)
     model = CpSatModel(snap, cands)
     start = hint
-    if upper_bound is not None and hint_value >= math.floor(upper_bound * (1.0 - config.target_gap)):
+    if hint_at_target or (
+        upper_bound is not None and hint_value >= math.floor(upper_bound * (1.0 - config.target_gap))
+    ):
         out.status = SolveStatus.HINT_AT_TARGET
     elif deadline - time.perf_counter() <= 0:
         out.status = SolveStatus.NO_SOLUTION
@@ -136,8 +139,12 @@ def solve(
     config: SolverConfig,
     deadline: float,
     dtime_scale: float = 1.0,
+    hint_at_target: bool = False,
 ) -> SolveResult:
     """Run the solve sequence (see the module doc) on ``snap`` / ``cands``.
+
+    ``hint_at_target``: the caller knows the hint is within its target of a bound
+    (the partitioned solve, from the whole mesh's bound): phase A is skipped.
 
     ``hints`` are feasible plans (the multi-start greedy, a previous plan), ``floor``
     the kube-scheduler greedy's plan, ``upper_bound`` a bound on phase A's objective
@@ -154,7 +161,7 @@ def solve(
         out.fallback_used = True
     else:
         try:
-            _cpsat(snap, cands, hint, upper_bound, config, deadline, dtime_scale, out)
+            _cpsat(snap, cands, hint, upper_bound, config, deadline, dtime_scale, out, hint_at_target)
         except Exception as exc:  # never crash on a model we built: the hint is the plan
             out.status = SolveStatus.ERROR
             out.error = f"{type(exc).__name__}: {exc}"
