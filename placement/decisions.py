@@ -176,7 +176,7 @@ class SolveStats:
     resolved_workloads: int = 0  # warm: changed + new + previously unplaced, re-solved
     # why the solve stopped where it did, in words (see placement.pipeline.stop_reason)
     stop_reason: str = ""
-    # > 0: the cold path solved this many partitions of the mesh, then a repair pass
+    # > 0: the cold path re-solved this many partitions of the mesh in turn
     # (placement.partition); 0: one problem
     partitions: int = 0
     # timings (see TIMING_FIELDS): the only figures that vary between identical runs

@@ -277,7 +277,7 @@ def stop_reason(stats: SolveStats, config: SolverConfig) -> str:
     if stats.wall_limit_hit:
         text += f"; the wall-clock safety net ({config.time_limit_s:g} s) cut CP-SAT short"
     if stats.partitions:
-        text = f"{stats.partitions} partitions and a repair pass; " + text
+        text = f"{stats.partitions} partitions solved in turn; " + text
     return text
 
 

@@ -271,8 +271,7 @@ class SolverConfig:
     exact_max_pairs: int = 30_000
     # Beyond this many feasible pairs the cold path partitions the mesh
     # (placement.partition): parts of about ``partition_workloads`` workloads that
-    # share ``partition_dtime_scale`` x the CP-SAT budgets evenly, then a repair pass
-    # with one part's share.
+    # are re-solved in turn and share ``partition_dtime_scale`` x the CP-SAT budgets.
     partition_min_pairs: int = 5_000_000
     partition_workloads: int = 2_000
     partition_dtime_scale: float = 2.5
