@@ -70,9 +70,13 @@ def _codes(snap: Snapshot, unplaced: list[int]) -> NDArray[np.int32]:
     return out
 
 
-def assign(snap: Snapshot, reasons_in: Arrays, cands: Candidates, devices: Devices) -> Plan:
+def assign(snap: Snapshot, reasons_in: Arrays, cands: Candidates, devices: Devices,
+           carried: Mapping[int, WorkloadDecision] | None = None) -> Plan:
     """Decisions, site usage and reasons for ``devices``. ``reasons_in`` holds the
-    kernel's per-workload ``rejections`` [W, filters] and ``feasible_sites`` [W]."""
+    kernel's per-workload ``rejections`` [W, filters] and ``feasible_sites`` [W].
+    ``carried``: unplaced workloads (by index) whose reason is the given previous
+    decision's, not worked out again (the warm path of a huge mesh, for workloads it
+    did not re-solve)."""
     cols = snap.cols
     W = len(snap.keys)
     col_used = np.zeros(snap.n_cols, dtype=np.int64)
@@ -130,6 +134,13 @@ def assign(snap: Snapshot, reasons_in: Arrays, cands: Candidates, devices: Devic
             unplaced.append(w)
         decisions[dec.key] = dec
     usage = explain.Usage(col_used, site_w, site_ni_w, site_workloads)
+    carried = carried or {}
+    for w in unplaced:
+        old = carried.get(w)
+        if old is not None:
+            dec = decisions[snap.keys[w]]
+            dec.message, dec.status_message, dec.displaced_by = old.message, old.status_message, old.displaced_by
+    unplaced = [w for w in unplaced if w not in carried]
     for w, reason in explain.reasons(snap, unplaced, rejections, feasible, _codes(snap, unplaced), usage).items():
         dec = decisions[snap.keys[w]]
         dec.message = reason.message

@@ -38,6 +38,9 @@ class Basis:
     # the plan came from the partitioned solve (a huge mesh): the warm path then
     # re-solves only the unplaced workloads that could use capacity freed since
     huge: bool = False
+    # huge meshes: each workload's Lagrangian term at ``multipliers`` (placement.bound.
+    # workload_terms), so a warm re-solve evaluates the changed workloads only
+    terms: dict[str, float] | None = None
 
 
 def sites_fingerprint(snap: Snapshot) -> str:
@@ -61,6 +64,7 @@ def workload_fingerprint(w: WorkloadDemand) -> WorkloadDemand:
 def make_basis(
     snap: Snapshot, cands: Candidates, devices: Devices, multipliers: NDArray[np.float64] | None, top_k: int,
     huge: bool = False,
+    terms: dict[str, float] | None = None,
 ) -> Basis:
     chosen: dict[str, list[ChosenRow]] = {}
     for w in np.flatnonzero(placed_mask(cands, devices)).tolist():
@@ -78,4 +82,5 @@ def make_basis(
         chosen=chosen,
         multipliers=multipliers,
         huge=huge,
+        terms=terms,
     )

@@ -1,9 +1,10 @@
 """The partitioned cold solve, for meshes too large to solve as one problem.
 
-Called by :func:`placement.pipeline.cold_plan` when the mesh has more than
+Called by :func:`placement.pipeline.partitioned_plan` when the mesh has more than
 ``SolverConfig.partition_min_pairs`` feasible workload x column pairs (50,000 x 5,000
-has 38.6 million; 10,000 x 1,000 has 1.5 million and is solved whole). A
-decomposition, region-aware:
+has 38.6 million; 10,000 x 1,000 has 1.5 million and is solved whole) and the
+kube-scheduler-order greedy is not already within ``partition_target_gap`` of the
+bound (then the pipeline keeps the greedy). A decomposition, region-aware:
 
 1. **start**: the kube-scheduler-order greedy on the whole mesh (the floor, so the
    result can never be below it);

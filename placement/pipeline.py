@@ -43,7 +43,16 @@ from numpy.typing import NDArray
 
 from placement.assign import assign
 from placement.basis import Basis, make_basis, sites_fingerprint, workload_fingerprint
-from placement.bound import CPSAT_BOUND_METHOD, BoundResult, Pairs, all_pairs, full_bound
+from placement.bound import (
+    CPSAT_BOUND_METHOD,
+    INCREMENTAL_BOUND_METHOD,
+    BoundResult,
+    Pairs,
+    all_pairs,
+    full_bound,
+    lagrangian_at,
+    workload_terms,
+)
 from placement.candidates import Candidates, Devices, build_candidates, feasible_devices, placed_value, plan_cost
 from placement.decisions import PHASE_PLACED, Plan, SolveStats, SolveStatus
 from placement.greedy import GreedyRun, all_columns, devices_from_greedy, greedy_order, multi_start, run_greedy
@@ -53,6 +62,7 @@ from placement.partition import partitioned_solve
 from placement.problem import DEFAULT_CONFIG, Mesh, SolverConfig
 from placement.snapshot import Arrays, Snapshot, build, residual
 from placement.solve import SolveResult, solve
+from placement.trim import trim_surplus
 from placement_ext import FILTER_NAMES, filter_score_topk
 
 
@@ -185,13 +195,31 @@ def partitioned_plan(
     if config.compute_bound:
         bound = full_bound(snap, floor_value, config.threads, bound_steps(config, pairs), None, 0, pairs)
     at_target = bound is not None and floor_value >= math.floor(bound.bound * (1.0 - config.partition_target_gap))
-    part = partitioned_solve(snap, kout, config, deadline, whole, at_target)
-    stats.kernel_ms = (time.perf_counter() - k0) * 1e3 - part.result.cpsat_ms - (bound.ms if bound else 0.0)
-    stats.partitions = part.parts
-    stats.greedy_objective = stats.greedy_placed_priority_demand = float(part.floor_value)
-    stats.num_candidates = part.cands.n
-    out = assign(snap, kout, part.cands, part.result.devices)
-    _finish(out, snap, part.cands, part.result, stats, bound, bound.multipliers if bound else None, config, t0)
+    stats.greedy_objective = stats.greedy_placed_priority_demand = floor_value
+    if at_target:
+        # the stop rule at this scale: the greedy is proven within the target, so it
+        # is the plan. Re-solving the parts for cost alone was measured to change
+        # nothing at 50k x 5k within budgets that fit (0, 1 and 2.5 x: the same cost)
+        cands = build_candidates(snap, kout, whole.cols, config.max_cpsat_vars)
+        devices, trimmed = trim_surplus(snap, cands, devices_from_greedy(cands, whole))
+        result = SolveResult(devices=devices, status=SolveStatus.HINT_AT_TARGET, fallback_used=True,
+                             trimmed_devices=trimmed, decided_at=time.perf_counter())
+    else:
+        part = partitioned_solve(snap, kout, config, deadline, whole, at_target)
+        cands, result = part.cands, part.result
+        stats.partitions = part.parts
+    stats.kernel_ms = (time.perf_counter() - k0) * 1e3 - result.cpsat_ms - (bound.ms if bound else 0.0)
+    stats.num_candidates = cands.n
+    out = assign(snap, kout, cands, result.devices)
+    terms = None
+    if bound is not None:  # for the next warm re-solve: only changed workloads re-evaluated
+        terms = dict(zip(snap.keys, workload_terms(snap, pairs, bound.multipliers, config.threads).tolist(),
+                         strict=True))
+    _finish(out, snap, cands, result, stats, bound, bound.multipliers if bound else None, config, t0, huge=True,
+            terms=terms)
+    if at_target:
+        stats.stop_reason = (f"huge mesh: the kube-scheduler-order greedy on the whole mesh was already within "
+                             f"the target gap for huge meshes ({config.partition_target_gap:.2%}) of the bound")
     return out
 
 
@@ -223,9 +251,12 @@ def _finish(
     config: SolverConfig,
     t0: float,
     previous_basis: Basis | None = None,
+    huge: bool = False,
+    terms: dict[str, float] | None = None,
 ) -> None:
     """Fill the statistics and the warm-start basis of ``out`` (``previous_basis``: the
-    basis a warm re-solve started from)."""
+    basis a warm re-solve started from; ``terms``: the bound's workload terms, huge
+    meshes)."""
     stats.status = result.status
     stats.fallback_used = result.fallback_used
     stats.wall_limit_hit = result.wall_limit_hit
@@ -250,8 +281,8 @@ def _finish(
     stats.placed_workloads = sum(1 for d in out.workloads.values() if d.phase == PHASE_PLACED)
     stats.cost = float(plan_cost(cands, result.devices))
     stats.stop_reason = stop_reason(stats, config)
-    huge = stats.partitions > 0 or (isinstance(previous_basis, Basis) and previous_basis.huge and stats.warm)
-    out.basis = make_basis(snap, cands, result.devices, multipliers, config.top_k, huge)
+    huge = huge or (isinstance(previous_basis, Basis) and previous_basis.huge and stats.warm)
+    out.basis = make_basis(snap, cands, result.devices, multipliers, config.top_k, huge, terms)
     stats.decided_ms = (result.decided_at - t0) * 1e3 if result.decided_at else 0.0
     stats.wall_ms = (time.perf_counter() - t0) * 1e3
     out.stats = stats
@@ -327,18 +358,23 @@ def _combine(
 
 
 def _combined_reasons(
-    snap: Snapshot, previous: Plan, fixed: NDArray[np.bool_], free: NDArray[np.intp], kout_raw: Arrays
+    snap: Snapshot, previous: Plan, free: NDArray[np.intp], kout_raw: Arrays
 ) -> Arrays:
-    """Per-workload filter rejections and feasible-site counts for ``assign``: fixed
-    workloads keep the previous plan's (same spec, same sites), the others come from
-    this run of the kernel."""
+    """Per-workload filter rejections and feasible-site counts for ``assign``: the
+    re-solved workloads (``free``) from this run of the kernel; the others, fixed or
+    (huge mesh) left unplaced as they were, keep the previous plan's (same spec, same
+    sites)."""
     W = len(snap.keys)
     names = {n: i for i, n in enumerate(FILTER_NAMES)}
     rej = np.zeros((W, len(FILTER_NAMES)), dtype=np.int32)
     feas = np.zeros(W, dtype=np.int32)
     rej[free] = kout_raw["rejections"]
     feas[free] = kout_raw["feasible_sites"]
-    for w in np.flatnonzero(fixed).tolist():
+    kept = np.ones(W, dtype=bool)
+    kept[free] = False
+    for w in np.flatnonzero(kept).tolist():
+        if snap.keys[w] not in previous.workloads:
+            continue
         d = previous.workloads[snap.keys[w]]
         feas[w] = d.feasible_sites
         for k, v in d.rejections.items():
@@ -392,25 +428,68 @@ def warm_plan(
     fixed_value = float(snap.value[fixed].sum())
     bound = None
     upper = None
+    new_terms = None
     if config.compute_bound and W and snap.n_cols:
         best_known = fixed_value + max(placed_value(sub, sub_cands, h) for h in hints)
-        pairs = all_pairs(snap, config.threads)
-        steps = min(config.warm_bound_max_iters, max(5, bound_steps(config, pairs) // 4))
-        bound = full_bound(snap, best_known, config.threads, steps, basis.multipliers, config.lp_bound_max_pairs,
-                           pairs)
+        if basis.huge and basis.terms is not None and basis.multipliers is not None:
+            bound, new_terms = _incremental_bound(snap, basis, config.threads)
+        else:
+            pairs = all_pairs(snap, config.threads)
+            steps = min(config.warm_bound_max_iters, max(5, bound_steps(config, pairs) // 4))
+            bound = full_bound(snap, best_known, config.threads, steps, basis.multipliers, config.lp_bound_max_pairs,
+                               pairs)
         upper = bound.bound - fixed_value  # the kept placements are part of any plan here
     result = solve(sub, sub_cands, hints, hints[0], upper, config, deadline, config.warm_dtime_scale)
     stats.num_candidates = sub_cands.n
     cands, devices = _combine(snap, basis, fixed, free, sub_cands, result.devices)
-    if placed_value(snap, cands, devices) < greedy_value:
+    value = placed_value(snap, cands, devices)
+    # on a huge mesh the cold path's own stop rule applies: a plan proven within
+    # partition_target_gap of the bound stands (a cold plan there is the greedy, and
+    # would move every workload to get the last tenth of a percent)
+    proven_huge = basis.huge and bound is not None and value >= math.floor(
+        bound.bound * (1.0 - config.partition_target_gap))
+    if value < greedy_value and not proven_huge:
         return None  # worse than the kube-scheduler way: full solve instead
     if not feasible_devices(snap, cands, devices):  # defensive: never trade correctness
         return None
-    out = assign(snap, _combined_reasons(snap, previous, fixed, free, kout_raw), cands, devices)
+    carried = None
+    if basis.huge:
+        # unplaced before, unchanged and not re-solved: their reason stands (working
+        # out 13,000 reasons again at 50k x 5k would take longer than the re-solve)
+        resolved = np.zeros(W, dtype=bool)
+        resolved[free] = True
+        carried = {w: previous.workloads[snap.keys[w]] for w in np.flatnonzero(~fixed & ~resolved).tolist()
+                   if snap.keys[w] in previous.workloads}
+    out = assign(snap, _combined_reasons(snap, previous, free, kout_raw), cands, devices, carried)
     result.devices = devices
     _finish(out, snap, cands, result, stats, bound, bound.multipliers if bound else basis.multipliers, config, t0,
-            basis)
+            basis, terms=new_terms)
     return out
+
+
+def _incremental_bound(snap: Snapshot, basis: Basis, threads: int) -> tuple[BoundResult, dict[str, float]]:
+    """The Lagrangian bound of ``snap`` at the previous plan's multipliers: the kept
+    terms of unchanged workloads (same pairs and prices: the sites are unchanged) plus
+    those of changed and new ones, evaluated now; and the terms for the next re-solve."""
+    t0 = time.perf_counter()
+    assert basis.terms is not None and basis.multipliers is not None  # checked by the caller
+    terms: dict[str, float] = {}
+    changed: list[int] = []
+    for w, wd in enumerate(snap.mesh.workloads):
+        old = basis.terms.get(wd.key)
+        if old is not None and basis.workload_fp.get(wd.key) == workload_fingerprint(wd):
+            terms[wd.key] = old
+        else:
+            changed.append(w)
+    idx = np.asarray(changed, dtype=np.intp)
+    none_c, none_s = np.zeros(snap.n_cols), np.zeros(snap.n_sites)
+    sub = residual(snap, idx, none_c, none_s, none_s)
+    fresh = workload_terms(sub, all_pairs(sub, threads), basis.multipliers, threads)
+    terms.update(zip(sub.keys, fresh.tolist(), strict=True))
+    bound = lagrangian_at(snap, basis.multipliers, float(sum(terms.values())))
+    res = BoundResult(bound=bound, multipliers=basis.multipliers, iterations=0, ms=(time.perf_counter() - t0) * 1e3,
+                      method=INCREMENTAL_BOUND_METHOD)
+    return res, terms
 
 
 def _worth_resolving(snap: Snapshot, basis: Basis, fixed: NDArray[np.bool_], free: NDArray[np.intp]) -> NDArray[np.intp]:

@@ -23,7 +23,16 @@ from hypothesis import strategies as st
 import placement
 from bench.exact import solve as exact_solve
 from placement import SolverConfig
-from placement.bound import LP_BOUND_METHOD, all_pairs, lagrangian_bound, lp_relaxation
+from placement.basis import Basis
+from placement.bound import (
+    INCREMENTAL_BOUND_METHOD,
+    LP_BOUND_METHOD,
+    all_pairs,
+    lagrangian_at,
+    lagrangian_bound,
+    lp_relaxation,
+    workload_terms,
+)
 from placement.decisions import SolveStats, SolveStatus
 from placement.greedy import greedy_order, run_greedy
 from placement.partition import partition_count, site_regions, workload_parts
@@ -35,7 +44,8 @@ from tests.support.meshes import FAMILIES, family_mesh, perturb, synthetic_mesh
 
 CONFIG = SolverConfig(num_workers=2)
 # every mesh partitioned: parts of 40 workloads, each with a small CP-SAT budget
-PARTITIONED = replace(CONFIG, partition_min_pairs=0, partition_workloads=40, phase_a_dtime=0.2, phase_b_dtime=0.2)
+PARTITIONED = replace(CONFIG, partition_min_pairs=0, partition_workloads=40, phase_a_dtime=0.2, phase_b_dtime=0.2,
+                      partition_target_gap=0.0)
 
 
 @settings(max_examples=20, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
@@ -126,3 +136,43 @@ def test_partitioned_plan_is_valid_deterministic_and_above_the_greedy(family: st
         assert 0 < warm.stats.resolved_workloads <= moved
     else:  # the warm plan fell below the kube-scheduler-order greedy: a cold plan instead
         assert warm.stats.partitions >= 2
+
+
+def test_a_huge_mesh_whose_greedy_is_within_its_target_keeps_the_greedy() -> None:
+    mesh = family_mesh("base", 200, 30, 0)
+    at_target = replace(PARTITIONED, partition_target_gap=1.0)  # any greedy is "within 100%"
+    plan = placement.plan(mesh, at_target)
+    check_plan(mesh, plan)
+    s = plan.stats
+    assert s.partitions == 0 and s.status == SolveStatus.HINT_AT_TARGET
+    assert s.stop_reason.startswith("huge mesh:") and "100.00%" in s.stop_reason
+    assert s.placed_priority_demand == s.greedy_placed_priority_demand
+    assert s.bound >= s.placed_priority_demand
+    changed = perturb(mesh)
+    warm = placement.plan(changed, at_target, previous=plan)
+    check_plan(changed, warm)
+    if warm.stats.warm:  # the basis remembers the mesh is huge: only the changed are re-solved
+        before = {w.key: w for w in mesh.workloads}
+        assert warm.stats.resolved_workloads <= sum(1 for w in changed.workloads if before.get(w.key) != w)
+
+
+
+def test_the_warm_bound_of_a_huge_mesh_is_the_lagrangian_at_the_kept_multipliers() -> None:
+    """The incremental bound (kept terms of unchanged workloads + the changed ones
+    evaluated) equals the Lagrangian evaluated over every pair of the changed mesh at
+    the same multipliers, so it is a valid bound of that mesh."""
+    mesh = family_mesh("scarce", 200, 30, 4)
+    huge = replace(PARTITIONED, partition_target_gap=1.0)
+    cold = placement.plan(mesh, huge)
+    assert isinstance(cold.basis, Basis) and cold.basis.terms is not None and cold.basis.multipliers is not None
+    changed = perturb(mesh, fraction=0.05)
+    warm = placement.plan(changed, huge, previous=cold)
+    assert warm.stats.warm and warm.stats.bound_method == INCREMENTAL_BOUND_METHOD
+    snap = build(changed, huge)
+    full = lagrangian_at(snap, cold.basis.multipliers,
+                         float(workload_terms(snap, all_pairs(snap, 1), cold.basis.multipliers).sum()))
+    assert warm.stats.bound == pytest.approx(full, rel=1e-9)
+    assert warm.stats.bound >= warm.stats.placed_priority_demand
+    exact = exact_solve(changed, time_limit_s=20.0)
+    if exact.proven:
+        assert warm.stats.bound >= exact.objective
