@@ -134,10 +134,21 @@ def assign(snap: Snapshot, reasons_in: Arrays, cands: Candidates, devices: Devic
             unplaced.append(w)
         decisions[dec.key] = dec
     usage = explain.Usage(col_used, site_w, site_ni_w, site_workloads)
-    carried = carried or {}
-    for w in unplaced:
-        old = carried.get(w)
-        if old is not None:
+    carried = dict(carried or {})
+    if carried:
+        index = {k: i for i, k in enumerate(snap.keys)}
+        for w in unplaced:
+            old = carried.get(w)
+            if old is None:
+                continue
+            # a reason naming a holder that moved or changed priority is worked out again
+            holders_hold = all(
+                k in index and decisions[k].phase == PHASE_PLACED and snap.priority[index[k]] > snap.priority[w]
+                for k in old.displaced_by
+            )
+            if not holders_hold:
+                del carried[w]
+                continue
             dec = decisions[snap.keys[w]]
             dec.message, dec.status_message, dec.displaced_by = old.message, old.status_message, old.displaced_by
     unplaced = [w for w in unplaced if w not in carried]

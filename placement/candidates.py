@@ -69,6 +69,39 @@ class Candidates:
         )
 
 
+# One candidate row with its devices: (column, need, ub, cost per device, devices)
+Row = tuple[int, int, int, int, int]
+
+
+def from_rows(rows: Sequence[Sequence[Row]]) -> tuple[Candidates, Devices]:
+    """Candidates and devices from per-workload rows (workload w's rows are ``rows[w]``):
+    how the warm path and the partitioned solve stitch plans of parts together."""
+    ptr = [0]
+    col: list[int] = []
+    need: list[int] = []
+    ub: list[int] = []
+    cpd: list[int] = []
+    dev: list[int] = []
+    for rs in rows:
+        for c, n, u, k, d in rs:
+            col.append(c)
+            need.append(n)
+            ub.append(u)
+            cpd.append(k)
+            dev.append(d)
+        ptr.append(len(col))
+    return Candidates.from_lists(ptr, col, need, ub, cpd), np.asarray(dev, dtype=np.int64)
+
+
+def rows_of(cands: Candidates, w: int, devices: Devices, col_map: NDArray[np.intp] | None = None) -> list[Row]:
+    """Workload ``w``'s rows of ``cands`` with their ``devices`` (columns through
+    ``col_map`` when given)."""
+    r = cands.rows(w)
+    col = cands.col[r.start:r.stop] if col_map is None else col_map[cands.col[r.start:r.stop]]
+    return list(zip(col.tolist(), cands.need[r.start:r.stop].tolist(), cands.ub[r.start:r.stop].tolist(),
+                    cands.cost_per_device[r.start:r.stop].tolist(), devices[r.start:r.stop].tolist(), strict=True))
+
+
 def kernel_rows_kept(kout: Arrays, n_extra: int, max_vars: int | None) -> int:
     """How many of each workload's kernel candidates (sorted best first) to keep so
     that the candidate count stays within ``max_vars`` (``SolverConfig.max_cpsat_vars``).

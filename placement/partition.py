@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
-from placement.candidates import Candidates, Devices, build_candidates
+from placement.candidates import Candidates, Devices, Row, build_candidates, from_rows, rows_of
 from placement.decisions import SolveStatus
 from placement.greedy import GreedyRun, all_columns, devices_from_greedy, greedy_order, run_greedy
 from placement.problem import SolverConfig
@@ -131,7 +131,7 @@ def partitioned_solve(snap: Snapshot, kout: Arrays, config: SolverConfig, deadli
     scale = config.partition_dtime_scale / max(1, len(parts))
     every = np.arange(W, dtype=np.intp)
     col_used, site_all, site_ni = _run_usage(snap, whole, every)
-    rows: list[list[tuple[int, int, int, int, int]]] = [[] for _ in range(W)]
+    rows: list[list[Row]] = [[] for _ in range(W)]
     statuses: list[SolveStatus] = []
     wall = False
     cpsat_ms = 0.0
@@ -155,11 +155,9 @@ def partitioned_solve(snap: Snapshot, kout: Arrays, config: SolverConfig, deadli
         site_all += new_all - own_all
         site_ni += new_ni - own_ni
         for j, w in enumerate(widx.tolist()):
-            r = cands.rows(j)
-            rows[w] = list(zip(cands.col[r].tolist(), cands.need[r].tolist(), cands.ub[r].tolist(),
-                               cands.cost_per_device[r].tolist(), res.devices[r].tolist(), strict=True))
+            rows[w] = rows_of(cands, j, res.devices)
         whole = _replace_rows(whole, widx, cands, res.devices)
-    cands, devices = _as_candidates(rows)
+    cands, devices = from_rows(rows)
     if hint_at_target:
         status = SolveStatus.HINT_AT_TARGET
     else:
@@ -189,22 +187,3 @@ def _replace_rows(run: GreedyRun, widx: NDArray[np.intp], cands: Candidates, dev
         dev[w, : on.size] = devices[r][on]
         placed[w] = on.size > 0
     return GreedyRun(cols=cols, devices=dev, placed=placed)
-
-
-def _as_candidates(rows: list[list[tuple[int, int, int, int, int]]]) -> tuple[Candidates, Devices]:
-    """Per-workload rows (column, need, ub, cost per device, devices) as one list."""
-    ptr = [0]
-    col: list[int] = []
-    need: list[int] = []
-    ub: list[int] = []
-    cpd: list[int] = []
-    dev: list[int] = []
-    for rs in rows:
-        for c, n, u, k, d in rs:
-            col.append(c)
-            need.append(n)
-            ub.append(u)
-            cpd.append(k)
-            dev.append(d)
-        ptr.append(len(col))
-    return Candidates.from_lists(ptr, col, need, ub, cpd), np.asarray(dev, dtype=np.int64)

@@ -53,7 +53,16 @@ from placement.bound import (
     lagrangian_at,
     workload_terms,
 )
-from placement.candidates import Candidates, Devices, build_candidates, feasible_devices, placed_value, plan_cost
+from placement.candidates import (
+    Candidates,
+    Devices,
+    build_candidates,
+    feasible_devices,
+    from_rows,
+    placed_value,
+    plan_cost,
+    rows_of,
+)
 from placement.decisions import PHASE_PLACED, Plan, SolveStats, SolveStatus
 from placement.greedy import GreedyRun, all_columns, devices_from_greedy, greedy_order, multi_start, run_greedy
 from placement.kube_greedy import kube_greedy
@@ -332,29 +341,8 @@ def _combine(
     W = len(snap.keys)
     pos = np.full(W, -1, dtype=np.int64)
     pos[free] = np.arange(free.size)
-    ptr = [0]
-    col: list[int] = []
-    need: list[int] = []
-    ub: list[int] = []
-    cpd: list[int] = []
-    dev: list[int] = []
-    for w in range(W):
-        if fixed[w]:
-            for c, n, u, k, d in basis.chosen[snap.keys[w]]:
-                col.append(c)
-                need.append(n)
-                ub.append(u)
-                cpd.append(k)
-                dev.append(d)
-        else:
-            rows = sub_cands.rows(int(pos[w]))
-            col.extend(sub_cands.col[rows.start:rows.stop].tolist())
-            need.extend(sub_cands.need[rows.start:rows.stop].tolist())
-            ub.extend(sub_cands.ub[rows.start:rows.stop].tolist())
-            cpd.extend(sub_cands.cost_per_device[rows.start:rows.stop].tolist())
-            dev.extend(sub_dev[rows.start:rows.stop].tolist())
-        ptr.append(len(col))
-    return Candidates.from_lists(ptr, col, need, ub, cpd), np.asarray(dev, dtype=np.int64)
+    rows = [basis.chosen[snap.keys[w]] if fixed[w] else rows_of(sub_cands, int(pos[w]), sub_dev) for w in range(W)]
+    return from_rows(rows)
 
 
 def _combined_reasons(
@@ -442,13 +430,7 @@ def warm_plan(
     result = solve(sub, sub_cands, hints, hints[0], upper, config, deadline, config.warm_dtime_scale)
     stats.num_candidates = sub_cands.n
     cands, devices = _combine(snap, basis, fixed, free, sub_cands, result.devices)
-    value = placed_value(snap, cands, devices)
-    # on a huge mesh the cold path's own stop rule applies: a plan proven within
-    # partition_target_gap of the bound stands (a cold plan there is the greedy, and
-    # would move every workload to get the last tenth of a percent)
-    proven_huge = basis.huge and bound is not None and value >= math.floor(
-        bound.bound * (1.0 - config.partition_target_gap))
-    if value < greedy_value and not proven_huge:
+    if placed_value(snap, cands, devices) < greedy_value:
         return None  # worse than the kube-scheduler way: full solve instead
     if not feasible_devices(snap, cands, devices):  # defensive: never trade correctness
         return None
