@@ -17,8 +17,7 @@ bound (then the pipeline keeps the greedy). A decomposition, region-aware:
    part's current plan and a fresh greedy as hints (the current plan is the floor),
    the shared solve sequence (:mod:`placement.solve`); all parts together get
    ``partition_dtime_scale`` x the CP-SAT budgets, evenly. The next part sees the
-   new plan's load. When the start is already within ``partition_target_gap`` of
-   the whole mesh's bound, phase A is skipped and the parts only lower the cost.
+   new plan's load.
 
 Why in turn rather than POP's independent parts with split capacity: split capacity
 fragments the sites (a part's share of a factory may hold none of its big jobs) and
@@ -35,7 +34,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
@@ -93,7 +92,6 @@ class PartitionedResult:
     result: SolveResult
     parts: int
     floor_value: int  # the kube-scheduler-order greedy's placed value on the whole mesh
-    statuses: list[SolveStatus] = field(default_factory=list)
 
 
 def _usage(snap: Snapshot, cols_of: NDArray[np.int64], devices: NDArray[np.float64],
@@ -117,13 +115,10 @@ def _run_usage(snap: Snapshot, run: GreedyRun, rows: NDArray[np.intp]) -> tuple[
     return _usage(snap, c[taken].astype(np.int64), run.devices[rows][taken].astype(np.float64), intr[taken])
 
 
-def partitioned_solve(snap: Snapshot, kout: Arrays, config: SolverConfig, deadline: float, whole: GreedyRun,
-                      hint_at_target: bool) -> PartitionedResult:
+def partitioned_solve(snap: Snapshot, kout: Arrays, config: SolverConfig, deadline: float,
+                      whole: GreedyRun) -> PartitionedResult:
     """Steps 1-3 of the module doc; ``kout`` is the kernel's pass over the whole mesh,
-    ``whole`` the kube-scheduler-order greedy on it (the start, so also the floor),
-    ``hint_at_target`` whether that greedy is already within
-    ``partition_target_gap`` of the bound (the parts then skip phase A and only lower
-    the cost)."""
+    ``whole`` the kube-scheduler-order greedy on it (the start, so also the floor)."""
     W = len(snap.keys)
     floor_value = int(snap.value[whole.placed].sum())
     parts = workload_parts(snap, kout["cand_col"], partition_count(W, config))
@@ -144,7 +139,7 @@ def partitioned_solve(snap: Snapshot, kout: Arrays, config: SolverConfig, deadli
         runs = [start, run_greedy(rest, greedy_order(rest))]
         cands = build_candidates(rest, part_kout, all_columns(runs, widx.size), config.max_cpsat_vars)
         hints = [devices_from_greedy(cands, r) for r in runs]
-        res = solve(rest, cands, hints, hints[0], None, config, deadline, scale, hint_at_target)
+        res = solve(rest, cands, hints, hints[0], None, config, deadline, scale)
         statuses.append(res.status)
         wall |= res.wall_limit_hit
         cpsat_ms += res.cpsat_ms
@@ -158,14 +153,10 @@ def partitioned_solve(snap: Snapshot, kout: Arrays, config: SolverConfig, deadli
             rows[w] = rows_of(cands, j, res.devices)
         whole = _replace_rows(whole, widx, cands, res.devices)
     cands, devices = from_rows(rows)
-    if hint_at_target:
-        status = SolveStatus.HINT_AT_TARGET
-    else:
-        status = SolveStatus.AT_TARGET if all(s in _PROVEN for s in statuses) else SolveStatus.FEASIBLE
+    status = SolveStatus.AT_TARGET if all(s in _PROVEN for s in statuses) else SolveStatus.FEASIBLE
     result = SolveResult(devices=devices, status=status, fallback_used=False, wall_limit_hit=wall,
                          cpsat_ms=cpsat_ms, decided_at=time.perf_counter())
-    return PartitionedResult(cands=cands, result=result, parts=len(parts), floor_value=floor_value,
-                             statuses=statuses)
+    return PartitionedResult(cands=cands, result=result, parts=len(parts), floor_value=floor_value)
 
 
 def _replace_rows(run: GreedyRun, widx: NDArray[np.intp], cands: Candidates, devices: Devices) -> GreedyRun:

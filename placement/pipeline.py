@@ -145,11 +145,11 @@ def cold_plan(snap: Snapshot, config: SolverConfig, previous: Plan | None, t0: f
     if kube_better:
         runs.append(kube)
     stats.kernel_ms = (time.perf_counter() - k0) * 1e3
+    init = previous.basis.multipliers if previous is not None and isinstance(previous.basis, Basis) else None
     bound = None
     lp_better = False
     if config.compute_bound and pairs is not None:
         best_known = max(_run_value(snap, r) for r in runs)
-        init = previous.basis.multipliers if previous is not None and isinstance(previous.basis, Basis) else None
         bound = full_bound(snap, float(best_known), config.threads, bound_steps(config, pairs), init,
                            config.lp_bound_max_pairs, pairs)
         if bound.lp_share is not None:
@@ -166,13 +166,10 @@ def cold_plan(snap: Snapshot, config: SolverConfig, previous: Plan | None, t0: f
     # every hint is checked: the LP-guided run is built from parts
     hints = [h for h in (devices_from_greedy(cands, r) for r in runs) if feasible_devices(snap, cands, h)]
     stats.hint_source = "lp-order" if lp_better else "least-allocated" if kube_better else "cheapest"
-    init = None
     if previous is not None:
         prev = hint_from_previous(snap, cands, previous)
         if prev is not None:
             hints.insert(0, prev)  # first on ties: what runs now keeps running
-        if isinstance(previous.basis, Basis):
-            init = previous.basis.multipliers
     stats.greedy_objective = stats.greedy_placed_priority_demand = float(placed_value(snap, cands, floor))
     stats.num_candidates = cands.n
     stats.complete_candidates = complete
@@ -214,7 +211,7 @@ def partitioned_plan(
         result = SolveResult(devices=devices, status=SolveStatus.HINT_AT_TARGET, fallback_used=True,
                              trimmed_devices=trimmed, decided_at=time.perf_counter())
     else:
-        part = partitioned_solve(snap, kout, config, deadline, whole, at_target)
+        part = partitioned_solve(snap, kout, config, deadline, whole)
         cands, result = part.cands, part.result
         stats.partitions = part.parts
     stats.kernel_ms = (time.perf_counter() - k0) * 1e3 - result.cpsat_ms - (bound.ms if bound else 0.0)
@@ -381,9 +378,10 @@ def warm_plan(
         return None
     W = len(snap.keys)
     cols = snap.cols
-    fixed = np.zeros(W, dtype=bool)
-    for wi, w in enumerate(snap.mesh.workloads):
-        fixed[wi] = w.key in basis.chosen and basis.workload_fp.get(w.key) == workload_fingerprint(w)
+    # same spec as in the previous plan (compared once: the huge path reuses it twice)
+    same = np.asarray([basis.workload_fp.get(w.key) == workload_fingerprint(w) for w in snap.mesh.workloads],
+                      dtype=bool)
+    fixed = same & np.asarray([k in basis.chosen for k in snap.keys], dtype=bool)
     col_used = np.zeros(snap.n_cols)
     site_all = np.zeros(snap.n_sites)
     site_ni = np.zeros(snap.n_sites)
@@ -394,9 +392,10 @@ def warm_plan(
             site_all[s] += d * cols["watts"][c]
             if not snap.wls["interruptible"][wi]:
                 site_ni[s] += d * cols["watts"][c]
-    free = np.flatnonzero(~fixed)
-    if basis.huge:
-        free = _worth_resolving(snap, basis, fixed, free)
+    # a huge mesh re-solves the changed and new workloads only: the unplaced ones found
+    # no room last time, and re-solving all of them (13,000 at 50k x 5k) costs a cold
+    # solve, which is what a periodic cold plan is for
+    free = np.flatnonzero(~same if basis.huge else ~fixed)
     sub = residual(snap, free, col_used, site_all, site_ni)
     if (sub.cols["cap_devices"] < 0).any() or (sub.site_total_watts < 0).any() or (sub.site_firm_watts < 0).any():
         return None
@@ -420,7 +419,7 @@ def warm_plan(
     if config.compute_bound and W and snap.n_cols:
         best_known = fixed_value + max(placed_value(sub, sub_cands, h) for h in hints)
         if basis.huge and basis.terms is not None and basis.multipliers is not None:
-            bound, new_terms = _incremental_bound(snap, basis, config.threads)
+            bound, new_terms = _incremental_bound(snap, basis, same, config.threads)
         else:
             pairs = all_pairs(snap, config.threads)
             steps = min(config.warm_bound_max_iters, max(5, bound_steps(config, pairs) // 4))
@@ -449,18 +448,21 @@ def warm_plan(
     return out
 
 
-def _incremental_bound(snap: Snapshot, basis: Basis, threads: int) -> tuple[BoundResult, dict[str, float]]:
+def _incremental_bound(
+    snap: Snapshot, basis: Basis, same: NDArray[np.bool_], threads: int
+) -> tuple[BoundResult, dict[str, float]]:
     """The Lagrangian bound of ``snap`` at the previous plan's multipliers: the kept
-    terms of unchanged workloads (same pairs and prices: the sites are unchanged) plus
-    those of changed and new ones, evaluated now; and the terms for the next re-solve."""
+    terms of workloads with the ``same`` spec (same pairs and prices: the sites are
+    unchanged) plus those of changed and new ones, evaluated now; and the terms for
+    the next re-solve."""
     t0 = time.perf_counter()
     assert basis.terms is not None and basis.multipliers is not None  # checked by the caller
     terms: dict[str, float] = {}
     changed: list[int] = []
-    for w, wd in enumerate(snap.mesh.workloads):
-        old = basis.terms.get(wd.key)
-        if old is not None and basis.workload_fp.get(wd.key) == workload_fingerprint(wd):
-            terms[wd.key] = old
+    for w, key in enumerate(snap.keys):
+        old = basis.terms.get(key)
+        if old is not None and same[w]:
+            terms[key] = old
         else:
             changed.append(w)
     idx = np.asarray(changed, dtype=np.intp)
@@ -472,14 +474,3 @@ def _incremental_bound(snap: Snapshot, basis: Basis, threads: int) -> tuple[Boun
     res = BoundResult(bound=bound, multipliers=basis.multipliers, iterations=0, ms=(time.perf_counter() - t0) * 1e3,
                       method=INCREMENTAL_BOUND_METHOD)
     return res, terms
-
-
-def _worth_resolving(snap: Snapshot, basis: Basis, fixed: NDArray[np.bool_], free: NDArray[np.intp]) -> NDArray[np.intp]:
-    """On a huge mesh, of the workloads not kept: only the changed and new ones. The
-    previously unplaced ones found no room last time; re-solving all of them (13,000
-    at 50k x 5k) costs a cold solve, which is what a periodic cold plan is for."""
-    changed = np.asarray([snap.keys[w] not in basis.workload_fp
-                          or basis.workload_fp[snap.keys[w]] != workload_fingerprint(snap.mesh.workloads[w])
-                          for w in free.tolist()], dtype=bool)
-    kept: NDArray[np.intp] = free[changed].astype(np.intp)
-    return kept

@@ -277,7 +277,7 @@ class SolverConfig:
     partition_dtime_scale: float = 2.5
     partition_top_k: int = 8  # candidates per workload in a part (CP-SAT's load grows with them)
     # When the kube-scheduler-order greedy on the whole mesh is already within this
-    # of the bound, the parts skip phase A (placed value) and only lower the cost.
+    # of the bound, it is the plan of a huge mesh (no part is re-solved).
     partition_target_gap: float = 0.005
     # The Lagrangian bound's steps are capped so that steps x feasible pairs stays
     # under this (200 steps up to 10 million pairs; 51 at 50,000 x 5,000).

@@ -91,15 +91,12 @@ def _cpsat(
     deadline: float,
     dtime_scale: float,
     out: SolveResult,
-    hint_at_target: bool,
 ) -> None:
     """Steps 2-4: target, phase A, phase B, fallback to the hint; fills ``out``."""
     hint_value = placed_value(snap, cands, hint)
     model = CpSatModel(snap, cands)
     start = hint
-    if hint_at_target or (
-        upper_bound is not None and hint_value >= math.floor(upper_bound * (1.0 - config.target_gap))
-    ):
+    if upper_bound is not None and hint_value >= math.floor(upper_bound * (1.0 - config.target_gap)):
         out.status = SolveStatus.HINT_AT_TARGET
     elif deadline - time.perf_counter() <= 0:
         out.status = SolveStatus.NO_SOLUTION
@@ -111,9 +108,8 @@ def _cpsat(
         accepted = _accept(snap, cands, a, hint_value)
         out.status = _phase_a_status(a, accepted is not None)
         if accepted is not None:
-            out.candidates_bound = a.bound
-        if accepted is not None:
             start = accepted
+            out.candidates_bound = a.bound
     out.fallback_used = out.status in (SolveStatus.NO_SOLUTION, SolveStatus.HINT_AT_TARGET)
     out.devices = start
     out.decided_at = time.perf_counter()
@@ -139,12 +135,8 @@ def solve(
     config: SolverConfig,
     deadline: float,
     dtime_scale: float = 1.0,
-    hint_at_target: bool = False,
 ) -> SolveResult:
     """Run the solve sequence (see the module doc) on ``snap`` / ``cands``.
-
-    ``hint_at_target``: the caller knows the hint is within its target of a bound
-    (the partitioned solve, from the whole mesh's bound): phase A is skipped.
 
     ``hints`` are feasible plans (the multi-start greedy, a previous plan), ``floor``
     the kube-scheduler greedy's plan, ``upper_bound`` a bound on phase A's objective
@@ -161,7 +153,7 @@ def solve(
         out.fallback_used = True
     else:
         try:
-            _cpsat(snap, cands, hint, upper_bound, config, deadline, dtime_scale, out, hint_at_target)
+            _cpsat(snap, cands, hint, upper_bound, config, deadline, dtime_scale, out)
         except Exception as exc:  # never crash on a model we built: the hint is the plan
             out.status = SolveStatus.ERROR
             out.error = f"{type(exc).__name__}: {exc}"
