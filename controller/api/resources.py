@@ -15,6 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from controller.api.models import (
     AIFactorySpec,
     EdgeFleetSpec,
+    MemberClusterSpec,
+    MemberClusterStatus,
     MeshWorkloadSpec,
     MeshWorkloadStatus,
     SiteStatus,
@@ -75,7 +77,11 @@ class MeshWorkload(Resource[MeshWorkloadSpec, MeshWorkloadStatus]):
     kind: Literal["MeshWorkload"]
 
 
-AnyResource = AIFactory | EdgeFleet | MeshWorkload
+class MemberCluster(Resource[MemberClusterSpec, MemberClusterStatus]):
+    kind: Literal["MemberCluster"]
+
+
+AnyResource = AIFactory | EdgeFleet | MeshWorkload | MemberCluster
 """Any resource of ours, as parsed."""
 
 
@@ -144,6 +150,8 @@ KINDS: dict[str, KindInfo] = {
                 PrinterColumn("Country", ".spec.country", "string", "ISO 3166-1 alpha-2 country."),
                 PrinterColumn("Used MW", ".status.power.allocatedMW", "number", "Power allocated, in MW."),
                 PrinterColumn("Free MW", ".status.power.availableMW", "number", "Power still free, in MW."),
+                PrinterColumn("Cluster", ".spec.memberCluster", "string",
+                              "MemberCluster running its work (empty: local).", priority=1),
                 PrinterColumn("Workloads", ".status.workloadCount", "integer", "Workloads placed here.", priority=1),
                 PrinterColumn("Tokens/J", ".status.tokensPerJoule", "number", "Tokens per joule.", priority=1),
                 _AGE,
@@ -165,6 +173,8 @@ KINDS: dict[str, KindInfo] = {
                 PrinterColumn("Devices", ".spec.devices", "integer", "Devices enrolled."),
                 PrinterColumn("Online", ".status.onlineDevices", "integer", "Devices online and opted in now."),
                 PrinterColumn("Power MW", ".status.power.allocatedMW", "number", "Power allocated, in MW."),
+                PrinterColumn("Cluster", ".spec.memberCluster", "string",
+                              "MemberCluster running its work (empty: local).", priority=1),
                 _AGE,
             ),
         ),
@@ -182,9 +192,31 @@ KINDS: dict[str, KindInfo] = {
                 PrinterColumn("Type", ".spec.type", "string", "Kind of work."),
                 PrinterColumn("Phase", ".status.phase", "string", "Pending, Placed, Unschedulable or Preempted."),
                 PrinterColumn("Sites", ".status.sites", "string", "Assigned sites."),
+                PrinterColumn("Ready", ".status.ready", "string", "Ready over desired replicas, all clusters."),
                 PrinterColumn("Power MW", ".status.powerMW", "number", "Facility power assigned, in MW."),
                 PrinterColumn("Latency ms", ".status.latencyMs", "number", "Worst user latency, in ms."),
                 PrinterColumn("Message", ".status.message", "string", "Why not placed.", priority=1),
+                _AGE,
+            ),
+        ),
+        KindInfo(
+            kind="MemberCluster",
+            plural="memberclusters",
+            singular="membercluster",
+            short_names=("mcluster",),
+            scope="Cluster",
+            resource_model=MemberCluster,
+            spec_model=MemberClusterSpec,
+            status_model=MemberClusterStatus,
+            description="A Kubernetes cluster that runs the work of the sites naming it.",
+            printer_columns=(
+                PrinterColumn("Reachable", '.status.conditions[?(@.type=="Reachable")].status', "string",
+                              "Whether the cluster answers."),
+                PrinterColumn("Reason", '.status.conditions[?(@.type=="Reachable")].reason', "string",
+                              "Reachable, Unreachable, Lost, InvalidKubeconfig, SecretNotFound."),
+                PrinterColumn("Sites", ".status.sites", "string", "Sites whose work it runs."),
+                PrinterColumn("Last seen", ".status.lastSeenTime", "date", "While unreachable: last answer.",
+                              priority=1),
                 _AGE,
             ),
         ),

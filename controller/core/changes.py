@@ -22,8 +22,9 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from controller.api.models import Assignment, Condition, MeshWorkloadStatus, SiteStatus
-from controller.api.resources import AIFactory, EdgeFleet, Resource
+from controller.api.models import Assignment, Condition, MemberClusterStatus, MeshWorkloadStatus, SiteStatus
+from controller.api.resources import AIFactory, EdgeFleet, MemberCluster, Resource
+from controller.core.delivery import CONDITION_AVAILABLE, CONDITION_REACHABLE
 from controller.core.reconcile import Outcome, Snapshot
 from controller.core.statuses import (
     CONDITION_CORDONED,
@@ -93,9 +94,10 @@ def merge_patch(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> dict[s
     return patch
 
 
-def status_patch(
-    stored: MeshWorkloadStatus | SiteStatus | None, computed: MeshWorkloadStatus | SiteStatus
-) -> dict[str, Any] | None:
+AnyStatus = MeshWorkloadStatus | SiteStatus | MemberClusterStatus
+
+
+def status_patch(stored: AnyStatus | None, computed: AnyStatus) -> dict[str, Any] | None:
     """``{"status": ...}`` to send as a merge patch, or None when nothing changed."""
     patch = merge_patch(stored.to_api() if stored is not None else None, computed.to_api())
     return {"status": patch} if patch else None
@@ -109,10 +111,50 @@ def _where(status: MeshWorkloadStatus) -> str:
     return ", ".join(f"{a.site} ({a.devices:,} x {a.accelerator_model})" for a in status.assignments)
 
 
+def _condition(status: MeshWorkloadStatus | SiteStatus | MemberClusterStatus | None, type_: str) -> Condition | None:
+    if status is None:
+        return None
+    return next((c for c in status.conditions if c.type == type_), None)
+
+
+def delivery_events(
+    ref: ObjectRef, stored: MeshWorkloadStatus | None, computed: MeshWorkloadStatus
+) -> tuple[Event, ...]:
+    """Events of the ``Available`` condition: ``Delivered`` once every Deployment is in
+    its cluster, ``Available`` when every replica is, ``Degraded`` and
+    ``ClusterUnreachable`` when a cluster says something is wrong or stops answering."""
+    after = _condition(computed, CONDITION_AVAILABLE)
+    before = _condition(stored, CONDITION_AVAILABLE)
+    if after is None or (before is not None and (before.status, before.reason) == (after.status, after.reason)):
+        return ()
+    before_reason = before.reason if before is not None else None
+    if after.reason == "Available":
+        events = []
+        if before_reason in (None, "Delivering", "NotPlaced"):
+            events.append(Event(ref, "Normal", "Delivered", f"delivered to {_clusters(computed)}"))
+        events.append(Event(ref, "Normal", "Available", f"{computed.ready} replicas ready on {_clusters(computed)}"))
+        return tuple(events)
+    if after.reason == "Progressing" and before_reason in (None, "Delivering", "NotPlaced"):
+        return (Event(ref, "Normal", "Delivered", f"delivered to {_clusters(computed)}"),)
+    if after.reason in ("Degraded", "ClusterUnreachable"):
+        return (Event(ref, "Warning", after.reason, after.message),)
+    return ()
+
+
+def _clusters(status: MeshWorkloadStatus) -> str:
+    return ", ".join(sorted({a.cluster for a in status.assignments if a.cluster})) or "no cluster"
+
+
 def workload_events(
     ref: ObjectRef, stored: MeshWorkloadStatus | None, computed: MeshWorkloadStatus
 ) -> tuple[Event, ...]:
     """The events of one workload's transition from ``stored`` to ``computed``."""
+    return _placement_events(ref, stored, computed) + delivery_events(ref, stored, computed)
+
+
+def _placement_events(
+    ref: ObjectRef, stored: MeshWorkloadStatus | None, computed: MeshWorkloadStatus
+) -> tuple[Event, ...]:
     before = stored.phase if stored is not None else None
     after = computed.phase
     if after == PHASE_PLACED:
@@ -139,10 +181,28 @@ _SITE_TRANSITIONS: dict[str, tuple[str, EventType, str, EventType]] = {
 }
 
 
+def reachable_events(
+    ref: ObjectRef, stored: SiteStatus | MemberClusterStatus | None, computed: SiteStatus | MemberClusterStatus
+) -> tuple[Event, ...]:
+    """``Unreachable`` and ``Lost`` (Warning) when a member cluster stops answering or
+    is given up on, ``Reachable`` when it answers again after either."""
+    after = _condition(computed, CONDITION_REACHABLE)
+    before = _condition(stored, CONDITION_REACHABLE)
+    if after is None or (before is not None and before.reason == after.reason):
+        return ()
+    if after.status == "True":
+        if before is not None and before.status == "False":
+            return (Event(ref, "Normal", "Reachable", after.message),)
+        return ()
+    if after.status == "False":
+        return (Event(ref, "Warning", after.reason, after.message),)
+    return ()
+
+
 def site_events(ref: ObjectRef, stored: SiteStatus | None, computed: SiteStatus) -> tuple[Event, ...]:
     """Events of a site's condition transitions (a first status says only what is True)."""
     before = {c.type: c.status for c in stored.conditions} if stored is not None else {}
-    events = []
+    events = list(reachable_events(ref, stored, computed))
     for cond in computed.conditions:
         if cond.type not in _SITE_TRANSITIONS or before.get(cond.type) == cond.status:
             continue
@@ -181,6 +241,15 @@ def changes(snapshot: Snapshot, outcome: Outcome) -> Iterator[Change]:
         change = _site_change(fleet, outcome.fleets[fleet.metadata.name])
         if change.patch is not None or change.events:
             yield change
+    for cluster in snapshot.clusters:
+        change = _cluster_change(cluster, outcome.clusters[cluster.metadata.name])
+        if change.patch is not None or change.events:
+            yield change
+
+
+def _cluster_change(cluster: MemberCluster, computed: MemberClusterStatus) -> Change:
+    ref = ObjectRef.of(cluster)
+    return Change(ref, status_patch(cluster.status, computed), reachable_events(ref, cluster.status, computed))
 
 
 def refused_change(
@@ -218,6 +287,8 @@ def with_statuses(snapshot: Snapshot, outcome: Outcome) -> Snapshot:
             w.model_copy(update={"status": outcome.workloads[w.key]}) for w in snapshot.workloads
         ],
         at=snapshot.at,
+        clusters=[c.model_copy(update={"status": outcome.clusters[c.metadata.name]}) for c in snapshot.clusters],
+        observed=snapshot.observed,
     )
 
 

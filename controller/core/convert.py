@@ -9,7 +9,7 @@ feeds the engine's stability tier (placements do not move for nothing).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from controller.api.models import Link as LinkSpec
 from controller.api.resources import AIFactory, EdgeFleet, MeshWorkload
@@ -27,15 +27,16 @@ def _clock(text: str) -> dt.time:
     return dt.time(int(hours), int(minutes))
 
 
-def factory_site(factory: AIFactory) -> problem.FactorySite:
+def factory_site(factory: AIFactory, lost: bool = False) -> problem.FactorySite:
+    """``lost``: its member cluster is lost, so it has no power to offer (and is cordoned)."""
     spec = factory.spec
     return problem.FactorySite(
         name=factory.metadata.name,
         region=spec.region,
         country=spec.country,
-        firm_mw=spec.power.firm_mw,
-        flexible_mw=spec.power.flexible_mw,
-        curtailed_mw=spec.power.curtailed_mw,
+        firm_mw=0.0 if lost else spec.power.firm_mw,
+        flexible_mw=0.0 if lost else spec.power.flexible_mw,
+        curtailed_mw=0.0 if lost else spec.power.curtailed_mw,
         pue=spec.power.pue,
         price_per_mwh=spec.power.price_per_mwh,
         carbon_grams_per_kwh=spec.power.carbon_grams_per_kwh,
@@ -50,18 +51,19 @@ def factory_site(factory: AIFactory) -> problem.FactorySite:
             for p in spec.accelerator_pools
         ),
         links=_links(spec.links),
-        cordoned=spec.cordoned,
+        cordoned=spec.cordoned or lost,
     )
 
 
-def fleet_site(fleet: EdgeFleet) -> problem.FleetSite:
+def fleet_site(fleet: EdgeFleet, lost: bool = False) -> problem.FleetSite:
+    """``lost``: its member cluster is lost, so no device is online (and it is cordoned)."""
     spec = fleet.spec
     return problem.FleetSite(
         name=fleet.metadata.name,
         region=spec.region,
         country=spec.country,
         device_class=spec.device_class,
-        devices=spec.devices,
+        devices=0 if lost else spec.devices,
         opt_in_ratio=spec.opt_in_ratio,
         accelerator_model=spec.per_device.accelerator_model,
         tokens_per_second_per_device=spec.per_device.tokens_per_second,
@@ -79,7 +81,7 @@ def fleet_site(fleet: EdgeFleet) -> problem.FleetSite:
         links=_links(spec.links),
         price_per_mwh=spec.price_per_mwh,
         carbon_grams_per_kwh=spec.carbon_grams_per_kwh,
-        cordoned=spec.cordoned,
+        cordoned=spec.cordoned or lost,
     )
 
 
@@ -113,12 +115,14 @@ def workload_demand(workload: MeshWorkload) -> problem.WorkloadDemand:
 
 
 def to_mesh(
-    factories: Sequence[AIFactory], fleets: Sequence[EdgeFleet], workloads: Sequence[MeshWorkload], at: dt.datetime
+    factories: Sequence[AIFactory], fleets: Sequence[EdgeFleet], workloads: Sequence[MeshWorkload], at: dt.datetime,
+    lost: Collection[str] = (),
 ) -> problem.Mesh:
-    """The placement engine's view of the resources at time ``at``."""
+    """The placement engine's view of the resources at time ``at``; the sites named in
+    ``lost`` (their member cluster is lost) have no capacity."""
     return problem.Mesh(
-        factories=tuple(factory_site(f) for f in factories),
-        fleets=tuple(fleet_site(f) for f in fleets),
+        factories=tuple(factory_site(f, f.metadata.name in lost) for f in factories),
+        fleets=tuple(fleet_site(f, f.metadata.name in lost) for f in fleets),
         workloads=tuple(workload_demand(w) for w in workloads),
         at=at,
     )

@@ -113,18 +113,26 @@ def _pod_template(template: dict[str, Any], labels: dict[str, str], site: str) -
     return pod
 
 
-def materialise(workload: MeshWorkload, status: MeshWorkloadStatus, uid: str) -> Materialisation:
-    """The Deployments of ``workload`` given its ``status`` (see the module docstring);
-    ``uid`` is the workload's ``metadata.uid``, for the owner reference."""
-    out = Materialisation()
+@dataclass(frozen=True)
+class PlannedDeployment:
+    """One Deployment a placed workload should have: where, what and how many."""
+
+    site: str
+    accelerator_model: str
+    name: str
+    devices: int
+    replicas: int
+    several_models: bool  # the site holds devices of several models: the model is in the name and selector
+
+
+def planned_deployments(workload: MeshWorkload, status: MeshWorkloadStatus) -> tuple[list[PlannedDeployment], list[str]]:
+    """The Deployments of a placed workload with a template (one per site and model, in
+    a stable order), and the assignments that cannot have one and why."""
     template = workload.spec.template
     if template is None or status.phase != "Placed":
-        return out
+        return [], []
     name = workload.metadata.name
     namespace = workload.metadata.namespace or "default"
-    if not uid:
-        out.problems.append(f"MeshWorkload {namespace}/{name}: no uid known: cannot own Deployments")
-        return out
     devices: dict[tuple[str, str], int] = defaultdict(int)
     for assignment in status.assignments:
         if assignment.devices > 0:
@@ -132,43 +140,80 @@ def materialise(workload: MeshWorkload, status: MeshWorkloadStatus, uid: str) ->
     models_at: dict[str, int] = defaultdict(int)
     for site, _ in devices:
         models_at[site] += 1
-    owner = {
-        "apiVersion": API_VERSION,
-        "kind": "MeshWorkload",
-        "name": name,
-        "uid": uid,
-        "controller": True,
-        "blockOwnerDeletion": True,
-    }
-    per_replica = workload.spec.devices_per_replica
+    planned: list[PlannedDeployment] = []
+    problems: list[str] = []
     for (site, model), count in sorted(devices.items()):
         if len(site) > LABEL_VALUE_LIMIT:
-            out.problems.append(
+            problems.append(
                 f"MeshWorkload {namespace}/{name}: site {site[:80]!r} has a name longer than "
                 f"{LABEL_VALUE_LIMIT} characters, which no node label can hold: no Deployment there"
             )
             continue
         several = models_at[site] > 1
-        selector = {WORKLOAD_LABEL: label_value(name), SITE_LABEL: site}
-        if several:
-            selector[MODEL_LABEL] = label_value(model)
-        labels = {MANAGED_BY_LABEL: MANAGED_BY, **selector, MODEL_LABEL: label_value(model)}
-        out.deployments.append({
-            "apiVersion": "apps/v1",
-            "kind": "Deployment",
-            "metadata": {
-                "name": deployment_name(name, site, model if several else None),
-                "namespace": namespace,
-                "labels": labels,
-                "annotations": {DEVICES_ANNOTATION: str(count)},
-                "ownerReferences": [owner],
-            },
-            "spec": {
-                "replicas": replicas(count, per_replica),
-                "selector": {"matchLabels": selector},
-                "template": _pod_template(template, labels, site),
-            },
-        })
+        planned.append(PlannedDeployment(
+            site=site, accelerator_model=model, name=deployment_name(name, site, model if several else None),
+            devices=count, replicas=replicas(count, workload.spec.devices_per_replica), several_models=several,
+        ))
+    return planned, problems
+
+
+def deployment_body(
+    workload: MeshWorkload, planned: PlannedDeployment, owner: dict[str, Any] | None,
+    extra_labels: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """The server-side apply body of one planned Deployment: owned by ``owner`` (an
+    ownerReference, for the workload's own cluster) or carrying ``extra_labels`` (the
+    origin labels of a member cluster, where no MeshWorkload exists to own it)."""
+    template = workload.spec.template or {}
+    selector = {WORKLOAD_LABEL: label_value(workload.metadata.name), SITE_LABEL: planned.site}
+    if planned.several_models:
+        selector[MODEL_LABEL] = label_value(planned.accelerator_model)
+    labels = {MANAGED_BY_LABEL: MANAGED_BY, **selector, MODEL_LABEL: label_value(planned.accelerator_model)}
+    metadata: dict[str, Any] = {
+        "name": planned.name,
+        "namespace": workload.metadata.namespace or "default",
+        "labels": {**labels, **(extra_labels or {})},
+        "annotations": {DEVICES_ANNOTATION: str(planned.devices)},
+    }
+    if owner is not None:
+        metadata["ownerReferences"] = [owner]
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": metadata,
+        "spec": {
+            "replicas": planned.replicas,
+            "selector": {"matchLabels": selector},
+            "template": _pod_template(template, labels, planned.site),
+        },
+    }
+
+
+def owner_reference(workload: MeshWorkload, uid: str) -> dict[str, Any]:
+    """The workload as the controller owner of what it materialises in its own cluster."""
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "MeshWorkload",
+        "name": workload.metadata.name,
+        "uid": uid,
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def materialise(workload: MeshWorkload, status: MeshWorkloadStatus, uid: str) -> Materialisation:
+    """The Deployments of ``workload`` given its ``status`` (see the module docstring);
+    ``uid`` is the workload's ``metadata.uid``, for the owner reference."""
+    out = Materialisation()
+    if workload.spec.template is None or status.phase != "Placed":
+        return out
+    if not uid:
+        namespace = workload.metadata.namespace or "default"
+        out.problems.append(f"MeshWorkload {namespace}/{workload.metadata.name}: no uid known: cannot own Deployments")
+        return out
+    planned, out.problems = planned_deployments(workload, status)
+    owner = owner_reference(workload, uid)
+    out.deployments = [deployment_body(workload, p, owner) for p in planned]
     return out
 
 
@@ -186,9 +231,13 @@ __all__ = [
     "SITE_LABEL",
     "WORKLOAD_LABEL",
     "Materialisation",
+    "PlannedDeployment",
+    "deployment_body",
     "deployment_name",
     "desired_deployments",
     "label_value",
     "materialise",
+    "owner_reference",
+    "planned_deployments",
     "replicas",
 ]

@@ -17,7 +17,16 @@ import yaml
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
-from controller.api.resources import API_VERSION, GROUP, KINDS, AIFactory, AnyResource, EdgeFleet, MeshWorkload
+from controller.api.resources import (
+    API_VERSION,
+    GROUP,
+    KINDS,
+    AIFactory,
+    AnyResource,
+    EdgeFleet,
+    MemberCluster,
+    MeshWorkload,
+)
 from controller.core.yamlcompat import load_documents
 
 # (kind or "site", key) -> the first resource of that name, its file and document
@@ -48,6 +57,7 @@ class Manifests:
     factories: list[AIFactory] = field(default_factory=list)
     fleets: list[EdgeFleet] = field(default_factory=list)
     workloads: list[MeshWorkload] = field(default_factory=list)
+    clusters: list[MemberCluster] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     other_objects: int = 0  # e.g. Namespaces: valid Kubernetes, not ours to check
     files_read: int = 0
@@ -182,6 +192,8 @@ def _add_unless_duplicate(
             manifests.factories.append(resource)
         elif isinstance(resource, EdgeFleet):
             manifests.fleets.append(resource)
+        elif isinstance(resource, MemberCluster):
+            manifests.clusters.append(resource)
         else:
             manifests.workloads.append(resource)
         return
@@ -208,6 +220,16 @@ def topology_warnings(manifests: Manifests) -> list[Problem]:
     regions = {site.spec.region for site in sites}
     regions |= {link.to for site in sites for link in site.spec.links}
     warnings = []
+    clusters = {c.metadata.name for c in manifests.clusters}
+    for site in sites:
+        if site.spec.member_cluster is not None and site.spec.member_cluster not in clusters:
+            warnings.append(
+                Problem(
+                    "", 0, site.kind, site.key, "spec.memberCluster",
+                    f"MemberCluster {site.spec.member_cluster!r} is not among the manifests: the operator "
+                    "reports the site unreachable until it exists",
+                )
+            )
     for workload in manifests.workloads:
         if workload.spec.latency is None:
             continue

@@ -14,10 +14,17 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from controller.api.models import MeshWorkloadStatus, SiteStatus
-from controller.api.resources import AIFactory, EdgeFleet, MeshWorkload
+from controller.api.models import MemberClusterStatus, MeshWorkloadStatus, SiteStatus
+from controller.api.resources import AIFactory, EdgeFleet, MemberCluster, MeshWorkload
 from controller.core.convert import to_mesh
-from controller.core.statuses import SiteFacts, name_conflict_status, site_status, workload_status
+from controller.core.delivery import LOCAL, NOTHING_OBSERVED, Observed, lost_sites, target_of, with_readiness
+from controller.core.statuses import (
+    SiteFacts,
+    cluster_status,
+    name_conflict_status,
+    site_status,
+    workload_status,
+)
 from placement import plan as placement_plan
 from placement import problem
 from placement.decisions import Plan
@@ -31,6 +38,15 @@ class Snapshot:
     fleets: Sequence[EdgeFleet]
     workloads: Sequence[MeshWorkload]
     at: dt.datetime
+    clusters: Sequence[MemberCluster] = ()
+    # what the clusters said (member health, Deployments' readiness): the operator's
+    # delivery layer fills it; meshctl and what-if see nothing observed
+    observed: Observed = NOTHING_OBSERVED
+
+    def site_targets(self) -> dict[str, str]:
+        """Site name -> where its work is delivered (``local`` or a MemberCluster)."""
+        sites: list[AIFactory | EdgeFleet] = [*self.factories, *self.fleets]
+        return {s.metadata.name: target_of(s) for s in sites}
 
 
 @dataclass
@@ -45,6 +61,7 @@ class Outcome:
     workloads: dict[str, MeshWorkloadStatus] = field(default_factory=dict)
     factories: dict[str, SiteStatus] = field(default_factory=dict)
     fleets: dict[str, SiteStatus] = field(default_factory=dict)
+    clusters: dict[str, MemberClusterStatus] = field(default_factory=dict)
 
 
 def reconcile(
@@ -60,25 +77,57 @@ def reconcile(
     tell them apart: such a fleet is left out and its status says why, and the rest
     of the mesh is planned as usual.
     """
-    factory_names = {f.metadata.name for f in snapshot.factories}
-    conflicting = [f for f in snapshot.fleets if f.metadata.name in factory_names]
-    fleets = [f for f in snapshot.fleets if f.metadata.name not in factory_names]
-    mesh = to_mesh(snapshot.factories, fleets, snapshot.workloads, snapshot.at)
+    fleets, _ = _fleets(snapshot)
+    lost = lost_sites([*snapshot.factories, *fleets], snapshot.observed)
+    mesh = to_mesh(snapshot.factories, fleets, snapshot.workloads, snapshot.at, lost=lost)
     plan = placement_plan(mesh, config or problem.SolverConfig(), previous)
+    return outcome_of(snapshot, plan)
+
+
+def _fleets(snapshot: Snapshot) -> tuple[list[EdgeFleet], list[EdgeFleet]]:
+    """(the fleets planned, the fleets left out because a factory has their name)."""
+    factory_names = {f.metadata.name for f in snapshot.factories}
+    return (
+        [f for f in snapshot.fleets if f.metadata.name not in factory_names],
+        [f for f in snapshot.fleets if f.metadata.name in factory_names],
+    )
+
+
+def outcome_of(snapshot: Snapshot, plan: Plan) -> Outcome:
+    """Every status, from ``plan`` (made for these specs) and what ``snapshot`` observed.
+
+    The operator calls it alone, without planning again, when only what the clusters
+    say has changed (a Deployment became ready, a member stopped answering): statuses
+    follow, the placement does not move."""
+    fleets, conflicting = _fleets(snapshot)
+    observed = snapshot.observed
+    lost = lost_sites([*snapshot.factories, *fleets], observed)
     outcome = Outcome(plan=plan)
     facts = SiteFacts(
         factories={f.metadata.name: f for f in snapshot.factories},
         fleets={f.metadata.name: f for f in fleets},
         usage=plan.sites,
+        lost=lost,
     )
+    targets = snapshot.site_targets()
     for workload in snapshot.workloads:
-        outcome.workloads[workload.key] = workload_status(
-            workload, plan.workloads[workload.key], facts, snapshot.at
-        )
+        status = workload_status(workload, plan.workloads[workload.key], facts, snapshot.at)
+        outcome.workloads[workload.key] = with_readiness(workload, status, targets, observed, snapshot.at)
     for factory in snapshot.factories:
-        outcome.factories[factory.metadata.name] = site_status(factory, plan.sites[factory.metadata.name], snapshot.at)
+        outcome.factories[factory.metadata.name] = site_status(
+            factory, plan.sites[factory.metadata.name], snapshot.at, observed.health(target_of(factory))
+        )
     for fleet in fleets:
-        outcome.fleets[fleet.metadata.name] = site_status(fleet, plan.sites[fleet.metadata.name], snapshot.at)
+        outcome.fleets[fleet.metadata.name] = site_status(
+            fleet, plan.sites[fleet.metadata.name], snapshot.at, observed.health(target_of(fleet))
+        )
     for fleet in conflicting:
         outcome.fleets[fleet.metadata.name] = name_conflict_status(fleet, snapshot.at)
+    served: dict[str, list[str]] = {}
+    for site, target in targets.items():
+        if target != LOCAL:
+            served.setdefault(target, []).append(site)
+    for cluster in snapshot.clusters:
+        name = cluster.metadata.name
+        outcome.clusters[name] = cluster_status(cluster, served.get(name, []), observed.health(name), snapshot.at)
     return outcome

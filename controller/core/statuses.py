@@ -21,19 +21,22 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
 from controller.api.models import (
     Assignment,
     Condition,
+    MemberClusterStatus,
     MeshWorkloadStatus,
     PoolStatus,
     PowerStatus,
     SiteStatus,
     WorkloadPhase,
 )
-from controller.api.resources import API_VERSION, AIFactory, EdgeFleet, MeshWorkload, Resource
+from controller.api.resources import API_VERSION, AIFactory, EdgeFleet, MemberCluster, MeshWorkload, Resource
+from controller.core.conditions import condition, timestamp
+from controller.core.delivery import CONDITION_REACHABLE, LOCAL, ClusterHealth, lost_message
 from placement.decisions import KIND_FACTORY, SiteUsage, WorkloadDecision
 from placement.decisions import Assignment as PlannedAssignment
 
@@ -62,25 +65,6 @@ NAME_CONFLICT_MESSAGE = (
 PENDING_MESSAGE = "waiting for the first solve"
 
 
-def timestamp(at: dt.datetime) -> str:
-    """RFC 3339 in UTC, to the second, as Kubernetes writes times."""
-    return at.astimezone(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
-
-
-def condition(
-    previous: Sequence[Condition], type_: str, status: bool, reason: str, message: str,
-    at: dt.datetime, generation: int | None,
-) -> Condition:
-    """A condition that keeps its lastTransitionTime while its status does not change."""
-    text: Literal["True", "False"] = "True" if status else "False"
-    before = next((c for c in previous if c.type == type_), None)
-    transition = before.last_transition_time if before and before.status == text else timestamp(at)
-    return Condition(
-        type=type_, status=text, reason=reason, message=message,
-        last_transition_time=transition, observed_generation=generation,
-    )
-
-
 @dataclass(frozen=True)
 class SiteFacts:
     """What a Preempted message may say about the sites a workload was on."""
@@ -88,6 +72,7 @@ class SiteFacts:
     factories: Mapping[str, AIFactory]
     fleets: Mapping[str, EdgeFleet]
     usage: Mapping[str, SiteUsage]
+    lost: Mapping[str, str] = field(default_factory=dict)  # site -> why its member cluster is lost
 
 
 def _lost_place_reason(site: str, workload: MeshWorkload, facts: SiteFacts) -> str | None:
@@ -95,6 +80,8 @@ def _lost_place_reason(site: str, workload: MeshWorkload, facts: SiteFacts) -> s
     fleet = facts.fleets.get(site)
     if factory is None and fleet is None:
         return f"site {site} was removed"
+    if site in facts.lost:
+        return facts.lost[site]
     spec = factory.spec if factory is not None else fleet.spec  # type: ignore[union-attr]
     if spec.cordoned:
         return f"{site} is cordoned"
@@ -190,8 +177,28 @@ def pending_status(workload: MeshWorkload, at: dt.datetime) -> MeshWorkloadStatu
     )
 
 
+def _reachable_condition(
+    previous: Sequence[Condition], target: str, health: ClusterHealth, at: dt.datetime, generation: int | None
+) -> Condition:
+    if health.state == "Reachable":
+        return condition(previous, CONDITION_REACHABLE, True, "Reachable", f"member cluster {target} answers",
+                         at, generation)
+    if health.state == "Lost":
+        return condition(previous, CONDITION_REACHABLE, False, "Lost", lost_message(target, health), at, generation)
+    if health.state == "Unknown":
+        # not probed yet (a new leader): said, never acted on
+        before = next((c for c in previous if c.type == CONDITION_REACHABLE), None)
+        if before is not None:
+            return before
+        return Condition(type=CONDITION_REACHABLE, status="Unknown", reason="Unknown",
+                         message=f"member cluster {target} not probed yet", last_transition_time=timestamp(at),
+                         observed_generation=generation)
+    return condition(previous, CONDITION_REACHABLE, False, health.reason,
+                     f"member cluster {target}: {health.message or health.reason}", at, generation)
+
+
 def _site_conditions(
-    site: AIFactory | EdgeFleet, usage: SiteUsage, at: dt.datetime
+    site: AIFactory | EdgeFleet, usage: SiteUsage, at: dt.datetime, health: ClusterHealth | None = None
 ) -> list[Condition]:
     generation = site.metadata.generation
     previous = site.status.conditions if site.status else []
@@ -227,18 +234,30 @@ def _site_conditions(
                       message, at, generation)
         )
         not_ready = not_ready or ("Offline" if offline else "")
+    target = site.spec.member_cluster or LOCAL
+    if target != LOCAL and health is not None:
+        conditions.append(_reachable_condition(previous, target, health, at, generation))
+        if health.state == "Lost":
+            not_ready = "ClusterLost"
     conditions.insert(
         0,
         condition(
             previous, CONDITION_READY, not not_ready, not_ready or "Schedulable",
-            "" if not not_ready else f"no new placements: {not_ready.lower()}", at, generation,
+            "" if not not_ready else f"no new placements: {_NOT_READY_WORDS.get(not_ready, not_ready.lower())}",
+            at, generation,
         ),
     )
     return conditions
 
 
-def site_status(site: AIFactory | EdgeFleet, usage: SiteUsage, at: dt.datetime) -> SiteStatus:
-    """Power and devices allocated and free at one site, and its conditions."""
+_NOT_READY_WORDS = {"ClusterLost": "its member cluster is lost"}
+
+
+def site_status(
+    site: AIFactory | EdgeFleet, usage: SiteUsage, at: dt.datetime, health: ClusterHealth | None = None
+) -> SiteStatus:
+    """Power and devices allocated and free at one site, and its conditions (with
+    ``Reachable`` when the site is delivered to a member cluster whose ``health`` is given)."""
     firm_free = max(0.0, usage.firm_mw_available - usage.firm_mw_used)
     flexible_free = max(0.0, usage.flexible_mw_available - usage.flexible_mw_used)
     return SiteStatus(
@@ -260,7 +279,21 @@ def site_status(site: AIFactory | EdgeFleet, usage: SiteUsage, at: dt.datetime) 
         tokens_per_second=round(usage.tokens_per_second, _RATE_DIGITS),
         tokens_per_joule=round(usage.tokens_per_joule, _TOKENS_PER_JOULE_DIGITS),
         workload_count=usage.workload_count,
-        conditions=_site_conditions(site, usage, at),
+        conditions=_site_conditions(site, usage, at, health),
+    )
+
+
+def cluster_status(cluster: MemberCluster, sites: Sequence[str], health: ClusterHealth, at: dt.datetime) -> MemberClusterStatus:
+    """A member cluster's status: the sites it runs and whether it answers. Written on
+    transitions only: ``lastSeenTime`` is set while it is unreachable, not refreshed
+    while it answers (the condition says since when)."""
+    generation = cluster.metadata.generation
+    previous = cluster.status.conditions if cluster.status else []
+    name = cluster.metadata.name
+    reachable = _reachable_condition(previous, name, health, at, generation)
+    last_seen = timestamp(health.last_seen) if health.state in ("Unreachable", "Lost") and health.last_seen else None
+    return MemberClusterStatus(
+        observed_generation=generation, sites=sorted(sites), last_seen_time=last_seen, conditions=[reachable],
     )
 
 
@@ -279,11 +312,16 @@ REFUSED_REASON = "InvalidSpec"
 
 def refused_status(
     kind: str, generation: int | None, previous: Sequence[Condition], problems: Sequence[str], at: dt.datetime
-) -> MeshWorkloadStatus | SiteStatus:
+) -> MeshWorkloadStatus | SiteStatus | MemberClusterStatus:
     """The status of an object the API server stored but the core cannot read (an older
     CRD let it through, or a rule only the models check): it is left out of the plan,
     and its status says why, field by field, instead of the operator failing."""
     message = "left out of the plan: " + "; ".join(problems)
+    if kind == "MemberCluster":
+        return MemberClusterStatus(
+            observed_generation=generation,
+            conditions=[condition(previous, CONDITION_REACHABLE, False, REFUSED_REASON, message, at, generation)],
+        )
     if kind == "MeshWorkload":
         return MeshWorkloadStatus(
             observed_generation=generation, phase=PHASE_UNSCHEDULABLE, message=message,
@@ -295,7 +333,9 @@ def refused_status(
     )
 
 
-def status_object(resource: Resource[Any, Any], status: MeshWorkloadStatus | SiteStatus) -> dict[str, Any]:
+def status_object(
+    resource: Resource[Any, Any], status: MeshWorkloadStatus | SiteStatus | MemberClusterStatus
+) -> dict[str, Any]:
     """The object the operator sends to ``/status``: identity and status, API names."""
     metadata = {"name": resource.metadata.name}
     if resource.metadata.namespace:

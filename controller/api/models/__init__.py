@@ -1,10 +1,16 @@
-"""Domain models of the three meshplane resources: the single source of truth.
+"""Domain models of the meshplane resources: the single source of truth.
 
 The CRDs in ``crds/`` are generated from these models (``meshctl crds``), and a test
 fails when they drift. Specs and statuses are plain pydantic; the Kubernetes wrappers
 (apiVersion, kind, metadata) are in ``controller.api.resources``.
 """
 
+from controller.api.models.cluster import (
+    DirectDelivery,
+    MemberClusterSpec,
+    MemberClusterStatus,
+    SecretKeyRef,
+)
 from controller.api.models.factory import AcceleratorPool, AIFactorySpec, FactoryPower, Link
 from controller.api.models.fleet import AvailabilityWindow, EdgeFleetSpec, PerDevice, Uplink
 from controller.api.models.status import (
@@ -25,6 +31,10 @@ from controller.api.models.workload import (
 )
 
 __all__ = [
+    "DirectDelivery",
+    "MemberClusterSpec",
+    "MemberClusterStatus",
+    "SecretKeyRef",
     "AIFactorySpec",
     "AcceleratorPool",
     "Assignment",

@@ -121,6 +121,30 @@ _DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 RegionName = Annotated[str, Field(min_length=1, max_length=63, pattern=_DNS_LABEL)]
 """A node of the topology graph: a lower-case DNS label such as ``us-south``."""
 
+MemberClusterName = Annotated[
+    str,
+    Field(
+        min_length=1, max_length=63, pattern=_DNS_LABEL,
+        json_schema_extra={"x-kubernetes-validations": [
+            {"rule": "self != 'local'", "message": "local is not a member cluster: leave memberCluster out "
+             "to run the site's work in the operator's own cluster"},
+        ]},
+    ),
+    AfterValidator(lambda name: _check_not_local(name)),
+]
+"""The name of a ``MemberCluster`` (a DNS label, not ``local``)."""
+
+
+def _check_not_local(name: str) -> str:
+    if name == "local":
+        raise PydanticCustomError(
+            "member_cluster_name",
+            "local is not a member cluster: leave memberCluster out to run the site's work in the "
+            "operator's own cluster",
+        )
+    return name
+
+
 ModelName = Annotated[
     str, Field(min_length=1, max_length=63, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
 ]

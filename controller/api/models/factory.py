@@ -14,6 +14,7 @@ from controller.api.models.base import (
     ApiModel,
     CountryCode,
     CrossFieldRule,
+    MemberClusterName,
     ModelName,
     RegionName,
     list_map,
@@ -139,6 +140,13 @@ class AIFactorySpec(ApiModel):
         default=False,
         description="When true, nothing new is placed here; placed workloads are moved "
         "away when the solver finds room elsewhere.",
+    )
+    member_cluster: MemberClusterName | None = Field(
+        default=None,
+        description="Name of the MemberCluster whose Kubernetes cluster runs this site's "
+        "work. Absent: the cluster the operator runs in (local delivery). Several sites "
+        "may share one member cluster; each is still pinned there by its "
+        "meshplane.io/site node label.",
     )
 
     cross_field_rules = (

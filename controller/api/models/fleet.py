@@ -15,6 +15,7 @@ from controller.api.models.base import (
     ClockTime,
     CountryCode,
     CrossFieldRule,
+    MemberClusterName,
     ModelName,
     RegionName,
     TimeZoneName,
@@ -113,6 +114,11 @@ class EdgeFleetSpec(ApiModel):
         default=0.0, ge=0, le=2_000, description="Carbon intensity of the devices' supply, in gCO2e per kWh."
     )
     cordoned: bool = Field(default=False, description="When true, nothing new is placed on the fleet.")
+    member_cluster: MemberClusterName | None = Field(
+        default=None,
+        description="Name of the MemberCluster (e.g. the fleet's gateway cluster) that runs "
+        "this fleet's work. Absent: the cluster the operator runs in (local delivery).",
+    )
 
     cross_field_rules = (
         CrossFieldRule(

@@ -75,7 +75,8 @@ class SiteStatus(ApiModel):
     workload_count: int = Field(default=0, ge=0, description="Number of workloads with devices here.")
     conditions: list[Condition] = Field(
         default_factory=list, max_length=16,
-        description="Conditions: Ready, Cordoned, and Curtailed (factories) or Offline (fleets).",
+        description="Conditions: Ready, Cordoned, and Curtailed (factories) or Offline (fleets); "
+        "Reachable for a site delivered to a MemberCluster.",
     )
 
 
@@ -95,6 +96,25 @@ class Assignment(ApiModel):
     )
     mean_latency_ms: float | None = Field(
         default=None, description="Traffic-weighted mean latency from the user regions to the site, in ms."
+    )
+    cluster: str | None = Field(
+        default=None, max_length=63,
+        description="Where the assignment's Deployment runs: local (the operator's cluster) or the "
+        "name of a MemberCluster. Absent for a workload without a pod template.",
+    )
+    replicas: int | None = Field(
+        default=None, ge=0, description="Replicas of the assignment's Deployment (ceil(devices / devicesPerReplica))."
+    )
+    ready_replicas: int | None = Field(
+        default=None, ge=0, description="Ready replicas, as the cluster that runs them reports."
+    )
+    available_replicas: int | None = Field(
+        default=None, ge=0, description="Available replicas, as the cluster that runs them reports."
+    )
+    delivery_message: str | None = Field(
+        default=None, max_length=4096,
+        description="Why the assignment is not available yet, in the cluster's own words when it says "
+        "(image pull errors, unschedulable pods, quota), or that the cluster is unreachable.",
     )
 
 
@@ -128,4 +148,13 @@ class MeshWorkloadStatus(ApiModel):
         description="Where it runs, or why it does not, counted per filter as kube-scheduler does, "
         "e.g. '0/12 sites fit: 7 latency > 50 ms, 3 country not allowed, 2 insufficient power'.",
     )
-    conditions: list[Condition] = Field(default_factory=list, max_length=16, description="Conditions (Placed).")
+    ready: str | None = Field(
+        default=None, max_length=64,
+        description="Ready replicas over desired replicas across every cluster, e.g. 3/4 (workloads "
+        "with a pod template).",
+    )
+    conditions: list[Condition] = Field(
+        default_factory=list, max_length=16,
+        description="Conditions: Placed, and Available for workloads with a pod template (reasons "
+        "Delivering, Progressing, Available, Degraded, ClusterUnreachable).",
+    )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from pathlib import Path
 from typing import Any
 
@@ -151,9 +153,10 @@ def test_every_cross_field_rule_is_a_cel_rule():
 
 def test_names_columns_and_categories():
     expected_columns = {
-        "AIFactory": ["Region", "Country", "Used MW", "Free MW", "Workloads", "Tokens/J", "Age"],
-        "EdgeFleet": ["Region", "Class", "Devices", "Online", "Power MW", "Age"],
-        "MeshWorkload": ["Type", "Phase", "Sites", "Power MW", "Latency ms", "Message", "Age"],
+        "AIFactory": ["Region", "Country", "Used MW", "Free MW", "Cluster", "Workloads", "Tokens/J", "Age"],
+        "EdgeFleet": ["Region", "Class", "Devices", "Online", "Power MW", "Cluster", "Age"],
+        "MeshWorkload": ["Type", "Phase", "Sites", "Ready", "Power MW", "Latency ms", "Message", "Age"],
+        "MemberCluster": ["Reachable", "Reason", "Sites", "Last seen", "Age"],
     }
     for kind, info in KINDS.items():
         crd = crdgen.crd_for(info)
@@ -166,12 +169,17 @@ def test_names_columns_and_categories():
         schema = version["schema"]["openAPIV3Schema"]
         for column in version["additionalPrinterColumns"]:
             node = schema
-            for part in column["jsonPath"].strip(".").split("."):
-                node = node["properties"][part] if part in node.get("properties", {}) else None
+            # a filter (conditions[?(@.type=="Reachable")]) selects items of the list it follows
+            path = re.sub(r"\[\?\(@\.type==\"[A-Za-z]+\"\)\]", ".[]", column["jsonPath"])
+            for part in path.strip(".").split("."):
+                if part == "[]":
+                    node = node.get("items")
+                else:
+                    node = node["properties"][part] if part in node.get("properties", {}) else None
                 if node is None:
                     break
             assert node is not None or column["jsonPath"] == ".metadata.creationTimestamp", (
                 f"{kind} column {column['name']} points at {column['jsonPath']}, which the schema lacks"
             )
     assert KINDS["MeshWorkload"].scope == "Namespaced"
-    assert KINDS["AIFactory"].scope == KINDS["EdgeFleet"].scope == "Cluster"
+    assert KINDS["AIFactory"].scope == KINDS["EdgeFleet"].scope == KINDS["MemberCluster"].scope == "Cluster"

@@ -37,7 +37,7 @@ def test_no_status_carries_mesh_wide_solve_figures(night: Snapshot) -> None:
     for status in outcome.workloads.values():
         assert set(status.to_api()) <= {
             "observedGeneration", "phase", "assignments", "sites", "powerMW", "latencyMs",
-            "tokensPerSecond", "message", "conditions",
+            "tokensPerSecond", "message", "ready", "conditions",
         }
 
 
