@@ -97,6 +97,30 @@ def merge_patch(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> dict[s
 AnyStatus = MeshWorkloadStatus | SiteStatus | MemberClusterStatus
 
 
+def combine_patches(into: dict[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
+    """Two merge patches of one object as one (the later one wins key by key); ``into``
+    is updated and returned."""
+    for key, value in patch.items():
+        if isinstance(value, Mapping) and isinstance(into.get(key), dict):
+            combine_patches(into[key], value)
+        else:
+            into[key] = dict(value) if isinstance(value, Mapping) else value
+    return into
+
+
+def apply_merge_patch(target: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
+    """``target`` after the merge patch ``patch`` (RFC 7386), as the server then holds it."""
+    result = dict(target)
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        elif isinstance(value, Mapping) and isinstance(result.get(key), Mapping):
+            result[key] = apply_merge_patch(result[key], value)
+        else:
+            result[key] = value
+    return result
+
+
 def status_patch(stored: AnyStatus | None, computed: AnyStatus) -> dict[str, Any] | None:
     """``{"status": ...}`` to send as a merge patch, or None when nothing changed."""
     patch = merge_patch(stored.to_api() if stored is not None else None, computed.to_api())
@@ -293,7 +317,10 @@ def with_statuses(snapshot: Snapshot, outcome: Outcome) -> Snapshot:
 
 
 __all__ = [
+    "AnyStatus",
     "Change",
+    "apply_merge_patch",
+    "combine_patches",
     "Event",
     "ObjectRef",
     "changes",

@@ -102,11 +102,14 @@ DeploymentKey = tuple[str, str, str]  # (target, namespace, name)
 class Observed:
     """What the clusters said at the time of a snapshot: member health, and the
     Deployments of every target that has been read at least once (``read``; a target
-    not read yet says nothing about what it holds)."""
+    not read yet says nothing about what it holds). ``delivering``: the targets the
+    operator delivers to (none for ``meshctl``; ``local`` only when it materialises);
+    readiness is reported for those only."""
 
     clusters: Mapping[str, ClusterHealth] = field(default_factory=dict)
     deployments: Mapping[DeploymentKey, DeploymentObservation] = field(default_factory=dict)
     read: frozenset[str] = frozenset()
+    delivering: frozenset[str] = frozenset()
 
     def health(self, target: str) -> ClusterHealth:
         if target == LOCAL:
@@ -242,13 +245,17 @@ def with_readiness(
 ) -> MeshWorkloadStatus:
     """``status`` with what the clusters report of the workload's Deployments: per
     assignment its cluster, replicas and readiness, ``ready`` for the workload and the
-    ``Available`` condition. A workload without a pod template is returned as it is."""
-    if workload.spec.template is None:
+    ``Available`` condition. A workload without a pod template, or none of whose sites
+    is delivered to by this operator (``observed.delivering``), is returned as it is."""
+    if workload.spec.template is None or not observed.delivering:
         return status
     namespace = workload.metadata.namespace or "default"
     previous = workload.status.conditions if workload.status else []
     generation = workload.metadata.generation
     planned, _ = planned_deployments(workload, status)
+    planned = [p for p in planned if site_targets.get(p.site, LOCAL) in observed.delivering]
+    if not planned and status.phase == "Placed":
+        return status  # placed only where nothing is delivered
     if not planned:
         reason, message = "NotPlaced", "nothing to run: the workload is not placed"
         available_condition = condition(previous, CONDITION_AVAILABLE, False, reason, message, at, generation)

@@ -17,9 +17,9 @@ from collections.abc import Iterable
 
 from controller.api.models import Condition, SiteStatus
 from controller.api.resources import AIFactory, EdgeFleet, MeshWorkload
+from controller.core.conditions import timestamp
 from controller.core.convert import fleet_site, to_mesh
 from controller.core.reconcile import Outcome, Snapshot
-from controller.core.statuses import timestamp
 from controller.http.models import (
     AssignmentView,
     CandidateView,

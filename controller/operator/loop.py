@@ -1,20 +1,24 @@
-"""The one solve loop: debounced, woken by spec changes, fleet windows and a timer.
+"""The one solve loop: debounced, woken by spec changes, cluster reports, fleet windows
+and a timer.
 
 Started by :mod:`controller.operator.main` in its own thread (kopf's event loop keeps
 serving watches while a solve runs). ``mark_dirty()`` (called by the watch handlers on
-a spec change) starts a quiet period: the solve runs once nothing has changed for
+a spec change, and by the delivery layer when a member cluster is lost or comes back)
+starts a quiet period: the solve runs once nothing has changed for
 ``debounce_quiet_s``, or ``debounce_max_s`` after the first change at the latest, so a
-burst of N changes costs one solve. The loop also wakes when a fleet's availability
-window opens or closes (:func:`controller.core.schedule.next_window_change`), and for a
-periodic cold solve. Only the Lease holder writes; the standby plans as well (writing
-nothing, logging "standby: planned ...") so that its HTTP API answers reads like the
-leader's; a replica that becomes leader solves at once, cold.
+burst of N changes costs one solve. ``mark_observed()`` (the delivery layer: a
+Deployment became ready, a member stopped answering) is debounced the same way but
+only *refreshes*: the statuses are computed again from the last plan with what the
+clusters now say (:func:`controller.core.reconcile.outcome_of`), and nothing is
+re-planned, so a member's status never triggers a solve. The loop also wakes when a
+fleet's availability window opens or closes, and for a periodic cold solve. Only the
+Lease holder writes; the standby plans as well (writing nothing) so that its HTTP API
+answers reads like the leader's; a replica that becomes leader solves at once, cold.
 
-Each solve: snapshot the state, reconcile (warm from the previous plan, cold now and
-then), compute the changes, write them, record what was written, publish the outcome
-(immutable) for readers such as the HTTP API: ``published`` holds snapshot, outcome
-and version together, replaced in one assignment, and :meth:`SolveLoop.current` makes
-the loop the API's ``MeshSource``.
+Each solve: snapshot the state (with what the clusters report), reconcile (warm from
+the previous plan, cold now and then), compute the changes, and hand them to the
+sinks (:mod:`controller.operator.sinks`: statuses, delivery, metrics, the HTTP
+publisher) in order.
 """
 
 from __future__ import annotations
@@ -23,83 +27,85 @@ import datetime as dt
 import logging
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Sequence
 
 from controller.api.resources import AnyResource
-from controller.core.changes import Change, ObjectRef, changes, refused_change
-from controller.core.reconcile import Outcome, Snapshot, reconcile
+from controller.core.changes import ObjectRef, changes, refused_change
+from controller.core.delivery import NOTHING_OBSERVED, Observed
+from controller.core.reconcile import Outcome, Snapshot, outcome_of, reconcile
 from controller.core.schedule import next_window_change
 from controller.http.source import Published
-from controller.operator.materialiser import Materialiser
-from controller.operator.metrics import OperatorMetrics
 from controller.operator.settings import Settings
+from controller.operator.sinks import Publisher, Sink, Solved, SolveMode, SolveReport
 from controller.operator.state import MeshState
 from placement.problem import SolverConfig
 
 log = logging.getLogger("meshplane.operator.loop")
 
 
-@dataclass(frozen=True)
-class SolveReport:
-    """What one solve did (published with the outcome; for logs, metrics and tests)."""
+class _Debounce:
+    """A quiet period after the last mark, bounded after the first."""
 
-    at: dt.datetime
-    warm: bool
-    solve_ms: float
-    changes: int
-    status_patches: int
-    events: int
+    def __init__(self) -> None:
+        self.first: float | None = None
+        self.last: float | None = None
 
+    def mark(self, now: float) -> None:
+        if self.first is None:
+            self.first = now
+        self.last = now
 
-def _merged(target: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
-    """``target`` after the merge patch ``patch`` (RFC 7386), as the server now holds it."""
-    result = dict(target)
-    for key, value in patch.items():
-        if value is None:
-            result.pop(key, None)
-        elif isinstance(value, dict) and isinstance(result.get(key), dict):
-            result[key] = _merged(result[key], value)
-        else:
-            result[key] = value
-    return result
+    def due_in(self, now: float, quiet_s: float, max_s: float) -> float | None:
+        if self.first is None or self.last is None:
+            return None
+        return max(0.0, min(self.last + quiet_s - now, self.first + max_s - now))
+
+    def clear(self) -> None:
+        self.first = self.last = None
 
 
 class SolveLoop:
-    """See the module docstring. ``write`` applies a list of changes and returns the
-    refs it wrote; ``is_leader`` fences every solve; ``now`` is the wall clock (UTC,
-    aware) the plan is made for, injectable for tests; ``monotonic`` times debounce."""
+    """See the module docstring. ``sinks`` receive each plan in order; ``is_leader``
+    fences every solve; ``observe`` gives what the clusters report (the delivery
+    layer); ``on_lead`` runs when this replica becomes leader; ``now`` is the wall
+    clock (UTC, aware) the plan is made for, injectable for tests; ``monotonic`` times
+    debounce."""
 
     def __init__(
         self,
         state: MeshState,
         settings: Settings,
-        write: Callable[[list[Change]], set[ObjectRef]],
+        sinks: Sequence[Sink],
         is_leader: Callable[[], bool] = lambda: True,
         now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
         monotonic: Callable[[], float] = time.monotonic,
-        materialiser: Materialiser | None = None,
-        metrics: OperatorMetrics | None = None,
+        observe: Callable[[], Observed] = lambda: NOTHING_OBSERVED,
+        on_lead: Callable[[], None] | None = None,
     ) -> None:
         self.state = state
         self.settings = settings
-        self._write = write
+        self.sinks = list(sinks)
+        self.publisher = next((s for s in self.sinks if isinstance(s, Publisher)), None)
         self._is_leader = is_leader
         self._now = now
         self._monotonic = monotonic
+        self._observe = observe
+        self._on_lead = on_lead
         self._cond = threading.Condition()
-        self._first_change: float | None = None
-        self._last_change: float | None = None
+        self._dirty = _Debounce()
+        self._observed = _Debounce()
         self._was_leader = False
         self._last_cold: float | None = None
-        self.outcome: Outcome | None = None  # the last published outcome (replaced, never mutated)
+        self._solved_for: dict[ObjectRef, int | None] = {}
+        self.outcome: Outcome | None = None  # the last outcome (replaced, never mutated)
         self.report: SolveReport | None = None
-        self.published: Published | None = None  # for the HTTP API; replaced whole, never mutated
         self.solves = 0
+        self.refreshes = 0
         self._next_window: dt.datetime | None = None
-        self._materialiser = materialiser
-        self._metrics = metrics
+
+    @property
+    def published(self) -> Published | None:
+        return self.publisher.published if self.publisher is not None else None
 
     def current(self) -> Published | None:
         """The last solve, as the HTTP API reads it (``controller.http.source.MeshSource``)."""
@@ -108,19 +114,17 @@ class SolveLoop:
     def mark_dirty(self) -> None:
         """A change that may move placements happened (called from any thread)."""
         with self._cond:
-            now = self._monotonic()
-            if self._first_change is None:
-                self._first_change = now
-            self._last_change = now
+            self._dirty.mark(self._monotonic())
             self._cond.notify_all()
 
-    def _due_in(self, now: float) -> float | None:
-        """Seconds until the debounced solve is due (0: now), or None when not dirty."""
-        if self._first_change is None or self._last_change is None:
-            return None
-        quiet = self._last_change + self.settings.debounce_quiet_s - now
-        latest = self._first_change + self.settings.debounce_max_s - now
-        return max(0.0, min(quiet, latest))
+    def mark_observed(self) -> None:
+        """What a cluster reports changed: statuses may change, placements do not."""
+        with self._cond:
+            self._observed.mark(self._monotonic())
+            self._cond.notify_all()
+
+    def _due(self, debounce: _Debounce, now: float) -> float | None:
+        return debounce.due_in(now, self.settings.debounce_quiet_s, self.settings.debounce_max_s)
 
     def run(self, stop: threading.Event, poll_s: float = 0.5) -> None:
         """Solve whenever due, until ``stop`` is set."""
@@ -129,27 +133,32 @@ class SolveLoop:
             if leader and not self._was_leader:
                 log.info("leading: solving the whole mesh")
                 self.outcome = None  # a new leader starts cold
-                if self._materialiser is not None:
-                    self._materialiser.reset()  # and trusts no cache of what it applied before
+                if self._on_lead is not None:
+                    self._on_lead()  # and trusts no cache of what it applied before
                 self.mark_dirty()
             self._was_leader = leader
             with self._cond:
-                due = self._due_in(self._monotonic())
+                now = self._monotonic()
+                due, refresh = self._due(self._dirty, now), self._due(self._observed, now)
                 wake = self._next_window_wait()
-                timeout = min(x for x in (due, wake, poll_s) if x is not None)
-                if due is None or due > 0:
+                timeout = min(x for x in (due, refresh, wake, poll_s) if x is not None)
+                if not any(x is not None and x <= 0 for x in (due, refresh)):
                     self._cond.wait(timeout=timeout)
-                    due = self._due_in(self._monotonic())
+                    now = self._monotonic()
+                    due, refresh = self._due(self._dirty, now), self._due(self._observed, now)
                 window_due = wake is not None and wake <= 0
-            # the standby plans too (writing nothing), so that its HTTP API answers
-            # reads like the leader's: the Service sends a reader to either replica
-            if (due is not None and due <= 0) or window_due or self._window_passed():
-                with self._cond:
-                    self._first_change = self._last_change = None
-                try:
+            try:
+                if (due is not None and due <= 0) or window_due or self._window_passed():
+                    with self._cond:
+                        self._dirty.clear()
+                        self._observed.clear()
                     self.solve_once()
-                except Exception:  # never let one bad solve stop the operator
-                    log.exception("solve failed; retrying on the next change")
+                elif refresh is not None and refresh <= 0:
+                    with self._cond:
+                        self._observed.clear()
+                    self.refresh_once()
+            except Exception:  # never let one bad solve stop the operator
+                log.exception("solve failed; retrying on the next change")
 
     def _next_window_wait(self) -> float | None:
         if self._next_window is None:
@@ -159,26 +168,11 @@ class SolveLoop:
     def _window_passed(self) -> bool:
         return self._next_window is not None and self._now() >= self._next_window
 
-    def _observe_apply_to_placed(
-        self, metrics: OperatorMetrics, snapshot: Snapshot, outcome: Outcome, written: set[ObjectRef]
-    ) -> None:
-        """Seconds from the watch event of a workload's spec to its first Placed status
-        for that spec, for the workloads whose status was just written."""
-        now = time.monotonic()
-        for workload in snapshot.workloads:
-            ref = ObjectRef.of(workload)
-            status = outcome.workloads.get(workload.key)
-            if ref not in written or status is None or status.phase != "Placed":
-                continue
-            changed_at = self.state.take_spec_changed_at(ref, workload.metadata.generation)
-            if changed_at is not None:
-                metrics.apply_to_placed.observe(now - changed_at)
-
     def solve_once(self) -> SolveReport:
         """One solve and its writes, now (also used by tests)."""
         started = time.perf_counter()
         at = self._now().replace(microsecond=0)
-        snapshot = self.state.snapshot(at)
+        snapshot = self.state.snapshot(at, self._observe())
         cold_due = self._last_cold is None or (
             self._monotonic() - self._last_cold >= self.settings.cold_solve_every_s
         )
@@ -187,57 +181,80 @@ class SolveLoop:
         outcome = reconcile(snapshot, config, previous=previous)
         if previous is None:
             self._last_cold = self._monotonic()
+        self._next_window = next_window_change(snapshot.fleets, at)
+        return self._hand_over(snapshot, outcome, config, "warm" if previous is not None else "cold", started)
+
+    def refresh_once(self) -> SolveReport | None:
+        """Statuses again from the last plan with what the clusters report now; a full
+        solve instead when a spec changed since that plan (also used by tests)."""
+        if self.outcome is None:
+            return self.solve_once()
+        started = time.perf_counter()
+        at = self._now().replace(microsecond=0)
+        snapshot = self.state.snapshot(at, self._observe())
+        if self._generations(snapshot) != self._solved_for:
+            return self.solve_once()  # the plan is for other specs: plan again
+        outcome = outcome_of(snapshot, self.outcome.plan)
+        config = SolverConfig(time_limit_s=self.settings.solver_time_limit_s, num_workers=self.settings.solver_workers)
+        return self._hand_over(snapshot, outcome, config, "refresh", started)
+
+    @staticmethod
+    def _generations(snapshot: Snapshot) -> dict[ObjectRef, int | None]:
+        resources: list[AnyResource] = [*snapshot.factories, *snapshot.fleets, *snapshot.workloads, *snapshot.clusters]
+        return {ObjectRef.of(r): r.metadata.generation for r in resources}
+
+    def _hand_over(
+        self, snapshot: Snapshot, outcome: Outcome, config: SolverConfig, mode: SolveMode, started: float
+    ) -> SolveReport:
         pending = list(changes(snapshot, outcome))
         # a spec that changed while this solve ran: its status would carry the old
         # generation and be rewritten by the next solve (already due): skip it now
-        resources: list[AnyResource] = [*snapshot.factories, *snapshot.fleets, *snapshot.workloads]
-        solved_for = {ObjectRef.of(r): r.metadata.generation for r in resources}
+        solved_for = self._generations(snapshot)
         current = self.state.generations()
         pending = [c for c in pending if current.get(c.ref, solved_for.get(c.ref)) == solved_for.get(c.ref)]
         refused = self.state.refused_objects()
         for ref, entry in refused:
             problems = [f"{p.field}: {p.message}" for p in entry.problems]
-            change = refused_change(ref, entry.generation, entry.status, problems, at)
+            change = refused_change(ref, entry.generation, entry.status, problems, snapshot.at)
             if change is not None:
                 pending.append(change)
         leading = self._is_leader()
-        written = self._write(pending) if leading else set()
-        self.state.record_statuses(outcome, written)
-        if self._metrics is not None:
-            self._observe_apply_to_placed(self._metrics, snapshot, outcome, written)
-        if self._materialiser is not None and leading:
-            uids = self.state.uids()
-            self._materialiser.sync(
-                (w, outcome.workloads[w.key], uids.get(ObjectRef.of(w), "")) for w in snapshot.workloads
-            )
-        refused_refs = dict(refused)
-        for change in pending:
-            held = refused_refs.get(change.ref)
-            if held is not None and change.ref in written and change.patch:
-                self.state.record_refused_status(change.ref, _merged(held.status or {}, change.patch["status"]))
-        self._next_window = next_window_change(snapshot.fleets, at)
-        self.outcome = outcome
-        self.solves += 1
-        self.report = SolveReport(
-            at=at, warm=previous is not None, solve_ms=(time.perf_counter() - started) * 1e3,
+        if mode == "refresh":
+            self.refreshes += 1
+        else:
+            self.solves += 1
+        report = SolveReport(
+            at=snapshot.at, warm=mode == "warm", solve_ms=(time.perf_counter() - started) * 1e3,
             changes=len(pending), status_patches=sum(1 for c in pending if c.patch is not None),
-            events=sum(len(c.events) for c in pending),
+            events=sum(len(c.events) for c in pending), mode=mode,
         )
-        self.published = Published(
-            version=self.solves, snapshot=snapshot, outcome=outcome, at=at, solve_ms=self.report.solve_ms,
-            warm=self.report.warm, config=config,
+        solved = Solved(
+            snapshot=snapshot, outcome=outcome, changes=pending, refused=refused, leading=leading, mode=mode,
+            at=snapshot.at, config=config, version=self.solves + self.refreshes, report=report,
         )
-        if self._metrics is not None:
-            self._metrics.observe_solve(self.report, outcome)
+        for sink in self.sinks:
+            try:
+                sink.accept(solved)
+            except Exception:  # one failing sink must not stop the others
+                log.exception("%s failed", type(sink).__name__)
+        self.outcome = outcome
+        self._solved_for = solved_for
+        self.report = report
+        sites = len(snapshot.factories) + len(snapshot.fleets)
         if not leading:
             log.info("standby: planned %d workloads on %d sites (%s) in %.0f ms for reads; nothing written",
-                     len(snapshot.workloads), len(snapshot.factories) + len(snapshot.fleets),
-                     "warm" if previous is not None else "cold", self.report.solve_ms)
-            return self.report
-        log.info(
-            "solved %d workloads on %d sites (%s) in %.0f ms: %d status patches, %d events; next fleet window %s",
-            len(snapshot.workloads), len(snapshot.factories) + len(snapshot.fleets),
-            "warm" if previous is not None else "cold", self.report.solve_ms, self.report.status_patches,
-            self.report.events, self._next_window.isoformat() if self._next_window else "none",
-        )
-        return self.report
+                     len(snapshot.workloads), sites, mode, report.solve_ms)
+        elif mode == "refresh":
+            if report.status_patches or report.events:
+                log.info("refreshed statuses from what the clusters report: %d status patches, %d events",
+                         report.status_patches, report.events)
+        else:
+            log.info(
+                "solved %d workloads on %d sites (%s) in %.0f ms: %d status patches, %d events; next fleet window %s",
+                len(snapshot.workloads), sites, mode, report.solve_ms, report.status_patches, report.events,
+                self._next_window.isoformat() if self._next_window else "none",
+            )
+        return report
+
+
+__all__ = ["SolveLoop", "SolveReport"]

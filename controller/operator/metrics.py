@@ -2,9 +2,12 @@
 
 :class:`OperatorMetrics` owns its own :class:`~prometheus_client.CollectorRegistry`
 (not the process-global one), so two operators in one test process never share a
-counter. The solve loop calls :meth:`OperatorMetrics.observe_solve` after each solve
-and times apply-to-placed (from the watch event of a new spec to its first Placed
-status) into ``apply_to_placed``;
+counter. The solve loop's :class:`~controller.operator.sinks.MetricsSink` calls
+:meth:`OperatorMetrics.observe_solve` after each solve, times apply-to-placed (from the
+watch event of a new spec to its first Placed status) and placed-to-available (from
+the first Placed status written to the first Available one) and reports each member
+cluster's reachability; the delivery layer counts its requests through
+:meth:`OperatorMetrics.observe_delivery`;
 :func:`controller.operator.main.run` wraps the status writer with
 :meth:`OperatorMetrics.observe_writes` and feeds the Lease state through
 :meth:`OperatorMetrics.set_leader`; the HTTP handler renders :meth:`exposition`.
@@ -27,8 +30,10 @@ from prometheus_client import Counter as PromCounter
 
 if TYPE_CHECKING:
     from controller.api.models.status import Condition
+    from controller.core.delivery import Observed
     from controller.core.reconcile import Outcome
-    from controller.operator.loop import SolveReport
+    from controller.operator.delivery.applier import ApplyStats
+    from controller.operator.sinks import SolveReport
     from controller.operator.writer import WriteStats
 
 MW_TO_WATTS = 1e6
@@ -75,6 +80,23 @@ class OperatorMetrics:
             "From the watch event of a workload's new spec to its first Placed status for it.",
             buckets=APPLY_BUCKETS_S, registry=r,
         )
+        self.placed_to_available = Histogram(
+            "meshplane_placed_to_available_seconds",
+            "From a workload's first Placed status to every replica of it Available in its clusters.",
+            buckets=APPLY_BUCKETS_S, registry=r,
+        )
+        self.cluster_reachable = Gauge(
+            "meshplane_cluster_reachable", "1 while a member cluster answers, 0 while it does not (or is lost).",
+            ["cluster"], registry=r,
+        )
+        self.cluster_lost = Gauge("meshplane_cluster_lost", "1 while a member cluster is lost (its sites have no "
+                                  "capacity), else 0.", ["cluster"], registry=r)
+        self.delivery_requests = PromCounter(
+            "meshplane_delivery_requests_total",
+            "Requests of the delivery layer to a cluster, by result (applied, deleted, listed, error, fenced).",
+            ["cluster", "result"], registry=r,
+        )
+        self._cluster_labels: set[str] = set()
         self._workload_labels: set[tuple[str, str]] = set()
         self._site_labels: set[tuple[str, str, str]] = set()
         self._fleet_labels: set[str] = set()
@@ -131,6 +153,22 @@ class OperatorMetrics:
         for name, online in fleets.items():
             self.fleet_devices_online.labels(fleet=name).set(online)
         self._fleet_labels = set(fleets)
+
+    def observe_delivery(self, cluster: str, stats: ApplyStats) -> None:
+        for result, count in (("applied", stats.applied), ("deleted", stats.deleted), ("listed", stats.listed),
+                              ("error", stats.errors), ("fenced", stats.fenced)):
+            if count:
+                self.delivery_requests.labels(cluster=cluster, result=result).inc(count)
+
+    def observe_clusters(self, observed: Observed) -> None:
+        names = set(observed.clusters)
+        for name in self._cluster_labels - names:
+            self.cluster_reachable.remove(name)
+            self.cluster_lost.remove(name)
+        for name, health in observed.clusters.items():
+            self.cluster_reachable.labels(cluster=name).set(1 if health.state == "Reachable" else 0)
+            self.cluster_lost.labels(cluster=name).set(1 if health.state == "Lost" else 0)
+        self._cluster_labels = names
 
     # ----------------------------------------------------------------- serving
 

@@ -55,6 +55,13 @@ class Settings:
     write_concurrency: int = 8
     # Deployments from spec.template (needs create/patch/list/delete on apps deployments)
     materialise: str = "true"
+    # delivery to member clusters (MemberCluster objects; see docs/delivery.md)
+    hub_name: str = "meshplane"  # the origin label on everything made in a member: unique per hub cluster
+    lost_after_s: float = 60.0  # unreachable this long: its sites have no capacity (MemberCluster may override)
+    probe_every_s: float = 5.0  # each cluster probed and its Deployments read this often
+    probe_timeout_s: float = 3.0  # one probe or read of a member; longer counts as unreachable
+    secret_refresh_s: float = 30.0  # a member's kubeconfig Secret is read again this often
+    delivery_resync_every_s: float = 300.0  # every cluster listed again: leftovers deleted, hand edits repaired
     # the clock the plan is made for (tests and demos: "what happens at 22:00"):
     # empty = the real clock; else an ISO 8601 time the clock starts at, running at
     # clock_rate x real time
@@ -99,6 +106,13 @@ class Settings:
             )
         if self.http_port == self.health_port:
             raise SettingsError(f"{ENV_PREFIX}HTTP_PORT and {ENV_PREFIX}HEALTH_PORT must differ (both {self.http_port})")
+        if not 0 < self.probe_timeout_s <= self.probe_every_s or self.lost_after_s <= 0:
+            raise SettingsError(
+                f"{ENV_PREFIX}PROBE_TIMEOUT_S must be > 0 and <= {ENV_PREFIX}PROBE_EVERY_S, and "
+                f"{ENV_PREFIX}LOST_AFTER_S > 0 (got {self.probe_timeout_s}, {self.probe_every_s} and {self.lost_after_s})"
+            )
+        if not self.hub_name or len(self.hub_name) > 63 or not self.hub_name.replace("-", "").replace(".", "").isalnum():
+            raise SettingsError(f"{ENV_PREFIX}HUB_NAME must be a label value of 1-63 characters (got {self.hub_name!r})")
         if self.log_format not in ("text", "json"):
             raise SettingsError(f"{ENV_PREFIX}LOG_FORMAT must be text or json (got {self.log_format!r})")
 

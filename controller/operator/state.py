@@ -1,4 +1,4 @@
-"""The operator's view of the mesh: every object of our three kinds, parsed and compact.
+"""The operator's view of the mesh: every object of our kinds, parsed and compact.
 
 Fed by the kopf watch handlers (:mod:`controller.operator.handlers`) and the periodic
 re-list; read by the solve loop, which takes a :class:`~controller.core.reconcile.Snapshot`
@@ -23,8 +23,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from controller.api.resources import AIFactory, AnyResource, EdgeFleet, MeshWorkload
+from controller.api.resources import AIFactory, AnyResource, EdgeFleet, MemberCluster, MeshWorkload
 from controller.core.changes import ObjectRef
+from controller.core.delivery import NOTHING_OBSERVED, Observed
 from controller.core.parse import Manifests, Problem, parse_object
 from controller.core.reconcile import Outcome, Snapshot
 
@@ -75,7 +76,7 @@ class MeshState:
 
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _objects: dict[str, dict[str, _Entry]] = field(
-        default_factory=lambda: {"AIFactory": {}, "EdgeFleet": {}, "MeshWorkload": {}}
+        default_factory=lambda: {"AIFactory": {}, "EdgeFleet": {}, "MeshWorkload": {}, "MemberCluster": {}}
     )
     refused: dict[ObjectRef, Refused] = field(default_factory=dict)
     # when the watch saw each recent deletion, so an older listing cannot resurrect it
@@ -154,17 +155,21 @@ class MeshState:
                 changed = True
         return changed
 
-    def snapshot(self, at: dt.datetime) -> Snapshot:
-        """The mesh now, sorted by key so the same objects always give the same plan."""
+    def snapshot(self, at: dt.datetime, observed: Observed = NOTHING_OBSERVED) -> Snapshot:
+        """The mesh now, sorted by key so the same objects always give the same plan,
+        with what the clusters report (``observed``, from the delivery layer)."""
         with self._lock:
             factories = [e.resource for _, e in sorted(self._objects["AIFactory"].items())]
             fleets = [e.resource for _, e in sorted(self._objects["EdgeFleet"].items())]
             workloads = [e.resource for _, e in sorted(self._objects["MeshWorkload"].items())]
+            clusters = [e.resource for _, e in sorted(self._objects["MemberCluster"].items())]
         return Snapshot(
             [r for r in factories if isinstance(r, AIFactory)],
             [r for r in fleets if isinstance(r, EdgeFleet)],
             [r for r in workloads if isinstance(r, MeshWorkload)],
             at,
+            clusters=[r for r in clusters if isinstance(r, MemberCluster)],
+            observed=observed,
         )
 
     def generations(self) -> dict[ObjectRef, int | None]:
@@ -197,7 +202,8 @@ class MeshState:
         written = set(written)
         with self._lock:
             for kind, statuses in (
-                ("AIFactory", outcome.factories), ("EdgeFleet", outcome.fleets), ("MeshWorkload", outcome.workloads)
+                ("AIFactory", outcome.factories), ("EdgeFleet", outcome.fleets), ("MeshWorkload", outcome.workloads),
+                ("MemberCluster", outcome.clusters),
             ):
                 for key, status in statuses.items():
                     entry = self._objects[kind].get(key)

@@ -49,7 +49,8 @@ import kubernetes
 from kubernetes.client.exceptions import ApiException
 
 from controller.api.resources import API_VERSION, GROUP, KINDS, VERSION
-from controller.core.changes import Change, Event, ObjectRef
+from controller.core.changes import Change, Event, ObjectRef, combine_patches
+from controller.operator.fence import Fence
 
 log = logging.getLogger(__name__)
 
@@ -152,16 +153,6 @@ def _describe(ref: ObjectRef) -> str:
     return f"{ref.kind} {ref.namespace}/{ref.name}" if ref.namespace else f"{ref.kind} {ref.name}"
 
 
-def _merge(into: dict[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
-    """Two merge patches of one object as one (the later one wins key by key)."""
-    for key, value in patch.items():
-        if isinstance(value, Mapping) and isinstance(into.get(key), dict):
-            _merge(into[key], value)
-        else:
-            into[key] = dict(value) if isinstance(value, Mapping) else value
-    return into
-
-
 @dataclass
 class _Recorded:
     name: str
@@ -215,13 +206,13 @@ class StatusWriter:
         for change in changes:
             patch, events = merged.setdefault(change.ref, (None, []))
             if change.patch is not None:
-                patch = _merge(patch if patch is not None else {}, change.patch)
+                patch = combine_patches(patch if patch is not None else {}, change.patch)
             events.extend(change.events)
             merged[change.ref] = (patch, events)
         stats = WriteStats()
         if not merged:
             return stats
-        fence = threading.Event()  # set once may_write() says no: the rest of this call is skipped
+        fence = Fence(self._may_write, "status writer")  # closed at its first no: the rest is skipped
         uids = uids or {}
         jobs = [(ref, patch, events, uids.get(ref), fence) for ref, (patch, events) in merged.items()]
         if self.max_concurrency == 1 or len(jobs) == 1:
@@ -237,33 +228,20 @@ class StatusWriter:
 
     # ----------------------------------------------------------------- internals
 
-    def _allowed(self, fence: threading.Event) -> bool:
-        """Asked before each request: may this replica still write?"""
-        if fence.is_set():
-            return False
-        try:
-            allowed = bool(self._may_write())
-        except Exception:  # a broken fence is a closed fence
-            log.exception("status writer: may_write() failed; not writing")
-            allowed = False
-        if not allowed:
-            fence.set()
-        return allowed
-
     def _write_one(
         self, ref: ObjectRef, patch: dict[str, Any] | None, events: list[Event], uid: str | None,
-        fence: threading.Event,
+        fence: Fence,
     ) -> WriteStats:
         stats = WriteStats()
         if patch is not None:
-            if not self._allowed(fence):
+            if not fence.allows():
                 stats.fenced += 1 + len(events)
                 return stats
             if not self._patch_status(ref, patch, stats):
                 return stats  # deleted, refused or fenced: its events wait for a stored status
             stats.written.add(ref)
         for index, event in enumerate(events):
-            if not self._allowed(fence):
+            if not fence.allows():
                 stats.fenced += len(events) - index
                 break
             self._record(event, uid, fence, stats)
@@ -303,7 +281,7 @@ class StatusWriter:
             stats.errors += 1
             log.error("status writer: %s failed: %s %s %s", what, exc.status, exc.reason, (exc.body or "")[:500])
 
-    def _record(self, event: Event, uid: str | None, fence: threading.Event, stats: WriteStats) -> None:
+    def _record(self, event: Event, uid: str | None, fence: Fence, stats: WriteStats) -> None:
         key = event_key(event)
         with self._lock:
             recorded = self._events.get(key)
@@ -333,7 +311,7 @@ class StatusWriter:
                 recorded.count += 1
                 stats.events_updated += 1
                 return
-            if not self._allowed(fence):
+            if not fence.allows():
                 stats.fenced += 1
                 return
         self._create(key, uid, now, what, stats)

@@ -48,13 +48,18 @@ ALL_OPTIONS: dict[str, Any] = yaml.safe_load(ALL_OPTIONS_FILE.read_text())
 # server-side apply, listing and deletion of Deployments). Written out here on purpose:
 # a rule added to the chart must be added here, deliberately.
 MESH_RULES = [
-    {"apiGroups": ["meshplane.io"], "resources": ["aifactories", "edgefleets", "meshworkloads"],
+    {"apiGroups": ["meshplane.io"], "resources": ["aifactories", "edgefleets", "meshworkloads", "memberclusters"],
      "verbs": ["get", "list", "watch"]},
-    {"apiGroups": ["meshplane.io"], "resources": ["aifactories/status", "edgefleets/status", "meshworkloads/status"],
+    {"apiGroups": ["meshplane.io"],
+     "resources": ["aifactories/status", "edgefleets/status", "meshworkloads/status", "memberclusters/status"],
      "verbs": ["patch"]},
     {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
 ]
-DEPLOYMENT_RULES = [{"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["create", "patch", "list", "delete"]}]
+DEPLOYMENT_RULES = [{"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["create", "patch", "list", "delete"]},
+                    {"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]}]
+# The kubeconfig Secrets of member clusters, read by name in the release's namespace
+# (controller/operator/delivery/layer.py), with delivery.memberClusters.
+SECRET_RULES = [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}]
 # The HTTP API (operator.apiPort > 0) checks each caller's bearer token with the API
 # server: a TokenReview, then a SubjectAccessReview (controller/operator/reviews.py).
 REVIEW_RULES = [
@@ -139,15 +144,27 @@ def test_operator_rules_are_exactly_the_allowlist(materialise: bool, api: bool):
     ports = {p["name"]: p["containerPort"] for p in container(the(objects, "Deployment"))["ports"]}
     assert ports == ({"http": 8081, "api": 8080} if api else {"http": 8081})
     assert [p["name"] for p in the(objects, "Service")["spec"]["ports"]] == (["http", "api"] if api else ["http"])
-    assert rules_of(objects, "Role") == lease_rules("meshplane")  # the release's fullname
+    assert rules_of(objects, "Role") == lease_rules("meshplane") + SECRET_RULES  # the release's fullname
     for role in by_kind(objects, "ClusterRole") + by_kind(objects, "Role"):
         for rule in role["rules"]:
             granted = rule["apiGroups"] + rule["resources"] + rule["verbs"]
-            assert "*" not in granted and "secrets" not in rule["resources"], (role["metadata"]["name"], rule)
+            assert "*" not in granted, (role["metadata"]["name"], rule)
+    for role in by_kind(objects, "ClusterRole"):  # Secrets: only in the release's namespace, by a Role
+        assert all("secrets" not in rule["resources"] for rule in role["rules"]), role["metadata"]["name"]
     env = {e["name"]: e.get("value") for e in container(the(objects, "Deployment"))["env"]}
     assert env["MESHPLANE_MATERIALISE"] == str(materialise).lower()  # the grant follows the setting
     assert env["MESHPLANE_HTTP_PORT"] == ("8080" if api else "0")
     assert env["MESHPLANE_LEASE_NAME"] == "meshplane"  # the Lease the Role names
+
+
+def test_the_kubeconfig_secrets_role_follows_the_delivery_values():
+    named = render_chart("--set", "delivery.kubeconfigSecrets={grenoble-kubeconfig,memphis-kubeconfig}")
+    assert rules_of(named, "Role") == lease_rules("meshplane") + [
+        {**SECRET_RULES[0], "resourceNames": ["grenoble-kubeconfig", "memphis-kubeconfig"]}]
+    none = render_chart("--set", "delivery.memberClusters=false")
+    assert rules_of(none, "Role") == lease_rules("meshplane")
+    env = {e["name"]: e.get("value") for e in container(the(named, "Deployment"))["env"]}
+    assert (env["MESHPLANE_HUB_NAME"], env["MESHPLANE_LOST_AFTER_S"]) == ("meshplane", "60")
 
 
 def test_rbac_can_be_turned_off():

@@ -20,6 +20,7 @@ from controller.http.security import Unauthenticated
 from controller.operator.loop import SolveLoop
 from controller.operator.reviews import ReviewAuthorizer
 from controller.operator.settings import Settings, SettingsError
+from controller.operator.sinks import Publisher, StatusSink
 from controller.operator.state import MeshState
 
 NIGHT = dt.datetime(2026, 11, 22, 7, 30, tzinfo=dt.UTC)
@@ -31,7 +32,8 @@ def _loop(examples: Manifests) -> SolveLoop:
         body = resource.model_dump(by_alias=True, mode="json", exclude_none=True)
         body["metadata"].update({"generation": 1, "uid": f"uid-{index}"})
         state.observe(None, body)
-    return SolveLoop(state, Settings(identity="test"), lambda changes: set(), now=lambda: NIGHT)
+    return SolveLoop(state, Settings(identity="test"), [StatusSink(lambda changes: set(), state), Publisher()],
+                     now=lambda: NIGHT)
 
 
 def test_each_solve_is_published_whole_with_a_new_version(examples: Manifests) -> None:

@@ -14,6 +14,7 @@ from controller.core.parse import Manifests
 from controller.operator.loop import SolveLoop
 from controller.operator.metrics import OperatorMetrics
 from controller.operator.settings import Settings
+from controller.operator.sinks import MetricsSink, Publisher, StatusSink
 from controller.operator.state import MeshState
 from controller.operator.writer import WriteStats
 from tests.controller.operator.test_state_and_loop import _bodies
@@ -43,7 +44,8 @@ def solved_loop(examples: Manifests) -> tuple[SolveLoop, MeshState, list[dict[st
     def write(pending: list[Change]) -> set[ObjectRef]:
         return {c.ref for c in pending if c.patch is not None}
 
-    loop = SolveLoop(state, Settings(identity="test"), write, now=lambda: NIGHT, metrics=metrics)
+    loop = SolveLoop(state, Settings(identity="test"), [StatusSink(write, state), MetricsSink(metrics, state), Publisher()],
+                     now=lambda: NIGHT)
     loop.solve_once()
     return loop, state, bodies, metrics
 

@@ -14,6 +14,7 @@ from controller.core.changes import Change, ObjectRef
 from controller.core.parse import Manifests
 from controller.operator.loop import SolveLoop
 from controller.operator.settings import Settings
+from controller.operator.sinks import Publisher, StatusSink
 from controller.operator.state import MeshState
 
 NIGHT = dt.datetime(2026, 11, 22, 7, 30, tzinfo=dt.UTC)  # 23:30 in California
@@ -39,7 +40,7 @@ def test_only_spec_changes_and_deletions_call_for_a_solve(examples: Manifests) -
     assert state.observe("MODIFIED", bumped)
     assert state.observe("DELETED", bumped)
     assert not state.observe("DELETED", bumped)
-    assert state.counts() == {"AIFactory": 5, "EdgeFleet": 3, "MeshWorkload": 7}
+    assert state.counts() == {"AIFactory": 5, "EdgeFleet": 3, "MeshWorkload": 7, "MemberCluster": 0}
 
 
 def test_the_index_keeps_no_managed_fields(examples: Manifests) -> None:
@@ -89,7 +90,7 @@ def test_a_refused_object_gets_a_status_and_one_event(examples: Manifests) -> No
         written.append(pending)
         return {c.ref for c in pending if c.patch is not None}
 
-    loop = SolveLoop(state, Settings(identity="test"), write, now=lambda: NIGHT)
+    loop = SolveLoop(state, Settings(identity="test"), [StatusSink(write, state), Publisher()], now=lambda: NIGHT)
     loop.solve_once()
     ref = ObjectRef("MeshWorkload", workload["metadata"]["name"], workload["metadata"]["namespace"])
     [change] = [c for c in written[0] if c.ref == ref]
@@ -113,7 +114,7 @@ def test_a_burst_of_changes_costs_one_solve(examples: Manifests) -> None:
         return {c.ref for c in pending if c.patch is not None}
 
     settings = Settings(identity="test", debounce_quiet_s=0.3, debounce_max_s=5.0)
-    loop = SolveLoop(state, settings, write, now=lambda: NIGHT)
+    loop = SolveLoop(state, settings, [StatusSink(write, state), Publisher()], now=lambda: NIGHT)
     stop = threading.Event()
     thread = threading.Thread(target=loop.run, args=(stop,), kwargs={"poll_s": 0.05})
     thread.start()

@@ -1,0 +1,265 @@
+"""The delivery layer: one monitor, one applier and one worker per cluster.
+
+Created by :func:`controller.operator.main.run`; the solve loop calls it through
+:class:`controller.operator.sinks.DeliverySink` and reads :meth:`DeliveryLayer.observed`
+into each snapshot. Targets: ``local`` (the operator's own cluster, when it
+materialises Deployments) and every MemberCluster, plus every name a site gives in
+``spec.memberCluster`` (one that does not exist fails every probe with ``NotFound``, so
+its sites are reported unreachable, then lost).
+
+:meth:`DeliveryLayer.submit` hands each target the objects it should hold; its worker
+thread applies the latest of them as soon as the cluster answers, so a member that
+hangs delays only itself, and nothing is sent to (or deleted in) a cluster that does
+not answer. When a cluster answers again after an outage, or with a new kubeconfig,
+its applier forgets what it knew, lists what is ours there and deletes what the plan
+no longer puts there: the stale copies of work that was re-placed while it was away.
+The monitors call back ``on_replan`` when a cluster becomes lost or stops being lost
+(capacity changed) and ``on_observed`` when only what the statuses say changed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass
+
+import kubernetes
+
+from controller.api.resources import MemberCluster
+from controller.core.delivery import LOCAL, ClusterObjects, DeploymentKey, DeploymentObservation, Observed
+from controller.operator.delivery.applier import ApplyStats, ClusterApplier
+from controller.operator.delivery.monitor import ClusterMonitor
+
+log = logging.getLogger("meshplane.operator.delivery")
+
+
+@dataclass(frozen=True)
+class DeliverySettings:
+    """The delivery settings of :class:`controller.operator.settings.Settings`."""
+
+    hub: str
+    namespace: str  # where the kubeconfig Secrets are (the operator's own)
+    local: bool  # deliver local sites' work (materialise)
+    lost_after_s: float = 60.0
+    probe_every_s: float = 5.0
+    probe_timeout_s: float = 3.0
+    secret_refresh_s: float = 30.0
+    resync_every_s: float = 300.0
+    request_timeout_s: float = 10.0
+    max_concurrency: int = 8
+
+
+class _Worker:
+    """Applies the latest objects of one target whenever its cluster answers."""
+
+    def __init__(self, layer: DeliveryLayer, monitor: ClusterMonitor) -> None:
+        self._layer = layer
+        self.monitor = monitor
+        self._cond = threading.Condition()
+        self._pending: tuple[ClusterObjects, frozenset[str]] | None = None
+        self._applier: ClusterApplier | None = None
+        self._applier_for: tuple[int, dt.datetime | None] | None = None  # (client generation, reachable since)
+        self._stopped = False
+        self.last: ApplyStats | None = None
+        self.syncs = 0
+        self._thread = threading.Thread(target=self._run, name=f"deliver-{monitor.name}", daemon=True)
+        self._thread.start()
+
+    def submit(self, objects: ClusterObjects, namespaces: frozenset[str]) -> None:
+        with self._cond:
+            self._pending = (objects, namespaces)
+            self._cond.notify_all()
+
+    def poke(self) -> None:
+        with self._cond:
+            self._cond.notify_all()
+
+    def reset(self) -> None:
+        with self._cond:
+            if self._applier is not None:
+                self._applier.reset()
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopped = True
+            self._cond.notify_all()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._stopped and (self._pending is None or self.monitor.health.state != "Reachable"):
+                    self._cond.wait(timeout=1.0)
+                if self._stopped or self._pending is None:
+                    return
+                objects, namespaces = self._pending
+                self._pending = None
+            try:
+                self.last = self._sync(objects, namespaces)
+                self.syncs += 1
+            except Exception:
+                log.exception("delivery to %s failed; retried on the next plan", self.monitor.name)
+
+    def _sync(self, objects: ClusterObjects, namespaces: frozenset[str]) -> ApplyStats | None:
+        client = self.monitor.client()
+        if client is None:
+            return None
+        health = self.monitor.health
+        key = (self.monitor.generation, health.since)
+        if self._applier is None or self._applier_for is None or self._applier_for[0] != key[0]:
+            self._applier = self._layer.new_applier(self.monitor.name, client)
+        elif self._applier_for != key:
+            self._applier.reset()  # back after an outage: list what is there, delete what moved away
+        self._applier_for = key
+        stats = self._applier.sync(objects, namespaces)
+        self._layer.count(self.monitor.name, stats)
+        return stats
+
+
+class DeliveryLayer:
+    """See the module docstring."""
+
+    def __init__(
+        self,
+        local_client: kubernetes.client.ApiClient,
+        settings: DeliverySettings,
+        may_write: Callable[[], bool],
+        on_replan: Callable[[], None],
+        on_observed: Callable[[], None],
+        now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+        on_stats: Callable[[str, ApplyStats], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self._local_client = local_client
+        self._core = kubernetes.client.CoreV1Api(local_client)
+        self._may_write = may_write
+        self._on_replan = on_replan
+        self._on_observed = on_observed
+        self._on_stats = on_stats
+        self._now = now
+        self._lock = threading.Lock()
+        self._workers: dict[str, _Worker] = {}
+        if settings.local:
+            self._add(LOCAL, None)
+
+    # ----------------------------------------------------------------- targets
+
+    def _read_secret(self, name: str) -> dict[str, str]:
+        secret = self._core.read_namespaced_secret(name, self.settings.namespace,
+                                                   _request_timeout=self.settings.probe_timeout_s)
+        return {key: str(value) for key, value in (secret.data or {}).items()}
+
+    def _changed(self, lost_changed: bool) -> None:
+        if lost_changed:
+            self._on_replan()
+        else:
+            self._on_observed()
+        with self._lock:
+            workers = list(self._workers.values())
+        for worker in workers:
+            worker.poke()
+
+    def _add(self, name: str, cluster: MemberCluster | None) -> None:
+        s = self.settings
+        member = name != LOCAL
+        lost_after = float(cluster.spec.lost_after_seconds or s.lost_after_s) if cluster else s.lost_after_s
+        monitor = ClusterMonitor(
+            name, member=member, hub=s.hub, lost_after_s=lost_after, probe_every_s=s.probe_every_s,
+            probe_timeout_s=s.probe_timeout_s, on_change=self._changed,
+            secret_ref=cluster.spec.direct.kubeconfig_secret_ref if cluster else None,
+            read_secret=self._read_secret if member else None,
+            local_client=None if member else self._local_client, secret_refresh_s=s.secret_refresh_s, now=self._now,
+        )
+        self._workers[name] = _Worker(self, monitor)
+        monitor.start()
+        log.info("delivering to %s", name if member else "the operator's own cluster (local)")
+
+    def update(self, clusters: Sequence[MemberCluster], site_targets: Mapping[str, str]) -> None:
+        """Follow the mesh: a monitor for every MemberCluster and every name a site gives."""
+        by_name = {c.metadata.name: c for c in clusters}
+        wanted = set(by_name) | {t for t in site_targets.values() if t != LOCAL}
+        with self._lock:
+            for name in sorted(set(self._workers) - wanted - {LOCAL}):
+                worker = self._workers.pop(name)
+                worker.monitor.stop()
+                worker.stop()
+                log.info("no longer delivering to %s", name)
+            for name in sorted(wanted):
+                cluster = by_name.get(name)
+                if name not in self._workers:
+                    self._add(name, cluster)
+                    continue
+                lost_after = self.settings.lost_after_s
+                if cluster is not None and cluster.spec.lost_after_seconds:
+                    lost_after = float(cluster.spec.lost_after_seconds)
+                ref = cluster.spec.direct.kubeconfig_secret_ref if cluster else None
+                self._workers[name].monitor.configure(ref, lost_after)
+
+    def new_applier(self, name: str, client: kubernetes.client.ApiClient) -> ClusterApplier:
+        s = self.settings
+        return ClusterApplier(
+            client, name, hub=None if name == LOCAL else s.hub, may_write=self._may_write,
+            request_timeout_s=s.request_timeout_s if name == LOCAL else max(s.probe_timeout_s, 5.0),
+            max_concurrency=s.max_concurrency, resync_every_s=s.resync_every_s,
+        )
+
+    def count(self, name: str, stats: ApplyStats) -> None:
+        if self._on_stats is not None:
+            self._on_stats(name, stats)
+
+    # ----------------------------------------------------------------- reads and writes
+
+    def observed(self) -> Observed:
+        """What every cluster reports now (for the next snapshot)."""
+        with self._lock:
+            workers = dict(self._workers)
+        clusters = {}
+        deployments: dict[DeploymentKey, DeploymentObservation] = {}
+        read = set()
+        for name, worker in workers.items():
+            health, found, was_read = worker.monitor.snapshot()
+            if name != LOCAL:
+                clusters[name] = health
+            if was_read:
+                read.add(name)
+                for (namespace, deployment), observation in found.items():
+                    deployments[(name, namespace, deployment)] = observation
+        return Observed(clusters=clusters, deployments=deployments, read=frozenset(read),
+                        delivering=frozenset(workers))
+
+    def submit(self, desired: Mapping[str, ClusterObjects], namespaces: Collection[str]) -> None:
+        """Each target's worker applies what it should hold (every target gets an entry,
+        empty when it should hold nothing)."""
+        with self._lock:
+            workers = dict(self._workers)
+        frozen = frozenset(namespaces)
+        for name, worker in workers.items():
+            worker.submit(desired.get(name, ClusterObjects()), frozen)
+
+    def reset(self) -> None:
+        """Trust nothing cached (a new leader): every applier lists again."""
+        with self._lock:
+            workers = list(self._workers.values())
+        for worker in workers:
+            worker.reset()
+
+    def stop(self) -> None:
+        with self._lock:
+            workers = list(self._workers.values())
+            self._workers.clear()
+        for worker in workers:
+            worker.monitor.stop()
+            worker.stop()
+
+    def targets(self) -> list[str]:
+        with self._lock:
+            return sorted(self._workers)
+
+    def sync_counts(self) -> dict[str, int]:
+        """Syncs done per target (for tests and logs)."""
+        with self._lock:
+            return {name: worker.syncs for name, worker in self._workers.items()}
+
+
+__all__ = ["DeliveryLayer", "DeliverySettings"]

@@ -1,0 +1,177 @@
+"""What the solve loop does with a plan: one small protocol, one sink per concern.
+
+The loop (:mod:`controller.operator.loop`) plans and hands a :class:`Solved` to each
+:class:`Sink` in order; :func:`controller.operator.main.run` chooses them:
+
+- :class:`StatusSink` writes the status patches and Events (leader only) and records
+  what was written in the state, so the next diff is against what the server holds;
+- :class:`DeliverySink` tells the delivery layer which clusters exist and what each
+  should hold (leader only for the writes; every replica monitors);
+- :class:`MetricsSink` feeds Prometheus;
+- :class:`Publisher` keeps the last outcome for the HTTP API (it is the API's
+  ``MeshSource``).
+
+A sink never raises into the loop for a failed request; each says what failed in its
+own logs and metrics.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+from controller.core.changes import Change, ObjectRef, apply_merge_patch
+from controller.core.delivery import CONDITION_AVAILABLE, desired_objects
+from controller.core.reconcile import Outcome, Snapshot
+from controller.http.source import Published
+from controller.operator.delivery.layer import DeliveryLayer
+from controller.operator.metrics import OperatorMetrics
+from controller.operator.state import MeshState, Refused
+from placement.problem import SolverConfig
+
+log = logging.getLogger("meshplane.operator.loop")
+
+SolveMode = Literal["cold", "warm", "refresh"]
+
+
+@dataclass(frozen=True)
+class SolveReport:
+    """What one solve did (published with the outcome; for logs, metrics and tests).
+    A ``refresh`` re-computed statuses from the last plan (what the clusters said
+    changed) without planning."""
+
+    at: dt.datetime
+    warm: bool
+    solve_ms: float
+    changes: int
+    status_patches: int
+    events: int
+    mode: SolveMode = "cold"
+
+
+@dataclass
+class Solved:
+    """One plan (or refresh) and its changes, passed from sink to sink."""
+
+    snapshot: Snapshot
+    outcome: Outcome
+    changes: list[Change]
+    refused: list[tuple[ObjectRef, Refused]]
+    leading: bool
+    mode: SolveMode
+    at: dt.datetime
+    config: SolverConfig
+    version: int
+    report: SolveReport
+    written: set[ObjectRef] = field(default_factory=set)  # filled by the StatusSink
+
+
+class Sink(Protocol):
+    """A consumer of each plan, called by the loop in order."""
+
+    def accept(self, solved: Solved) -> None: ...
+
+
+class StatusSink:
+    """Writes the changes (leader only) through ``write`` (the status writer, which
+    returns the objects whose status it wrote) and records what the server now holds."""
+
+    def __init__(self, write: Callable[[list[Change]], set[ObjectRef]], state: MeshState) -> None:
+        self._write = write
+        self._state = state
+
+    def accept(self, solved: Solved) -> None:
+        if solved.leading:
+            solved.written |= self._write(solved.changes)
+        self._state.record_statuses(solved.outcome, solved.written)
+        refused = dict(solved.refused)
+        for change in solved.changes:
+            held = refused.get(change.ref)
+            if held is not None and change.ref in solved.written and change.patch:
+                self._state.record_refused_status(change.ref, apply_merge_patch(held.status or {}, change.patch["status"]))
+
+
+class DeliverySink:
+    """The plan's Deployments to the clusters that run them (see the delivery layer)."""
+
+    def __init__(self, layer: DeliveryLayer, state: MeshState) -> None:
+        self._layer = layer
+        self._state = state
+
+    def accept(self, solved: Solved) -> None:
+        snapshot = solved.snapshot
+        targets = snapshot.site_targets()
+        self._layer.update(snapshot.clusters, targets)
+        if not solved.leading:
+            return
+        uids = self._state.uids()
+        workloads = [(w, solved.outcome.workloads[w.key], uids.get(ObjectRef.of(w), "")) for w in snapshot.workloads]
+        delivered = set(self._layer.targets())  # local only when the operator materialises
+        desired = desired_objects(workloads, targets, self._layer.settings.hub, targets=delivered)
+        namespaces = {w.metadata.namespace or "default" for w in snapshot.workloads}
+        self._layer.submit({t: objects for t, objects in desired.items() if t in delivered}, namespaces)
+
+
+class MetricsSink:
+    """Prometheus: solve figures, apply-to-placed and placed-to-available times."""
+
+    def __init__(self, metrics: OperatorMetrics, state: MeshState) -> None:
+        self._metrics = metrics
+        self._state = state
+        self._placed_at: dict[ObjectRef, float] = {}  # workloads Placed, not yet Available
+
+    def accept(self, solved: Solved) -> None:
+        now = time.monotonic()
+        for workload in solved.snapshot.workloads:
+            ref = ObjectRef.of(workload)
+            status = solved.outcome.workloads.get(workload.key)
+            if status is None or ref not in solved.written:
+                continue
+            if status.phase == "Placed":
+                changed_at = self._state.take_spec_changed_at(ref, workload.metadata.generation)
+                if changed_at is not None:
+                    self._metrics.apply_to_placed.observe(now - changed_at)
+            available = next((c for c in status.conditions if c.type == CONDITION_AVAILABLE), None)
+            if available is None or status.phase != "Placed":
+                self._placed_at.pop(ref, None)
+            elif available.status == "True":
+                started = self._placed_at.pop(ref, None)
+                if started is not None:
+                    self._metrics.placed_to_available.observe(now - started)
+            else:
+                self._placed_at.setdefault(ref, now)
+        self._metrics.observe_clusters(solved.snapshot.observed)
+        if solved.mode != "refresh":
+            self._metrics.observe_solve(solved.report, solved.outcome)
+
+
+class Publisher:
+    """The last outcome, for the HTTP API (``controller.http.source.MeshSource``)."""
+
+    def __init__(self) -> None:
+        self.published: Published | None = None  # replaced whole, never mutated
+
+    def current(self) -> Published | None:
+        return self.published
+
+    def accept(self, solved: Solved) -> None:
+        self.published = Published(
+            version=solved.version, snapshot=solved.snapshot, outcome=solved.outcome, at=solved.at,
+            solve_ms=solved.report.solve_ms, warm=solved.report.warm, config=solved.config,
+        )
+
+
+__all__ = [
+    "DeliverySink",
+    "MetricsSink",
+    "Publisher",
+    "Sink",
+    "SolveMode",
+    "SolveReport",
+    "Solved",
+    "StatusSink",
+]
