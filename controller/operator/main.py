@@ -38,13 +38,15 @@ from controller.api.resources import GROUP, KINDS, VERSION
 from controller.core.changes import Change, ObjectRef
 from controller.http.app import create_app
 from controller.http.server import BackgroundServer
+from controller.operator.connection import api_client, kopf_login
+from controller.operator.delivery.layer import DeliveryLayer, DeliverySettings
 from controller.operator.lease import LeaderElector, LeaseConfig
 from controller.operator.loop import SolveLoop
-from controller.operator.materialiser import Materialiser
 from controller.operator.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from controller.operator.metrics import OperatorMetrics
 from controller.operator.reviews import ReviewAuthorizer
 from controller.operator.settings import Settings, SettingsError
+from controller.operator.sinks import DeliverySink, MetricsSink, Publisher, Sink, StatusSink
 from controller.operator.state import MeshState
 from controller.operator.writer import StatusWriter
 
@@ -75,18 +77,11 @@ def build_registry(state: MeshState, loop: SolveLoop, settings: Settings) -> kop
         settings.networking.connect_timeout = this.request_timeout_s
 
     @kopf.on.login(registry=registry)
-    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
-        return kopf.login_via_client(**kwargs)
+    def login(settings: kopf.OperatorSettings, **_: Any) -> kopf.ConnectionInfo:
+        # the same credentials as every other client of the process (MESHPLANE_KUBECONFIG)
+        return kopf_login(this, trust_env=settings.networking.trust_env)
 
     return registry
-
-
-def api_client(settings: Settings) -> Any:
-    """A kubernetes client from the kubeconfig in the settings, else in-cluster."""
-    if settings.kubeconfig:
-        return kubernetes.config.new_client_from_config(config_file=settings.kubeconfig)
-    kubernetes.config.load_incluster_config()
-    return kubernetes.client.ApiClient()
 
 
 def list_all(state: MeshState, api: Any, settings: Settings) -> bool:
@@ -188,18 +183,30 @@ def run(settings: Settings, stop: threading.Event) -> None:
     )
 
     metrics = OperatorMetrics()
-
+    loop_ref: list[SolveLoop] = []  # the layer calls back into the loop built after it
+    delivery = DeliveryLayer(
+        client,
+        DeliverySettings(
+            hub=settings.hub_name, namespace=settings.namespace, local=settings.materialise == "true",
+            lost_after_s=settings.lost_after_s, probe_every_s=settings.probe_every_s,
+            probe_timeout_s=settings.probe_timeout_s, secret_refresh_s=settings.secret_refresh_s,
+            resync_every_s=settings.delivery_resync_every_s, request_timeout_s=settings.request_timeout_s,
+        ),
+        may_write=elector.is_leader,
+        on_replan=lambda: loop_ref[0].mark_dirty() if loop_ref else None,
+        on_observed=lambda: loop_ref[0].mark_observed() if loop_ref else None,
+        now=settings.clock(),
+        on_stats=metrics.observe_delivery,
+    )
     def write(pending: list[Change]) -> set[ObjectRef]:
         stats = writer.write(pending, uids=state.uids())
         metrics.observe_writes(stats)
         return stats.written
 
-    materialiser = (
-        Materialiser(client, may_write=elector.is_leader, request_timeout_s=settings.request_timeout_s)
-        if settings.materialise == "true" else None
-    )
-    loop = SolveLoop(state, settings, write, is_leader=elector.is_leader, now=settings.clock(),
-                     materialiser=materialiser, metrics=metrics)
+    sinks: list[Sink] = [StatusSink(write, state), DeliverySink(delivery, state), MetricsSink(metrics, state), Publisher()]
+    loop = SolveLoop(state, settings, sinks, is_leader=elector.is_leader, now=settings.clock(),
+                     observe=delivery.observed, on_lead=delivery.reset)
+    loop_ref.append(loop)
     kopf_ready = threading.Event()
     registry = build_registry(state, loop, settings)
 
@@ -246,6 +253,7 @@ def run(settings: Settings, stop: threading.Event) -> None:
         if kopf_ready.is_set() and (loop.solves > 0 or not elector.is_leader()):
             ready.set()
     server.shutdown()
+    delivery.stop()
     if api_server is not None:
         api_server.stop()
     for thread in threads:
