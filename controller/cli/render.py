@@ -114,9 +114,9 @@ def workload_table(manifests: Manifests, outcome: Outcome) -> Table:
 
 def site_table(manifests: Manifests, outcome: Outcome) -> Table:
     table = Table(title="Sites", header_style="bold")
-    for name in ("Site", "Kind", "Firm MW used/free", "Flexible MW used/free", "Devices used/free", "Workloads",
-                 "Tokens/J", "Conditions"):
-        table.add_column(name, justify="left" if name in ("Site", "Kind", "Conditions") else "right")
+    for name in ("Site", "Kind", "Delivered to", "Firm MW used/free", "Flexible MW used/free", "Devices used/free",
+                 "Workloads", "Tokens/J", "Conditions"):
+        table.add_column(name, justify="left" if name in ("Site", "Kind", "Delivered to", "Conditions") else "right")
     rows: list[tuple[AIFactory | EdgeFleet, Any]] = [(f, outcome.factories[f.metadata.name]) for f in manifests.factories]
     rows += [(f, outcome.fleets[f.metadata.name]) for f in manifests.fleets]
     for site, status in rows:
@@ -128,7 +128,7 @@ def site_table(manifests: Manifests, outcome: Outcome) -> Table:
         if ready is not None and ready.status != "True" and ready.reason not in flags:
             flags.append(ready.reason)
         table.add_row(
-            site.metadata.name, site.kind,
+            site.metadata.name, site.kind, site.spec.member_cluster or "local",
             f"{_fmt(power.firm_allocated_mw)} / {_fmt(power.firm_available_mw)}" if power else "-",
             f"{_fmt(power.flexible_allocated_mw)} / {_fmt(power.flexible_available_mw)}" if power else "-",
             f"{used:,} / {free:,}", str(status.workload_count), _fmt(status.tokens_per_joule, 3),

@@ -5,7 +5,9 @@
 // binaries.
 //
 // It generates its own CA, serving certificate, admin client certificate
-// (CN=meshplane-admin, O=system:masters) and service-account signing key, enforces
+// (CN=meshplane-admin, O=system:masters) and service-account signing key (or reuses
+// those of an earlier start on the same --data-dir, so that a restart on the same
+// --apiserver-port keeps every kubeconfig and ServiceAccount token valid), enforces
 // RBAC, writes an admin kubeconfig, waits until /readyz answers 200 and then prints
 //
 //	MESHPLANE-CONTROLPLANE READY server=https://127.0.0.1:PORT kubeconfig=PATH
@@ -167,9 +169,21 @@ func run() int {
 	}
 	o.apiserverPort, o.etcdPort, o.etcdPeerPort = ports[0], ports[1], ports[2]
 
-	pki, err := generatePKI(filepath.Join(o.dataDir, "pki"), o.user, o.serviceCIDR)
-	if err != nil {
-		return fail("generate certificates: %v", err)
+	// A restart on the same data directory keeps the CA, the certificates and the
+	// service-account key: kubeconfigs (CA data) and ServiceAccount tokens (signed by
+	// sa.key) minted before the restart stay valid, as they would across a restart of
+	// a real cluster's API server.
+	pkiDir := filepath.Join(o.dataDir, "pki")
+	pki, err := loadPKI(pkiDir, o.user, o.serviceCIDR, time.Now())
+	if err == nil {
+		fmt.Fprintf(os.Stderr, "meshplane-test-controlplane: reusing the CA, certificates and keys of %s\n", pkiDir)
+	} else {
+		if !errors.Is(err, errNoPKI) {
+			fmt.Fprintf(os.Stderr, "meshplane-test-controlplane: not reusing %s (%v): generating new certificates and keys\n", pkiDir, err)
+		}
+		if pki, err = generatePKI(pkiDir, o.user, o.serviceCIDR); err != nil {
+			return fail("generate certificates: %v", err)
+		}
 	}
 
 	start := time.Now()
@@ -385,17 +399,19 @@ func startEtcd(dir string, clientPort, peerPort int) (*embed.Etcd, error) {
 }
 
 type pkiFiles struct {
-	caCert, caKey           string
-	servingCert, servingKey string
-	adminCert, adminKey     string
-	saKey                   string
-	caPEM                   []byte
-	adminCertPEM            []byte
-	adminKeyPEM             []byte
-	schedulerCertPEM        []byte
-	schedulerKeyPEM         []byte
-	kwokCertPEM             []byte
-	kwokKeyPEM              []byte
+	caCert, caKey               string
+	servingCert, servingKey     string
+	adminCert, adminKey         string
+	schedulerCert, schedulerKey string
+	kwokCert, kwokKey           string
+	saKey                       string
+	caPEM                       []byte
+	adminCertPEM                []byte
+	adminKeyPEM                 []byte
+	schedulerCertPEM            []byte
+	schedulerKeyPEM             []byte
+	kwokCertPEM                 []byte
+	kwokKeyPEM                  []byte
 }
 
 const (
@@ -409,16 +425,35 @@ const (
 	kwokUser = "meshplane-kwok"
 )
 
+// pkiPaths names the files of the PKI in dir.
+func pkiPaths(dir string) *pkiFiles {
+	return &pkiFiles{
+		caCert: filepath.Join(dir, "ca.crt"), caKey: filepath.Join(dir, "ca.key"),
+		servingCert: filepath.Join(dir, "apiserver.crt"), servingKey: filepath.Join(dir, "apiserver.key"),
+		adminCert: filepath.Join(dir, "admin.crt"), adminKey: filepath.Join(dir, "admin.key"),
+		schedulerCert: filepath.Join(dir, "scheduler.crt"), schedulerKey: filepath.Join(dir, "scheduler.key"),
+		kwokCert: filepath.Join(dir, "kwok.crt"), kwokKey: filepath.Join(dir, "kwok.key"),
+		saKey: filepath.Join(dir, "sa.key"),
+	}
+}
+
+// serviceIP is the first address of the service range: the "kubernetes" service's IP.
+func serviceIP(serviceCIDR string) (net.IP, error) {
+	_, cidr, err := net.ParseCIDR(serviceCIDR)
+	if err != nil {
+		return nil, fmt.Errorf("service-cluster-ip-range: %w", err)
+	}
+	svcIP := make(net.IP, len(cidr.IP))
+	copy(svcIP, cidr.IP)
+	svcIP[len(svcIP)-1]++
+	return svcIP, nil
+}
+
 func generatePKI(dir, adminUser, serviceCIDR string) (*pkiFiles, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	p := &pkiFiles{
-		caCert: filepath.Join(dir, "ca.crt"), caKey: filepath.Join(dir, "ca.key"),
-		servingCert: filepath.Join(dir, "apiserver.crt"), servingKey: filepath.Join(dir, "apiserver.key"),
-		adminCert: filepath.Join(dir, "admin.crt"), adminKey: filepath.Join(dir, "admin.key"),
-		saKey: filepath.Join(dir, "sa.key"),
-	}
+	p := pkiPaths(dir)
 	now := time.Now().Add(-time.Hour)
 	notAfter := now.Add(365 * 24 * time.Hour)
 
@@ -451,14 +486,10 @@ func generatePKI(dir, adminUser, serviceCIDR string) (*pkiFiles, error) {
 		return nil, err
 	}
 
-	// The first address of the service range is the "kubernetes" service's IP.
-	_, cidr, err := net.ParseCIDR(serviceCIDR)
+	svcIP, err := serviceIP(serviceCIDR)
 	if err != nil {
-		return nil, fmt.Errorf("service-cluster-ip-range: %w", err)
+		return nil, err
 	}
-	svcIP := make(net.IP, len(cidr.IP))
-	copy(svcIP, cidr.IP)
-	svcIP[len(svcIP)-1]++
 
 	servingTmpl := &x509.Certificate{
 		SerialNumber: serial(),
@@ -496,12 +527,12 @@ func generatePKI(dir, adminUser, serviceCIDR string) (*pkiFiles, error) {
 			ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 		}
 	}
-	if p.schedulerCertPEM, p.schedulerKeyPEM, err = issue(filepath.Join(dir, "scheduler.crt"),
-		filepath.Join(dir, "scheduler.key"), clientTmpl(schedulerUser), ca, caKey); err != nil {
+	if p.schedulerCertPEM, p.schedulerKeyPEM, err = issue(p.schedulerCert, p.schedulerKey,
+		clientTmpl(schedulerUser), ca, caKey); err != nil {
 		return nil, err
 	}
-	if p.kwokCertPEM, p.kwokKeyPEM, err = issue(filepath.Join(dir, "kwok.crt"),
-		filepath.Join(dir, "kwok.key"), clientTmpl(kwokUser, "system:masters"), ca, caKey); err != nil {
+	if p.kwokCertPEM, p.kwokKeyPEM, err = issue(p.kwokCert, p.kwokKey,
+		clientTmpl(kwokUser, "system:masters"), ca, caKey); err != nil {
 		return nil, err
 	}
 
@@ -513,6 +544,177 @@ func generatePKI(dir, adminUser, serviceCIDR string) (*pkiFiles, error) {
 		return nil, err
 	}
 	return p, nil
+}
+
+// errNoPKI: the data directory has no PKI yet (a first start).
+var errNoPKI = errors.New("no certificates yet")
+
+// pkiMinValidity is how long reused certificates must stay valid (they are made for a
+// year; a data directory older than that gets a new PKI).
+const pkiMinValidity = 24 * time.Hour
+
+// loadPKI returns the PKI an earlier start wrote to dir, if every file is there and
+// fits this start: each certificate parses, is signed by the CA, is valid from now for
+// pkiMinValidity at least and matches its key; the serving certificate covers
+// 127.0.0.1 and the service IP of serviceCIDR; the admin, scheduler and KWOK client
+// certificates carry the identities this start uses; sa.key is an RSA key. Otherwise
+// it says why (errNoPKI when no file exists at all) and nothing is reused: generatePKI
+// then replaces every file, so a half-written or mismatched PKI is never mixed in.
+func loadPKI(dir, adminUser, serviceCIDR string, now time.Time) (*pkiFiles, error) {
+	p := pkiPaths(dir)
+	all := []string{p.caCert, p.caKey, p.servingCert, p.servingKey, p.adminCert, p.adminKey,
+		p.schedulerCert, p.schedulerKey, p.kwokCert, p.kwokKey, p.saKey}
+	var missing []string
+	for _, path := range all {
+		if _, err := os.Stat(path); err != nil {
+			if !errors.Is(err, os.ErrNotExist) {
+				return nil, err
+			}
+			missing = append(missing, filepath.Base(path))
+		}
+	}
+	if len(missing) == len(all) {
+		return nil, errNoPKI
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("missing %s", strings.Join(missing, ", "))
+	}
+
+	ca, caPEM, err := loadCertAndKey(p.caCert, p.caKey, now)
+	if err != nil {
+		return nil, err
+	}
+	if !ca.IsCA || ca.KeyUsage&x509.KeyUsageCertSign == 0 {
+		return nil, fmt.Errorf("%s is not a CA certificate", p.caCert)
+	}
+	p.caPEM = caPEM.cert
+	leaf := func(certPath, keyPath string, usage x509.ExtKeyUsage) (*x509.Certificate, *pemPair, error) {
+		c, pems, err := loadCertAndKey(certPath, keyPath, now)
+		if err != nil {
+			return nil, nil, err
+		}
+		if err := c.CheckSignatureFrom(ca); err != nil {
+			return nil, nil, fmt.Errorf("%s is not signed by %s: %w", certPath, p.caCert, err)
+		}
+		usable := false
+		for _, u := range c.ExtKeyUsage {
+			usable = usable || u == usage
+		}
+		if !usable {
+			return nil, nil, fmt.Errorf("%s lacks the extended key usage it needs", certPath)
+		}
+		return c, pems, nil
+	}
+
+	serving, _, err := leaf(p.servingCert, p.servingKey, x509.ExtKeyUsageServerAuth)
+	if err != nil {
+		return nil, err
+	}
+	svcIP, err := serviceIP(serviceCIDR)
+	if err != nil {
+		return nil, err
+	}
+	for _, ip := range []string{"127.0.0.1", svcIP.String()} {
+		if err := serving.VerifyHostname(ip); err != nil {
+			return nil, fmt.Errorf("%s: %w", p.servingCert, err)
+		}
+	}
+
+	client := func(certPath, keyPath, cn string, groups ...string) (*pemPair, error) {
+		c, pems, err := leaf(certPath, keyPath, x509.ExtKeyUsageClientAuth)
+		if err != nil {
+			return nil, err
+		}
+		subject := c.Subject
+		if subject.CommonName != cn || strings.Join(subject.Organization, ",") != strings.Join(groups, ",") {
+			return nil, fmt.Errorf("%s is for CN=%s O=%v, not CN=%s O=%v", certPath,
+				subject.CommonName, subject.Organization, cn, groups)
+		}
+		return pems, nil
+	}
+	admin, err := client(p.adminCert, p.adminKey, adminUser, "system:masters")
+	if err != nil {
+		return nil, err
+	}
+	p.adminCertPEM, p.adminKeyPEM = admin.cert, admin.key
+	sched, err := client(p.schedulerCert, p.schedulerKey, schedulerUser)
+	if err != nil {
+		return nil, err
+	}
+	p.schedulerCertPEM, p.schedulerKeyPEM = sched.cert, sched.key
+	kwok, err := client(p.kwokCert, p.kwokKey, kwokUser, "system:masters")
+	if err != nil {
+		return nil, err
+	}
+	p.kwokCertPEM, p.kwokKeyPEM = kwok.cert, kwok.key
+
+	saPEM, err := os.ReadFile(p.saKey)
+	if err != nil {
+		return nil, err
+	}
+	saKey, err := parseKey(saPEM)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", p.saKey, err)
+	}
+	if _, ok := saKey.(*rsa.PrivateKey); !ok {
+		return nil, fmt.Errorf("%s is not an RSA key", p.saKey)
+	}
+	return p, nil
+}
+
+type pemPair struct {
+	cert, key []byte
+}
+
+// loadCertAndKey reads a PEM certificate and its PKCS#8 key, and checks that they
+// belong together and that the certificate is valid from now for pkiMinValidity.
+func loadCertAndKey(certPath, keyPath string, now time.Time) (*x509.Certificate, *pemPair, error) {
+	certPEM, err := os.ReadFile(certPath)
+	if err != nil {
+		return nil, nil, err
+	}
+	keyPEM, err := os.ReadFile(keyPath)
+	if err != nil {
+		return nil, nil, err
+	}
+	block, _ := pem.Decode(certPEM)
+	if block == nil || block.Type != "CERTIFICATE" {
+		return nil, nil, fmt.Errorf("%s holds no PEM certificate", certPath)
+	}
+	cert, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", certPath, err)
+	}
+	if now.Before(cert.NotBefore) || now.Add(pkiMinValidity).After(cert.NotAfter) {
+		return nil, nil, fmt.Errorf("%s is valid from %s to %s only", certPath,
+			cert.NotBefore.UTC().Format(time.RFC3339), cert.NotAfter.UTC().Format(time.RFC3339))
+	}
+	key, err := parseKey(keyPEM)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", keyPath, err)
+	}
+	pub, ok := key.Public().(interface{ Equal(crypto.PublicKey) bool })
+	if !ok || !pub.Equal(cert.PublicKey) {
+		return nil, nil, fmt.Errorf("%s is not the key of %s", keyPath, certPath)
+	}
+	return cert, &pemPair{cert: certPEM, key: keyPEM}, nil
+}
+
+// parseKey reads a PEM "PRIVATE KEY" (PKCS#8), as writeKey and issue write them.
+func parseKey(keyPEM []byte) (crypto.Signer, error) {
+	block, _ := pem.Decode(keyPEM)
+	if block == nil || block.Type != "PRIVATE KEY" {
+		return nil, errors.New("no PEM private key (PKCS#8)")
+	}
+	key, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+	if err != nil {
+		return nil, err
+	}
+	signer, ok := key.(crypto.Signer)
+	if !ok {
+		return nil, fmt.Errorf("unsupported key type %T", key)
+	}
+	return signer, nil
 }
 
 func issue(certPath, keyPath string, tmpl, ca *x509.Certificate, caKey crypto.Signer) (certPEM, keyPEM []byte, err error) {

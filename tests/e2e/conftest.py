@@ -55,6 +55,7 @@ from tests.e2e.e2e_support import (
     unique_name,
     yaml_files,
 )
+from tests.e2e.member_support import MemberCluster, started_members
 from tests.e2e.operator_support import fresh_operator, operator_env  # noqa: F401  (fixtures)
 
 # --------------------------------------------------------------------------- marking
@@ -322,3 +323,29 @@ def scratch_namespace(kubectl: Kubectl) -> Iterator[str]:
     kubectl("create", "namespace", name)
     yield name
     kubectl("delete", "namespace", name, "--ignore-not-found", "--wait=false", check=False)
+
+
+# --------------------------------------------------------------------------- member clusters
+
+
+@pytest.fixture(scope="session")
+def member_clusters(
+    request: pytest.FixtureRequest, kubectl_binary: tuple[str, str]
+) -> Iterator[dict[str, MemberCluster]]:
+    """Two member clusters for the delivery tests, ``{"member-a": ..., "member-b": ...}``
+    (tests/e2e/member_support.py): each its own control plane process (API server,
+    etcd, Deployment/ReplicaSet/namespace/GC/node-lifecycle controllers, scheduler,
+    KWOK) with one KWOK Node per site (``member.sites``: ``<name>-site-1``,
+    ``<name>-site-2``). Started only when a test asks for them (both in parallel),
+    stopped at the end of the session. They are shared: a test that freezes or kills
+    one does it in ``member.frozen()`` / ``member.down()``, which restore it.
+
+    Built from tests/controlplane even when ``MESHPLANE_E2E_KUBECONFIG`` names the hub.
+    """
+    if shutil.which("go") is None:
+        pytest.fail("the member clusters are built from tests/controlplane with Go (>= 1.26), and 'go' is "
+                    "not on PATH: MESHPLANE_E2E_KUBECONFIG gives only the hub (see docs/e2e.md, "
+                    "\"Member clusters\")", pytrace=False)
+    binary = build_controlplane(request.config)
+    with started_members(request.config, binary, kubectl_binary[0]) as members:
+        yield members
