@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from controller.api.models.base import to_api_name
 
 SiteKind = Literal["AIFactory", "EdgeFleet"]
+ClusterState = Literal["Unknown", "Reachable", "Unreachable", "Lost"]
 
 
 class ApiView(BaseModel):
@@ -82,6 +83,30 @@ class SiteView(ApiView):
     tokens_per_second: float
     workload_count: int
     conditions: list[ConditionView]
+    cluster: str = Field(
+        default="local",
+        description="Where the site's work is delivered: local (the operator's own cluster) or the name of "
+        "the MemberCluster of its spec.memberCluster.",
+    )
+
+
+class ClusterView(ApiView):
+    """A member cluster (a MemberCluster, or a name some site's spec.memberCluster gives) and
+    whether it answers, as the operator last saw it."""
+
+    name: str
+    state: ClusterState = Field(
+        description="Unknown until probed; Unreachable from the first failure; Lost once unreachable for its "
+        "lostAfterSeconds (its sites then have no capacity)."
+    )
+    reason: str = Field(description="Reason of its Reachable condition (Reachable, Unreachable, Lost, ...).")
+    message: str = Field(default="", description="Its Reachable condition's message, or the first error of the outage.")
+    since: str | None = Field(default=None, description="When the state began (RFC 3339), if known.")
+    last_seen: str | None = Field(default=None, description="The last time the cluster answered (RFC 3339), if ever.")
+    sites: list[str] = Field(default_factory=list, description="Sites whose work this cluster runs, sorted.")
+    defined: bool = Field(
+        default=True, description="False when sites name this cluster but no MemberCluster of that name exists."
+    )
 
 
 class LinkView(ApiView):
@@ -98,6 +123,11 @@ class MeshView(ApiView):
     sites: list[SiteView]
     links: list[LinkView]
     user_regions: list[str] = Field(description="Regions the workloads' users are in, sorted.")
+    clusters: list[ClusterView] = Field(
+        default_factory=list,
+        description="The member clusters (local, the operator's own cluster, is not listed: sites with "
+        "cluster local are delivered there).",
+    )
 
 
 class AssignmentView(ApiView):
@@ -108,6 +138,15 @@ class AssignmentView(ApiView):
     power_mw: float
     tokens_per_second: float
     latency_ms: float | None
+    cluster: str | None = Field(
+        default=None, description="Where its Deployment runs: local or a MemberCluster; null when not delivered."
+    )
+    replicas: int | None = Field(default=None, description="Replicas of its Deployment; null when not delivered.")
+    ready_replicas: int | None = Field(default=None, description="Ready replicas, as its cluster reports.")
+    available_replicas: int | None = Field(default=None, description="Available replicas, as its cluster reports.")
+    delivery_message: str | None = Field(
+        default=None, description="Why it is not available yet (the cluster's words, or that it is unreachable)."
+    )
 
 
 class UserView(ApiView):
@@ -130,6 +169,14 @@ class WorkloadView(ApiView):
     tokens_per_second: float
     latency_ms: float | None
     users: list[UserView]
+    ready: str | None = Field(
+        default=None, description="Ready over desired replicas across every cluster, e.g. 3/4; null when not delivered."
+    )
+    available: ConditionView | None = Field(
+        default=None,
+        description="The Available condition (reasons Delivering, Progressing, Available, Degraded, "
+        "ClusterUnreachable, NotPlaced); null when the workload is not delivered.",
+    )
 
 
 class CandidateView(ApiView):

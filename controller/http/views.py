@@ -19,10 +19,12 @@ from controller.api.models import Condition, SiteStatus
 from controller.api.resources import AIFactory, EdgeFleet, MeshWorkload
 from controller.core.conditions import timestamp
 from controller.core.convert import fleet_site, to_mesh
+from controller.core.delivery import CONDITION_AVAILABLE, CONDITION_REACHABLE, LOCAL, target_of
 from controller.core.reconcile import Outcome, Snapshot
 from controller.http.models import (
     AssignmentView,
     CandidateView,
+    ClusterView,
     ConditionView,
     ExplanationView,
     LinkView,
@@ -95,6 +97,7 @@ def site_view(site: AIFactory | EdgeFleet, status: SiteStatus | None, usage: Sit
         tokens_per_second=status.tokens_per_second if status is not None else 0.0,
         workload_count=status.workload_count if status is not None else 0,
         conditions=_conditions(status.conditions if status is not None else []),
+        cluster=target_of(site),
     )
 
 
@@ -118,7 +121,37 @@ def mesh_view(published: Published) -> MeshView:
     ]
     regions = sorted({u.region for w in snapshot.workloads if w.spec.latency for u in w.spec.latency.users})
     return MeshView(version=published.version, at=timestamp(published.at),
-                    sites=site_views(snapshot, published.outcome), links=links, user_regions=regions)
+                    sites=site_views(snapshot, published.outcome), links=links, user_regions=regions,
+                    clusters=cluster_views(snapshot, published.outcome))
+
+
+def _time(at: dt.datetime | None) -> str | None:
+    return None if at is None else timestamp(at)
+
+
+def cluster_views(snapshot: Snapshot, outcome: Outcome) -> list[ClusterView]:
+    """Every member cluster: the MemberClusters in the snapshot's order, then the names
+    sites give in ``spec.memberCluster`` without a MemberCluster (sorted). Health is what
+    the snapshot observed; the message is the status's Reachable condition's when it has one."""
+    served: dict[str, list[str]] = {}
+    for site, target in snapshot.site_targets().items():
+        if target != LOCAL:
+            served.setdefault(target, []).append(site)
+    defined = [c.metadata.name for c in snapshot.clusters]
+    names = [*defined, *sorted(set(served) - set(defined))]
+    views = []
+    for name in dict.fromkeys(names):
+        health = snapshot.observed.health(name)
+        status = outcome.clusters.get(name)
+        reachable = next((c for c in status.conditions if c.type == CONDITION_REACHABLE), None) if status else None
+        views.append(ClusterView(
+            name=name, state=health.state, reason=health.reason,
+            message=reachable.message if reachable is not None else health.message,
+            since=_time(health.since), last_seen=_time(health.last_seen),
+            sites=sorted(status.sites if status is not None else served.get(name, [])),
+            defined=name in defined,
+        ))
+    return views
 
 
 def workload_view(workload: MeshWorkload, outcome: Outcome) -> WorkloadView:
@@ -134,15 +167,19 @@ def workload_view(workload: MeshWorkload, outcome: Outcome) -> WorkloadView:
         return WorkloadView(**common, phase="Pending", reason="Pending", message="", sites=[], assignments=[],
                             power_mw=0.0, tokens_per_second=0.0, latency_ms=None)
     placed = next((c for c in status.conditions if c.type == "Placed"), None)
+    available = next((c for c in status.conditions if c.type == CONDITION_AVAILABLE), None)
     return WorkloadView(
         **common, phase=status.phase, reason=placed.reason if placed else status.phase, message=status.message,
         sites=[s for s in status.sites.split(",") if s],
         assignments=[
             AssignmentView(site=a.site, kind=a.kind, accelerator_model=a.accelerator_model, devices=a.devices,
-                           power_mw=a.power_mw, tokens_per_second=a.tokens_per_second, latency_ms=a.latency_ms)
+                           power_mw=a.power_mw, tokens_per_second=a.tokens_per_second, latency_ms=a.latency_ms,
+                           cluster=a.cluster, replicas=a.replicas, ready_replicas=a.ready_replicas,
+                           available_replicas=a.available_replicas, delivery_message=a.delivery_message)
             for a in status.assignments
         ],
         power_mw=status.power_mw, tokens_per_second=status.tokens_per_second, latency_ms=status.latency_ms,
+        ready=status.ready, available=_conditions([available])[0] if available is not None else None,
     )
 
 

@@ -214,6 +214,16 @@ def test_every_example_site_and_workload_is_shown(watched: Watched, server: str,
     expected = {f"{w['namespace']}/{w['name']}": (w["phase"], ", ".join(w["sites"]) or "—") for w in workloads}
     assert {key: (phase, sites) for key, phase, sites in shown} == expected
     assert page.text_content("#workload-count") == "8 of 8"
+    # meshctl serve delivers nothing: no ready counts
+    ready = page.eval_on_selector_all("#workloads tbody tr", "els => els.map(e => e.cells[4].textContent)")
+    assert ready == ["—"] * 8 and all(w.get("ready") is None for w in workloads)
+
+    # the clusters: meshctl serve has no member clusters, so every site is local's
+    assert mesh["clusters"] == [] and {s["cluster"] for s in mesh["sites"]} == {"local"}
+    clusters = page.eval_on_selector_all(
+        "#clusters .cluster-name", "els => els.map(e => [e.dataset.cluster, e.nextElementSibling.dataset.state, "
+        "e.nextElementSibling.nextElementSibling.textContent])")
+    assert clusters == [["local", "Reachable", ", ".join(s["name"] for s in mesh["sites"])]]
 
     # the graph: a cytoscape canvas, a node per site and region, an edge per link and per placed user region
     assert page.locator("#graph canvas").count() > 0

@@ -255,6 +255,35 @@ function renderPower(mesh) {
   box.dataset.maxMw = String(maxMW);
 }
 
+// ---- clusters ----------------------------------------------------------------------
+
+// The operator's own cluster ("local") is not in mesh.clusters: the sites without a
+// member cluster say cluster "local" (an older API says nothing: local too).
+function clusterList(mesh) {
+  const local = {
+    name: "local", state: "Reachable", reason: "Local", message: "the cluster the operator runs in", local: true,
+    sites: mesh.sites.filter((s) => (s.cluster || "local") === "local").map((s) => s.name),
+  };
+  return [local, ...(mesh.clusters || [])];
+}
+
+function renderClusters(mesh) {
+  const clusters = clusterList(mesh);
+  const rows = clusters.flatMap((c) => {
+    const said = [c.reason, c.message].filter(Boolean).join(": ");
+    const title = said + (c.lastSeen ? ` (last seen ${c.lastSeen})` : "")
+      + (c.defined === false ? " — no MemberCluster of this name" : "");
+    return [
+      el("div", { class: "cluster-name", "data-cluster": c.name, title: c.local ? c.message : `MemberCluster ${c.name}`,
+        text: c.name }),
+      el("span", { class: `badge state-${c.state}`, "data-state": c.state, title, text: c.state }),
+      el("div", { class: "cluster-sites", text: sitesText(c.sites) }),
+    ];
+  });
+  $("clusters").replaceChildren(...rows);
+  hook.clusters = clusters.map((c) => ({ name: c.name, state: c.state, sites: c.sites || [] }));
+}
+
 // ---- solver ------------------------------------------------------------------------
 
 function renderSolver(solve) {
@@ -326,6 +355,20 @@ function workloadMatches(w, text, phase) {
   return text.toLowerCase().split(/\s+/).filter(Boolean).every((word) => haystack.includes(word));
 }
 
+// Ready replicas where the operator delivers the workload ("—" where it does not):
+// amber while delivering or progressing, red when degraded or its cluster is unreachable.
+function readyCell(w) {
+  if (!w.ready) return el("td", { class: "num ready", text: "—" });
+  const available = w.available;
+  const reason = available ? available.reason : "";
+  const cls = !available || available.status === "True" ? "ready-ok"
+    : reason === "Degraded" || reason === "ClusterUnreachable" ? "ready-bad" : "ready-warn";
+  const messages = (w.assignments || []).filter((a) => a.deliveryMessage)
+    .map((a) => `${a.site}${a.cluster ? ` (${a.cluster})` : ""}: ${a.deliveryMessage}`);
+  const title = messages.length ? messages.join("\n") : (available ? available.message : "");
+  return el("td", { class: `num ready ${cls}`, "data-reason": reason, title, text: w.ready });
+}
+
 function renderWorkloads() {
   const text = $("filter-text").value.trim();
   const phase = $("filter-phase").value;
@@ -339,6 +382,7 @@ function renderWorkloads() {
       el("td", { text: w.type }),
       el("td", {}, el("span", { class: `phase phase-${w.phase}`, text: w.phase })),
       el("td", { class: "sites", text: sitesText(w.sites) }),
+      readyCell(w),
       el("td", { class: "num", text: w.phase === "Placed" ? fmt(w.powerMW, 1) : "—" }),
       el("td", { class: "num", text: w.phase === "Placed" ? fmtRate(w.tokensPerSecond) : "—" }),
       el("td", { class: "reason", title: w.message || "", text: w.phase === "Placed" ? w.reason : (w.message || w.reason) }),
@@ -351,9 +395,9 @@ function renderWorkloads() {
       }
     });
     rows.push(row);
-    if (open) rows.push(el("tr", { class: "detail", "data-detail": key }, el("td", { colSpan: 7 }, detailBody(key))));
+    if (open) rows.push(el("tr", { class: "detail", "data-detail": key }, el("td", { colSpan: 8 }, detailBody(key))));
   }
-  if (!rows.length) rows.push(el("tr", {}, el("td", { class: "empty", colSpan: 7, text: "No workload matches." })));
+  if (!rows.length) rows.push(el("tr", {}, el("td", { class: "empty", colSpan: 8, text: "No workload matches." })));
   $("workloads").tBodies[0].replaceChildren(...rows);
   $("workload-count").textContent = `${shown.length} of ${state.workloads.length}`;
 }
@@ -384,7 +428,9 @@ function detailBody(key) {
   if ((detail.assignments || []).length) {
     parts.push(el("h4", { text: "Assignments" }), el("ul", {}, detail.assignments.map((a) => el("li", {
       text: `${a.site}: ${a.devices.toLocaleString("en-US")} × ${a.acceleratorModel}, ${fmt(a.powerMW, 2)} MW, `
-        + `${fmtRate(a.tokensPerSecond)} tokens/s${a.latencyMs == null ? "" : `, ${fmt(a.latencyMs, 0)} ms`}` }))));
+        + `${fmtRate(a.tokensPerSecond)} tokens/s${a.latencyMs == null ? "" : `, ${fmt(a.latencyMs, 0)} ms`}`
+        + (a.cluster ? `, ${a.readyReplicas ?? 0}/${a.replicas ?? 0} ready in ${a.cluster}` : "")
+        + (a.deliveryMessage ? ` (${a.deliveryMessage})` : "") }))));
   }
   const rejections = Object.entries(x.rejections || {}).sort((a, b) => b[1] - a[1]);
   if (rejections.length) {
@@ -490,6 +536,7 @@ async function refresh() {
   state.version = mesh.version;
   renderGraph(mesh, state.workloads);
   renderPower(mesh);
+  renderClusters(mesh);
   renderSolver(solve);
   renderFleets(mesh);
   renderPhaseFilter(state.workloads);
