@@ -216,8 +216,10 @@ def test_the_operator_runs_with_the_charts_service_account(
     assert can("patch", "meshworkloads.meshplane.io", "--subresource=status", "-n", "research")
     assert can("create", "deployments.apps", "-n", scratch_namespace)
     assert can("update", f"lease/{env['MESHPLANE_LEASE_NAME']}", "-n", namespace)
+    assert can("get", "secrets", "-n", namespace)  # MemberClusters' kubeconfigs: its own namespace only
     for denied in (("patch", "meshworkloads.meshplane.io", "-n", "research"),  # the spec is the user's
-                   ("get", "secrets", "-n", namespace), ("create", "pods", "-n", scratch_namespace),
+                   ("get", "secrets", "-n", scratch_namespace), ("list", "secrets", "-n", namespace),
+                   ("create", "pods", "-n", scratch_namespace),
                    ("update", "deployments.apps", "-n", scratch_namespace),
                    ("update", "lease/some-other-controller", "-n", namespace),
                    ("create", "leases.coordination.k8s.io", "-n", "default"),
