@@ -203,7 +203,7 @@ def status_writes(events: list[Seen], start: float, end: float) -> int:
 
 
 class Operator:
-    def __init__(self, kubeconfig: str, log_path: Path) -> None:
+    def __init__(self, kubeconfig: str, log_path: Path, extra_env: dict[str, str] | None = None) -> None:
         self.port = free_port()
         env = {
             **os.environ,
@@ -213,6 +213,7 @@ class Operator:
             "MESHPLANE_HEALTH_PORT": str(self.port),
             "MESHPLANE_DEBOUNCE_QUIET_S": "0.2",
             "MESHPLANE_DEBOUNCE_MAX_S": "2",
+            **(extra_env or {}),
         }
         self.log_path = log_path
         self.log = log_path.open("ab")

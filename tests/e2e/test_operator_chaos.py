@@ -20,6 +20,12 @@ engine):
 - every site's status agrees with the workloads' statuses (devices per pool, power,
   workload count), with its generation and (fleets) with its devices online.
 
+Two of the factories are sites of member clusters (``member_clusters``: their own
+control planes, reached with the member role's kubeconfig) and every fifth workload
+has a pod template (a few pods per assignment), so the kills also land amid deliveries: once settled, each member
+must hold exactly the Deployments of the final plan (listed with kubectl, matched by
+their origin labels against the stored statuses), nothing more, nothing less.
+
 The operator's clock is frozen (``MESHPLANE_CLOCK_START``, a tiny rate) so fleets'
 online devices are known exactly. The stream and the kills are seeded (``SEED``, or
 ``MESHPLANE_CHAOS_SEED``; the mesh is seed 7), so a failure replays (up to thread
@@ -46,6 +52,7 @@ from kubernetes.client.exceptions import ApiException
 
 from controller.api.resources import GROUP, VERSION
 from tests.e2e.e2e_support import Kubectl, unique_name
+from tests.e2e.member_support import MemberCluster, kubeconfig_secret, member_kubeconfig
 from tests.e2e.operator_support import EXAMPLE_WORKLOADS, OperatorProcess, wait_for
 from tests.support.invariants import fleet_online_devices, status_violations
 from tests.support.meshes import synthetic_mesh, to_manifests
@@ -73,12 +80,20 @@ CLOCK = {"MESHPLANE_CLOCK_START": AT.isoformat(), "MESHPLANE_CLOCK_RATE": "1e-9"
 SETTLE_S = 60.0  # settling takes 5-30 s
 QUIET_S = 4.0  # settled: no write to any meshplane object for this long
 MERGE_PATCH = "application/merge-patch+json"
-PLURALS = {"AIFactory": "aifactories", "EdgeFleet": "edgefleets", "MeshWorkload": "meshworkloads"}
+PLURALS = {"AIFactory": "aifactories", "EdgeFleet": "edgefleets", "MeshWorkload": "meshworkloads",
+           "MemberCluster": "memberclusters"}
+
+
+# factory -> the member cluster that runs its work (the others are local)
+MEMBER_SITES = {"factory-0": "member-a", "factory-1": "member-b"}
+TEMPLATE_EVERY = 5  # every fifth workload has a pod template: one replica per assignment
+ONE_REPLICA = 1024  # devicesPerReplica (its maximum): few pods per assignment
 
 
 def _objects(prefix: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[str]]:
     """The synthetic mesh's sites and workloads under names of our own (``prefix``),
-    so the example mesh is untouched; and the namespaces the workloads live in."""
+    so the example mesh is untouched; and the namespaces the workloads live in. The
+    factories of MEMBER_SITES name MemberClusters ``<prefix>-<member>``."""
     sites, workloads = [], []
     rename = {}
     manifests = to_manifests(synthetic_mesh(WORKLOADS, SITES, seed=MESH_SEED))
@@ -89,8 +104,13 @@ def _objects(prefix: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]], l
         meta = obj["metadata"]
         if obj["kind"] == "MeshWorkload":
             meta["namespace"] = f"{prefix}-{meta['namespace']}"
+            if len(workloads) % TEMPLATE_EVERY == 0:
+                obj["spec"]["template"] = {"spec": {"containers": [{"name": "serve", "image": "registry.example/s:1"}]}}
+                obj["spec"]["devicesPerReplica"] = ONE_REPLICA
             workloads.append(obj)
         else:
+            if meta["name"] in MEMBER_SITES:
+                obj["spec"]["memberCluster"] = f"{prefix}-{MEMBER_SITES[meta['name']]}"
             meta["name"] = rename[meta["name"]]
             sites.append(obj)
     namespaces = sorted({w["metadata"]["namespace"] for w in workloads})
@@ -303,12 +323,48 @@ def _cleanup(client: Any, sites: list[dict[str, Any]], namespaces: list[str], pr
     print(f"chaos: {len(left)} objects left behind {left[:5]}" if left else "chaos: every object deleted", flush=True)
 
 
+def _member_deployments(member: MemberCluster, hub: str) -> Counter[tuple[str, str, str]]:
+    """(workload namespace, workload, site) -> Deployments there, from the member's own
+    API server (kubectl; a Deployment being deleted does not count)."""
+    items = member.kubectl.json("get", "deployments.apps", "-A", "-l", f"meshplane.io/origin={hub}")["items"]
+    found: Counter[tuple[str, str, str]] = Counter()
+    for item in items:
+        labels = item["metadata"]["labels"]
+        if item["metadata"].get("deletionTimestamp"):
+            found[("?", item["metadata"]["name"], "being deleted")] += 1
+            continue
+        found[(labels["meshplane.io/workload-namespace"], labels["meshplane.io/workload"],
+               labels["meshplane.io/site"])] += 1
+    return found
+
+
+def _planned_deployments(stored: dict[str, dict[str, Any]], site: str) -> Counter[tuple[str, str, str]]:
+    """What the stored statuses put on ``site``: one Deployment per accelerator model of
+    each placed workload with a template."""
+    want: Counter[tuple[str, str, str]] = Counter()
+    for obj in stored.values():
+        status = obj.get("status") or {}
+        if not obj["spec"].get("template") or status.get("phase") != "Placed":
+            continue
+        models = {a["acceleratorModel"] for a in status.get("assignments", []) if a["site"] == site and a["devices"]}
+        if models:
+            want[(obj["metadata"]["namespace"], obj["metadata"]["name"], site)] += len(models)
+    return want
+
+
 def test_operator_survives_kills_under_a_stream_of_changes(
-    kubectl: Kubectl, operator_env: tuple[Path, str, Path]
+    kubectl: Kubectl, operator_env: tuple[Path, str, Path], member_clusters: dict[str, MemberCluster],
+    tmp_path: Path,
 ) -> None:
     kubeconfig, lease_namespace, logs = operator_env
     prefix = unique_name("chaos")
     sites, workloads, namespaces = _objects(prefix)
+    hub = prefix  # the origin label of this test's operators
+    clusters = [{"apiVersion": f"{GROUP}/{VERSION}", "kind": "MemberCluster", "metadata": {"name": f"{prefix}-{m}"},
+                 "spec": {"direct": {"kubeconfigSecretRef": {"name": f"{prefix}-{m}"}}}} for m in member_clusters]
+    for name, member in member_clusters.items():
+        kubeconfig_secret(kubectl, lease_namespace, f"{prefix}-{name}",
+                          member_kubeconfig(member, tmp_path / f"{name}.kubeconfig"))
     mine = {_key(w) for w in workloads}
     client = kubernetes.config.new_client_from_config(config_file=kubectl.kubeconfig)
     stream_client = kubernetes.config.new_client_from_config(config_file=kubectl.kubeconfig)
@@ -327,15 +383,17 @@ def test_operator_survives_kills_under_a_stream_of_changes(
         print(f"chaos: {name}: {timings[name]:.1f} s", flush=True)
 
     def start(n: int) -> OperatorProcess:
-        return OperatorProcess(kubeconfig, lease_namespace, logs / f"chaos-{prefix}-{n}.log", extra_env=CLOCK)
+        return OperatorProcess(kubeconfig, lease_namespace, logs / f"chaos-{prefix}-{n}.log", extra_env={
+            **CLOCK, "MESHPLANE_HUB_NAME": hub, "MESHPLANE_PROBE_EVERY_S": "1", "MESHPLANE_PROBE_TIMEOUT_S": "1"})
 
     try:
         core = kubernetes.client.CoreV1Api(client)
         for namespace in namespaces:
             core.create_namespace({"metadata": {"name": namespace}})
-        for site in sites:
-            api.create_cluster_custom_object(GROUP, VERSION, PLURALS[site["kind"]], site)
-        phase(f"created {len(sites)} sites and {len(namespaces)} namespaces (seed {SEED})")
+        for obj in [*clusters, *sites]:
+            api.create_cluster_custom_object(GROUP, VERSION, PLURALS[obj["kind"]], obj)
+        phase(f"created {len(sites)} sites ({len(MEMBER_SITES)} in member clusters) and {len(namespaces)} "
+              f"namespaces (seed {SEED})")
 
         process = start(0)
         stream.start()
@@ -372,7 +430,7 @@ def test_operator_survives_kills_under_a_stream_of_changes(
                      timeout_s=SETTLE_S)
         except AssertionError:
             raise AssertionError(_unsettled(api, watched, stream, process)) from None
-        objects = _quiet(api)
+        objects = [o for o in _quiet(api) if o["kind"] != "MemberCluster"]  # the placement's objects
         assert process.process.poll() is None, f"the operator exited by itself:\n{process.tail()}"
         phase("settled")
 
@@ -386,12 +444,34 @@ def test_operator_survives_kills_under_a_stream_of_changes(
         assert not disagreements, "\n".join(disagreements[:50])
         assert phases["Placed"] > 0, phases
         phase("checked")
+
+        # every member holds exactly the Deployments of the final plan (delivery runs
+        # after the statuses are written: wait for it, then compare)
+        by_name = {s["metadata"]["name"]: s for s in sites}
+        delivered = 0
+        for site_name, site in by_name.items():
+            member_name = (site["spec"].get("memberCluster") or "").removeprefix(f"{prefix}-")
+            if not member_name:
+                continue
+            member = member_clusters[member_name]
+            want = _planned_deployments(stored, site_name)
+            wait_for(f"{member_name} to hold exactly the plan's Deployments on {site_name}", lambda m=member, w=want,
+                     n=site_name: +Counter({k: v for k, v in _member_deployments(m, hub).items()
+                                            if k[2] == n or k[0] == "?"}) == +w, timeout_s=SETTLE_S)
+            delivered += sum(want.values())
+        assert delivered > 0, "no workload with a template was placed on a member site: the check checked nothing"
+        phase(f"members hold the plan's {delivered} Deployments")
     finally:
         stream.stop.set()
         if stream.is_alive():
             stream.join(timeout=30)
         if process is not None:
             process.stop()
-        _cleanup(client, sites, namespaces, prefix)
+        _cleanup(client, [*sites, *clusters], namespaces, prefix)
+        for member in member_clusters.values():
+            member.ensure_healthy()
+            member.delete_namespaces(*namespaces)
+        for name in member_clusters:
+            kubectl("delete", "secret", f"{prefix}-{name}", "-n", lease_namespace, "--ignore-not-found", check=False)
         phase("cleaned up")
         print(f"chaos: total {sum(timings.values()):.1f} s", flush=True)
