@@ -167,13 +167,17 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--lost-after", type=float, default=10.0, help="the operator's lostAfter, in seconds")
     ap.add_argument("--timeout", type=float, default=600.0)
     ap.add_argument("--json", action="store_true", help="print only the JSON result on stdout")
+    ap.add_argument("--keep", action="store_true", help="keep the temp dir (the operator's log)")
     args = ap.parse_args(argv)
     workdir = Path(tempfile.mkdtemp(prefix="meshplane-bench-delivery-"))
     try:
         result = measure(args, workdir)
     finally:
-        with contextlib.suppress(Exception):
-            shutil.rmtree(workdir, ignore_errors=True)
+        if args.keep:
+            say(f"kept {workdir}")
+        else:
+            with contextlib.suppress(Exception):
+                shutil.rmtree(workdir, ignore_errors=True)
     result["load_average"] = load_average()
     result["operator_code"] = code_version()
     print(json.dumps(result) if args.json else json.dumps(result, indent=2))

@@ -9,6 +9,8 @@ Then runs ``bench.operator`` (one real operator process against the e2e test con
 plane) at ``--operator-workloads`` (1,000), stores its JSON under ``"operator"`` in
 ``bench/results.json`` and rewrites the table between the BEGIN/END OPERATOR RESULTS
 markers; ``--skip-operator`` skips it (the previous ``"operator"`` result is kept).
+Then ``bench.delivery`` (a hub and two member clusters) at the same size, under
+``"delivery"`` and its markers; ``--skip-delivery`` skips it.
 
 Between the two, ``bench.families`` (the engine against its bound, the exact HiGHS
 optimum and the kube-scheduler-style baseline on every mesh family at 50 x 10, 200 x 30
@@ -198,6 +200,38 @@ def operator_table(r: dict) -> str:
     ])
 
 
+def run_delivery(workloads: int) -> dict:
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.delivery", "--workloads", str(workloads), "--json"],
+        cwd=ROOT, check=True, stdout=subprocess.PIPE, text=True,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def delivery_table(r: dict) -> str:
+    t = r.get("targets", {})
+
+    def hit(key: str) -> str:
+        return "yes" if t.get(key) else "**no**"
+
+    return "\n".join([
+        f'`python -m bench.delivery --workloads {r["workloads"]} --json`: a hub and two member clusters (each its own '
+        f'control plane with KWOK nodes), {r["workloads"]} workloads of one pod each, lostAfter '
+        f'{r["lost_after_s"]:g} s, 1-minute load average {r.get("load_average", "?")} at the end.',
+        "",
+        "| measure | value | target | met? |",
+        "|---|---|---|---|",
+        f'| last create -> every workload Available (pods ready in the members, read back) | '
+        f'{r.get("seconds_to_all_available_after_last_create")} s (first create -> all: '
+        f'{r.get("seconds_to_all_available")} s; creating took {r.get("seconds_to_create")} s) | <= 30 s | '
+        f'{hit("all_available_within_30s_of_last_create")} |',
+        f'| member frozen -> its {r.get("workloads_on_member_a")} workloads re-placed or Preempted | '
+        f'{r.get("seconds_to_failover")} s ({r.get("failover_phases")}) | <= lostAfter + 5 s = '
+        f'{r["lost_after_s"] + 5:g} s | {hit("failover_within_lost_after_plus_5s")} |',
+        f'| operator peak RSS (VmHWM) | {(r.get("operator_rss_mb") or {}).get("VmHWM")} MB | - | - |',
+    ])
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default=",".join(f"{w}x{s}" for w, s in SIZES))
@@ -205,6 +239,8 @@ def main(argv=None) -> None:
     ap.add_argument("--skip-operator", action="store_true", help="skip the operator benchmark (keeps its last result)")
     ap.add_argument("--skip-families", action="store_true",
                     help="skip the mesh-family benchmark against the baseline and HiGHS (keeps its last result)")
+    ap.add_argument("--skip-delivery", action="store_true",
+                    help="skip the member-cluster delivery benchmark (keeps its last result)")
     ap.add_argument("--skip-scale", action="store_true",
                     help="skip the 50,000 x 5,000 scale benchmark (keeps its last result)")
     ap.add_argument("--scale-size", default="x".join(str(n) for n in SCALE_SIZE),
@@ -239,8 +275,14 @@ def main(argv=None) -> None:
     else:
         print(f"bench operator {a.operator_workloads} workloads ...", file=sys.stderr, flush=True)
         operator = run_operator(a.operator_workloads)
+    if a.skip_delivery:
+        delivery = previous.get("delivery")
+    else:
+        print(f"bench delivery {a.operator_workloads} workloads ...", file=sys.stderr, flush=True)
+        delivery = run_delivery(a.operator_workloads)
     stored = {"machine": mach, "results": results, **({"families": families} if families else {}),
-              **({"scale": scale} if scale else {}), **({"operator": operator} if operator else {})}
+              **({"scale": scale} if scale else {}), **({"operator": operator} if operator else {}),
+              **({"delivery": delivery} if delivery else {})}
     results_path.write_text(json.dumps(stored, indent=2) + "\n")
     plot(results, ROOT / "docs" / "benchmarks.png")
     doc = ROOT / "docs" / "benchmarks.md"
@@ -272,6 +314,10 @@ def main(argv=None) -> None:
                           text, flags=re.S)
         else:
             text = text.rstrip("\n") + "\n\n## Operator\n\n" + op_block + "\n"
+    if delivery and not a.skip_delivery and "<!-- BEGIN DELIVERY RESULTS -->" in text:
+        dl_block = "<!-- BEGIN DELIVERY RESULTS -->\n" + delivery_table(delivery) + "\n<!-- END DELIVERY RESULTS -->"
+        text = re.sub(r"<!-- BEGIN DELIVERY RESULTS -->.*<!-- END DELIVERY RESULTS -->", lambda _: dl_block,
+                      text, flags=re.S)
     doc.write_text(text)
     print(table(results, mach))
     if families and not a.skip_families:

@@ -145,23 +145,21 @@ def delivery_events(
     ref: ObjectRef, stored: MeshWorkloadStatus | None, computed: MeshWorkloadStatus
 ) -> tuple[Event, ...]:
     """Events of the ``Available`` condition: ``Delivered`` once every Deployment is in
-    its cluster, ``Available`` when every replica is, ``Degraded`` and
-    ``ClusterUnreachable`` when a cluster says something is wrong or stops answering."""
+    its cluster (and not yet all ready), ``Available`` when every replica is,
+    ``Degraded`` when a cluster says something is wrong."""
     after = _condition(computed, CONDITION_AVAILABLE)
     before = _condition(stored, CONDITION_AVAILABLE)
     if after is None or (before is not None and (before.status, before.reason) == (after.status, after.reason)):
         return ()
     before_reason = before.reason if before is not None else None
     if after.reason == "Available":
-        events = []
-        if before_reason in (None, "Delivering", "NotPlaced"):
-            events.append(Event(ref, "Normal", "Delivered", f"delivered to {_clusters(computed)}"))
-        events.append(Event(ref, "Normal", "Available", f"{computed.ready} replicas ready on {_clusters(computed)}"))
-        return tuple(events)
+        return (Event(ref, "Normal", "Available", f"{computed.ready} replicas ready on {_clusters(computed)}"),)
     if after.reason == "Progressing" and before_reason in (None, "Delivering", "NotPlaced"):
         return (Event(ref, "Normal", "Delivered", f"delivered to {_clusters(computed)}"),)
-    if after.reason in ("Degraded", "ClusterUnreachable"):
+    if after.reason == "Degraded":
         return (Event(ref, "Warning", after.reason, after.message),)
+    # ClusterUnreachable: the MemberCluster and its sites say so in an Event each; one
+    # per workload of a large cluster would only bury them
     return ()
 
 

@@ -154,7 +154,7 @@ def test_two_member_clusters_run_their_sites_work_and_a_lost_one_is_replaced_the
             assert all(p["spec"]["nodeName"] in nodes_a.names for p in running)
             assert origin_deployments(b, namespace=ns) == {}
             reasons = {e["reason"] for e in kubectl.json("get", "events", "-n", ns)["items"]}
-            assert {"Placed", "Delivered", "Available"} <= reasons
+            assert {"Placed", "Available"} <= reasons  # Delivered too when a pod was seen not ready first
 
             # 2. member a stops answering: after lostAfter its work moves where allowed
             with a.frozen():

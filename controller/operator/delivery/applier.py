@@ -47,7 +47,7 @@ from kubernetes.client.exceptions import ApiException
 from controller.api.resources import API_VERSION
 from controller.core.delivery import ORIGIN_LABEL, ClusterObjects, origin_selector
 from controller.core.materialise import MANAGED_SELECTOR, label_value
-from controller.operator.delivery.kubeconfig import get_json
+from controller.operator.delivery.kubeconfig import get_json, request_json
 from controller.operator.fence import Fence
 
 log = logging.getLogger("meshplane.operator.delivery")
@@ -130,7 +130,6 @@ class ClusterApplier:
         self.hub = hub
         self._client = api_client
         self._apps = kubernetes.client.AppsV1Api(api_client)
-        self._core = kubernetes.client.CoreV1Api(api_client)
         self.field_manager = field_manager
         self._may_write = may_write
         self.request_timeout_s = request_timeout_s
@@ -266,6 +265,9 @@ class ClusterApplier:
         labels = (item.get("metadata") or {}).get("labels") or {}
         return bool(labels.get(ORIGIN_LABEL) == label_value(self.hub))
 
+    def _apply_query(self) -> dict[str, str]:
+        return {"fieldManager": self.field_manager, "force": "true"}
+
     def _apply_namespaces(self, bodies: dict[str, dict[str, Any]], fence: Fence, stats: ApplyStats) -> None:
         for name, body in sorted(bodies.items()):
             digest = body_digest(body)
@@ -276,10 +278,8 @@ class ClusterApplier:
                 stats.fenced += 1
                 return
             try:
-                self._core.patch_namespace(
-                    name, body, field_manager=self.field_manager, force=True, _content_type=APPLY_PATCH,
-                    _request_timeout=self.request_timeout_s,
-                )
+                request_json(self._client, "PATCH", f"/api/v1/namespaces/{name}", self._apply_query(),
+                             self.request_timeout_s, body=body, content_type=APPLY_PATCH)
             except Exception as exc:
                 stats.errors += 1
                 detail = f"{exc.status} {exc.reason}" if isinstance(exc, ApiException) else str(exc)
@@ -296,11 +296,10 @@ class ClusterApplier:
                 stats.fenced += 1
             return
         try:
-            stored = self._apps.patch_namespaced_deployment(
-                name, namespace, body, field_manager=self.field_manager, force=True,
-                _content_type=APPLY_PATCH, _request_timeout=self.request_timeout_s,
-            )
-            uid = getattr(getattr(stored, "metadata", None), "uid", None) or ""
+            # the answer as plain JSON: a typed Deployment costs more to build than the request
+            stored = request_json(self._client, "PATCH", f"/apis/apps/v1/namespaces/{namespace}/deployments/{name}",
+                                  self._apply_query(), self.request_timeout_s, body=body, content_type=APPLY_PATCH)
+            uid = ((stored.get("metadata") if isinstance(stored, dict) else None) or {}).get("uid") or ""
         except ApiException as exc:
             with self._lock:
                 stats.errors += 1
