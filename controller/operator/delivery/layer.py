@@ -76,6 +76,10 @@ class _Worker:
         with self._cond:
             self._cond.notify_all()
 
+    def discard_pending(self) -> None:
+        with self._cond:
+            self._pending = None
+
     def reset(self) -> None:
         with self._cond:
             if self._applier is not None:
@@ -150,14 +154,19 @@ class DeliveryLayer:
                                                    _request_timeout=self.settings.probe_timeout_s)
         return {key: str(value) for key, value in (secret.data or {}).items()}
 
-    def _changed(self, lost_changed: bool) -> None:
+    def _changed(self, name: str, lost_changed: bool) -> None:
+        with self._lock:
+            workers = dict(self._workers)
+        returned = workers.get(name)
+        if lost_changed and returned is not None and returned.monitor.health.state == "Reachable":
+            # back from lost: what it was last given was planned without it (it would
+            # delete work the next plan puts back there): wait for that plan
+            returned.discard_pending()
         if lost_changed:
             self._on_replan()
         else:
             self._on_observed()
-        with self._lock:
-            workers = list(self._workers.values())
-        for worker in workers:
+        for worker in workers.values():
             worker.poke()
 
     def _add(self, name: str, cluster: MemberCluster | None) -> None:

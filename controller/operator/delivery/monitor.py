@@ -19,7 +19,7 @@ round ends; ``Reachable`` after a round that answered; ``Unreachable`` from the 
 failed round (the first error of the outage is kept as its message); ``Lost`` once
 unreachable for ``lost_after_s``. Only the sites of a ``Lost`` cluster lose their
 capacity, and nothing in a cluster is deleted while it does not answer: a partitioned
-member may still run its pods. ``on_change(lost_changed)`` tells the layer when what
+member may still run its pods. ``on_change(name, lost_changed)`` tells the layer when what
 it reports changed (``lost_changed``: a re-plan is due, else statuses only).
 """
 
@@ -131,7 +131,7 @@ class ClusterMonitor:
         lost_after_s: float,
         probe_every_s: float,
         probe_timeout_s: float,
-        on_change: Callable[[bool], None],
+        on_change: Callable[[str, bool], None],
         secret_ref: SecretKeyRef | None = None,
         read_secret: Callable[[str], dict[str, str]] | None = None,
         local_client: kubernetes.client.ApiClient | None = None,
@@ -302,7 +302,7 @@ class ClusterMonitor:
             log.info("member cluster %s is reachable%s", self.name,
                      "" if before.state == "Unknown" else f" again (was {before.state}: {before.message})")
         if before.state != "Reachable" or changed:
-            self._on_change(before.state == "Lost")
+            self._on_change(self.name, before.state == "Lost")
 
     def _failed(self, reason: str, message: str) -> None:
         now = self._now()
@@ -323,7 +323,7 @@ class ClusterMonitor:
             self.read = False
         if (before.state, before.reason) != (state, reason):
             log.warning("member cluster %s: %s (%s): %s", self.name, state, reason, message)
-            self._on_change((before.state == "Lost") != (state == "Lost"))
+            self._on_change(self.name, (before.state == "Lost") != (state == "Lost"))
 
     def snapshot(self) -> tuple[ClusterHealth, dict[tuple[str, str], DeploymentObservation], bool]:
         with self._lock:
