@@ -9,8 +9,10 @@ them to the API server:
   ``max_concurrency``; a 404 means the object was deleted meanwhile (counted, skipped);
   any other error is counted and logged with the object named, never raised, so one bad
   object does not stop the others;
-- core/v1 Events (what ``kubectl describe`` lists), after the object's status patch
-  succeeded (when it fails, the next reconcile computes the same transition again).
+- core/v1 Events (what ``kubectl describe`` lists), once every status patch of the call
+  is sent (statuses are what placement and users act on), and only for objects whose
+  status patch succeeded (when it fails, the next reconcile computes the same
+  transition again).
   The same (involvedObject, type, reason, message) emitted again by this writer
   updates its Event (``count`` + 1, ``lastTimestamp``) instead of creating another,
   like client-go's event correlator; the names of the Events created are kept in a
@@ -73,11 +75,12 @@ class WriteStats:
     errors: int = 0
     fenced: int = 0  # requests skipped because may_write() said no
     written: set[ObjectRef] = field(default_factory=set)  # objects whose status patch succeeded
+    fenced_refs: set[ObjectRef] = field(default_factory=set)  # objects whose status patch was fenced
 
     def add(self, other: WriteStats) -> None:
         for f in fields(self):
-            if f.name == "written":
-                self.written |= other.written
+            if f.name in ("written", "fenced_refs"):
+                getattr(self, f.name).update(getattr(other, f.name))
             else:
                 setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
 
@@ -87,7 +90,7 @@ class WriteStats:
         return self.status_patches + self.events_created + self.events_updated
 
     def counts(self) -> dict[str, int]:
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "written"}
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("written", "fenced_refs")}
 
 
 # --------------------------------------------------------------------------- pure helpers
@@ -214,32 +217,44 @@ class StatusWriter:
             return stats
         fence = Fence(self._may_write, "status writer")  # closed at its first no: the rest is skipped
         uids = uids or {}
-        jobs = [(ref, patch, events, uids.get(ref), fence) for ref, (patch, events) in merged.items()]
-        if self.max_concurrency == 1 or len(jobs) == 1:
-            results = [self._write_one(*job) for job in jobs]
-        else:
-            with ThreadPoolExecutor(self.max_concurrency, thread_name_prefix="meshplane-writer") as pool:
-                results = list(pool.map(lambda job: self._write_one(*job), jobs))
-        for result in results:
+        # every status first, then the Events of the objects whose status is stored: a
+        # status is what placement and users act on; its Event only tells the story
+        patches = [(ref, patch, fence) for ref, (patch, _) in merged.items()]
+        for result in self._map(lambda job: self._write_status(*job), patches):
             stats.add(result)
+        failed = {ref for ref, (patch, _) in merged.items() if patch is not None and ref not in stats.written}
+        recorded = [(events, uids.get(ref), fence) for ref, (_, events) in merged.items()
+                    if events and ref not in failed]
+        for result in self._map(lambda job: self._write_events(*job), recorded):
+            stats.add(result)
+        # the Events of a status that was fenced are fenced too
+        stats.fenced += sum(len(merged[ref][1]) for ref in failed if ref in stats.fenced_refs)
         if stats.errors or stats.fenced or stats.conflicts:
             log.warning("status writer: %s", stats.counts())
         return stats
 
     # ----------------------------------------------------------------- internals
 
-    def _write_one(
-        self, ref: ObjectRef, patch: dict[str, Any] | None, events: list[Event], uid: str | None,
-        fence: Fence,
-    ) -> WriteStats:
+    def _map(self, job: Callable[[Any], WriteStats], items: list[Any]) -> list[WriteStats]:
+        if self.max_concurrency == 1 or len(items) <= 1:
+            return [job(item) for item in items]
+        with ThreadPoolExecutor(self.max_concurrency, thread_name_prefix="meshplane-writer") as pool:
+            return list(pool.map(job, items))
+
+    def _write_status(self, ref: ObjectRef, patch: dict[str, Any] | None, fence: Fence) -> WriteStats:
         stats = WriteStats()
-        if patch is not None:
-            if not fence.allows():
-                stats.fenced += 1 + len(events)
-                return stats
-            if not self._patch_status(ref, patch, stats):
-                return stats  # deleted, refused or fenced: its events wait for a stored status
+        if patch is None:
+            return stats
+        if not fence.allows():
+            stats.fenced += 1
+            stats.fenced_refs.add(ref)
+            return stats
+        if self._patch_status(ref, patch, stats):
             stats.written.add(ref)
+        return stats  # deleted, refused or fenced: its events wait for a stored status
+
+    def _write_events(self, events: list[Event], uid: str | None, fence: Fence) -> WriteStats:
+        stats = WriteStats()
         for index, event in enumerate(events):
             if not fence.allows():
                 stats.fenced += len(events) - index

@@ -170,7 +170,8 @@ def test_the_fence_is_asked_before_each_request_and_closes_the_rest_of_the_batch
     changes = [Change(_ref(i), {"status": {"phase": "Placed"}}, (Event(_ref(i), "Normal", "Placed", "x"),))
                for i in range(4)]
     stats = writer.write(changes)
-    assert (stats.status_patches, stats.events_created, stats.fenced) == (2, 1, 5)
+    # statuses first (three allowed, the fourth fenced), then events: all fenced
+    assert (stats.status_patches, stats.events_created, stats.fenced) == (3, 0, 5)
     assert len(custom.calls) + len(core.created) == 3
     # the next call asks again
     assert writer.write(changes[3:]).status_patches == 1
