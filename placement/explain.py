@@ -16,6 +16,12 @@ Called by :mod:`placement.assign` once the plan is fixed. Four cases, in order:
    are the decision's ``displaced_by``;
 4. room is left but this solve found no way to place it whole: said as such.
 
+Each :class:`Reason` also has a ``summary`` for statuses, a function of the
+workload's spec and the sites alone: cases 1 and 2 are their own summary; cases 3
+and 4 share one (it fits its feasible sites when empty, and others hold the
+capacity), since which of them applies turns on what other workloads hold and on
+where the solve stopped, not on the workload.
+
 Power figures are the engine's integer watts (per device rounded up, budgets
 rounded down, see :mod:`placement.capacity`) shown in MW.
 """
@@ -207,6 +213,35 @@ class _Sites:
     best_col: NDArray[np.int64]  # the pool with the most room
 
 
+def _site_capacity(site: NDArray[np.int64], starts: NDArray[np.intp], dev: NDArray[np.float64],
+                   unit: NDArray[np.float64], watts: NDArray[np.float64], budget: NDArray[np.float64],
+                   whole_devices: bool) -> NDArray[np.float64]:
+    """Per site group of columns (``starts``): the most of the demand's unit its pools
+    can give within the site's ``budget`` watts, filling the pools that give the most
+    per watt first (each up to its ``dev`` devices of ``unit`` each). That greedy is the
+    optimum of the fractional problem, so an upper bound of what any placement gets;
+    counting whole devices (``whole_devices``, unit 1) it is the integer optimum too.
+    Bounding by power x the best rate alone would count the power of a site at the
+    rate of a pool that may have no device left."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rate = np.where(watts > 0, unit / watts, np.inf)
+    order = np.lexsort((-rate, site))  # per site (groups keep their positions), best rate first
+    dev, unit, watts = dev[order], unit[order], watts[order]
+    full = dev * watts  # watts to run every device of the pool
+    ends = np.r_[starts[1:], site.size]
+    sizes = ends - starts
+    cum = np.cumsum(full)
+    before_group = np.repeat(np.r_[0.0, cum[ends[:-1] - 1]], sizes)
+    used_before = cum - full - before_group  # watts the better pools of the site take first
+    left = np.maximum(np.repeat(budget, sizes) - used_before, 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        by_power = np.where(watts > 0, left / watts, np.inf)
+    if whole_devices:
+        by_power = np.floor(by_power)
+    take = np.minimum(dev, by_power)
+    return np.add.reduceat(take * unit, starts)
+
+
 def _sites(wk: _Workload, cols: NDArray[np.intp], devices: NDArray[np.float64], budget: NDArray[np.float64]) -> _Sites:
     """Capacity of the feasible columns ``cols`` (ascending, so grouped by site) with
     ``devices`` per column and ``budget`` watts per site left."""
@@ -221,15 +256,12 @@ def _sites(wk: _Workload, cols: NDArray[np.intp], devices: NDArray[np.float64], 
         if wk.tokens:
             per_watt = np.where(watts > 0, tps / watts, np.inf)
             col_room = np.minimum(dev * tps, np.where(np.isinf(per_watt), np.inf, left * per_watt))
-            best_rate = np.maximum.reduceat(per_watt, starts)
-            by_power = np.where(np.isinf(best_rate), np.inf, np.maximum(budget[sites], 0.0) * best_rate)
-            capacity = np.minimum(np.add.reduceat(dev * tps, starts), by_power)
+            capacity = _site_capacity(site, starts, dev, tps, watts, left[starts], whole_devices=False)
             one = np.minimum.reduceat(tps, starts)  # a device of the slowest pool
         else:
             col_room = np.minimum(dev, np.where(watts > 0, np.floor(left / watts), np.inf))
-            least = np.minimum.reduceat(watts, starts)
-            by_power = np.where(least > 0, np.floor(np.maximum(budget[sites], 0.0) / least), np.inf)
-            capacity = np.minimum(np.add.reduceat(dev, starts), by_power)
+            capacity = _site_capacity(site, starts, dev, np.ones(site.size), watts, left[starts],
+                                      whole_devices=True)
             one = np.ones(sites.size)
     order = np.lexsort((-col_room, site))  # per site, the pool with the most room first
     best_col = cols[order[starts]].astype(np.int64)
@@ -273,11 +305,19 @@ def _capacity_reason(wk: _Workload, n_feasible: int, usage: Usage, holders_of: _
     now = _sites(wk, feasible_cols, cap_left,
                  wk.budget(snap.site_total_watts - usage.site_watts, snap.site_firm_watts - usage.site_ni_watts))
     room_total = _best_of(now.room, wk.limit) if wk.limit > 1 else float(now.room.max())
+    # What a status may say from here on (cases 3 and 4 alike): the workload fits its
+    # feasible sites when they are empty (case 2 is past), and the plan placed others
+    # there instead. Which of the two cases applies depends on what the others hold
+    # and on where this solve stopped (a plan proven within its target gap may leave
+    # a small workload out beside room it could use), so it is the message's alone:
+    # a summary that followed it would rewrite a waiting workload's status whenever
+    # an unrelated edit moves the others.
+    summary = f"{needs}; no room left on {its}: other placed workloads hold the capacity it needs"
     if room_total >= wk.demand:
-        # 4. room is left (on paper: pools share power): this solve did not find it
+        # 4. room is left (an upper bound for split work: the best pools' devices
+        #    within the power left): this solve did not find it
         return Reason(f"{needs}; {its} {have} room for {wk.amount_text(room_total)} now, "
-                      "but this solve found no placement that fits it whole",
-                      summary=f"{needs}; no placement found that fits it whole on {its}")
+                      "but this solve found no placement that fits it whole", summary=summary)
     left_budget = wk.budget(snap.site_total_watts - usage.site_watts, snap.site_firm_watts - usage.site_ni_watts)
     # the blocked sites, most room first (then by name): vectorised, since on a huge
     # mesh one workload can find thousands of fleets full; only the first few are named
@@ -330,7 +370,6 @@ def _capacity_reason(wk: _Workload, n_feasible: int, usage: Usage, holders_of: _
         others = holders_of.count_others(wk.w, exhausted)
         if others:
             message += f"; {plural(others, 'workload')} of equal or lower priority placed there"
-    summary = f"{needs}; no room left on {its}: other placed workloads hold the capacity it needs"
     return Reason(message, tuple(snap.keys[o] for o in holders), summary)
 
 

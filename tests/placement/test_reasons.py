@@ -135,3 +135,48 @@ def test_displaced_by_keeps_the_highest_priority_holders():
     d = solve(Mesh(factories=(site,), workloads=(*holders, lo))).workloads["x/lo"]
     assert d.message.endswith("; 12 higher-priority workloads placed there")
     assert d.displaced_by == tuple(f"x/h{i:02d}" for i in range(11, 1, -1))  # 10 of them, highest first
+
+
+def test_a_site_gives_its_power_at_the_rates_of_the_pools_that_have_devices():
+    # 0.1 MW firm: the 10 fast devices (5 tokens/s per watt) take 10 kW, the other
+    # 90 kW run 180 slow ones (2 per watt): 230,000 tokens/s, not 0.1 MW x 5
+    fast = AcceleratorPool("gb200", 10, 1000.0, 5000.0, 192.0)
+    slow = AcceleratorPool("l40s", 1000, 500.0, 1000.0, 48.0)
+    site = factory("f", (fast, slow), firm=0.1)
+    w = WorkloadDemand(key="a/chat", tokens_per_second=300_000.0, splittable=True, max_sites=2)
+    d = solve(Mesh(factories=(site,), workloads=(w,))).workloads[w.key]
+    assert d.message == "needs 300,000 tokens/s; its 1 feasible site has at most 230,000 tokens/s"
+    # devices: the 10 frugal ones (100 W) and 99 of the 1 kW ones
+    frugal = AcceleratorPool("edge", 10, 100.0, 100.0, 80.0)
+    big = AcceleratorPool("h100", 1000, 1000.0, 2400.0, 80.0)
+    w = WorkloadDemand(key="a/ft", accelerators=500, splittable=True, max_sites=2)
+    d = solve(Mesh(factories=(factory("f", (frugal, big), firm=0.1),), workloads=(w,))).workloads[w.key]
+    assert d.message == "needs 500 devices; its 1 feasible site has at most 109"
+
+
+def test_the_status_summary_of_a_waiting_workload_does_not_follow_what_others_hold():
+    """Whether room is left beside the others (case 4: the solve did not find it) or
+    not (case 3) depends on the others and on the solve; the summary a status is
+    built from says the same in both."""
+    import numpy as np
+
+    from placement import explain
+    from placement.assign import _codes
+    from placement.snapshot import build
+
+    site = factory("seoul-1", (AcceleratorPool("h100", 20, 700.0, 2400.0, 80.0),))
+    hi = WorkloadDemand(key="research/frontier-pretrain", type="training", accelerators=16, priority=1000)
+    lo = WorkloadDemand(key="serving/chat", accelerators=8, priority=10)
+    mesh = Mesh(factories=(site,), workloads=(hi, lo))
+    held = solve(mesh).workloads[lo.key]
+    assert held.message.startswith("needs 8 devices; no room left on its 1 feasible site")
+    snap = build(mesh, CONFIG)
+    w = snap.keys.index(lo.key)
+    empty = explain.Usage(np.zeros(snap.n_cols, dtype=np.int64), np.zeros(snap.n_sites), np.zeros(snap.n_sites),
+                          [set() for _ in range(snap.n_sites)])
+    [left_room] = explain.reasons(snap, [w], {w: {}}, {w: 1}, _codes(snap, [w]), empty).values()
+    assert left_room.message == ("needs 8 devices; its 1 feasible site has room for 8 now, "
+                                 "but this solve found no placement that fits it whole")
+    assert left_room.summary == held.status_message
+    assert held.status_message == ("needs 8 devices; no room left on its 1 feasible site: "
+                                   "other placed workloads hold the capacity it needs")
