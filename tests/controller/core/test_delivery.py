@@ -4,9 +4,8 @@ readiness in the statuses."""
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
 
-from controller.api.resources import AIFactory, MemberCluster, MeshWorkload
+from controller.api.resources import MeshWorkload
 from controller.core.changes import changes, with_statuses
 from controller.core.delivery import (
     LOCAL,
@@ -20,45 +19,16 @@ from controller.core.delivery import (
 )
 from controller.core.reconcile import Snapshot, reconcile
 from placement.problem import SolverConfig
+from tests.support.delivery import factory, member_cluster, workload
 
 AT = dt.datetime(2026, 12, 6, 12, 0, tzinfo=dt.UTC)
 CONFIG = SolverConfig(time_limit_s=10, num_workers=1)
 
 
-def _factory(name: str, country: str, price: float, cluster: str | None) -> AIFactory:
-    spec: dict[str, Any] = {
-        "region": "eu", "country": country, "power": {"firmMW": 1, "pricePerMWh": price},
-        "acceleratorPools": [{"model": "gpu", "count": 8, "wattsPerDevice": 700, "tokensPerSecondPerDevice": 1,
-                              "memoryGiB": 80}],
-    }
-    if cluster:
-        spec["memberCluster"] = cluster
-    return AIFactory.model_validate({"apiVersion": "meshplane.io/v1alpha1", "kind": "AIFactory",
-                                     "metadata": {"name": name, "generation": 1}, "spec": spec})
-
-
-def _workload(name: str, allowed: list[str] | None = None, template: bool = True) -> MeshWorkload:
-    spec: dict[str, Any] = {"type": "inference", "accelerators": 2, "devicesPerReplica": 1}
-    if template:
-        spec["template"] = {"spec": {"containers": [{"name": "c", "image": "x"}]}}
-    if allowed:
-        spec["sovereignty"] = {"allowedCountries": allowed}
-    return MeshWorkload.model_validate({"apiVersion": "meshplane.io/v1alpha1", "kind": "MeshWorkload",
-                                        "metadata": {"name": name, "namespace": "team", "generation": 1},
-                                        "spec": spec})
-
-
-def _cluster(name: str) -> MemberCluster:
-    return MemberCluster.model_validate({
-        "apiVersion": "meshplane.io/v1alpha1", "kind": "MemberCluster", "metadata": {"name": name, "generation": 1},
-        "spec": {"direct": {"kubeconfigSecretRef": {"name": f"{name}-kubeconfig"}}},
-    })
-
-
 def _snapshot(observed: Observed, **workloads: MeshWorkload) -> Snapshot:
-    factories = [_factory("fr-1", "FR", 10, "paris"), _factory("de-1", "DE", 50, "berlin"),
-                 _factory("de-local", "DE", 90, None)]
-    return Snapshot(factories, [], list(workloads.values()), AT, clusters=[_cluster("paris"), _cluster("berlin")],
+    factories = [factory("fr-1", "FR", 10, "paris"), factory("de-1", "DE", 50, "berlin"),
+                 factory("de-local", "DE", 90, None)]
+    return Snapshot(factories, [], list(workloads.values()), AT, clusters=[member_cluster("paris"), member_cluster("berlin")],
                     observed=observed)
 
 
@@ -68,7 +38,7 @@ def _reachable(*names: str) -> dict[str, ClusterHealth]:
 
 def test_member_objects_carry_origin_labels_and_no_owner_and_local_ones_are_owned() -> None:
     observed = Observed(clusters=_reachable("paris", "berlin"), delivering=frozenset({LOCAL, "paris", "berlin"}))
-    snapshot = _snapshot(observed, a=_workload("a"))
+    snapshot = _snapshot(observed, a=workload("a"))
     outcome = reconcile(snapshot, CONFIG)
     assert outcome.workloads["team/a"].sites == "fr-1"
     uid = "0f6f-uid"
@@ -93,7 +63,7 @@ def test_member_objects_carry_origin_labels_and_no_owner_and_local_ones_are_owne
 def test_a_lost_clusters_sites_have_no_capacity_and_the_work_moves_or_is_preempted_naming_it() -> None:
     reachable = Observed(clusters=_reachable("paris", "berlin"), delivering=frozenset({"paris", "berlin"}))
     settled = with_statuses(*(lambda s: (s, reconcile(s, CONFIG)))(
-        _snapshot(reachable, anywhere=_workload("anywhere"), sovereign=_workload("sovereign", ["FR"]))))
+        _snapshot(reachable, anywhere=workload("anywhere"), sovereign=workload("sovereign", ["FR"]))))
     assert {w.status.sites for w in settled.workloads if w.status} == {"fr-1"}
     lost = ClusterHealth("Lost", "Unreachable", "connection refused", AT, AT - dt.timedelta(minutes=2))
     observed = Observed(clusters={**_reachable("berlin"), "paris": lost}, delivering=frozenset({"paris", "berlin"}))
@@ -113,7 +83,7 @@ def test_a_lost_clusters_sites_have_no_capacity_and_the_work_moves_or_is_preempt
 def test_unreachable_is_reported_but_not_acted_on_before_lost() -> None:
     down = ClusterHealth("Unreachable", "Unreachable", "timed out", AT, AT)
     observed = Observed(clusters={**_reachable("berlin"), "paris": down}, delivering=frozenset({"paris", "berlin"}))
-    outcome = reconcile(_snapshot(observed, a=_workload("a")), CONFIG)
+    outcome = reconcile(_snapshot(observed, a=workload("a")), CONFIG)
     status = outcome.workloads["team/a"]
     assert status.sites == "fr-1"  # a partitioned member may still run it: never moved on a guess
     available = next(c for c in status.conditions if c.type == "Available")
@@ -123,7 +93,7 @@ def test_unreachable_is_reported_but_not_acted_on_before_lost() -> None:
 def test_readiness_from_the_member_becomes_ready_counts_and_the_available_condition() -> None:
     base = Observed(clusters=_reachable("paris", "berlin"), delivering=frozenset({"paris", "berlin"}),
                     read=frozenset({"paris", "berlin"}))
-    snapshot = _snapshot(base, a=_workload("a"))
+    snapshot = _snapshot(base, a=workload("a"))
     outcome = reconcile(snapshot, CONFIG)
     status = outcome.workloads["team/a"]
     assert status.ready == "0/2"
@@ -136,7 +106,7 @@ def test_readiness_from_the_member_becomes_ready_counts_and_the_available_condit
     ):
         observed = Observed(clusters=base.clusters, deployments={key: seen}, read=base.read,
                             delivering=base.delivering)
-        status = reconcile(_snapshot(observed, a=_workload("a")), CONFIG).workloads["team/a"]
+        status = reconcile(_snapshot(observed, a=workload("a")), CONFIG).workloads["team/a"]
         available = next(c for c in status.conditions if c.type == "Available")
         assert (available.reason, status.ready) == (reason, ready)
         [assignment] = status.assignments
@@ -146,7 +116,7 @@ def test_readiness_from_the_member_becomes_ready_counts_and_the_available_condit
 
 
 def test_without_delivery_the_status_is_as_before() -> None:
-    outcome = reconcile(_snapshot(Observed(), a=_workload("a"), b=_workload("b", template=False)), CONFIG)
+    outcome = reconcile(_snapshot(Observed(), a=workload("a"), b=workload("b", template=False)), CONFIG)
     for status in outcome.workloads.values():
         assert status.ready is None and [c.type for c in status.conditions] == ["Placed"]
         assert all(a.cluster is None for a in status.assignments)

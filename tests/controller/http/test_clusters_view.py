@@ -6,52 +6,22 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
-from controller.api.resources import AIFactory, MemberCluster, MeshWorkload
 from controller.core.delivery import ClusterHealth, DeploymentObservation, Observed
 from controller.core.reconcile import Snapshot, reconcile
 from controller.http.app import create_app
 from controller.http.source import Published
 from controller.http.views import mesh_view
 from placement.problem import SolverConfig
+from tests.support.delivery import factory, member_cluster, workload
 
 AT = dt.datetime(2026, 12, 6, 12, 0, tzinfo=dt.UTC)
 CONFIG = SolverConfig(time_limit_s=10, num_workers=1)
 LOST_SINCE = AT - dt.timedelta(minutes=3)
 LAST_SEEN = AT - dt.timedelta(minutes=4)
-
-
-def _factory(name: str, country: str, price: float, cluster: str | None) -> AIFactory:
-    spec: dict[str, Any] = {
-        "region": "eu", "country": country, "power": {"firmMW": 1, "pricePerMWh": price},
-        "acceleratorPools": [{"model": "gpu", "count": 8, "wattsPerDevice": 700, "tokensPerSecondPerDevice": 1,
-                              "memoryGiB": 80}],
-    }
-    if cluster:
-        spec["memberCluster"] = cluster
-    return AIFactory.model_validate({"apiVersion": "meshplane.io/v1alpha1", "kind": "AIFactory",
-                                     "metadata": {"name": name, "generation": 1}, "spec": spec})
-
-
-def _workload(name: str, allowed: list[str], template: bool = True) -> MeshWorkload:
-    spec: dict[str, Any] = {"type": "inference", "accelerators": 2, "devicesPerReplica": 1,
-                            "sovereignty": {"allowedCountries": allowed}}
-    if template:
-        spec["template"] = {"spec": {"containers": [{"name": "c", "image": "x"}]}}
-    return MeshWorkload.model_validate({"apiVersion": "meshplane.io/v1alpha1", "kind": "MeshWorkload",
-                                        "metadata": {"name": name, "namespace": "team", "generation": 1},
-                                        "spec": spec})
-
-
-def _cluster(name: str) -> MemberCluster:
-    return MemberCluster.model_validate({
-        "apiVersion": "meshplane.io/v1alpha1", "kind": "MemberCluster", "metadata": {"name": name, "generation": 1},
-        "spec": {"direct": {"kubeconfigSecretRef": {"name": f"{name}-kubeconfig"}}},
-    })
 
 
 class _Source:
@@ -73,10 +43,10 @@ def published() -> Published:
         read=frozenset({"paris", "berlin"}),
         delivering=frozenset({"local", "paris", "berlin"}),
     )
-    factories = [_factory("fr-1", "FR", 10, "paris"), _factory("de-1", "DE", 50, "berlin"),
-                 _factory("de-local", "DE", 90, None), _factory("jp-1", "JP", 90, "tokyo")]
-    workloads = [_workload("sovereign", ["FR"]), _workload("german", ["DE"]), _workload("plain", ["JP"], template=False)]
-    snapshot = Snapshot(factories, [], workloads, AT, clusters=[_cluster("paris"), _cluster("berlin")],
+    factories = [factory("fr-1", "FR", 10, "paris"), factory("de-1", "DE", 50, "berlin"),
+                 factory("de-local", "DE", 90, None), factory("jp-1", "JP", 90, "tokyo")]
+    workloads = [workload("sovereign", ["FR"]), workload("german", ["DE"]), workload("plain", ["JP"], template=False)]
+    snapshot = Snapshot(factories, [], workloads, AT, clusters=[member_cluster("paris"), member_cluster("berlin")],
                         observed=observed)
     return Published(3, snapshot, reconcile(snapshot, CONFIG), AT, 1.0, warm=False, config=CONFIG)
 
@@ -138,6 +108,6 @@ def test_workloads_carry_ready_counts_and_each_assignments_delivery(client: Test
 
 
 def test_without_member_clusters_the_list_is_empty_and_every_site_is_local() -> None:
-    local = Snapshot([_factory("a", "FR", 10, None)], [], [], AT)
+    local = Snapshot([factory("a", "FR", 10, None)], [], [], AT)
     view = mesh_view(Published(1, local, reconcile(local, CONFIG), AT, 1.0, warm=False))
     assert view.clusters == [] and [s.cluster for s in view.sites] == ["local"]
