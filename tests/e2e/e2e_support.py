@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -305,3 +306,47 @@ def object_ref(doc: dict[str, Any]) -> str:
     group = doc["apiVersion"].split("/")[0] if "/" in doc["apiVersion"] else ""
     kind = doc["kind"].lower() + (f".{group}" if group else "")
     return f"{kind}/{doc['metadata']['name']}"
+
+
+# --------------------------------------------------------------------------- owning what a test creates
+
+GONE_TIMEOUT_S = 180.0  # a namespace's deletion waits for the namespace controller; generous on a busy machine
+
+
+def exists(kubectl: Kubectl, ref: str, namespace: str | None = None) -> bool:
+    """Whether ``ref`` (``kind[.group]/name``) still exists (being deleted counts)."""
+    args = ["get", ref, "--ignore-not-found", "-o", "name"] + (["-n", namespace] if namespace else [])
+    return bool(kubectl(*args).stdout.strip())
+
+
+def wait_until_gone(kubectl: Kubectl, ref: str, namespace: str | None = None,
+                    timeout_s: float = GONE_TIMEOUT_S) -> None:
+    """Poll until ``ref`` no longer exists; AssertionError naming it after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while exists(kubectl, ref, namespace):
+        if time.monotonic() > deadline:
+            where = f" in namespace {namespace}" if namespace else ""
+            raise AssertionError(f"{ref}{where} still exists {timeout_s:.0f} s after its deletion")
+        time.sleep(0.5)
+
+
+def delete_and_wait(kubectl: Kubectl, ref: str, namespace: str | None = None,
+                    timeout_s: float = GONE_TIMEOUT_S) -> None:
+    """Delete ``ref`` (if it exists) and wait until the API server no longer has it: a
+    test that ends with this leaves nothing behind for the next one (whose operator,
+    being cluster-wide, would see it)."""
+    args = ["delete", ref, "--ignore-not-found", "--wait=false"] + (["-n", namespace] if namespace else [])
+    kubectl(*args, check=False)
+    wait_until_gone(kubectl, ref, namespace, timeout_s)
+
+
+@contextlib.contextmanager
+def owned_namespace(kubectl: Kubectl, prefix: str = "e2e") -> Iterator[str]:
+    """A fresh namespace (unique name) for one test; on exit it is deleted and waited
+    for, everything in it included, so the next test starts without it."""
+    name = unique_name(prefix)
+    kubectl("create", "namespace", name)
+    try:
+        yield name
+    finally:
+        delete_and_wait(kubectl, f"namespace/{name}")

@@ -15,7 +15,7 @@ import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -134,15 +134,26 @@ def wait_for(what: str, condition: Callable[[], Any], timeout_s: float = TIMEOUT
         time.sleep(0.5)
 
 
-class OperatorProcess:
-    """One ``meshplane-operator`` process; ``kill()`` is SIGKILL, ``stop()`` SIGTERM."""
+KUBECONFIG_VARIABLES = ("KUBECONFIG", "MESHPLANE_KUBECONFIG")
 
-    def __init__(self, kubeconfig: Path, namespace: str, log_path: Path, extra_env: dict[str, str] | None = None) -> None:
+
+class OperatorProcess:
+    """One ``meshplane-operator`` process; ``kill()`` is SIGKILL, ``stop()`` SIGTERM.
+
+    ``kubeconfig_variable`` is the one variable that names ``kubeconfig`` (``KUBECONFIG``
+    or ``MESHPLANE_KUBECONFIG``): neither is inherited from this process, so the other
+    is unset unless ``extra_env`` sets it."""
+
+    def __init__(
+        self, kubeconfig: Path, namespace: str, log_path: Path, extra_env: dict[str, str] | None = None,
+        kubeconfig_variable: str = "KUBECONFIG",
+    ) -> None:
+        assert kubeconfig_variable in KUBECONFIG_VARIABLES, kubeconfig_variable
         self.port = free_port()
         self.api_port = free_port()  # several operators run at once: each its own API port
         env = {
-            **os.environ,
-            "KUBECONFIG": str(kubeconfig),
+            **{k: v for k, v in os.environ.items() if k not in KUBECONFIG_VARIABLES},
+            kubeconfig_variable: str(kubeconfig),
             "MESHPLANE_NAMESPACE": namespace,
             "MESHPLANE_HEALTH_PORT": str(self.port),
             "MESHPLANE_HTTP_PORT": str(self.api_port),
@@ -223,6 +234,74 @@ def settled(kubectl: Kubectl) -> dict[str, dict[str, Any]] | None:
         if status.get("phase") not in ("Placed", "Unschedulable", "Preempted"):
             return None
     return current if len(current) == len(EXAMPLE_WORKLOADS) else None
+
+
+MESH_PLURALS = ("aifactories", "edgefleets", "meshworkloads")
+
+
+def mesh_objects(kubectl: Kubectl) -> list[dict[str, Any]]:
+    """Every AIFactory, EdgeFleet and MeshWorkload in the cluster: what a cluster-wide
+    operator solves."""
+    return [item for plural in MESH_PLURALS for item in kubectl.json("get", plural, "-A")["items"]]
+
+
+def mesh_key(obj: dict[str, Any]) -> str:
+    """``Kind/namespace/name`` (``Kind/name`` for a site) of an object or manifest."""
+    meta = obj["metadata"]
+    return "/".join(p for p in (obj["kind"], meta.get("namespace"), meta["name"]) if p)
+
+
+def foreign_mesh_objects(kubectl: Kubectl, documents: list[dict[str, Any]]) -> list[str]:
+    """The meshplane objects in the cluster that are not among ``documents`` (the
+    examples' manifests), each said with whether it is being deleted."""
+    ours = {mesh_key(d) for d in documents if d["apiVersion"].startswith(f"{GROUP}/")}
+    foreign = [o for o in mesh_objects(kubectl) if mesh_key(o) not in ours]
+    if not foreign:
+        return []
+    terminating = {ns["metadata"]["name"] for ns in kubectl.json("get", "namespaces")["items"]
+                   if ns.get("status", {}).get("phase") == "Terminating"}
+    said = []
+    for obj in foreign:
+        meta = obj["metadata"]
+        going = meta.get("deletionTimestamp") or meta.get("namespace") in terminating
+        said.append(f"{mesh_key(obj)} ({'being deleted' if going else 'left behind'})")
+    return sorted(said)
+
+
+def wait_for_the_examples_alone(kubectl: Kubectl, documents: list[dict[str, Any]], timeout_s: float = TIMEOUT_S) -> None:
+    """Wait until the cluster's meshplane objects are the examples and nothing else: what
+    other tests created (a namespace of theirs still terminating, say) is gone, so a
+    plan of examples/ is the plan of the whole cluster."""
+    deadline = time.monotonic() + timeout_s
+    while foreign := foreign_mesh_objects(kubectl, documents):
+        if time.monotonic() > deadline:
+            raise AssertionError(
+                f"after {timeout_s:.0f} s the cluster still holds meshplane objects other than the examples "
+                f"(a test did not delete, or wait for, what it created): {foreign}"
+            )
+        time.sleep(0.5)
+
+
+def clear_statuses(kubectl: Kubectl, keys: Iterable[str] = EXAMPLE_WORKLOADS) -> None:
+    """Remove the status of each ``namespace/name`` MeshWorkload (what an earlier operator wrote)."""
+    for key in sorted(keys):
+        ns, name = key.split("/")
+        kubectl("patch", "meshworkload", name, "-n", ns, "--subresource=status", "--type=merge",
+                "-p", '{"status": null}')
+
+
+def final_statuses(kubectl: Kubectl, log_path: Path, workloads: int, sites: int) -> dict[str, dict[str, Any]] | None:
+    """The example workloads as :func:`settled` gives them, once they are final: the
+    operator of ``log_path`` has logged a finished solve (its line follows its writes) of
+    exactly ``workloads`` workloads on ``sites`` sites, every example is solved for its
+    current spec, and no other solve finished while they were read. Else None."""
+    before = solves(log_path)
+    if not before or (int(before[-1]["workloads"]), int(before[-1]["sites"])) != (workloads, sites):
+        return None
+    current = settled(kubectl)
+    if current is None or solves(log_path) != before:
+        return None
+    return current
 
 
 def resource_versions(kubectl: Kubectl) -> dict[str, str]:

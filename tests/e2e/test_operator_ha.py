@@ -8,6 +8,10 @@
 - SIGKILLed, the leader's Lease expires and the other replica takes over: a spec
   change made after the kill is in the statuses within the Lease duration, one solve
   and a margin.
+
+The test owns what it creates (a namespace, a workload, an isolated site) and waits
+until they are gone before it ends; what it reads from a log or an API it waits for
+(with a deadline), since a solve's log line follows its writes.
 """
 
 from __future__ import annotations
@@ -17,14 +21,17 @@ import re
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from tests.e2e.e2e_support import Kubectl, unique_name
+import pytest
+
+from tests.e2e.e2e_support import Kubectl, delete_and_wait, owned_namespace, unique_name
 from tests.e2e.operator_support import (
+    GROUP,
     OperatorProcess,
     current_status,
-    delete_quietly,
     isolated_factory,
     own_workload,
     settled,
@@ -66,8 +73,15 @@ def _acquired(process: OperatorProcess) -> int:
     return process.log_path.read_text(errors="replace").count("acquired lease")
 
 
+@pytest.fixture
+def own_namespace(kubectl: Kubectl) -> Iterator[str]:
+    """A namespace for this test, gone (with all it holds) when the test ends."""
+    with owned_namespace(kubectl, "e2e-ha") as name:
+        yield name
+
+
 def test_two_replicas_one_leader_writes_and_the_other_takes_over(
-    kubectl: Kubectl, operator_env: tuple[Path, str, Path], scratch_namespace: str
+    kubectl: Kubectl, operator_env: tuple[Path, str, Path], own_namespace: str
 ) -> None:
     kubeconfig, namespace, logs = operator_env
     suffix = unique_name("ha").split("-")[1]
@@ -75,19 +89,19 @@ def test_two_replicas_one_leader_writes_and_the_other_takes_over(
 
     def devices_placed(devices: int) -> Any:
         def check() -> dict[str, Any] | None:
-            status = current_status(kubectl, f"meshworkload/{name}", scratch_namespace)
+            status = current_status(kubectl, f"meshworkload/{name}", own_namespace)
             placed = status.get("phase") == "Placed" and [a["devices"] for a in status["assignments"]] == [devices]
             return status if placed else None
         return check
 
     def resize(devices: int) -> None:
-        kubectl("patch", f"meshworkload/{name}", "-n", scratch_namespace, "--type=merge",
+        kubectl("patch", f"meshworkload/{name}", "-n", own_namespace, "--type=merge",
                 "-p", json.dumps({"spec": {"accelerators": devices}}))
 
     replicas: list[OperatorProcess] = []
     try:
         kubectl.apply_obj(isolated_factory(site, model, count=1000))
-        kubectl.apply_obj(own_workload(scratch_namespace, name, model, 100))
+        kubectl.apply_obj(own_workload(own_namespace, name, model, 100))
         replicas = [OperatorProcess(kubeconfig, namespace, logs / f"{unique_name(f'ha-{i}')}.log") for i in "ab"]
         for replica in replicas:
             wait_for(f"replica {replica.log_path.name} to be ready", replica.ready, timeout_s=60)
@@ -109,15 +123,23 @@ def test_two_replicas_one_leader_writes_and_the_other_takes_over(
         # both replicas answer reads alike (a Service sends a reader to either)
         # the operator's own ServiceAccount (operator_env) may list meshworkloads
         token = kubectl("create", "token", "meshplane-operator", "-n", namespace).stdout.strip()
-        phases = [wait_for(f"{r.log_path.name}'s API", lambda r=r: _api_phases(r, token)) for r in (leader, follower)]
-        assert phases[0] == phases[1] and phases[0][f"{scratch_namespace}/{name}"] == "Placed", phases
+
+        def alike() -> list[dict[str, str]] | None:
+            # each replica re-plans on every change it sees (say, a namespace another
+            # test deleted), each at its own moment: compare once both have the same plan
+            phases = [_api_phases(r, token) for r in (leader, follower)]
+            return phases if phases[0] is not None and phases[0] == phases[1] else None
+
+        phases = wait_for("both replicas' APIs to answer alike", alike)
+        assert phases[0][f"{own_namespace}/{name}"] == "Placed", phases
 
         before = len(solves(leader.log_path))
         resize(200)
         wait_for("the statuses to follow a spec change", devices_placed(200), timeout_s=30)
-        time.sleep(1)  # the solve's log line follows its writes
-        ran = solves(leader.log_path)[before:]
-        assert ran and sum(int(s["patches"]) for s in ran) >= 1, ran
+        # the solve's log line follows its writes: wait for it
+        ran = wait_for("the leader's log line of the solve that wrote the change",
+                       lambda: [s for s in solves(leader.log_path)[before:] if int(s["patches"]) >= 1])
+        assert all(int(s["workloads"]) >= 1 for s in ran), ran
         assert solves(follower.log_path) == [], f"the follower solved:\n{follower.tail()}"
 
         leader.kill()
@@ -127,12 +149,17 @@ def test_two_replicas_one_leader_writes_and_the_other_takes_over(
         took = time.monotonic() - killed
         assert took < TAKEOVER_S
         assert _holder(kubectl, namespace) == _identity(follower)
-        assert _acquired(follower) == 1 and solves(follower.log_path), follower.tail()
+        assert _acquired(follower) == 1, follower.tail()
+        # the statuses are written before the solve's log line: wait for the line
+        wait_for("the new leader's \"solved\" log line", lambda: solves(follower.log_path), timeout_s=TAKEOVER_S)
         assert follower.process.poll() is None and follower.ready()
         print(f"takeover: the change made after the SIGKILL was in the status {took:.1f} s later")
     finally:
-        delete_quietly(kubectl, f"meshworkload/{name}", scratch_namespace)
-        delete_quietly(kubectl, f"aifactory/{site}")
-        time.sleep(2)  # let a live replica see the deletions (debounce, one solve)
-        for replica in replicas:
-            replica.stop()
+        # gone before the test ends (the namespace too, by the fixture), while a
+        # replica still runs: the next test's operator never sees them
+        try:
+            delete_and_wait(kubectl, f"meshworkload.{GROUP}/{name}", own_namespace)
+            delete_and_wait(kubectl, f"aifactory.{GROUP}/{site}")
+        finally:
+            for replica in replicas:
+                replica.stop()

@@ -1,14 +1,19 @@
 """RBAC is enforced, and the ServiceAccount kubeconfig helper gives a restricted user
-(the operator will be tested the same way with its Helm chart's ClusterRole)."""
+(the operator will be tested the same way with its Helm chart's ClusterRole).
+
+What a test here creates lives in a namespace of its own, deleted and waited for before
+the test ends: a MeshWorkload left behind would be solved by the next test's operator,
+which is cluster-wide, with the examples."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 
 import pytest
 import yaml
 
-from tests.e2e.e2e_support import Kubectl, KubectlError, unique_name
+from tests.e2e.e2e_support import Kubectl, KubectlError, owned_namespace, unique_name
 
 pytestmark = pytest.mark.e2e
 
@@ -16,6 +21,13 @@ READ_MESH = [{"apiGroups": ["meshplane.io"], "resources": ["aifactories", "edgef
               "verbs": ["get", "list", "watch"]}]
 WRITE_STATUS = [{"apiGroups": ["meshplane.io"], "resources": ["meshworkloads/status"],
                  "verbs": ["get", "patch", "update"]}]
+
+
+@pytest.fixture
+def own_namespace(kubectl: Kubectl) -> Iterator[str]:
+    """A namespace for one test, gone (with all it holds) when the test ends."""
+    with owned_namespace(kubectl, "e2e-rbac") as name:
+        yield name
 
 
 def test_admin_is_system_masters(kubectl: Kubectl, control_plane):
@@ -26,14 +38,14 @@ def test_admin_is_system_masters(kubectl: Kubectl, control_plane):
 
 
 def test_a_service_account_gets_only_what_it_is_granted(
-    kubectl: Kubectl, service_account_kubeconfig, installed_crds, example_objects, scratch_namespace
+    kubectl: Kubectl, service_account_kubeconfig, installed_crds, example_objects, own_namespace
 ):
     name = unique_name("reader")
-    path = service_account_kubeconfig(name, namespace=scratch_namespace, cluster_rules=READ_MESH + WRITE_STATUS)
+    path = service_account_kubeconfig(name, namespace=own_namespace, cluster_rules=READ_MESH + WRITE_STATUS)
     sa = kubectl.with_kubeconfig(path)
 
     who = sa.json("auth", "whoami")
-    assert who["status"]["userInfo"]["username"] == f"system:serviceaccount:{scratch_namespace}:{name}"
+    assert who["status"]["userInfo"]["username"] == f"system:serviceaccount:{own_namespace}:{name}"
 
     def can(*args: str) -> bool:
         return sa("auth", "can-i", *args, check=False).stdout.strip() == "yes"
@@ -52,14 +64,14 @@ def test_a_service_account_gets_only_what_it_is_granted(
     assert "forbidden" in err.value.stderr.lower()
 
     workload = next(d for d in example_objects if d["kind"] == "MeshWorkload")
-    probe = {**workload, "metadata": {"name": unique_name("rbac-probe"), "namespace": scratch_namespace}}
+    probe = {**workload, "metadata": {"name": unique_name("rbac-probe"), "namespace": own_namespace}}
     with pytest.raises(KubectlError) as err:
         sa("create", "-f", "-", input=yaml.safe_dump(probe))
     assert "forbidden" in err.value.stderr.lower()
 
     # What the operator does: write status only.
     kubectl("create", "-f", "-", input=yaml.safe_dump(probe))
-    ref = [f"meshworkload.meshplane.io/{probe['metadata']['name']}", "-n", scratch_namespace]
+    ref = [f"meshworkload.meshplane.io/{probe['metadata']['name']}", "-n", own_namespace]
     sa("patch", *ref, "--subresource=status", "--type=merge", "-p", json.dumps({"status": {"phase": "Pending"}}))
     assert kubectl.json("get", *ref)["status"]["phase"] == "Pending"
 

@@ -12,8 +12,11 @@ tests run as root) with its environment and nothing on PATH but the venv:
 - the wheel holds the compiled kernels (built with OpenMP) and no test or bench code,
   and the kernels need no library the runtime stage does not install;
 - ``meshctl validate`` and ``meshctl plan -o json`` work on examples/;
-- ``meshplane-operator`` places the example workloads (statuses cleared first, so
-  they are its own) exactly as that plan says.
+- ``meshplane-operator`` places the example workloads exactly as that plan says. It
+  starts once the cluster holds the examples alone (what other tests created is gone,
+  so the plan of examples/ is the plan of the cluster) with their statuses cleared (so
+  every status read is its own), and the statuses are read once final: a finished
+  solve of exactly the examples logged, none running meanwhile.
 """
 
 from __future__ import annotations
@@ -36,7 +39,15 @@ from typing import Any
 import pytest
 
 from tests.e2e.e2e_support import EXAMPLES_DIR, Kubectl, say
-from tests.e2e.operator_support import EXAMPLE_WORKLOADS, SOLVED, free_port, settled, wait_for
+from tests.e2e.operator_support import (
+    EXAMPLE_WORKLOADS,
+    SOLVED,
+    clear_statuses,
+    final_statuses,
+    free_port,
+    wait_for,
+    wait_for_the_examples_alone,
+)
 from tests.packaging.docker_context import DOCKERFILE, parse_dockerfile, stage_context, stage_env
 
 pytestmark = pytest.mark.e2e
@@ -210,11 +221,19 @@ def _placements(statuses: dict[str, dict[str, Any]]) -> dict[str, tuple[str, str
 
 @pytest.fixture
 def image_operator(
-    image_venv: ImageVenv, operator_env: tuple[Path, str, Path], runtime_cwd: Path
+    kubectl: Kubectl, example_objects: list[dict[str, Any]], image_venv: ImageVenv,
+    operator_env: tuple[Path, str, Path], runtime_cwd: Path,
 ) -> Iterator[tuple[subprocess.Popen[bytes], int, Path]]:
     """``meshplane-operator`` from the image venv, as the runtime user, with the
-    runtime stage's environment and the operator's ServiceAccount kubeconfig."""
+    runtime stage's environment and the operator's ServiceAccount kubeconfig, started
+    on the examples alone, their statuses cleared."""
     kubeconfig, namespace, logs = operator_env
+    # Before it starts, not after: status writes never make an operator solve, so a
+    # status cleared after its first solve would stay empty; and anything another test
+    # left (a copy of an example in a namespace still terminating, say) would be solved
+    # with the examples.
+    wait_for_the_examples_alone(kubectl, example_objects)
+    clear_statuses(kubectl, EXAMPLE_WORKLOADS)
     readable = runtime_cwd / "kubeconfig"  # the original is root's, mode 0600
     shutil.copy(kubeconfig, readable)
     if os.geteuid() == 0:
@@ -231,7 +250,7 @@ def image_operator(
         "MESHPLANE_LEASE_RENEW_DEADLINE_S": "3",
         "MESHPLANE_LEASE_RETRY_PERIOD_S": "0.5",
     }
-    log_path = logs / "image-operator.log"
+    log_path = logs / f"image-operator-{port}.log"
     with log_path.open("ab") as log:
         process = subprocess.Popen(["meshplane-operator"], env=env, cwd=runtime_cwd, stdout=log,
                                    stderr=subprocess.STDOUT, **_as_runtime_user())
@@ -247,10 +266,11 @@ def image_operator(
 
 
 def test_the_operator_from_the_venv_places_the_examples_as_planned(
-    kubectl: Kubectl, image_venv: ImageVenv, image_operator: tuple[subprocess.Popen[bytes], int, Path],
-    runtime_cwd: Path,
+    kubectl: Kubectl, example_objects: list[dict[str, Any]], image_venv: ImageVenv,
+    image_operator: tuple[subprocess.Popen[bytes], int, Path], runtime_cwd: Path,
 ) -> None:
     process, port, log_path = image_operator
+    sites = sum(1 for d in example_objects if d["kind"] in ("AIFactory", "EdgeFleet"))
 
     def ready() -> bool:
         assert process.poll() is None, f"the operator exited:\n{log_path.read_text()[-3000:]}"
@@ -260,18 +280,19 @@ def test_the_operator_from_the_venv_places_the_examples_as_planned(
         except OSError:
             return False
 
-    # What an earlier operator wrote goes first, so every status checked below is this one's.
-    for key in EXAMPLE_WORKLOADS:
-        ns, name = key.split("/")
-        kubectl("patch", "meshworkload", name, "-n", ns, "--subresource=status", "--type=merge",
-                "-p", '{"status": null}')
     try:
         wait_for("the operator from the image venv to be ready", ready)
-        current = wait_for("every example workload to be solved", lambda: settled(kubectl))
+        current = wait_for(
+            f"the statuses of a finished solve of the examples alone ({len(EXAMPLE_WORKLOADS)} workloads, "
+            f"{sites} sites)",
+            lambda: final_statuses(kubectl, log_path, len(EXAMPLE_WORKLOADS), sites),
+        )
     except AssertionError as exc:
         raise AssertionError(f"{exc}; the operator's log ends:\n{log_path.read_text()[-3000:]}") from None
     solves = [m for m in map(SOLVED.search, log_path.read_text().splitlines()) if m]
-    assert solves and int(solves[0]["workloads"]) >= len(EXAMPLE_WORKLOADS), log_path.read_text()[-3000:]
+    # every solve it ran was of the examples alone: nothing else was in the cluster
+    solved = {(int(m["workloads"]), int(m["sites"])) for m in solves}
+    assert solved == {(len(EXAMPLE_WORKLOADS), sites)}, log_path.read_text()[-3000:]
 
     planned = {f"{w['metadata']['namespace']}/{w['metadata']['name']}": w["status"]
                for w in _plan(image_venv, runtime_cwd)["workloads"]}
