@@ -32,7 +32,7 @@ class Settings:
     site_events_namespace: str = "default"
     # identity in the Lease (pod name + a random suffix so a restarted pod is new)
     identity: str = ""
-    kubeconfig: str = ""  # empty: in-cluster config, else KUBECONFIG's file
+    kubeconfig: str = ""  # MESHPLANE_KUBECONFIG, else KUBECONFIG; empty: in-cluster config
     # the solve loop: a burst of changes costs one solve
     debounce_quiet_s: float = 0.2
     debounce_max_s: float = 2.0

@@ -318,11 +318,12 @@ def example_objects(kubectl: Kubectl, installed_crds: Any) -> Iterator[list[dict
 
 @pytest.fixture
 def scratch_namespace(kubectl: Kubectl) -> Iterator[str]:
-    """A fresh namespace for one test (deleted afterwards, without waiting)."""
+    """A fresh namespace for one test, deleted afterwards and waited for: what it held
+    (MeshWorkloads the next test's operator would solve) is gone when the test ends."""
     name = unique_name("e2e")
     kubectl("create", "namespace", name)
     yield name
-    kubectl("delete", "namespace", name, "--ignore-not-found", "--wait=false", check=False)
+    kubectl("delete", "namespace", name, "--ignore-not-found", "--wait=true", "--timeout=180s", check=False)
 
 
 # --------------------------------------------------------------------------- member clusters

@@ -236,13 +236,12 @@ def settled(kubectl: Kubectl) -> dict[str, dict[str, Any]] | None:
     return current if len(current) == len(EXAMPLE_WORKLOADS) else None
 
 
-MESH_PLURALS = ("aifactories", "edgefleets", "meshworkloads")
-
-
 def mesh_objects(kubectl: Kubectl) -> list[dict[str, Any]]:
-    """Every AIFactory, EdgeFleet and MeshWorkload in the cluster: what a cluster-wide
-    operator solves."""
-    return [item for plural in MESH_PLURALS for item in kubectl.json("get", plural, "-A")["items"]]
+    """Every object of every kind of the meshplane.io group the API server serves
+    (AIFactory, EdgeFleet, MeshWorkload, MemberCluster, ...): what a cluster-wide
+    operator reads."""
+    resources = kubectl("api-resources", f"--api-group={GROUP}", "-o", "name").stdout.split()
+    return [item for resource in sorted(resources) for item in kubectl.json("get", resource, "-A")["items"]]
 
 
 def mesh_key(obj: dict[str, Any]) -> str:

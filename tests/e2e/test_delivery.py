@@ -73,6 +73,11 @@ def member_cluster(name: str, secret: str, key: str = "kubeconfig") -> dict[str,
                      "lostAfterSeconds": LOST_AFTER_S}}
 
 
+def uids(member: MemberCluster) -> dict[tuple[str, str], str]:
+    items = member.kubectl.json("get", "deployments.apps", "-A", "-l", "meshplane.io/origin")["items"]
+    return {(i["metadata"]["namespace"], i["metadata"]["name"]): i["metadata"]["uid"] for i in items}
+
+
 def condition(obj: dict[str, Any], type_: str) -> dict[str, Any]:
     return next((c for c in (obj.get("status") or {}).get("conditions") or [] if c["type"] == type_), {})
 
@@ -157,6 +162,7 @@ def test_two_member_clusters_run_their_sites_work_and_a_lost_one_is_replaced_the
             assert {"Placed", "Available"} <= reasons  # Delivered too when a pod was seen not ready first
 
             # 2. member a stops answering: after lostAfter its work moves where allowed
+            sovereign_uid = uids(a)[(ns, f"sovereign-{site_a}")]
             with a.frozen():
                 lost_at = time.monotonic()
                 moved = wait_for("anywhere re-placed on member b and sovereign preempted", lambda: (
@@ -170,9 +176,13 @@ def test_two_member_clusters_run_their_sites_work_and_a_lost_one_is_replaced_the
                 assert condition(site, "Reachable")["reason"] == "Lost"
                 cluster = kubectl.json("get", "membercluster", mc_a)
                 assert condition(cluster, "Reachable")["status"] == "False" and cluster["status"]["lastSeenTime"]
+                # while it is away, "anywhere" may no longer run in France: the copy member a
+                # still holds is stale for good (the cheaper site would otherwise win it back)
+                kubectl("patch", "mwl", "anywhere", "-n", ns, "--type=merge",
+                        "-p", json.dumps({"spec": {"sovereignty": {"allowedCountries": ["DE"]}}}))
 
-            # 3. back on the same state: the copy that moved away is deleted there, and
-            # member a holds exactly what the final plan puts on it
+            # 3. back on the same state: the stale copy is deleted there, the copy the
+            # final plan puts there again is kept (same uid), and nothing else changes
             def final_plan_holds() -> bool:
                 w = workloads()
                 if any((i.get("status") or {}).get("observedGeneration") != i["metadata"]["generation"]
@@ -180,9 +190,11 @@ def test_two_member_clusters_run_their_sites_work_and_a_lost_one_is_replaced_the
                     return False
                 want_a = {(ns, f"{name}-{site_a}"): 2 for name, i in w.items() if i["status"].get("sites") == site_a}
                 want_b = {(ns, f"{name}-{site_b}"): 2 for name, i in w.items() if i["status"].get("sites") == site_b}
-                return (origin_deployments(a, namespace=ns) == want_a and origin_deployments(b, namespace=ns) == want_b
-                        and (ns, f"anywhere-{site_a}") not in want_a)
+                return origin_deployments(a, namespace=ns) == want_a and origin_deployments(b, namespace=ns) == want_b
             wait_for("member a to hold exactly the final plan's Deployments", final_plan_holds, timeout_s=TIMEOUT_S)
+            final = workloads()
+            assert final["anywhere"]["status"]["sites"] == site_b and final["sovereign"]["status"]["sites"] == site_a
+            assert uids(a)[(ns, f"sovereign-{site_a}")] == sovereign_uid  # kept through the outage, not re-created
             reachable = wait_for("member a reachable again", lambda: condition(
                 kubectl.json("get", "membercluster", mc_a), "Reachable").get("status") == "True")
             assert reachable
