@@ -101,14 +101,13 @@ DeploymentKey = tuple[str, str, str]  # (target, namespace, name)
 @dataclass(frozen=True)
 class Observed:
     """What the clusters said at the time of a snapshot: member health, and the
-    Deployments of every target that has been read at least once (``read``; a target
-    not read yet says nothing about what it holds). ``delivering``: the targets the
-    operator delivers to (none for ``meshctl``; ``local`` only when it materialises);
-    readiness is reported for those only."""
+    Deployments of every target whose last read answered (a Deployment not among them
+    is reported as still being delivered). ``delivering``: the targets the operator
+    delivers to (none for ``meshctl``; ``local`` only when it materialises); readiness
+    is reported for those only."""
 
     clusters: Mapping[str, ClusterHealth] = field(default_factory=dict)
     deployments: Mapping[DeploymentKey, DeploymentObservation] = field(default_factory=dict)
-    read: frozenset[str] = frozenset()
     delivering: frozenset[str] = frozenset()
 
     def health(self, target: str) -> ClusterHealth:

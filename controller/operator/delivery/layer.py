@@ -225,17 +225,14 @@ class DeliveryLayer:
             workers = dict(self._workers)
         clusters = {}
         deployments: dict[DeploymentKey, DeploymentObservation] = {}
-        read = set()
         for name, worker in workers.items():
             health, found, was_read = worker.monitor.snapshot()
             if name != LOCAL:
                 clusters[name] = health
             if was_read:
-                read.add(name)
                 for (namespace, deployment), observation in found.items():
                     deployments[(name, namespace, deployment)] = observation
-        return Observed(clusters=clusters, deployments=deployments, read=frozenset(read),
-                        delivering=frozenset(workers))
+        return Observed(clusters=clusters, deployments=deployments, delivering=frozenset(workers))
 
     def submit(self, desired: Mapping[str, ClusterObjects], namespaces: Collection[str]) -> None:
         """Each target's worker applies what it should hold (every target gets an entry,

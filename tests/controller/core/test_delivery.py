@@ -91,8 +91,7 @@ def test_unreachable_is_reported_but_not_acted_on_before_lost() -> None:
 
 
 def test_readiness_from_the_member_becomes_ready_counts_and_the_available_condition() -> None:
-    base = Observed(clusters=_reachable("paris", "berlin"), delivering=frozenset({"paris", "berlin"}),
-                    read=frozenset({"paris", "berlin"}))
+    base = Observed(clusters=_reachable("paris", "berlin"), delivering=frozenset({"paris", "berlin"}))
     snapshot = _snapshot(base, a=workload("a"))
     outcome = reconcile(snapshot, CONFIG)
     status = outcome.workloads["team/a"]
@@ -104,7 +103,7 @@ def test_readiness_from_the_member_becomes_ready_counts_and_the_available_condit
         (DeploymentObservation(2, 0, 0, problem="pod a-1 ImagePullBackOff: no such image"), "Degraded", "0/2"),
         (DeploymentObservation(2, 2, 2), "Available", "2/2"),
     ):
-        observed = Observed(clusters=base.clusters, deployments={key: seen}, read=base.read,
+        observed = Observed(clusters=base.clusters, deployments={key: seen},
                             delivering=base.delivering)
         status = reconcile(_snapshot(observed, a=workload("a")), CONFIG).workloads["team/a"]
         available = next(c for c in status.conditions if c.type == "Available")

@@ -40,7 +40,6 @@ def published() -> Published:
             "berlin": ClusterHealth("Lost", "Unreachable", "connection refused", LOST_SINCE, LAST_SEEN),
         },
         deployments={("paris", "team", "sovereign-fr-1"): DeploymentObservation(2, 1, 1)},
-        read=frozenset({"paris", "berlin"}),
         delivering=frozenset({"local", "paris", "berlin"}),
     )
     factories = [factory("fr-1", "FR", 10, "paris"), factory("de-1", "DE", 50, "berlin"),
