@@ -74,8 +74,10 @@ def render_chart(*args: str, namespace: str = "meshplane-system", release: str =
 
 def rules_of(objects: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
     """The rules of the operator's one ClusterRole (kind="ClusterRole") or Role in ``objects``."""
-    # the chart's one Role is the operator's; of its ClusterRoles, -view and -edit are for users
-    [role] = [o for o in objects if o["kind"] == kind and (kind == "Role" or o["metadata"]["name"].endswith("-operator"))]
+    # the chart's Role in the release's namespace is the operator's (the -ocm Roles are in
+    # ManagedClusters' namespaces); of its ClusterRoles, -view and -edit are for users
+    name_ok = {"Role": lambda name: not name.endswith("-ocm"), "ClusterRole": lambda name: name.endswith("-operator")}
+    [role] = [o for o in objects if o["kind"] == kind and name_ok[kind](o["metadata"]["name"])]
     return list(role["rules"])
 
 

@@ -60,6 +60,14 @@ DEPLOYMENT_RULES = [{"apiGroups": ["apps"], "resources": ["deployments"], "verbs
 # The kubeconfig Secrets of member clusters, read by name in the release's namespace
 # (controller/operator/delivery/layer.py), with delivery.memberClusters.
 SECRET_RULES = [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}]
+# Delivery through Open Cluster Management (delivery.ocm.enabled; this cluster is the
+# OCM hub): the ManagedClusters are read (controller/operator/delivery/ocm.py) and one
+# ManifestWork per (workload, site) is applied, listed and deleted in each
+# ManagedCluster's namespace (controller/operator/delivery/applier.py).
+OCM_CLUSTER_RULES = [{"apiGroups": ["cluster.open-cluster-management.io"], "resources": ["managedclusters"],
+                      "verbs": ["get"]}]
+OCM_WORK_RULES = [{"apiGroups": ["work.open-cluster-management.io"], "resources": ["manifestworks"],
+                   "verbs": ["create", "patch", "list", "delete"]}]
 # The HTTP API (operator.apiPort > 0) checks each caller's bearer token with the API
 # server: a TokenReview, then a SubjectAccessReview (controller/operator/reviews.py).
 REVIEW_RULES = [
@@ -165,6 +173,31 @@ def test_the_kubeconfig_secrets_role_follows_the_delivery_values():
     assert rules_of(none, "Role") == lease_rules("meshplane")
     env = {e["name"]: e.get("value") for e in container(the(named, "Deployment"))["env"]}
     assert (env["MESHPLANE_HUB_NAME"], env["MESHPLANE_LOST_AFTER_S"]) == ("meshplane", "60")
+
+
+def test_the_ocm_rules_are_granted_only_when_ocm_delivery_is_enabled():
+    default = render_chart()
+    assert not [rule for role in by_kind(default, "ClusterRole") + by_kind(default, "Role")
+                for rule in role["rules"] if any("open-cluster-management" in g for g in rule["apiGroups"])]
+    anywhere = render_chart("--set", "delivery.ocm.enabled=true")
+    assert rules_of(anywhere, "ClusterRole") == MESH_RULES + DEPLOYMENT_RULES + OCM_CLUSTER_RULES + OCM_WORK_RULES \
+        + REVIEW_RULES
+    assert len(by_kind(anywhere, "Role")) == 1  # only the release's own
+
+
+def test_named_managed_clusters_get_one_role_each_and_are_read_by_name():
+    objects = render_chart("--set", "delivery.ocm.enabled=true", "--set", "delivery.ocm.managedClusters={grenoble,memphis}")
+    assert rules_of(objects, "ClusterRole") == MESH_RULES + DEPLOYMENT_RULES + [
+        {**OCM_CLUSTER_RULES[0], "resourceNames": ["grenoble", "memphis"]}] + REVIEW_RULES
+    ocm_roles = {r["metadata"]["namespace"]: r for r in by_kind(objects, "Role") if r["metadata"]["name"].endswith("-ocm")}
+    assert sorted(ocm_roles) == ["grenoble", "memphis"]
+    assert all(role["rules"] == OCM_WORK_RULES for role in ocm_roles.values())
+    bindings = {b["metadata"]["namespace"]: b for b in by_kind(objects, "RoleBinding")
+                if b["metadata"]["name"].endswith("-ocm")}
+    assert sorted(bindings) == ["grenoble", "memphis"]
+    for binding in bindings.values():
+        [subject] = binding["subjects"]
+        assert (subject["name"], binding["roleRef"]["name"]) == ("meshplane", "meshplane-ocm")
 
 
 def test_rbac_can_be_turned_off():
@@ -310,9 +343,12 @@ def test_every_object_passes_the_api_servers_validation(
     kubectl: Kubectl, installed_crds: Any, service_monitor_crd: None, options: bool
 ):
     namespace = unique_name("chart-dry-run")
+    managed_cluster = unique_name("chart-dry-run-mc")  # its namespace holds the chart's -ocm Role
     kubectl("create", "namespace", namespace)
+    kubectl("create", "namespace", managed_cluster)
     try:
-        extra = ["-f", str(ALL_OPTIONS_FILE)] if options else []
+        extra = ["-f", str(ALL_OPTIONS_FILE), "--set", f"delivery.ocm.managedClusters={{{managed_cluster}}}"] \
+            if options else []
         objects = render_chart(*extra, namespace=namespace)
         kinds = {o["kind"] for o in objects}
         expected = {"ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "Service",
@@ -323,7 +359,7 @@ def test_every_object_passes_the_api_servers_validation(
         assert result.stdout.count("(server dry run)") == len(objects), result.stdout
         assert "Warning" not in result.stderr, result.stderr
     finally:
-        kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+        kubectl("delete", "namespace", namespace, managed_cluster, "--wait=false", check=False)
 
 
 def test_the_api_server_would_refuse_a_wrong_field(kubectl: Kubectl, service_monitor_crd: None):

@@ -9,6 +9,7 @@ from controller.api.models.cluster import (
     DirectDelivery,
     MemberClusterSpec,
     MemberClusterStatus,
+    OcmDelivery,
     SecretKeyRef,
 )
 from controller.api.models.factory import AcceleratorPool, AIFactorySpec, FactoryPower, Link
@@ -32,6 +33,7 @@ from controller.api.models.workload import (
 
 __all__ = [
     "DirectDelivery",
+    "OcmDelivery",
     "MemberClusterSpec",
     "MemberClusterStatus",
     "SecretKeyRef",

@@ -4,7 +4,10 @@ A site (``AIFactory`` or ``EdgeFleet``) names its member cluster in
 ``spec.memberCluster``; a site without one is delivered to the cluster the operator runs
 in (``local``). Shaped after Kueue's ``MultiKueueCluster`` (a kubeconfig in a Secret) and
 SIG Multicluster's ``ClusterProfile`` (one object per cluster, its health in status),
-so several sites can share one cluster and its health is read in one place.
+so several sites can share one cluster and its health is read in one place. Exactly one
+backend says how work gets there: ``direct`` (the operator applies it with a kubeconfig)
+or ``ocm`` (an Open Cluster Management hub's ManifestWorks, applied by the member's work
+agent; the operator holds no member credentials).
 
 Read by the CRD generator, by ``meshctl`` and by the reconcile core; the operator's
 delivery layer (:mod:`controller.operator.delivery`) connects to what it names.
@@ -14,7 +17,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from controller.api.models.base import ApiModel
+from controller.api.models.base import ApiModel, CrossFieldRule, MemberClusterName
 from controller.api.models.status import Condition
 
 _SECRET_NAME = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
@@ -46,12 +49,31 @@ class DirectDelivery(ApiModel):
     )
 
 
+class OcmDelivery(ApiModel):
+    """Pull delivery through Open Cluster Management: one ManifestWork per (workload,
+    site) in the ManagedCluster's namespace of the OCM hub the operator runs on."""
+
+    managed_cluster_name: MemberClusterName | None = Field(
+        default=None,
+        description="Name of the OCM ManagedCluster (also the hub namespace its "
+        "ManifestWorks go in). Default: the MemberCluster's own name.",
+    )
+
+
 class MemberClusterSpec(ApiModel):
     """How to reach a member cluster and when to give up on it."""
 
-    direct: DirectDelivery = Field(
+    direct: DirectDelivery | None = Field(
+        default=None,
         description="Deliver by applying Deployments in the member with a kubeconfig "
-        "(the operator pushes; the member needs no agent)."
+        "(the operator pushes; the member needs no agent). Exactly one of direct and ocm.",
+    )
+    ocm: OcmDelivery | None = Field(
+        default=None,
+        description="Deliver through Open Cluster Management: ManifestWorks on the OCM hub "
+        "(the cluster the operator runs in), applied by the member's work agent; "
+        "readiness comes back as status feedback and reachability from the "
+        "ManagedCluster's Available condition. Exactly one of direct and ocm.",
     )
     lost_after_seconds: int | None = Field(
         default=None, ge=1, le=86_400,
@@ -59,6 +81,21 @@ class MemberClusterSpec(ApiModel):
         "having no capacity and their work is placed elsewhere. Default: the operator's "
         "setting (the chart's delivery.lostAfterSeconds, 60 s).",
     )
+
+    cross_field_rules = (
+        CrossFieldRule(
+            field="",
+            cel="has(self.direct) != has(self.ocm)",
+            message="give exactly one delivery backend: direct (a kubeconfig Secret) or ocm "
+            "(an Open Cluster Management ManagedCluster)",
+            holds=lambda s: (s.direct is None) != (s.ocm is None),
+        ),
+    )
+
+    @property
+    def backend(self) -> str:
+        """``direct`` or ``ocm``."""
+        return "ocm" if self.ocm is not None else "direct"
 
 
 class MemberClusterStatus(ApiModel):
@@ -79,5 +116,6 @@ class MemberClusterStatus(ApiModel):
     conditions: list[Condition] = Field(
         default_factory=list, max_length=16,
         description="Reachable (reasons Reachable, Unreachable, Lost, InvalidKubeconfig, "
-        "SecretNotFound, Unknown).",
+        "SecretNotFound, Unknown; with ocm also ManagedClusterNotFound, NotAccepted, "
+        "ManagedClusterUnavailable, ManagedClusterAvailableUnknown, Tainted).",
     )

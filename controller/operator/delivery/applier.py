@@ -1,8 +1,10 @@
 """The applier: makes one cluster hold exactly the objects the core says it should.
 
 One :class:`ClusterApplier` per target: the operator's own cluster (``local``: the
-Deployments owned by their MeshWorkload, as before member clusters existed) or a
-member cluster (Deployments with origin labels, and their namespaces). Called by
+Deployments owned by their MeshWorkload, as before member clusters existed), a
+member cluster (Deployments with origin labels, and their namespaces) or, for a member
+delivered through Open Cluster Management, the ManifestWorks with origin labels in the
+ManagedCluster's namespace of the hub (``resource=MANIFEST_WORKS``). Called by
 :class:`controller.operator.delivery.layer.DeliveryLayer` after each solve with
 :class:`controller.core.delivery.ClusterObjects`; :meth:`ClusterApplier.sync`:
 
@@ -15,8 +17,9 @@ member cluster (Deployments with origin labels, and their namespaces). Called by
   not desired any more, each with its uid as precondition. Ours means: locally,
   controlled by a MeshWorkload and labelled ``app.kubernetes.io/managed-by=meshplane``,
   per namespace of the mesh's workloads; in a member, labelled with this hub's
-  ``meshplane.io/origin``, listed across namespaces. Nothing else is ever changed or
-  deleted; namespaces are never deleted;
+  ``meshplane.io/origin``, listed across namespaces (ManifestWorks: in the one
+  namespace of their ManagedCluster). Nothing else is ever changed or deleted;
+  namespaces are never deleted;
 - asks the fence (the Lease) before each request; once it says no the rest is skipped
   and counted as fenced, and everything cached is forgotten;
 - never raises for a failed request: errors are counted and logged. A body refused as
@@ -25,7 +28,8 @@ member cluster (Deployments with origin labels, and their namespaces). Called by
 
 Rights it needs: ``apps/deployments`` patch, create, list, delete (locally per
 namespace; in a member cluster-wide) and, in a member, ``namespaces`` patch and create
-(the meshplane-member chart grants exactly these, plus the reads of the monitor).
+(the meshplane-member chart grants exactly these, plus the reads of the monitor); for
+OCM, ``work.open-cluster-management.io/manifestworks`` the same, on the hub.
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ from kubernetes.client.exceptions import ApiException
 from controller.api.resources import API_VERSION
 from controller.core.delivery import ORIGIN_LABEL, ClusterObjects, origin_selector
 from controller.core.materialise import MANAGED_SELECTOR, label_value
+from controller.core.ocm import WORK_API_VERSION
 from controller.operator.delivery.kubeconfig import get_json, request_json
 from controller.operator.fence import Fence
 
@@ -56,6 +61,23 @@ APPLY_PATCH = "application/apply-patch+yaml"
 FIELD_MANAGER = "meshplane-operator"
 
 Key = tuple[str, str]  # (namespace, name)
+
+
+@dataclass(frozen=True)
+class Resource:
+    """The kind of object an applier keeps: where it lives in the API."""
+
+    kind: str
+    api_prefix: str  # /apis/<group>/<version>
+    plural: str
+
+    def path(self, namespace: str | None = None, name: str | None = None) -> str:
+        scope = f"/namespaces/{namespace}" if namespace else ""
+        return f"{self.api_prefix}{scope}/{self.plural}" + (f"/{name}" if name else "")
+
+
+DEPLOYMENTS = Resource("Deployment", "/apis/apps/v1", "deployments")
+MANIFEST_WORKS = Resource("ManifestWork", f"/apis/{WORK_API_VERSION}", "manifestworks")
 
 
 @dataclass
@@ -110,7 +132,8 @@ def _refused(exc: ApiException) -> bool:
 
 class ClusterApplier:
     """See the module docstring. ``hub`` set: a member cluster (origin labels, listed
-    across namespaces); None: the operator's own cluster (owner references)."""
+    across namespaces, or in ``list_namespace`` only); None: the operator's own cluster
+    (owner references)."""
 
     def __init__(
         self,
@@ -123,13 +146,16 @@ class ClusterApplier:
         max_concurrency: int = 8,
         resync_every_s: float = 600.0,
         monotonic: Callable[[], float] = time.monotonic,
+        resource: Resource = DEPLOYMENTS,
+        list_namespace: str | None = None,
     ) -> None:
         if max_concurrency < 1:
             raise ValueError("max_concurrency must be at least 1")
         self.name = name
         self.hub = hub
+        self.resource = resource
+        self.list_namespace = list_namespace
         self._client = api_client
-        self._apps = kubernetes.client.AppsV1Api(api_client)
         self.field_manager = field_manager
         self._may_write = may_write
         self.request_timeout_s = request_timeout_s
@@ -182,7 +208,8 @@ class ClusterApplier:
         # 1. listings: leftovers of an earlier process, leader, or of a plan made while
         # this cluster was away
         if self.member:
-            scopes = [] if "*" in listed else ["*"]
+            scope_all = self.list_namespace or "*"
+            scopes = [] if scope_all in listed else [scope_all]
         else:
             scopes = sorted(({ns for ns, _ in desired} | set(namespaces) | {ns for ns, _ in known}) - listed)
         for scope in scopes:
@@ -231,23 +258,21 @@ class ClusterApplier:
     # ----------------------------------------------------------------- internals
 
     def _list(self, scope: str, stats: ApplyStats) -> dict[Key, str] | None:
-        """(namespace, name) -> uid of our Deployments in ``scope`` (a namespace, or
-        ``*``: the whole member)."""
+        """(namespace, name) -> uid of our objects in ``scope`` (a namespace, or ``*``:
+        the whole member)."""
+        selector = origin_selector(self.hub) if self.hub is not None else MANAGED_SELECTOR
+        kind = self.resource.kind
         try:
-            if scope == "*":  # only members list across namespaces
-                listed = get_json(self._client, "/apis/apps/v1/deployments",
-                                  {"labelSelector": origin_selector(self.hub or "")}, self.request_timeout_s)
-            else:
-                listed = get_json(self._client, f"/apis/apps/v1/namespaces/{scope}/deployments",
-                                  {"labelSelector": MANAGED_SELECTOR}, self.request_timeout_s)
+            listed = get_json(self._client, self.resource.path(None if scope == "*" else scope),
+                              {"labelSelector": selector}, self.request_timeout_s)
         except ApiException as exc:
             stats.errors += 1
-            log.error("delivery to %s: listing Deployments in %s failed: %s %s", self.name, scope, exc.status,
+            log.error("delivery to %s: listing %ss in %s failed: %s %s", self.name, kind, scope, exc.status,
                       exc.reason)
             return None
         except Exception as exc:
             stats.errors += 1
-            log.error("delivery to %s: listing Deployments in %s failed: %s", self.name, scope, exc)
+            log.error("delivery to %s: listing %ss in %s failed: %s", self.name, kind, scope, exc)
             return None
         with self._lock:
             stats.listed += 1
@@ -297,7 +322,7 @@ class ClusterApplier:
             return
         try:
             # the answer as plain JSON: a typed Deployment costs more to build than the request
-            stored = request_json(self._client, "PATCH", f"/apis/apps/v1/namespaces/{namespace}/deployments/{name}",
+            stored = request_json(self._client, "PATCH", self.resource.path(namespace, name),
                                   self._apply_query(), self.request_timeout_s, body=body, content_type=APPLY_PATCH)
             uid = ((stored.get("metadata") if isinstance(stored, dict) else None) or {}).get("uid") or ""
         except ApiException as exc:
@@ -306,14 +331,15 @@ class ClusterApplier:
                 self._applied.pop(key, None)
                 if _refused(exc):
                     self._refused[key] = digest
-            log.error("delivery to %s: applying Deployment %s/%s failed: %s %s %s",
-                      self.name, namespace, name, exc.status, exc.reason, (exc.body or "")[:500])
+            log.error("delivery to %s: applying %s %s/%s failed: %s %s %s",
+                      self.name, self.resource.kind, namespace, name, exc.status, exc.reason, (exc.body or "")[:500])
             return
         except Exception as exc:
             with self._lock:
                 stats.errors += 1
                 self._applied.pop(key, None)
-            log.error("delivery to %s: applying Deployment %s/%s failed: %s", self.name, namespace, name, exc)
+            log.error("delivery to %s: applying %s %s/%s failed: %s", self.name, self.resource.kind, namespace, name,
+                      exc)
             return
         with self._lock:
             stats.applied += 1
@@ -329,22 +355,21 @@ class ClusterApplier:
         options: dict[str, Any] = {"propagationPolicy": "Background"}
         if uid:
             options["preconditions"] = {"uid": uid}
+        kind = self.resource.kind
         try:
-            self._apps.delete_namespaced_deployment(
-                name, namespace, body=kubernetes.client.V1DeleteOptions.model_validate(options),
-                _request_timeout=self.request_timeout_s,
-            )
+            request_json(self._client, "DELETE", self.resource.path(namespace, name), None, self.request_timeout_s,
+                         body={"apiVersion": "v1", "kind": "DeleteOptions", **options})
         except ApiException as exc:
             if exc.status not in (404, 409):  # gone already, or replaced by another (uid precondition)
                 with self._lock:
                     stats.errors += 1
-                log.error("delivery to %s: deleting Deployment %s/%s failed: %s %s", self.name, namespace, name,
+                log.error("delivery to %s: deleting %s %s/%s failed: %s %s", self.name, kind, namespace, name,
                           exc.status, exc.reason)
                 return
         except Exception as exc:
             with self._lock:
                 stats.errors += 1
-            log.error("delivery to %s: deleting Deployment %s/%s failed: %s", self.name, namespace, name, exc)
+            log.error("delivery to %s: deleting %s %s/%s failed: %s", self.name, kind, namespace, name, exc)
             return
         else:
             with self._lock:
@@ -354,4 +379,5 @@ class ClusterApplier:
             self._refused.pop(key, None)
 
 
-__all__ = ["APPLY_PATCH", "FIELD_MANAGER", "ApplyStats", "ClusterApplier", "body_digest"]
+__all__ = ["APPLY_PATCH", "DEPLOYMENTS", "FIELD_MANAGER", "MANIFEST_WORKS", "ApplyStats", "ClusterApplier",
+           "Resource", "body_digest"]

@@ -5,7 +5,13 @@ Created by :func:`controller.operator.main.run`; the solve loop calls it through
 into each snapshot. Targets: ``local`` (the operator's own cluster, when it
 materialises Deployments) and every MemberCluster, plus every name a site gives in
 ``spec.memberCluster`` (one that does not exist fails every probe with ``NotFound``, so
-its sites are reported unreachable, then lost).
+its sites are reported unreachable, then lost). A MemberCluster's backend picks its
+monitor and what its applier keeps: ``direct``, Deployments in the member through its
+kubeconfig (:class:`ClusterMonitor`); ``ocm``, one ManifestWork per Deployment in its
+ManagedCluster's namespace of this cluster, the OCM hub
+(:class:`controller.operator.delivery.ocm.OcmClusterMonitor`,
+:func:`controller.core.ocm.manifest_works`). Changing a MemberCluster's backend
+replaces its monitor and worker; what the old backend made there is left as it is.
 
 :meth:`DeliveryLayer.submit` hands each target the objects it should hold; its worker
 thread applies the latest of them as soon as the cluster answers, so a member that
@@ -29,8 +35,10 @@ import kubernetes
 
 from controller.api.resources import MemberCluster
 from controller.core.delivery import LOCAL, ClusterObjects, DeploymentKey, DeploymentObservation, Observed
-from controller.operator.delivery.applier import ApplyStats, ClusterApplier
+from controller.core.ocm import manifest_works
+from controller.operator.delivery.applier import MANIFEST_WORKS, ApplyStats, ClusterApplier
 from controller.operator.delivery.monitor import ClusterMonitor
+from controller.operator.delivery.ocm import OcmClusterMonitor
 
 log = logging.getLogger("meshplane.operator.delivery")
 
@@ -51,12 +59,21 @@ class DeliverySettings:
     max_concurrency: int = 8
 
 
-class _Worker:
-    """Applies the latest objects of one target whenever its cluster answers."""
+def backend_of(cluster: MemberCluster | None) -> tuple[str, str]:
+    """(backend, ManagedCluster name or "") of a MemberCluster (None: not there, direct)."""
+    if cluster is not None and cluster.spec.ocm is not None:
+        return "ocm", cluster.spec.ocm.managed_cluster_name or cluster.metadata.name
+    return "direct", ""
 
-    def __init__(self, layer: DeliveryLayer, monitor: ClusterMonitor) -> None:
+
+class _Worker:
+    """Applies the latest objects of one target whenever its cluster answers.
+    ``ocm_namespace``: the ManagedCluster's namespace on the hub (the ``ocm`` backend)."""
+
+    def __init__(self, layer: DeliveryLayer, monitor: ClusterMonitor, ocm_namespace: str | None = None) -> None:
         self._layer = layer
         self.monitor = monitor
+        self.ocm_namespace = ocm_namespace
         self._cond = threading.Condition()
         self._pending: tuple[ClusterObjects, frozenset[str]] | None = None
         self._applier: ClusterApplier | None = None
@@ -68,6 +85,8 @@ class _Worker:
         self._thread.start()
 
     def submit(self, objects: ClusterObjects, namespaces: frozenset[str]) -> None:
+        if self.ocm_namespace is not None:
+            objects = manifest_works(objects, self.ocm_namespace)
         with self._cond:
             self._pending = (objects, namespaces)
             self._cond.notify_all()
@@ -112,7 +131,7 @@ class _Worker:
         health = self.monitor.health
         key = (self.monitor.generation, health.since)
         if self._applier is None or self._applier_for is None or self._applier_for[0] != key[0]:
-            self._applier = self._layer.new_applier(self.monitor.name, client)
+            self._applier = self._layer.new_applier(self.monitor.name, client, self.ocm_namespace)
         elif self._applier_for != key:
             self._applier.reset()  # back after an outage: list what is there, delete what moved away
         self._applier_for = key
@@ -144,6 +163,7 @@ class DeliveryLayer:
         self._now = now
         self._lock = threading.Lock()
         self._workers: dict[str, _Worker] = {}
+        self._backends: dict[str, tuple[str, str]] = {}
         if settings.local:
             self._add(LOCAL, None)
 
@@ -173,16 +193,39 @@ class DeliveryLayer:
         s = self.settings
         member = name != LOCAL
         lost_after = float(cluster.spec.lost_after_seconds or s.lost_after_s) if cluster else s.lost_after_s
-        monitor = ClusterMonitor(
-            name, member=member, hub=s.hub, lost_after_s=lost_after, probe_every_s=s.probe_every_s,
-            probe_timeout_s=s.probe_timeout_s, on_change=self._changed,
-            secret_ref=cluster.spec.direct.kubeconfig_secret_ref if cluster else None,
-            read_secret=self._read_secret if member else None,
-            local_client=None if member else self._local_client, secret_refresh_s=s.secret_refresh_s, now=self._now,
-        )
-        self._workers[name] = _Worker(self, monitor)
+        backend, managed_cluster = backend_of(cluster)
+        monitor: ClusterMonitor
+        if backend == "ocm":
+            monitor = OcmClusterMonitor(
+                name, managed_cluster=managed_cluster, hub_client=self._local_client, hub=s.hub,
+                lost_after_s=lost_after, probe_every_s=s.probe_every_s, probe_timeout_s=s.probe_timeout_s,
+                on_change=self._changed, now=self._now,
+            )
+        else:
+            direct = cluster.spec.direct if cluster else None
+            monitor = ClusterMonitor(
+                name, member=member, hub=s.hub, lost_after_s=lost_after, probe_every_s=s.probe_every_s,
+                probe_timeout_s=s.probe_timeout_s, on_change=self._changed,
+                secret_ref=direct.kubeconfig_secret_ref if direct else None,
+                read_secret=self._read_secret if member else None,
+                local_client=None if member else self._local_client, secret_refresh_s=s.secret_refresh_s,
+                now=self._now,
+            )
+        self._workers[name] = _Worker(self, monitor, managed_cluster if backend == "ocm" else None)
+        self._backends[name] = (backend, managed_cluster)
         monitor.start()
-        log.info("delivering to %s", name if member else "the operator's own cluster (local)")
+        if not member:
+            log.info("delivering to the operator's own cluster (local)")
+        elif backend == "ocm":
+            log.info("delivering to %s through Open Cluster Management (ManagedCluster %s)", name, managed_cluster)
+        else:
+            log.info("delivering to %s", name)
+
+    def _remove(self, name: str) -> None:
+        worker = self._workers.pop(name)
+        self._backends.pop(name, None)
+        worker.monitor.stop()
+        worker.stop()
 
     def update(self, clusters: Sequence[MemberCluster], site_targets: Mapping[str, str]) -> None:
         """Follow the mesh: a monitor for every MemberCluster and every name a site gives."""
@@ -190,23 +233,32 @@ class DeliveryLayer:
         wanted = set(by_name) | {t for t in site_targets.values() if t != LOCAL}
         with self._lock:
             for name in sorted(set(self._workers) - wanted - {LOCAL}):
-                worker = self._workers.pop(name)
-                worker.monitor.stop()
-                worker.stop()
+                self._remove(name)
                 log.info("no longer delivering to %s", name)
             for name in sorted(wanted):
                 cluster = by_name.get(name)
+                if name in self._workers and self._backends.get(name) != backend_of(cluster):
+                    self._remove(name)  # another backend (or ManagedCluster): a new monitor and worker
+                    log.info("delivery to %s changes to %s", name, backend_of(cluster)[0])
                 if name not in self._workers:
                     self._add(name, cluster)
                     continue
                 lost_after = self.settings.lost_after_s
                 if cluster is not None and cluster.spec.lost_after_seconds:
                     lost_after = float(cluster.spec.lost_after_seconds)
-                ref = cluster.spec.direct.kubeconfig_secret_ref if cluster else None
-                self._workers[name].monitor.configure(ref, lost_after)
+                direct = cluster.spec.direct if cluster else None
+                self._workers[name].monitor.configure(direct.kubeconfig_secret_ref if direct else None, lost_after)
 
-    def new_applier(self, name: str, client: kubernetes.client.ApiClient) -> ClusterApplier:
+    def new_applier(
+        self, name: str, client: kubernetes.client.ApiClient, ocm_namespace: str | None = None
+    ) -> ClusterApplier:
         s = self.settings
+        if ocm_namespace is not None:  # ManifestWorks on the hub, this cluster
+            return ClusterApplier(
+                client, name, hub=s.hub, may_write=self._may_write, request_timeout_s=s.request_timeout_s,
+                max_concurrency=s.max_concurrency, resync_every_s=s.resync_every_s, resource=MANIFEST_WORKS,
+                list_namespace=ocm_namespace,
+            )
         return ClusterApplier(
             client, name, hub=None if name == LOCAL else s.hub, may_write=self._may_write,
             request_timeout_s=s.request_timeout_s if name == LOCAL else max(s.probe_timeout_s, 5.0),
@@ -254,6 +306,7 @@ class DeliveryLayer:
         with self._lock:
             workers = list(self._workers.values())
             self._workers.clear()
+            self._backends.clear()
         for worker in workers:
             worker.monitor.stop()
             worker.stop()

@@ -66,7 +66,7 @@ class RoundFailed(Exception):
         self.message = message
 
 
-def _short(exc: BaseException) -> str:
+def short_error(exc: BaseException) -> str:
     if isinstance(exc, ApiException):
         return f"{exc.status} {exc.reason}".strip()
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
@@ -229,9 +229,9 @@ class ClusterMonitor:
                 if exc.status == 404:
                     raise RoundFailed("SecretNotFound", f"Secret {ref.name} not found in the operator's namespace") \
                         from None
-                raise RoundFailed("SecretNotFound", f"reading Secret {ref.name}: {_short(exc)}") from None
+                raise RoundFailed("SecretNotFound", f"reading Secret {ref.name}: {short_error(exc)}") from None
             except Exception as exc:
-                raise RoundFailed("SecretNotFound", f"reading Secret {ref.name}: {_short(exc)}") from None
+                raise RoundFailed("SecretNotFound", f"reading Secret {ref.name}: {short_error(exc)}") from None
             self._secret_read_at = self._monotonic()
             encoded = data.get(ref.key)
             if encoded is None:
@@ -268,7 +268,7 @@ class ClusterMonitor:
                    for i in items):
                 problems = self._pod_problems(client)
         except Exception as exc:
-            raise RoundFailed("Unreachable", _short(exc)) from None
+            raise RoundFailed("Unreachable", short_error(exc)) from None
         return {
             ((i.get("metadata") or {}).get("namespace") or "", (i.get("metadata") or {}).get("name") or ""):
                 observe_deployment(i, problems)
@@ -330,4 +330,4 @@ class ClusterMonitor:
             return self.health, dict(self.deployments), self.read
 
 
-__all__ = ["ClusterMonitor", "RoundFailed", "observe_deployment", "pod_problems"]
+__all__ = ["ClusterMonitor", "RoundFailed", "observe_deployment", "pod_problems", "short_error"]
