@@ -19,6 +19,12 @@ and meshplane never deletes namespaces.
 Reachability follows the ManagedCluster: ``ManagedClusterConditionAvailable`` True
 and no OCM taint saying it is unavailable or unreachable. OCM's own Placement and
 ManifestWorkReplicaSet are not used: meshplane's solver is the only placement authority.
+
+For other tools that do use OCM's Placement, :func:`placement_scores` turns the plan's
+site statuses into the scores of one ``AddOnPlacementScore`` per ManagedCluster (named
+:data:`PLACEMENT_SCORE_NAME`): the share of power and of accelerators still free, for
+the cluster's sites together and for each, so a Placement's ``AddOn`` prioritizer can
+prefer clusters with headroom.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
+from controller.api.models import SiteStatus
 from controller.core.delivery import (
     ORIGIN_LABEL,
     WORKLOAD_NAMESPACE_LABEL,
@@ -59,6 +66,12 @@ FEEDBACK_GENERATION: Final = "generation"
 FEEDBACK_OBSERVED_GENERATION: Final = "observedGeneration"
 
 _MESSAGE_LIMIT: Final = 512
+
+PLACEMENT_SCORE_NAME: Final = "meshplane"
+"""The AddOnPlacementScore of every ManagedCluster meshplane delivers to (a Placement's
+``scoreCoordinate.addOn.resourceName``)."""
+SCORE_FREE_POWER: Final = "freePowerPercent"
+SCORE_FREE_ACCELERATORS: Final = "freeAcceleratorsPercent"
 
 
 def manifest_work_name(namespace: str, deployment: str) -> str:
@@ -212,10 +225,42 @@ def managed_cluster_health(name: str, item: Mapping[str, Any] | None) -> Managed
     return ManagedClusterHealth(True, "Reachable", "")
 
 
+# ----------------------------------------------------------------- placement scores for OCM
+
+
+def _percent(free: float, total: float) -> int:
+    """0-100: the free share (OCM scores are integers in [-100, 100]); 0 when nothing exists."""
+    if total <= 0:
+        return 0
+    return max(0, min(100, round(100 * free / total)))
+
+
+def placement_scores(sites: Mapping[str, SiteStatus]) -> list[dict[str, Any]]:
+    """The scores of one ManagedCluster from its sites' statuses: ``freePowerPercent``
+    and ``freeAcceleratorsPercent`` for all its sites together, then the same per site
+    (``<site>.freePowerPercent``), sorted by name."""
+    def figures(statuses: list[SiteStatus]) -> tuple[float, float, int, int]:
+        free_mw = sum(s.power.available_mw for s in statuses if s.power)
+        total_mw = free_mw + sum(s.power.allocated_mw for s in statuses if s.power)
+        free_devices = sum(p.devices_available for s in statuses for p in s.pools)
+        total_devices = free_devices + sum(p.devices_allocated for s in statuses for p in s.pools)
+        return free_mw, total_mw, free_devices, total_devices
+
+    scores: dict[str, int] = {}
+    for prefix, group in [("", list(sites.values()))] + [(f"{name}.", [status]) for name, status in sites.items()]:
+        free_mw, total_mw, free_devices, total_devices = figures(group)
+        scores[prefix + SCORE_FREE_POWER] = _percent(free_mw, total_mw)
+        scores[prefix + SCORE_FREE_ACCELERATORS] = _percent(free_devices, total_devices)
+    return [{"name": name, "value": value} for name, value in sorted(scores.items())]
+
+
 __all__ = [
     "CLUSTER_API_VERSION",
     "CLUSTER_GROUP",
     "CONDITION_CLUSTER_AVAILABLE",
+    "PLACEMENT_SCORE_NAME",
+    "SCORE_FREE_ACCELERATORS",
+    "SCORE_FREE_POWER",
     "UNREACHABLE_TAINTS",
     "WORK_API_VERSION",
     "WORK_GROUP",
@@ -224,4 +269,5 @@ __all__ = [
     "manifest_works",
     "managed_cluster_health",
     "observe_manifest_work",
+    "placement_scores",
 ]

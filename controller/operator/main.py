@@ -40,13 +40,14 @@ from controller.http.app import create_app
 from controller.http.server import BackgroundServer
 from controller.operator.connection import api_client, kopf_login
 from controller.operator.delivery.layer import DeliveryLayer, DeliverySettings
+from controller.operator.delivery.scores import PlacementScorePublisher
 from controller.operator.lease import LeaderElector, LeaseConfig
 from controller.operator.loop import SolveLoop
 from controller.operator.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from controller.operator.metrics import OperatorMetrics
 from controller.operator.reviews import ReviewAuthorizer
 from controller.operator.settings import Settings, SettingsError
-from controller.operator.sinks import DeliverySink, MetricsSink, Publisher, Sink, StatusSink
+from controller.operator.sinks import DeliverySink, MetricsSink, PlacementScoreSink, Publisher, Sink, StatusSink
 from controller.operator.state import MeshState
 from controller.operator.writer import StatusWriter
 
@@ -203,7 +204,11 @@ def run(settings: Settings, stop: threading.Event) -> None:
         metrics.observe_writes(stats)
         return stats.written
 
-    sinks: list[Sink] = [StatusSink(write, state), DeliverySink(delivery, state), MetricsSink(metrics, state), Publisher()]
+    sinks: list[Sink] = [StatusSink(write, state), DeliverySink(delivery, state)]
+    if settings.ocm_placement_scores == "true":
+        sinks.append(PlacementScoreSink(PlacementScorePublisher(
+            client, settings.hub_name, elector.is_leader, request_timeout_s=settings.request_timeout_s)))
+    sinks += [MetricsSink(metrics, state), Publisher()]
     loop = SolveLoop(state, settings, sinks, is_leader=elector.is_leader, now=settings.clock(),
                      observe=delivery.observed, on_lead=delivery.reset)
     loop_ref.append(loop)

@@ -62,6 +62,9 @@ class Settings:
     probe_timeout_s: float = 3.0  # one probe or read of a member; longer counts as unreachable
     secret_refresh_s: float = 30.0  # a member's kubeconfig Secret is read again this often
     delivery_resync_every_s: float = 300.0  # every cluster listed again: leftovers deleted, hand edits repaired
+    # publish each OCM ManagedCluster's headroom as an AddOnPlacementScore (needs the
+    # chart's rights for addonplacementscores: delivery.ocm.placementScores)
+    ocm_placement_scores: str = "false"
     # the clock the plan is made for (tests and demos: "what happens at 22:00"):
     # empty = the real clock; else an ISO 8601 time the clock starts at, running at
     # clock_rate x real time
@@ -99,6 +102,9 @@ class Settings:
             raise SettingsError(f"{ENV_PREFIX}CLOCK_RATE must be > 0 (got {self.clock_rate})")
         if self.materialise not in ("true", "false"):
             raise SettingsError(f"{ENV_PREFIX}MATERIALISE must be true or false (got {self.materialise!r})")
+        if self.ocm_placement_scores not in ("true", "false"):
+            raise SettingsError(
+                f"{ENV_PREFIX}OCM_PLACEMENT_SCORES must be true or false (got {self.ocm_placement_scores!r})")
         if not 0 <= self.http_port <= 65535 or not 0 < self.health_port <= 65535:
             raise SettingsError(
                 f"{ENV_PREFIX}HTTP_PORT must be 0 (off) to 65535 and {ENV_PREFIX}HEALTH_PORT 1 to 65535 "

@@ -7,6 +7,8 @@ The loop (:mod:`controller.operator.loop`) plans and hands a :class:`Solved` to 
   what was written in the state, so the next diff is against what the server holds;
 - :class:`DeliverySink` tells the delivery layer which clusters exist and what each
   should hold (leader only for the writes; every replica monitors);
+- :class:`PlacementScoreSink` publishes each OCM ManagedCluster's headroom as an
+  AddOnPlacementScore (leader only; with ``delivery.ocm.placementScores``);
 - :class:`MetricsSink` feeds Prometheus;
 - :class:`Publisher` keeps the last outcome for the HTTP API (it is the API's
   ``MeshSource``).
@@ -26,9 +28,11 @@ from typing import Literal, Protocol
 
 from controller.core.changes import Change, ObjectRef, apply_merge_patch
 from controller.core.delivery import CONDITION_AVAILABLE, desired_objects
+from controller.core.ocm import placement_scores
 from controller.core.reconcile import Outcome, Snapshot
 from controller.http.source import Published
-from controller.operator.delivery.layer import DeliveryLayer
+from controller.operator.delivery.layer import DeliveryLayer, backend_of
+from controller.operator.delivery.scores import PlacementScorePublisher
 from controller.operator.metrics import OperatorMetrics
 from controller.operator.state import MeshState, Refused
 from placement.problem import SolverConfig
@@ -114,6 +118,32 @@ class DeliverySink:
         desired = desired_objects(workloads, targets, self._layer.settings.hub, targets=delivered)
         namespaces = {w.metadata.namespace or "default" for w in snapshot.workloads}
         self._layer.submit({t: objects for t, objects in desired.items() if t in delivered}, namespaces)
+
+
+class PlacementScoreSink:
+    """Each OCM ManagedCluster's free power and accelerators, as its AddOnPlacementScore."""
+
+    def __init__(self, publisher: PlacementScorePublisher) -> None:
+        self._publisher = publisher
+        self._leading = False
+
+    def accept(self, solved: Solved) -> None:
+        if not solved.leading:
+            self._leading = False
+            return
+        if not self._leading:
+            self._publisher.forget()  # another leader may have written meanwhile
+            self._leading = True
+        targets = solved.snapshot.site_targets()
+        sites = {**solved.outcome.factories, **solved.outcome.fleets}
+        scores = {}
+        for cluster in solved.snapshot.clusters:
+            backend, managed_cluster = backend_of(cluster)
+            if backend == "ocm":
+                name = cluster.metadata.name
+                scores[managed_cluster] = placement_scores(
+                    {site: status for site, status in sorted(sites.items()) if targets.get(site) == name})
+        self._publisher.publish(scores)
 
 
 class MetricsSink:

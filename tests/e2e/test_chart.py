@@ -68,6 +68,14 @@ OCM_CLUSTER_RULES = [{"apiGroups": ["cluster.open-cluster-management.io"], "reso
                       "verbs": ["get"]}]
 OCM_WORK_RULES = [{"apiGroups": ["work.open-cluster-management.io"], "resources": ["manifestworks"],
                    "verbs": ["create", "patch", "list", "delete"]}]
+# with delivery.ocm.placementScores: each ManagedCluster's AddOnPlacementScore
+# (controller/operator/delivery/scores.py)
+OCM_SCORE_RULES = [
+    {"apiGroups": ["cluster.open-cluster-management.io"], "resources": ["addonplacementscores"],
+     "verbs": ["get", "create"]},
+    {"apiGroups": ["cluster.open-cluster-management.io"], "resources": ["addonplacementscores/status"],
+     "verbs": ["patch"]},
+]
 # The HTTP API (operator.apiPort > 0) checks each caller's bearer token with the API
 # server: a TokenReview, then a SubjectAccessReview (controller/operator/reviews.py).
 REVIEW_RULES = [
@@ -183,6 +191,18 @@ def test_the_ocm_rules_are_granted_only_when_ocm_delivery_is_enabled():
     assert rules_of(anywhere, "ClusterRole") == MESH_RULES + DEPLOYMENT_RULES + OCM_CLUSTER_RULES + OCM_WORK_RULES \
         + REVIEW_RULES
     assert len(by_kind(anywhere, "Role")) == 1  # only the release's own
+    env = {e["name"]: e.get("value") for e in container(the(anywhere, "Deployment"))["env"]}
+    assert env["MESHPLANE_OCM_PLACEMENT_SCORES"] == "false"
+    scores = render_chart("--set", "delivery.ocm.enabled=true", "--set", "delivery.ocm.placementScores=true")
+    assert rules_of(scores, "ClusterRole") == MESH_RULES + DEPLOYMENT_RULES + OCM_CLUSTER_RULES + OCM_WORK_RULES \
+        + OCM_SCORE_RULES + REVIEW_RULES
+    env = {e["name"]: e.get("value") for e in container(the(scores, "Deployment"))["env"]}
+    assert env["MESHPLANE_OCM_PLACEMENT_SCORES"] == "true"
+    # scores without OCM delivery: nothing granted, nothing published
+    alone = render_chart("--set", "delivery.ocm.placementScores=true")
+    assert rules_of(alone, "ClusterRole") == MESH_RULES + DEPLOYMENT_RULES + REVIEW_RULES
+    env = {e["name"]: e.get("value") for e in container(the(alone, "Deployment"))["env"]}
+    assert env["MESHPLANE_OCM_PLACEMENT_SCORES"] == "false"
 
 
 def test_named_managed_clusters_get_one_role_each_and_are_read_by_name():
@@ -192,6 +212,10 @@ def test_named_managed_clusters_get_one_role_each_and_are_read_by_name():
     ocm_roles = {r["metadata"]["namespace"]: r for r in by_kind(objects, "Role") if r["metadata"]["name"].endswith("-ocm")}
     assert sorted(ocm_roles) == ["grenoble", "memphis"]
     assert all(role["rules"] == OCM_WORK_RULES for role in ocm_roles.values())
+    with_scores = render_chart("--set", "delivery.ocm.enabled=true", "--set", "delivery.ocm.managedClusters={grenoble}",
+                               "--set", "delivery.ocm.placementScores=true")
+    [role] = [r for r in by_kind(with_scores, "Role") if r["metadata"]["name"].endswith("-ocm")]
+    assert role["rules"] == OCM_WORK_RULES + OCM_SCORE_RULES
     bindings = {b["metadata"]["namespace"]: b for b in by_kind(objects, "RoleBinding")
                 if b["metadata"]["name"].endswith("-ocm")}
     assert sorted(bindings) == ["grenoble", "memphis"]

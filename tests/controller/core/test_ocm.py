@@ -13,12 +13,14 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
+from controller.api.models import SiteStatus
 from controller.core.delivery import LOCAL, ORIGIN_LABEL, WORKLOAD_UID_LABEL, ClusterHealth, Observed, desired_objects
 from controller.core.ocm import (
     managed_cluster_health,
     manifest_work_name,
     manifest_works,
     observe_manifest_work,
+    placement_scores,
 )
 from controller.core.reconcile import Snapshot, reconcile
 from placement.problem import SolverConfig
@@ -145,3 +147,29 @@ def test_a_managed_cluster_is_reachable_only_when_accepted_available_and_untaint
     }
     # a taint of the user's own does not stop delivery (OCM's Placement reads those)
     assert managed_cluster_health("paris", _cluster("True", taints=["example.com/maintenance"])).available
+
+
+def _site(free_mw: float, allocated_mw: float, free_devices: int, allocated_devices: int) -> SiteStatus:
+    return SiteStatus.model_validate({
+        "power": {"availableMW": free_mw, "allocatedMW": allocated_mw},
+        "pools": [{"model": "m", "devicesAvailable": free_devices, "devicesAllocated": allocated_devices}],
+    })
+
+
+def test_placement_scores_are_the_free_shares_of_the_cluster_and_of_each_site() -> None:
+    scores = {s["name"]: s["value"] for s in placement_scores({"fr-1": _site(30, 70, 10, 90), "fr-2": _site(50, 50, 0, 0)})}
+    assert scores == {
+        "freePowerPercent": 40, "freeAcceleratorsPercent": 10,  # (30 + 50) / 200, 10 / 100
+        "fr-1.freePowerPercent": 30, "fr-1.freeAcceleratorsPercent": 10,
+        "fr-2.freePowerPercent": 50, "fr-2.freeAcceleratorsPercent": 0,  # no devices: nothing free
+    }
+    assert placement_scores({}) == [{"name": "freeAcceleratorsPercent", "value": 0},
+                                    {"name": "freePowerPercent", "value": 0}]
+
+
+@given(st.lists(st.tuples(st.floats(0, 1e4), st.floats(0, 1e4), st.integers(0, 10**6), st.integers(0, 10**6)),
+                max_size=6))
+def test_placement_scores_stay_in_ocms_range_and_are_sorted(sites: list[tuple[float, float, int, int]]) -> None:
+    scores = placement_scores({f"s{i}": _site(*figures) for i, figures in enumerate(sites)})
+    assert all(isinstance(s["value"], int) and 0 <= s["value"] <= 100 for s in scores)
+    assert [s["name"] for s in scores] == sorted(s["name"] for s in scores)
