@@ -56,6 +56,7 @@ from tests.e2e.e2e_support import (
     yaml_files,
 )
 from tests.e2e.member_support import MemberCluster, started_members
+from tests.e2e.ocm_support import OcmHub, build_ocm, started_ocm_hub
 from tests.e2e.operator_support import fresh_operator, operator_env  # noqa: F401  (fixtures)
 
 # --------------------------------------------------------------------------- marking
@@ -350,3 +351,33 @@ def member_clusters(
     binary = build_controlplane(request.config)
     with started_members(request.config, binary, kubectl_binary[0]) as members:
         yield members
+
+
+# --------------------------------------------------------------------------- Open Cluster Management
+
+
+@pytest.fixture(scope="session")
+def ocm_hub(
+    request: pytest.FixtureRequest,
+    control_plane: ControlPlane,
+    member_clusters: dict[str, MemberCluster],
+    kubectl_binary: tuple[str, str],
+) -> Iterator[OcmHub]:
+    """Open Cluster Management on the hub (tests/e2e/ocm_support.py): OCM's CRDs
+    installed there, its registration hub controller and work hub manager running as
+    processes, and ``member-a`` and ``member-b`` joined as the ManagedClusters of the same
+    names (each with its klusterlet agent running; accepted, CSR approved and signed,
+    Available). Stopped at the end of the session. A test that stops an agent does it in
+    ``ocm_hub.agent_down(name)``, which restarts it.
+
+    Built from tests/ocm with Go (cached outside the clone), also when
+    ``MESHPLANE_E2E_KUBECONFIG`` names the hub.
+    """
+    if shutil.which("go") is None:
+        pytest.fail("the Open Cluster Management hub controllers and agent are built from tests/ocm with Go "
+                    "(>= 1.25), and 'go' is not on PATH: MESHPLANE_E2E_KUBECONFIG gives only the hub (see "
+                    "docs/e2e.md, \"Open Cluster Management\")", pytrace=False)
+    build = build_ocm(request.config)
+    members = [(name, member_clusters[name]) for name in ("member-a", "member-b")]
+    with started_ocm_hub(request.config, build, control_plane, kubectl_binary[0], members) as hub:
+        yield hub

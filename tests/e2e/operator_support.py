@@ -83,10 +83,11 @@ def rules_of(objects: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
 
 @cache
 def chart_rules() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(cluster rules, Lease rules) of the chart rendered with materialisation on and the
-    operator's default Lease name: what the operator tests run with, so they prove the
-    chart's RBAC rather than a copy of it. Rendered once per session."""
-    objects = render_chart("--set", "materialise.enabled=true", "--set", f"operator.leaseName={DEFAULT_LEASE_NAME}")
+    """(cluster rules, Lease rules) of the chart rendered with materialisation and OCM
+    delivery on and the operator's default Lease name: what the operator tests run with,
+    so they prove the chart's RBAC rather than a copy of it. Rendered once per session."""
+    objects = render_chart("--set", "materialise.enabled=true", "--set", "delivery.ocm.enabled=true",
+                           "--set", f"operator.leaseName={DEFAULT_LEASE_NAME}")
     return rules_of(objects, "ClusterRole"), rules_of(objects, "Role")
 
 

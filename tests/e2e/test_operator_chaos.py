@@ -21,10 +21,13 @@ engine):
   workload count), with its generation and (fleets) with its devices online.
 
 Two of the factories are sites of member clusters (``member_clusters``: their own
-control planes, reached with the member role's kubeconfig) and every fifth workload
-has a pod template (a few pods per assignment), so the kills also land amid deliveries: once settled, each member
-must hold exactly the Deployments of the final plan (listed with kubectl, matched by
-their origin labels against the stored statuses), nothing more, nothing less.
+control planes), one per delivery backend: member-a reached with the member role's
+kubeconfig (``direct``), member-b through Open Cluster Management (``ocm``: ManifestWorks
+on the hub applied by member-b's real work agent, ``ocm_hub``). Every fifth workload
+has a pod template (a few pods per assignment), so the kills also land amid deliveries:
+once settled, each member must hold exactly the Deployments of the final plan (listed
+with kubectl, matched by their origin labels against the stored statuses), nothing
+more, nothing less.
 
 The operator's clock is frozen (``MESHPLANE_CLOCK_START``, a tiny rate) so fleets'
 online devices are known exactly. The stream and the kills are seeded (``SEED``, or
@@ -53,6 +56,7 @@ from kubernetes.client.exceptions import ApiException
 from controller.api.resources import GROUP, VERSION
 from tests.e2e.e2e_support import Kubectl, unique_name
 from tests.e2e.member_support import MemberCluster, kubeconfig_secret, member_kubeconfig
+from tests.e2e.ocm_support import OcmHub
 from tests.e2e.operator_support import EXAMPLE_WORKLOADS, OperatorProcess, wait_for
 from tests.support.invariants import fleet_online_devices, status_violations
 from tests.support.meshes import synthetic_mesh, to_manifests
@@ -354,17 +358,18 @@ def _planned_deployments(stored: dict[str, dict[str, Any]], site: str) -> Counte
 
 def test_operator_survives_kills_under_a_stream_of_changes(
     kubectl: Kubectl, operator_env: tuple[Path, str, Path], member_clusters: dict[str, MemberCluster],
-    tmp_path: Path,
+    ocm_hub: OcmHub, tmp_path: Path,
 ) -> None:
     kubeconfig, lease_namespace, logs = operator_env
     prefix = unique_name("chaos")
     sites, workloads, namespaces = _objects(prefix)
     hub = prefix  # the origin label of this test's operators
+    backends = {"member-a": {"direct": {"kubeconfigSecretRef": {"name": f"{prefix}-member-a"}}},
+                "member-b": {"ocm": {"managedClusterName": "member-b"}}}
     clusters = [{"apiVersion": f"{GROUP}/{VERSION}", "kind": "MemberCluster", "metadata": {"name": f"{prefix}-{m}"},
-                 "spec": {"direct": {"kubeconfigSecretRef": {"name": f"{prefix}-{m}"}}}} for m in member_clusters]
-    for name, member in member_clusters.items():
-        kubeconfig_secret(kubectl, lease_namespace, f"{prefix}-{name}",
-                          member_kubeconfig(member, tmp_path / f"{name}.kubeconfig"))
+                 "spec": backends[m]} for m in member_clusters]
+    kubeconfig_secret(kubectl, lease_namespace, f"{prefix}-member-a",
+                      member_kubeconfig(member_clusters["member-a"], tmp_path / "member-a.kubeconfig"))
     mine = {_key(w) for w in workloads}
     client = kubernetes.config.new_client_from_config(config_file=kubectl.kubeconfig)
     stream_client = kubernetes.config.new_client_from_config(config_file=kubectl.kubeconfig)
@@ -468,6 +473,10 @@ def test_operator_survives_kills_under_a_stream_of_changes(
         if process is not None:
             process.stop()
         _cleanup(client, [*sites, *clusters], namespaces, prefix)
+        # this hub's ManifestWorks, before the namespaces: a ManifestWork left behind
+        # would make member-b's agent re-create what it holds
+        kubectl("delete", "manifestworks.work.open-cluster-management.io", "-n", "member-b", "-l",
+                f"meshplane.io/origin={hub}", "--wait=true", "--timeout=60s", check=False)
         for member in member_clusters.values():
             member.ensure_healthy()
             member.delete_namespaces(*namespaces)
