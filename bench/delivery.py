@@ -1,6 +1,7 @@
 """Delivery benchmark: a real operator on a hub delivering to two real member clusters.
 
-``python -m bench.delivery --workloads 1000 --json`` (a benchmark, never a timed test):
+``python -m bench.delivery --workloads 1000 --json [--backend direct|ocm]`` (a
+benchmark, never a timed test):
 
 - starts three test control planes (tests/controlplane): the hub (no scheduler, no
   KWOK: nothing runs there) and two members with KWOK nodes labelled as sites, as the
@@ -19,6 +20,12 @@
   cluster does); ``seconds_to_failover`` = the freeze -> every workload that was on
   ``fr-a`` is Placed elsewhere or Preempted, as the hub's statuses say; the target is
   ``lostAfter + 5 s``;
+- ``--backend ocm``: the same through Open Cluster Management instead (the e2e
+  harness tests/e2e/ocm_support.py: OCM's hub controllers on the hub, a klusterlet
+  agent per member, ManagedCluster lease 1 s, the agents' status sync every 1 s; OCM's
+  default is 10 s): MemberClusters with ``spec.ocm``, one ManifestWork per workload,
+  readiness from status feedback; failover stops member-a's agent instead of freezing
+  the member (OCM sees a partition as a lease that stops: ~5 s with a 1 s lease);
 - prints one JSON object (``--json``: only that line on stdout; progress on stderr).
 """
 
@@ -42,6 +49,7 @@ import kubernetes
 from bench.operator import GROUP, PLURAL, VERSION, Operator, code_version, install, load_average, say, wait_until
 from tests.e2e.e2e_support import Kubectl, build_controlplane, find_kubectl, start_controlplane, stop_process
 from tests.e2e.member_support import kubeconfig_secret, member_kubeconfig, started_members
+from tests.e2e.ocm_support import build_ocm, started_ocm_hub
 
 OPERATOR_NAMESPACE = "meshplane-bench"
 NAMESPACES = 10
@@ -73,14 +81,19 @@ def measure(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     binary = build_controlplane(stub)  # type: ignore[arg-type]
     (workdir / "hub").mkdir()
     hub_cp = start_controlplane(binary, workdir / "hub", ["--kwok=false", "--scheduler=false"])
-    result: dict[str, Any] = {"workloads": args.workloads, "lost_after_s": args.lost_after}
+    result: dict[str, Any] = {"workloads": args.workloads, "lost_after_s": args.lost_after, "backend": args.backend}
     try:
         kubectl = Kubectl(kubectl_path, hub_cp.kubeconfig, kubectl_version)
         client = kubernetes.config.new_client_from_config(config_file=hub_cp.kubeconfig)
         api = kubernetes.client.CustomObjectsApi(client)
         core = kubernetes.client.CoreV1Api(client)
-        with started_members(stub, binary, kubectl_path) as members:  # type: ignore[arg-type]
+        with contextlib.ExitStack() as stack:
+            members = stack.enter_context(started_members(stub, binary, kubectl_path))  # type: ignore[arg-type]
             a, b = members["member-a"], members["member-b"]
+            ocm = None
+            if args.backend == "ocm":
+                ocm = stack.enter_context(started_ocm_hub(
+                    stub, build_ocm(stub), hub_cp, kubectl_path, list(members.items())))  # type: ignore[arg-type]
             half = args.workloads // 2
             site_a, site_b = a.sites[0], b.sites[0]
             a.make_site_nodes([site_a], per_site=2, pods=str(half + 50))
@@ -88,10 +101,14 @@ def measure(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             factories = [_factory(site_a, "member-a", half, 10), _factory(site_b, "member-b", args.workloads, 50)]
             install(kubectl, core, factories, [f"bench-{i}" for i in range(NAMESPACES)])
             for name, member in members.items():
-                kubeconfig_secret(kubectl, OPERATOR_NAMESPACE, name, member_kubeconfig(member, workdir / f"{name}.kc"))
+                spec: dict[str, Any] = {"ocm": {}}
+                if ocm is None:
+                    kubeconfig_secret(kubectl, OPERATOR_NAMESPACE, name,
+                                      member_kubeconfig(member, workdir / f"{name}.kc"))
+                    spec = {"direct": {"kubeconfigSecretRef": {"name": name}}}
                 kubectl("apply", "--server-side", "-f", "-", input=json.dumps({
                     "apiVersion": f"{GROUP}/{VERSION}", "kind": "MemberCluster", "metadata": {"name": name},
-                    "spec": {"direct": {"kubeconfigSecretRef": {"name": name}}}}))
+                    "spec": spec}))
             operator = Operator(hub_cp.kubeconfig, workdir / "operator.log", extra_env={
                 "MESHPLANE_NAMESPACE": OPERATOR_NAMESPACE, "MESHPLANE_MATERIALISE": "false",
                 "MESHPLANE_HUB_NAME": "bench-hub", "MESHPLANE_PROBE_EVERY_S": "1", "MESHPLANE_PROBE_TIMEOUT_S": "1",
@@ -125,8 +142,8 @@ def measure(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                         if (i.get("status") or {}).get("sites") == site_a}
                 result["workloads_on_member_a"] = len(on_a)
                 say(f"all Available after {result['seconds_to_all_available']} s; {len(on_a)} on member-a; "
-                    "freezing member-a")
-                with a.frozen():
+                    + ("stopping member-a's agent" if ocm else "freezing member-a"))
+                with ocm.agent_down("member-a") if ocm else a.frozen():
                     frozen = time.monotonic()
 
                     def failed_over() -> bool:
@@ -163,6 +180,8 @@ def measure(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--workloads", type=int, default=1000)
+    ap.add_argument("--backend", choices=("direct", "ocm"), default="direct",
+                    help="deliver with kubeconfigs (direct) or through Open Cluster Management (ocm)")
     ap.add_argument("--threads", type=int, default=4)
     ap.add_argument("--lost-after", type=float, default=10.0, help="the operator's lostAfter, in seconds")
     ap.add_argument("--timeout", type=float, default=600.0)

@@ -9,8 +9,9 @@ Then runs ``bench.operator`` (one real operator process against the e2e test con
 plane) at ``--operator-workloads`` (1,000), stores its JSON under ``"operator"`` in
 ``bench/results.json`` and rewrites the table between the BEGIN/END OPERATOR RESULTS
 markers; ``--skip-operator`` skips it (the previous ``"operator"`` result is kept).
-Then ``bench.delivery`` (a hub and two member clusters) at the same size, under
-``"delivery"`` and its markers; ``--skip-delivery`` skips it.
+Then ``bench.delivery`` (a hub and two member clusters) at the same size, once per
+backend: ``direct`` under ``"delivery"`` and its markers, ``ocm`` (through Open Cluster
+Management) under ``"delivery_ocm"`` and its own markers; ``--skip-delivery`` skips both.
 
 Between the two, ``bench.families`` (the engine against its bound, the exact HiGHS
 optimum and the kube-scheduler-style baseline on every mesh family at 50 x 10, 200 x 30
@@ -200,9 +201,9 @@ def operator_table(r: dict) -> str:
     ])
 
 
-def run_delivery(workloads: int) -> dict:
+def run_delivery(workloads: int, backend: str = "direct") -> dict:
     out = subprocess.run(
-        [sys.executable, "-m", "bench.delivery", "--workloads", str(workloads), "--json"],
+        [sys.executable, "-m", "bench.delivery", "--workloads", str(workloads), "--backend", backend, "--json"],
         cwd=ROOT, check=True, stdout=subprocess.PIPE, text=True,
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -214,10 +215,14 @@ def delivery_table(r: dict) -> str:
     def hit(key: str) -> str:
         return "yes" if t.get(key) else "**no**"
 
+    backend = r.get("backend", "direct")
+    lost = "its agent stopped" if backend == "ocm" else "member frozen"
+    how = (" through Open Cluster Management (OCM's hub controllers, a klusterlet agent per member, lease 1 s, "
+           "status sync 1 s)" if backend == "ocm" else " with kubeconfigs")
     return "\n".join([
-        f'`python -m bench.delivery --workloads {r["workloads"]} --json`: a hub and two member clusters (each its own '
-        f'control plane with KWOK nodes), {r["workloads"]} workloads of one pod each, lostAfter '
-        f'{r["lost_after_s"]:g} s, 1-minute load average {r.get("load_average", "?")} at the end.',
+        f'`python -m bench.delivery --workloads {r["workloads"]} --backend {backend} --json`: a hub and two member '
+        f'clusters (each its own control plane with KWOK nodes), delivered{how}, {r["workloads"]} workloads of one '
+        f'pod each, lostAfter {r["lost_after_s"]:g} s, 1-minute load average {r.get("load_average", "?")} at the end.',
         "",
         "| measure | value | target | met? |",
         "|---|---|---|---|",
@@ -225,7 +230,7 @@ def delivery_table(r: dict) -> str:
         f'{r.get("seconds_to_all_available_after_last_create")} s (first create -> all: '
         f'{r.get("seconds_to_all_available")} s; creating took {r.get("seconds_to_create")} s) | <= 30 s | '
         f'{hit("all_available_within_30s_of_last_create")} |',
-        f'| member frozen -> its {r.get("workloads_on_member_a")} workloads re-placed or Preempted | '
+        f'| {lost} -> its {r.get("workloads_on_member_a")} workloads re-placed or Preempted | '
         f'{r.get("seconds_to_failover")} s ({r.get("failover_phases")}) | <= lostAfter + 5 s = '
         f'{r["lost_after_s"] + 5:g} s | {hit("failover_within_lost_after_plus_5s")} |',
         f'| operator peak RSS (VmHWM) | {(r.get("operator_rss_mb") or {}).get("VmHWM")} MB | - | - |',
@@ -276,13 +281,15 @@ def main(argv=None) -> None:
         print(f"bench operator {a.operator_workloads} workloads ...", file=sys.stderr, flush=True)
         operator = run_operator(a.operator_workloads)
     if a.skip_delivery:
-        delivery = previous.get("delivery")
+        delivery, delivery_ocm = previous.get("delivery"), previous.get("delivery_ocm")
     else:
-        print(f"bench delivery {a.operator_workloads} workloads ...", file=sys.stderr, flush=True)
+        print(f"bench delivery {a.operator_workloads} workloads (direct) ...", file=sys.stderr, flush=True)
         delivery = run_delivery(a.operator_workloads)
+        print(f"bench delivery {a.operator_workloads} workloads (ocm) ...", file=sys.stderr, flush=True)
+        delivery_ocm = run_delivery(a.operator_workloads, "ocm")
     stored = {"machine": mach, "results": results, **({"families": families} if families else {}),
               **({"scale": scale} if scale else {}), **({"operator": operator} if operator else {}),
-              **({"delivery": delivery} if delivery else {})}
+              **({"delivery": delivery} if delivery else {}), **({"delivery_ocm": delivery_ocm} if delivery_ocm else {})}
     results_path.write_text(json.dumps(stored, indent=2) + "\n")
     plot(results, ROOT / "docs" / "benchmarks.png")
     doc = ROOT / "docs" / "benchmarks.md"
@@ -317,6 +324,11 @@ def main(argv=None) -> None:
     if delivery and not a.skip_delivery and "<!-- BEGIN DELIVERY RESULTS -->" in text:
         dl_block = "<!-- BEGIN DELIVERY RESULTS -->\n" + delivery_table(delivery) + "\n<!-- END DELIVERY RESULTS -->"
         text = re.sub(r"<!-- BEGIN DELIVERY RESULTS -->.*<!-- END DELIVERY RESULTS -->", lambda _: dl_block,
+                      text, flags=re.S)
+    if delivery_ocm and not a.skip_delivery and "<!-- BEGIN DELIVERY OCM RESULTS -->" in text:
+        ocm_block = ("<!-- BEGIN DELIVERY OCM RESULTS -->\n" + delivery_table(delivery_ocm)
+                     + "\n<!-- END DELIVERY OCM RESULTS -->")
+        text = re.sub(r"<!-- BEGIN DELIVERY OCM RESULTS -->.*<!-- END DELIVERY OCM RESULTS -->", lambda _: ocm_block,
                       text, flags=re.S)
     doc.write_text(text)
     print(table(results, mach))

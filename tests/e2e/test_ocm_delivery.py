@@ -85,6 +85,8 @@ def ocm_operator(
 ) -> Iterator[tuple[OperatorProcess, str]]:
     """An operator with the chart's rules for OCM delivery (cluster-wide) and placement
     scores, short probe periods and its own hub name; (process, hub name)."""
+    for managed_cluster in ("member-a", "member-b"):  # whatever an earlier test did to a member
+        ocm_hub.ensure_agent(managed_cluster)
     namespace = unique_name("meshplane-ocm-op")
     objects = render_chart("--set", "materialise.enabled=true", "--set", "delivery.ocm.enabled=true",
                            "--set", "delivery.ocm.placementScores=true",

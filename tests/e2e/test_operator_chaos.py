@@ -361,6 +361,7 @@ def test_operator_survives_kills_under_a_stream_of_changes(
     ocm_hub: OcmHub, tmp_path: Path,
 ) -> None:
     kubeconfig, lease_namespace, logs = operator_env
+    ocm_hub.ensure_agent("member-b")  # Available, whatever an earlier test did to the member
     prefix = unique_name("chaos")
     sites, workloads, namespaces = _objects(prefix)
     hub = prefix  # the origin label of this test's operators
