@@ -100,16 +100,25 @@ class StatusSink:
 
 
 class DeliverySink:
-    """The plan's Deployments to the clusters that run them (see the delivery layer)."""
+    """The plan's Deployments to the clusters that run them (see the delivery layer).
+
+    A plan made while a cluster was lost is never delivered to that cluster, not even by
+    a refresh made after it came back: it was planned without the cluster (it would
+    delete there the work the next plan puts back). The cluster's return asks for a new
+    plan, and that one is delivered."""
 
     def __init__(self, layer: DeliveryLayer, state: MeshState) -> None:
         self._layer = layer
         self._state = state
+        self._planned_without: frozenset[str] = frozenset()  # clusters lost when the last plan was made
 
     def accept(self, solved: Solved) -> None:
         snapshot = solved.snapshot
         targets = snapshot.site_targets()
         self._layer.update(snapshot.clusters, targets)
+        if solved.mode != "refresh":
+            self._planned_without = frozenset(
+                name for name, health in snapshot.observed.clusters.items() if health.state == "Lost")
         if not solved.leading:
             return
         uids = self._state.uids()
@@ -117,7 +126,8 @@ class DeliverySink:
         delivered = set(self._layer.targets())  # local only when the operator materialises
         desired = desired_objects(workloads, targets, self._layer.settings.hub, targets=delivered)
         namespaces = {w.metadata.namespace or "default" for w in snapshot.workloads}
-        self._layer.submit({t: objects for t, objects in desired.items() if t in delivered}, namespaces)
+        self._layer.submit({t: objects for t, objects in desired.items() if t in delivered}, namespaces,
+                           planned_without=self._planned_without)
 
 
 class PlacementScoreSink:

@@ -286,14 +286,21 @@ class DeliveryLayer:
                     deployments[(name, namespace, deployment)] = observation
         return Observed(clusters=clusters, deployments=deployments, delivering=frozenset(workers))
 
-    def submit(self, desired: Mapping[str, ClusterObjects], namespaces: Collection[str]) -> None:
+    def submit(
+        self, desired: Mapping[str, ClusterObjects], namespaces: Collection[str],
+        planned_without: Collection[str] = (),
+    ) -> None:
         """Each target's worker applies what it should hold (every target gets an entry,
-        empty when it should hold nothing)."""
+        empty when it should hold nothing), except the targets in ``planned_without``
+        (lost when the plan was made): what they were last given is dropped instead."""
         with self._lock:
             workers = dict(self._workers)
         frozen = frozenset(namespaces)
         for name, worker in workers.items():
-            worker.submit(desired.get(name, ClusterObjects()), frozen)
+            if name in planned_without:
+                worker.discard_pending()
+            else:
+                worker.submit(desired.get(name, ClusterObjects()), frozen)
 
     def reset(self) -> None:
         """Trust nothing cached (a new leader): every applier lists again."""
