@@ -50,7 +50,6 @@ CLUSTER_GROUP: Final = "cluster.open-cluster-management.io"
 CLUSTER_API_VERSION: Final = f"{CLUSTER_GROUP}/v1"
 
 CONDITION_CLUSTER_AVAILABLE: Final = "ManagedClusterConditionAvailable"
-CONDITION_HUB_ACCEPTED: Final = "HubAcceptedManagedCluster"
 # the taints OCM's hub puts on a cluster whose agent stopped renewing its lease (Unknown)
 # or that reports itself unavailable (False): work is not delivered to such a cluster
 UNREACHABLE_TAINTS: Final = frozenset({

@@ -31,7 +31,7 @@ from controller.core.delivery import CONDITION_AVAILABLE, desired_objects
 from controller.core.ocm import placement_scores
 from controller.core.reconcile import Outcome, Snapshot
 from controller.http.source import Published
-from controller.operator.delivery.layer import DeliveryLayer, backend_of
+from controller.operator.delivery.layer import DeliveryLayer, ocm_namespace_of
 from controller.operator.delivery.scores import PlacementScorePublisher
 from controller.operator.metrics import OperatorMetrics
 from controller.operator.state import MeshState, Refused
@@ -148,8 +148,8 @@ class PlacementScoreSink:
         sites = {**solved.outcome.factories, **solved.outcome.fleets}
         scores = {}
         for cluster in solved.snapshot.clusters:
-            backend, managed_cluster = backend_of(cluster)
-            if backend == "ocm":
+            managed_cluster = ocm_namespace_of(cluster)
+            if managed_cluster is not None:
                 name = cluster.metadata.name
                 scores[managed_cluster] = placement_scores(
                     {site: status for site, status in sorted(sites.items()) if targets.get(site) == name})

@@ -221,7 +221,8 @@ def build_controlplane(config: pytest.Config) -> Path:
 
 
 def stop_process(process: subprocess.Popen[bytes]) -> None:
-    """Stop the control plane's whole process group: SIGTERM, then SIGKILL."""
+    """Stop a process started in a group of its own (a control plane, an OCM process):
+    close its stdin, SIGTERM the group, then SIGKILL it if it is still there."""
     if process.poll() is not None:
         return
     try:

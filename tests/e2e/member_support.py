@@ -569,3 +569,59 @@ def member_namespace_cleanup(members: Iterable[MemberCluster], *names: str) -> I
         for member in members:
             member.ensure_healthy()
             member.delete_namespaces(*names)
+
+
+# --------------------------------------------------------------------------- the hub's objects for delivery tests
+
+DELIVERY_MODEL = "e2e-delivery-gpu"
+"""The accelerator model of the delivery tests' sites: no example workload uses it, so
+the examples' plan is untouched."""
+
+
+def delivery_factory(name: str, country: str, price: float, member_cluster: str | None) -> dict[str, Any]:
+    """A factory of 8 devices of :data:`DELIVERY_MODEL` (in ``member_cluster`` when given)."""
+    spec: dict[str, Any] = {
+        "region": "e2e-delivery", "country": country,
+        "power": {"firmMW": 1, "pricePerMWh": price},
+        # one token per second per device: no example workload's token demand fits here
+        "acceleratorPools": [{"model": DELIVERY_MODEL, "count": 8, "wattsPerDevice": 700,
+                              "tokensPerSecondPerDevice": 1, "memoryGiB": 80}],
+    }
+    if member_cluster:
+        spec["memberCluster"] = member_cluster
+    return {"apiVersion": "meshplane.io/v1alpha1", "kind": "AIFactory", "metadata": {"name": name}, "spec": spec}
+
+
+def delivery_workload(name: str, namespace: str, allowed: list[str] | None) -> dict[str, Any]:
+    """Two replicas of one device each on :data:`DELIVERY_MODEL`, with a pod template
+    (``allowed``: the countries it may run in)."""
+    spec: dict[str, Any] = {
+        "type": "inference", "accelerators": 2, "acceleratorModels": [DELIVERY_MODEL], "devicesPerReplica": 1,
+        "placement": {"allowFleets": False},
+        "template": {"spec": {"containers": [{"name": "server", "image": "registry.example/serve:1"}]}},
+    }
+    if allowed:
+        spec["sovereignty"] = {"allowedCountries": allowed}
+    return {"apiVersion": "meshplane.io/v1alpha1", "kind": "MeshWorkload",
+            "metadata": {"name": name, "namespace": namespace}, "spec": spec}
+
+
+def condition_of(obj: dict[str, Any], type_: str) -> dict[str, Any]:
+    """The condition ``type_`` of an object's status ({} when it has none)."""
+    return next((c for c in (obj.get("status") or {}).get("conditions") or [] if c["type"] == type_), {})
+
+
+def apply_objects(kubectl: Kubectl, objects: list[dict[str, Any]]) -> None:
+    """Server-side apply ``objects`` in one request."""
+    kubectl("apply", "--server-side", "--field-manager=meshplane-e2e", "-f", "-",
+            input=json.dumps({"apiVersion": "v1", "kind": "List", "items": objects}))
+
+
+def delete_objects_and_wait(kubectl: Kubectl, objects: list[dict[str, Any]]) -> None:
+    """Delete ``objects`` in reverse order, each waited for until it is gone."""
+    for obj in reversed(objects):
+        group = obj["apiVersion"].rpartition("/")[0]
+        kind = obj["kind"].lower() + (f".{group}" if group else "")
+        ns = ["-n", obj["metadata"]["namespace"]] if obj["metadata"].get("namespace") else []
+        kubectl("delete", kind, obj["metadata"]["name"], *ns, "--ignore-not-found", "--wait=true",
+                "--timeout=60s", check=False)

@@ -43,7 +43,6 @@ import json
 import os
 import secrets
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
@@ -56,8 +55,9 @@ from typing import Any, TypeVar
 
 import pytest
 
-from tests.e2e.e2e_support import REPO_ROOT, ControlPlane, Kubectl, file_tail, say, tail
+from tests.e2e.e2e_support import REPO_ROOT, ControlPlane, Kubectl, file_tail, say, stop_process, tail
 from tests.e2e.member_support import MemberCluster
+from tests.e2e.operator_support import free_port
 
 OCM_DIR = REPO_ROOT / "tests" / "ocm"
 OCM_BUILD_SCRIPT = OCM_DIR / "build.sh"
@@ -89,7 +89,6 @@ CERT_DAYS = 1  # the signed client certificate; the agent renews only near its e
 START_TIMEOUT_S = 60.0
 JOIN_TIMEOUT_S = 120.0
 WAIT_TIMEOUT_S = 60.0
-STOP_TIMEOUT_S = 15.0
 
 T = TypeVar("T")
 
@@ -150,13 +149,6 @@ def build_ocm(config: pytest.Config) -> OcmBuild:
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def free_port() -> int:
-    """A free TCP port on 127.0.0.1 (free now; bound by the caller soon after)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def condition(obj: dict[str, Any], type_: str) -> dict[str, Any] | None:
@@ -289,24 +281,11 @@ class OcmProcess:
                                    f"---- last lines of {self.log} ----\n{file_tail(self.log, 40)}")
             time.sleep(0.1)
 
-    def stop(self, timeout_s: float = STOP_TIMEOUT_S) -> None:
-        """SIGTERM the process group (a graceful shutdown, ~0.5 s), SIGKILL after
-        ``timeout_s``; then close its stdin."""
-        process = self.process
-        if process is None:
-            return
-        if process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=timeout_s)
-        if process.stdin is not None:
-            with contextlib.suppress(OSError):
-                process.stdin.close()
+    def stop(self) -> None:
+        """Close its stdin (``--exit-on-stdin-eof``) and SIGTERM its process group, SIGKILL
+        if it is still there after a while (:func:`tests.e2e.e2e_support.stop_process`)."""
+        if self.process is not None:
+            stop_process(self.process)
 
     def log_tail(self, lines: int = 40) -> str:
         return f"---- last lines of {self.log} ----\n{file_tail(self.log, lines)}"
@@ -620,6 +599,14 @@ class OcmHub:
                                             "-o", "name").stdout.strip(),
                        lambda out: out == "", timeout_s=timeout_s,
                        what=f"ManifestWork {cluster_name}/{name} to be gone")
+
+    def delete_works_of(self, origin: str, timeout_s: float = WAIT_TIMEOUT_S) -> None:
+        """Delete every ManifestWork labelled ``meshplane.io/origin=<origin>`` (one
+        operator's) in every joined cluster's namespace and wait until they are gone:
+        before a test deletes what they created in a member, or the agent re-creates it."""
+        for cluster_name in sorted(self.agents):
+            self.kubectl("delete", "manifestwork", "-n", cluster_name, "-l", f"meshplane.io/origin={origin}",
+                         "--wait=true", f"--timeout={timeout_s:.0f}s", check=False)
 
 
 def install_crds(kubectl: Kubectl, directory: Path) -> list[str]:

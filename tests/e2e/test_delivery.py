@@ -29,6 +29,11 @@ from tests.e2e.cluster_support import delete_nodes, make_site_nodes
 from tests.e2e.e2e_support import Kubectl, unique_name
 from tests.e2e.member_support import (
     MemberCluster,
+    apply_objects,
+    condition_of,
+    delete_objects_and_wait,
+    delivery_factory,
+    delivery_workload,
     kubeconfig_secret,
     member_kubeconfig,
     member_namespace_cleanup,
@@ -37,34 +42,8 @@ from tests.e2e.member_support import (
 )
 from tests.e2e.operator_support import OperatorProcess, wait_for
 
-MODEL = "e2e-delivery-gpu"
 LOST_AFTER_S = 6
 TIMEOUT_S = 120.0
-
-
-def factory(name: str, country: str, price: float, member_cluster: str | None) -> dict[str, Any]:
-    spec: dict[str, Any] = {
-        "region": "e2e-delivery", "country": country,
-        "power": {"firmMW": 1, "pricePerMWh": price},
-        # one token per second per device: no example workload's token demand fits here
-        "acceleratorPools": [{"model": MODEL, "count": 8, "wattsPerDevice": 700,
-                              "tokensPerSecondPerDevice": 1, "memoryGiB": 80}],
-    }
-    if member_cluster:
-        spec["memberCluster"] = member_cluster
-    return {"apiVersion": "meshplane.io/v1alpha1", "kind": "AIFactory", "metadata": {"name": name}, "spec": spec}
-
-
-def workload(name: str, namespace: str, allowed: list[str] | None) -> dict[str, Any]:
-    spec: dict[str, Any] = {
-        "type": "inference", "accelerators": 2, "acceleratorModels": [MODEL], "devicesPerReplica": 1,
-        "placement": {"allowFleets": False},
-        "template": {"spec": {"containers": [{"name": "server", "image": "registry.example/serve:1"}]}},
-    }
-    if allowed:
-        spec["sovereignty"] = {"allowedCountries": allowed}
-    return {"apiVersion": "meshplane.io/v1alpha1", "kind": "MeshWorkload",
-            "metadata": {"name": name, "namespace": namespace}, "spec": spec}
 
 
 def member_cluster(name: str, secret: str, key: str = "kubeconfig") -> dict[str, Any]:
@@ -76,10 +55,6 @@ def member_cluster(name: str, secret: str, key: str = "kubeconfig") -> dict[str,
 def uids(member: MemberCluster) -> dict[tuple[str, str], str]:
     items = member.kubectl.json("get", "deployments.apps", "-A", "-l", "meshplane.io/origin")["items"]
     return {(i["metadata"]["namespace"], i["metadata"]["name"]): i["metadata"]["uid"] for i in items}
-
-
-def condition(obj: dict[str, Any], type_: str) -> dict[str, Any]:
-    return next((c for c in (obj.get("status") or {}).get("conditions") or [] if c["type"] == type_), {})
 
 
 @pytest.fixture()
@@ -101,18 +76,6 @@ def delivery_operator(
         process.stop()
 
 
-def _apply(kubectl: Kubectl, objects: list[dict[str, Any]]) -> None:
-    kubectl("apply", "--server-side", "--field-manager=meshplane-e2e", "-f", "-",
-            input=json.dumps({"apiVersion": "v1", "kind": "List", "items": objects}))
-
-
-def _delete_and_wait(kubectl: Kubectl, objects: list[dict[str, Any]]) -> None:
-    for obj in reversed(objects):
-        ns = ["-n", obj["metadata"]["namespace"]] if obj["metadata"].get("namespace") else []
-        kubectl("delete", obj["kind"].lower(), obj["metadata"]["name"], *ns, "--ignore-not-found", "--wait=true",
-                "--timeout=60s", check=False)
-
-
 def test_two_member_clusters_run_their_sites_work_and_a_lost_one_is_replaced_then_cleaned(
     member_clusters: dict[str, MemberCluster], kubectl: Kubectl, scratch_namespace: str,
     delivery_operator: tuple[OperatorProcess, str, str], tmp_path: Path,
@@ -129,13 +92,13 @@ def test_two_member_clusters_run_their_sites_work_and_a_lost_one_is_replaced_the
     # the cheapest site first: both workloads start in member a
     objects = [
         member_cluster(mc_a, mc_a), member_cluster(mc_b, mc_b),
-        factory(site_a, "FR", 10, mc_a), factory(site_b, "DE", 50, mc_b), factory(site_local, "DE", 90, None),
-        workload("anywhere", scratch_namespace, None), workload("sovereign", scratch_namespace, ["FR"]),
+        delivery_factory(site_a, "FR", 10, mc_a), delivery_factory(site_b, "DE", 50, mc_b), delivery_factory(site_local, "DE", 90, None),
+        delivery_workload("anywhere", scratch_namespace, None), delivery_workload("sovereign", scratch_namespace, ["FR"]),
     ]
     ns = scratch_namespace
     try:
         with member_namespace_cleanup([a, b], ns):
-            _apply(kubectl, objects)
+            apply_objects(kubectl, objects)
 
             def workloads() -> dict[str, dict[str, Any]]:
                 items = kubectl.json("get", "meshworkloads", "-n", ns)["items"]
@@ -147,7 +110,7 @@ def test_two_member_clusters_run_their_sites_work_and_a_lost_one_is_replaced_the
                 what="both workloads' Deployments in member a")
             assert found
             statuses = wait_for("both workloads Available with 2/2 ready", lambda: (
-                (w := workloads()) and all(condition(w[n], "Available").get("status") == "True"
+                (w := workloads()) and all(condition_of(w[n], "Available").get("status") == "True"
                                            for n in ("anywhere", "sovereign")) and w))
             for name in ("anywhere", "sovereign"):
                 status = statuses[name]["status"]
@@ -173,9 +136,9 @@ def test_two_member_clusters_run_their_sites_work_and_a_lost_one_is_replaced_the
                 wait_origin_deployments(b, {(ns, f"anywhere-{site_b}"): 2}, namespace=ns, origin=hub,
                                         what="anywhere's Deployment in member b")
                 site = kubectl.json("get", "aifactory", site_a)
-                assert condition(site, "Reachable")["reason"] == "Lost"
+                assert condition_of(site, "Reachable")["reason"] == "Lost"
                 cluster = kubectl.json("get", "membercluster", mc_a)
-                assert condition(cluster, "Reachable")["status"] == "False" and cluster["status"]["lastSeenTime"]
+                assert condition_of(cluster, "Reachable")["status"] == "False" and cluster["status"]["lastSeenTime"]
                 # while it is away, "anywhere" may no longer run in France: the copy member a
                 # still holds is stale for good (the cheaper site would otherwise win it back)
                 kubectl("patch", "mwl", "anywhere", "-n", ns, "--type=merge",
@@ -195,14 +158,14 @@ def test_two_member_clusters_run_their_sites_work_and_a_lost_one_is_replaced_the
             final = workloads()
             assert final["anywhere"]["status"]["sites"] == site_b and final["sovereign"]["status"]["sites"] == site_a
             assert uids(a)[(ns, f"sovereign-{site_a}")] == sovereign_uid  # kept through the outage, not re-created
-            reachable = wait_for("member a reachable again", lambda: condition(
+            reachable = wait_for("member a reachable again", lambda: condition_of(
                 kubectl.json("get", "membercluster", mc_a), "Reachable").get("status") == "True")
             assert reachable
-            _delete_and_wait(kubectl, [o for o in objects if o["kind"] == "MeshWorkload"])
+            delete_objects_and_wait(kubectl, [o for o in objects if o["kind"] == "MeshWorkload"])
             wait_origin_deployments(a, {}, namespace=ns, what="no Deployment left in member a")
             wait_origin_deployments(b, {}, namespace=ns, what="no Deployment left in member b")
     finally:
-        _delete_and_wait(kubectl, objects)
+        delete_objects_and_wait(kubectl, objects)
         for name in (mc_a, mc_b):
             kubectl("delete", "secret", name, "-n", op_namespace, "--ignore-not-found", check=False)
         a.delete_nodes(nodes_a)
@@ -242,25 +205,25 @@ def test_bad_kubeconfigs_are_reported_on_the_member_cluster_and_nothing_else_bre
                 "data": {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}}
                for name, (data, _) in cases.items()]
     clusters = [member_cluster(name, name) for name in cases]
-    site = factory(f"{tag}-site", "FR", 10, f"{tag}-exec")
-    objects = [*secrets, *clusters, site, workload("still-placed", scratch_namespace, None)]
+    site = delivery_factory(f"{tag}-site", "FR", 10, f"{tag}-exec")
+    objects = [*secrets, *clusters, site, delivery_workload("still-placed", scratch_namespace, None)]
     try:
-        _apply(kubectl, objects)
+        apply_objects(kubectl, objects)
         for name, (_, reason) in cases.items():
             got = wait_for(f"MemberCluster {name} to say {reason}", lambda name=name, reason=reason: (
-                (c := condition(kubectl.json("get", "membercluster", name), "Reachable")).get("reason") in (reason, "Lost")
+                (c := condition_of(kubectl.json("get", "membercluster", name), "Reachable")).get("reason") in (reason, "Lost")
                 and c))
             assert got["status"] == "False", (name, got)
-        exec_message = condition(kubectl.json("get", "membercluster", f"{tag}-exec"), "Reachable")["message"]
+        exec_message = condition_of(kubectl.json("get", "membercluster", f"{tag}-exec"), "Reachable")["message"]
         assert "exec plugins are not allowed" in exec_message
         # the site on a cluster with a refused kubeconfig says so; the rest of the mesh
         # is solved as before: the workload goes to no site of a lost cluster, and the
         # operator is alive and placing
-        wait_for("the site to report its cluster", lambda: condition(
+        wait_for("the site to report its cluster", lambda: condition_of(
             kubectl.json("get", "aifactory", site["metadata"]["name"]), "Reachable").get("status") == "False")
         assert process.process.poll() is None
         placed = wait_for("the examples still placed", lambda: kubectl.json(
             "get", "meshworkload", "-n", "research", "frontier-pretrain")["status"].get("phase") == "Placed")
         assert placed
     finally:
-        _delete_and_wait(kubectl, objects)
+        delete_objects_and_wait(kubectl, objects)

@@ -29,13 +29,17 @@ import pytest
 from tests.e2e.e2e_support import Kubectl, unique_name
 from tests.e2e.member_support import (
     MemberCluster,
+    apply_objects,
+    condition_of,
+    delete_objects_and_wait,
+    delivery_factory,
+    delivery_workload,
     member_namespace_cleanup,
     origin_deployments,
     wait_origin_deployments,
 )
 from tests.e2e.ocm_support import OcmHub
 from tests.e2e.operator_support import DEFAULT_LEASE_NAME, OperatorProcess, render_chart, rules_of, wait_for
-from tests.e2e.test_delivery import condition, factory, workload
 
 LOST_AFTER_S = 6
 TIMEOUT_S = 150.0
@@ -52,19 +56,6 @@ def our_works(kubectl: Kubectl, managed_cluster: str, hub: str) -> dict[str, dic
     """Our ManifestWorks (origin ``hub``) in a ManagedCluster's namespace, by name."""
     items = kubectl.json("get", WORKS, "-n", managed_cluster, "-l", f"meshplane.io/origin={hub}")["items"]
     return {i["metadata"]["name"]: i for i in items}
-
-
-@contextlib.contextmanager
-def works_cleanup(kubectl: Kubectl, hub: str, managed_clusters: tuple[str, ...] = ("member-a", "member-b")) -> Iterator[None]:
-    """On exit, delete this hub's ManifestWorks and wait until they are gone (their
-    agents then delete what they applied), before the members' namespaces are deleted:
-    a ManifestWork left behind would make its agent re-create them."""
-    try:
-        yield
-    finally:
-        for managed_cluster in managed_clusters:
-            kubectl("delete", WORKS, "-n", managed_cluster, "-l", f"meshplane.io/origin={hub}", "--wait=true",
-                    "--timeout=60s", check=False)
 
 
 def foreign_work(name: str, namespace: str, managed_cluster: str) -> dict[str, Any]:
@@ -103,20 +94,10 @@ def ocm_operator(
         yield process, hub
     finally:
         process.stop()
+        # its placement scores, once it can no longer write them again
+        for managed_cluster in ("member-a", "member-b"):
+            kubectl("delete", SCORES, "meshplane", "-n", managed_cluster, "--ignore-not-found", check=False)
         kubectl("delete", "namespace", namespace, "--ignore-not-found", "--wait=false", check=False)
-
-
-def _apply(kubectl: Kubectl, objects: list[dict[str, Any]]) -> None:
-    kubectl("apply", "--server-side", "--field-manager=meshplane-e2e", "-f", "-",
-            input=json.dumps({"apiVersion": "v1", "kind": "List", "items": objects}))
-
-
-def _delete_and_wait(kubectl: Kubectl, objects: list[dict[str, Any]]) -> None:
-    for obj in reversed(objects):
-        kind = WORKS if obj["kind"] == "ManifestWork" else obj["kind"].lower()
-        ns = ["-n", obj["metadata"]["namespace"]] if obj["metadata"].get("namespace") else []
-        kubectl("delete", kind, obj["metadata"]["name"], *ns, "--ignore-not-found", "--wait=true",
-                "--timeout=60s", check=False)
 
 
 def test_managed_clusters_run_their_sites_work_through_manifest_works_and_a_lost_one_is_replaced_then_cleaned(
@@ -139,13 +120,16 @@ def test_managed_clusters_run_their_sites_work_through_manifest_works_and_a_lost
     foreign = foreign_work(f"{tag}-foreign", ns, "member-a")
     objects = [
         ocm_member_cluster(mc_a, "member-a"), ocm_member_cluster(mc_b, "member-b"),
-        factory(site_a, "FR", 10, mc_a), factory(site_b, "DE", 50, mc_b),
-        workload("anywhere", ns, None), workload("sovereign", ns, ["FR"]),
+        delivery_factory(site_a, "FR", 10, mc_a), delivery_factory(site_b, "DE", 50, mc_b),
+        delivery_workload("anywhere", ns, None), delivery_workload("sovereign", ns, ["FR"]),
     ]
     try:
-        with member_namespace_cleanup([a, b], ns), works_cleanup(kubectl, hub):
-            _apply(kubectl, [stale, foreign])
-            _apply(kubectl, objects)
+        with member_namespace_cleanup([a, b], ns), contextlib.ExitStack() as works:
+            # this hub's ManifestWorks go first (their agents then delete what they
+            # applied), before the members' namespaces: one left would re-create them
+            works.callback(ocm_hub.delete_works_of, hub)
+            apply_objects(kubectl, [stale, foreign])
+            apply_objects(kubectl, objects)
 
             def workloads() -> dict[str, dict[str, Any]]:
                 items = kubectl.json("get", "meshworkloads", "-n", ns)["items"]
@@ -162,7 +146,7 @@ def test_managed_clusters_run_their_sites_work_through_manifest_works_and_a_lost
             wait_origin_deployments(a, {(ns, f"anywhere-{site_a}"): 2, (ns, f"sovereign-{site_a}"): 2},
                                     namespace=ns, origin=hub, what="both Deployments applied by the work agent")
             statuses = wait_for("both workloads Available with 2/2 ready", lambda: (
-                (w := workloads()) and all(condition(w[n], "Available").get("status") == "True"
+                (w := workloads()) and all(condition_of(w[n], "Available").get("status") == "True"
                                            for n in ("anywhere", "sovereign")) and w), timeout_s=TIMEOUT_S)
             for name in ("anywhere", "sovereign"):
                 status = statuses[name]["status"]
@@ -175,7 +159,7 @@ def test_managed_clusters_run_their_sites_work_through_manifest_works_and_a_lost
             assert our_works(kubectl, "member-b", hub) == {} and origin_deployments(b, namespace=ns) == {}
             assert kubectl("get", WORKS, foreign["metadata"]["name"], "-n", "member-a", check=False).returncode == 0
             cluster = kubectl.json("get", "membercluster", mc_a)
-            assert condition(cluster, "Reachable")["status"] == "True"
+            assert condition_of(cluster, "Reachable")["status"] == "True"
             # each ManagedCluster's headroom for OCM Placements: 4 of site a's 8 devices are used
             def score(managed_cluster: str) -> dict[str, int]:
                 got = kubectl("get", SCORES, "meshplane", "-n", managed_cluster, "-o", "json", check=False)
@@ -201,9 +185,9 @@ def test_managed_clusters_run_their_sites_work_through_manifest_works_and_a_lost
                     our_works(kubectl, "member-b", hub)) == {f"{ns}.anywhere-{site_b}"}, timeout_s=TIMEOUT_S)
                 wait_origin_deployments(b, {(ns, f"anywhere-{site_b}"): 2}, namespace=ns, origin=hub,
                                         what="anywhere's Deployment in member b")
-                reachable = condition(kubectl.json("get", "membercluster", mc_a), "Reachable")
+                reachable = condition_of(kubectl.json("get", "membercluster", mc_a), "Reachable")
                 assert reachable["status"] == "False" and reachable["reason"] == "Lost", reachable
-                assert condition(kubectl.json("get", "aifactory", site_a), "Reachable")["reason"] == "Lost"
+                assert condition_of(kubectl.json("get", "aifactory", site_a), "Reachable")["reason"] == "Lost"
                 # never deleted on a guess: member a may still run them
                 assert set(our_works(kubectl, "member-a", hub)) == {f"{ns}.anywhere-{site_a}", f"{ns}.sovereign-{site_a}"}
                 # while it is away, "anywhere" may no longer run in France: its copy in member
@@ -228,22 +212,20 @@ def test_managed_clusters_run_their_sites_work_through_manifest_works_and_a_lost
             assert our_works(kubectl, "member-a", hub)[f"{ns}.sovereign-{site_a}"]["metadata"]["uid"] == sovereign_uid
             wait_origin_deployments(a, {(ns, f"sovereign-{site_a}"): 2}, namespace=ns, origin=hub,
                                     what="member a to hold only sovereign's Deployment")
-            wait_for("sovereign Available again", lambda: condition(
+            wait_for("sovereign Available again", lambda: condition_of(
                 workloads()["sovereign"], "Available").get("status") == "True", timeout_s=TIMEOUT_S)
             assert kubectl("get", WORKS, foreign["metadata"]["name"], "-n", "member-a", check=False).returncode == 0
 
             # 4. workloads deleted: their ManifestWorks go, and with them the Deployments
-            _delete_and_wait(kubectl, [o for o in objects if o["kind"] == "MeshWorkload"])
+            delete_objects_and_wait(kubectl, [o for o in objects if o["kind"] == "MeshWorkload"])
             wait_for("no ManifestWork of ours left", lambda: not our_works(kubectl, "member-a", hub)
                      and not our_works(kubectl, "member-b", hub), timeout_s=TIMEOUT_S)
             wait_origin_deployments(a, {}, namespace=ns, what="no Deployment left in member a")
             wait_origin_deployments(b, {}, namespace=ns, what="no Deployment left in member b")
             assert process.process.poll() is None
-            _delete_and_wait(kubectl, [foreign])
+            delete_objects_and_wait(kubectl, [foreign])
     finally:
-        _delete_and_wait(kubectl, [stale, foreign, *objects])
-        for managed_cluster in ("member-a", "member-b"):
-            kubectl("delete", SCORES, "meshplane", "-n", managed_cluster, "--ignore-not-found", check=False)
+        delete_objects_and_wait(kubectl, [stale, foreign, *objects])
         a.delete_nodes(nodes_a)
         b.delete_nodes(nodes_b)
 
@@ -253,19 +235,19 @@ def test_a_member_cluster_naming_no_managed_cluster_is_reported_and_nothing_else
 ) -> None:
     process, _ = ocm_operator
     tag = unique_name("ocm-missing")
-    objects = [ocm_member_cluster(tag, f"{tag}-nowhere"), factory(f"{tag}-site", "FR", 10, tag),
-               workload("still-placed", scratch_namespace, None)]
+    objects = [ocm_member_cluster(tag, f"{tag}-nowhere"), delivery_factory(f"{tag}-site", "FR", 10, tag),
+               delivery_workload("still-placed", scratch_namespace, None)]
     try:
-        _apply(kubectl, objects)
+        apply_objects(kubectl, objects)
         said = wait_for("the MemberCluster to say its ManagedCluster does not exist", lambda: (
-            (c := condition(kubectl.json("get", "membercluster", tag), "Reachable")).get("reason")
+            (c := condition_of(kubectl.json("get", "membercluster", tag), "Reachable")).get("reason")
             in ("ManagedClusterNotFound", "Lost") and c))
         assert said["status"] == "False"
-        wait_for("its site to report the cluster unreachable", lambda: condition(
+        wait_for("its site to report the cluster unreachable", lambda: condition_of(
             kubectl.json("get", "aifactory", f"{tag}-site"), "Reachable").get("status") == "False")
         assert process.process.poll() is None
         placed = wait_for("the examples still placed", lambda: kubectl.json(
             "get", "meshworkload", "-n", "research", "frontier-pretrain")["status"].get("phase") == "Placed")
         assert placed
     finally:
-        _delete_and_wait(kubectl, objects)
+        delete_objects_and_wait(kubectl, objects)

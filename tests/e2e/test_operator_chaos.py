@@ -476,8 +476,7 @@ def test_operator_survives_kills_under_a_stream_of_changes(
         _cleanup(client, [*sites, *clusters], namespaces, prefix)
         # this hub's ManifestWorks, before the namespaces: a ManifestWork left behind
         # would make member-b's agent re-create what it holds
-        kubectl("delete", "manifestworks.work.open-cluster-management.io", "-n", "member-b", "-l",
-                f"meshplane.io/origin={hub}", "--wait=true", "--timeout=60s", check=False)
+        ocm_hub.delete_works_of(hub)
         for member in member_clusters.values():
             member.ensure_healthy()
             member.delete_namespaces(*namespaces)

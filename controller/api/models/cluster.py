@@ -92,11 +92,6 @@ class MemberClusterSpec(ApiModel):
         ),
     )
 
-    @property
-    def backend(self) -> str:
-        """``direct`` or ``ocm``."""
-        return "ocm" if self.ocm is not None else "direct"
-
 
 class MemberClusterStatus(ApiModel):
     """Observed state of a member cluster."""

@@ -59,11 +59,12 @@ class DeliverySettings:
     max_concurrency: int = 8
 
 
-def backend_of(cluster: MemberCluster | None) -> tuple[str, str]:
-    """(backend, ManagedCluster name or "") of a MemberCluster (None: not there, direct)."""
+def ocm_namespace_of(cluster: MemberCluster | None) -> str | None:
+    """The ManagedCluster (and hub namespace) of a MemberCluster with ``spec.ocm``; None
+    for the ``direct`` backend (and for a name no MemberCluster has)."""
     if cluster is not None and cluster.spec.ocm is not None:
-        return "ocm", cluster.spec.ocm.managed_cluster_name or cluster.metadata.name
-    return "direct", ""
+        return cluster.spec.ocm.managed_cluster_name or cluster.metadata.name
+    return None
 
 
 class _Worker:
@@ -163,7 +164,6 @@ class DeliveryLayer:
         self._now = now
         self._lock = threading.Lock()
         self._workers: dict[str, _Worker] = {}
-        self._backends: dict[str, tuple[str, str]] = {}
         if settings.local:
             self._add(LOCAL, None)
 
@@ -193,9 +193,9 @@ class DeliveryLayer:
         s = self.settings
         member = name != LOCAL
         lost_after = float(cluster.spec.lost_after_seconds or s.lost_after_s) if cluster else s.lost_after_s
-        backend, managed_cluster = backend_of(cluster)
+        managed_cluster = ocm_namespace_of(cluster)
         monitor: ClusterMonitor
-        if backend == "ocm":
+        if managed_cluster is not None:
             monitor = OcmClusterMonitor(
                 name, managed_cluster=managed_cluster, hub_client=self._local_client, hub=s.hub,
                 lost_after_s=lost_after, probe_every_s=s.probe_every_s, probe_timeout_s=s.probe_timeout_s,
@@ -211,19 +211,17 @@ class DeliveryLayer:
                 local_client=None if member else self._local_client, secret_refresh_s=s.secret_refresh_s,
                 now=self._now,
             )
-        self._workers[name] = _Worker(self, monitor, managed_cluster if backend == "ocm" else None)
-        self._backends[name] = (backend, managed_cluster)
+        self._workers[name] = _Worker(self, monitor, managed_cluster)
         monitor.start()
         if not member:
             log.info("delivering to the operator's own cluster (local)")
-        elif backend == "ocm":
+        elif managed_cluster is not None:
             log.info("delivering to %s through Open Cluster Management (ManagedCluster %s)", name, managed_cluster)
         else:
             log.info("delivering to %s", name)
 
     def _remove(self, name: str) -> None:
         worker = self._workers.pop(name)
-        self._backends.pop(name, None)
         worker.monitor.stop()
         worker.stop()
 
@@ -237,9 +235,10 @@ class DeliveryLayer:
                 log.info("no longer delivering to %s", name)
             for name in sorted(wanted):
                 cluster = by_name.get(name)
-                if name in self._workers and self._backends.get(name) != backend_of(cluster):
+                managed_cluster = ocm_namespace_of(cluster)
+                if name in self._workers and self._workers[name].ocm_namespace != managed_cluster:
                     self._remove(name)  # another backend (or ManagedCluster): a new monitor and worker
-                    log.info("delivery to %s changes to %s", name, backend_of(cluster)[0])
+                    log.info("delivery to %s changes to %s", name, "direct" if managed_cluster is None else "ocm")
                 if name not in self._workers:
                     self._add(name, cluster)
                     continue
@@ -313,7 +312,6 @@ class DeliveryLayer:
         with self._lock:
             workers = list(self._workers.values())
             self._workers.clear()
-            self._backends.clear()
         for worker in workers:
             worker.monitor.stop()
             worker.stop()

@@ -50,7 +50,6 @@ class PlacementScorePublisher:
         self._may_write = may_write
         self._timeout = request_timeout_s
         self._written: dict[str, list[dict[str, Any]]] = {}
-        self.writes = 0  # requests that wrote (for tests and logs)
 
     def forget(self) -> None:
         """Trust nothing remembered (a new leader): read each score back before writing."""
@@ -76,28 +75,27 @@ class PlacementScorePublisher:
 
     def _publish(self, managed_cluster: str, wanted: list[dict[str, Any]]) -> None:
         path = f"{_API}/namespaces/{managed_cluster}/addonplacementscores"
-        try:
-            held = get_json(self._client, f"{path}/{PLACEMENT_SCORE_NAME}", None, self._timeout)
-        except ApiException as exc:
-            if exc.status != 404:
-                raise
-            held = None
-        if held is None:
-            request_json(self._client, "POST", path, None, self._timeout, body={
-                "apiVersion": f"{CLUSTER_GROUP}/v1alpha1", "kind": "AddOnPlacementScore",
-                "metadata": {"name": PLACEMENT_SCORE_NAME, "namespace": managed_cluster,
-                             "labels": {MANAGED_BY_LABEL: MANAGED_BY, ORIGIN_LABEL: label_value(self._hub)}},
-            })
-            self.writes += 1
-        elif ((held.get("status") or {}).get("scores") or []) == wanted:
-            self._written[managed_cluster] = wanted
-            return
-        if not self._may_write():
-            self.forget()
-            return
+        if managed_cluster not in self._written:  # not known since a start or a new Lease: read it first
+            try:
+                held = get_json(self._client, f"{path}/{PLACEMENT_SCORE_NAME}", None, self._timeout)
+            except ApiException as exc:
+                if exc.status != 404:
+                    raise
+                held = None
+            if held is None:
+                request_json(self._client, "POST", path, None, self._timeout, body={
+                    "apiVersion": f"{CLUSTER_GROUP}/v1alpha1", "kind": "AddOnPlacementScore",
+                    "metadata": {"name": PLACEMENT_SCORE_NAME, "namespace": managed_cluster,
+                                 "labels": {MANAGED_BY_LABEL: MANAGED_BY, ORIGIN_LABEL: label_value(self._hub)}},
+                })
+            elif ((held.get("status") or {}).get("scores") or []) == wanted:
+                self._written[managed_cluster] = wanted
+                return
+            if not self._may_write():
+                self.forget()
+                return
         request_json(self._client, "PATCH", f"{path}/{PLACEMENT_SCORE_NAME}/status", None, self._timeout,
                      body={"status": {"scores": wanted}}, content_type=MERGE_PATCH)
-        self.writes += 1
         self._written[managed_cluster] = wanted
 
 
