@@ -15,6 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from controller.api.models import (
     AIFactorySpec,
     EdgeFleetSpec,
+    GridEventSpec,
+    GridEventStatus,
     MemberClusterSpec,
     MemberClusterStatus,
     MeshWorkloadSpec,
@@ -81,7 +83,11 @@ class MemberCluster(Resource[MemberClusterSpec, MemberClusterStatus]):
     kind: Literal["MemberCluster"]
 
 
-AnyResource = AIFactory | EdgeFleet | MeshWorkload | MemberCluster
+class GridEvent(Resource[GridEventSpec, GridEventStatus]):
+    kind: Literal["GridEvent"]
+
+
+AnyResource = AIFactory | EdgeFleet | MeshWorkload | MemberCluster | GridEvent
 """Any resource of ours, as parsed."""
 
 
@@ -216,6 +222,31 @@ KINDS: dict[str, KindInfo] = {
                               "Reachable, Unreachable, Lost, InvalidKubeconfig, SecretNotFound."),
                 PrinterColumn("Sites", ".status.sites", "string", "Sites whose work it runs."),
                 PrinterColumn("Last seen", ".status.lastSeenTime", "date", "While unreachable: last answer.",
+                              priority=1),
+                _AGE,
+            ),
+        ),
+        KindInfo(
+            kind="GridEvent",
+            plural="gridevents",
+            singular="gridevent",
+            short_names=("gev",),
+            scope="Cluster",
+            resource_model=GridEvent,
+            spec_model=GridEventSpec,
+            status_model=GridEventStatus,
+            description="A curtailment of one factory's grid import announced ahead of time (manual or OpenADR).",
+            printer_columns=(
+                PrinterColumn("Factory", ".spec.factory", "string", "AIFactory it applies to."),
+                PrinterColumn("Phase", ".status.phase", "string",
+                              "Scheduled, Preparing, Active, Restoring, Completed or Cancelled."),
+                # strings, not dates: kubectl prints a future date as <invalid>
+                PrinterColumn("Start", ".status.start", "string", "Start of the first interval (UTC)."),
+                PrinterColumn("End", ".status.end", "string", "End of the last interval (UTC)."),
+                PrinterColumn("Limit MW", ".status.limitMW", "number", "Lowest import limit asked for, in MW."),
+                PrinterColumn("Curtailed MW", ".status.curtailedMW", "number", "Curtailment in force now, in MW."),
+                PrinterColumn("Moved", ".status.movedCount", "integer", "Workloads moved or preempted for it."),
+                PrinterColumn("Source", ".spec.source.openadr.vtn", "string", "VTN it came from (empty: manual).",
                               priority=1),
                 _AGE,
             ),

@@ -125,7 +125,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     config = SolverConfig(time_limit_s=args.time_limit, num_workers=args.workers, random_seed=args.seed)
     if whatif.wanted(args):
         return whatif.run(args, manifests, at, config)
-    outcome = reconcile(Snapshot(manifests.factories, manifests.fleets, manifests.workloads, at), config)
+    outcome = reconcile(Snapshot(manifests.factories, manifests.fleets, manifests.workloads, at, grid_events=manifests.grid_events), config)
     if args.output == "json":
         sys.stdout.write(json.dumps(render.status_objects(manifests, outcome), indent=2) + "\n")
     elif args.output == "yaml":

@@ -104,7 +104,7 @@ def run(args: argparse.Namespace, manifests: Manifests, at: dt.datetime, config:
         if added.problems:
             render.print_problems(added, render.console())
             return EXIT_PROBLEMS
-    snapshot = Snapshot(manifests.factories, manifests.fleets, manifests.workloads, at)
+    snapshot = Snapshot(manifests.factories, manifests.fleets, manifests.workloads, at, grid_events=manifests.grid_events)
     try:
         changed = apply_changes(snapshot, args.what_if, added)  # the resources the plan is printed for
         outcome, diff = what_if(snapshot, args.what_if, config, add=added)
@@ -129,7 +129,7 @@ def run(args: argparse.Namespace, manifests: Manifests, at: dt.datetime, config:
 def _run_diff(args: argparse.Namespace, manifests: Manifests, at: dt.datetime, config: SolverConfig) -> int:
     try:
         before = _read_document(args.diff)
-        outcome = reconcile(Snapshot(manifests.factories, manifests.fleets, manifests.workloads, at), config)
+        outcome = reconcile(Snapshot(manifests.factories, manifests.fleets, manifests.workloads, at, grid_events=manifests.grid_events), config)
         diff = diff_plan_documents(before, render.status_objects(manifests, outcome))
     except WhatIfError as exc:
         return _fail(str(exc))

@@ -9,8 +9,11 @@ Kubernetes Events of its transitions, so ``kubectl describe`` tells the story:
 - MeshWorkload: ``Placed`` (first placement), ``Moved`` (placed elsewhere or with other
   devices), ``Preempted`` (lost its place), ``Rescheduled`` (placed again after a
   preemption), ``Unschedulable`` (fits nowhere);
-- sites: ``Cordoned`` / ``Uncordoned``, ``Curtailed`` / ``CurtailmentLifted`` (factories),
-  ``Offline`` / ``Online`` (fleets).
+- sites: ``Cordoned`` / ``Uncordoned``, ``Curtailed`` / ``CurtailmentLifted``,
+  ``GridSourceStale`` / ``GridSourceRestored`` (factories), ``Offline`` / ``Online`` (fleets);
+- GridEvent: ``GridEventScheduled``, ``PreparingForCurtailment`` (with the workloads
+  moving), ``CurtailmentStarted``, ``Restoring``, ``Completed``, ``Cancelled``, and the
+  Warnings ``LateNotice``, ``LimitBelowFirm``, ``SourceStale``.
 
 An event is emitted on a transition only, never again while nothing changes.
 """
@@ -22,13 +25,22 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from controller.api.models import Assignment, Condition, MemberClusterStatus, MeshWorkloadStatus, SiteStatus
-from controller.api.resources import AIFactory, EdgeFleet, MemberCluster, Resource
+from controller.api.models import (
+    Assignment,
+    Condition,
+    GridEventStatus,
+    MemberClusterStatus,
+    MeshWorkloadStatus,
+    SiteStatus,
+)
+from controller.api.resources import AIFactory, EdgeFleet, GridEvent, MemberCluster, Resource
 from controller.core.delivery import CONDITION_AVAILABLE, CONDITION_REACHABLE
+from controller.core.grid_statuses import CONDITION_LATE_NOTICE, CONDITION_LIMIT_BELOW_FIRM, CONDITION_SOURCE_STALE
 from controller.core.reconcile import Outcome, Snapshot
 from controller.core.statuses import (
     CONDITION_CORDONED,
     CONDITION_CURTAILED,
+    CONDITION_GRID_SOURCE_STALE,
     CONDITION_OFFLINE,
     PHASE_PLACED,
     PHASE_PREEMPTED,
@@ -94,7 +106,7 @@ def merge_patch(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> dict[s
     return patch
 
 
-AnyStatus = MeshWorkloadStatus | SiteStatus | MemberClusterStatus
+AnyStatus = MeshWorkloadStatus | SiteStatus | MemberClusterStatus | GridEventStatus
 
 
 def combine_patches(into: dict[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
@@ -200,6 +212,7 @@ _SITE_TRANSITIONS: dict[str, tuple[str, EventType, str, EventType]] = {
     CONDITION_CORDONED: ("Cordoned", "Normal", "Uncordoned", "Normal"),
     CONDITION_CURTAILED: ("Curtailed", "Warning", "CurtailmentLifted", "Normal"),
     CONDITION_OFFLINE: ("Offline", "Normal", "Online", "Normal"),
+    CONDITION_GRID_SOURCE_STALE: ("GridSourceStale", "Warning", "GridSourceRestored", "Normal"),
 }
 
 
@@ -267,6 +280,54 @@ def changes(snapshot: Snapshot, outcome: Outcome) -> Iterator[Change]:
         change = _cluster_change(cluster, outcome.clusters[cluster.metadata.name])
         if change.patch is not None or change.events:
             yield change
+    for event in snapshot.grid_events:
+        change = _grid_event_change(event, outcome.grid_events[event.metadata.name])
+        if change.patch is not None or change.events:
+            yield change
+
+
+def _grid_event_change(event: GridEvent, computed: GridEventStatus) -> Change:
+    ref = ObjectRef.of(event)
+    return Change(ref, status_patch(event.status, computed), grid_event_events(ref, event.status, computed))
+
+
+_PHASE_EVENTS: dict[str, tuple[EventType, str]] = {
+    "Scheduled": ("Normal", "GridEventScheduled"),
+    "Preparing": ("Normal", "PreparingForCurtailment"),
+    "Active": ("Normal", "CurtailmentStarted"),
+    "Restoring": ("Normal", "Restoring"),
+    "Completed": ("Normal", "Completed"),
+    "Cancelled": ("Normal", "Cancelled"),
+}
+_GRID_WARNINGS = (CONDITION_LATE_NOTICE, CONDITION_LIMIT_BELOW_FIRM, CONDITION_SOURCE_STALE)
+
+
+def grid_event_events(ref: ObjectRef, stored: GridEventStatus | None, computed: GridEventStatus) -> tuple[Event, ...]:
+    """One event per phase reached, and a Warning when a warning condition turns True."""
+    events: list[Event] = []
+    if stored is None or stored.phase != computed.phase:
+        event_type, reason = _PHASE_EVENTS[computed.phase]
+        events.append(Event(ref, event_type, reason, _phase_message(computed)))
+    before = {c.type: c.status for c in stored.conditions} if stored is not None else {}
+    for cond in computed.conditions:
+        if cond.type in _GRID_WARNINGS and cond.status == "True" and before.get(cond.type) != "True":
+            events.append(Event(ref, "Warning", cond.type, cond.message))
+    return tuple(events)
+
+
+def _phase_message(status: GridEventStatus) -> str:
+    when = f"from {status.start} to {status.end}"
+    if status.phase == "Scheduled":
+        return f"up to {status.peak_curtailed_mw:,.1f} MW curtailed {when}"
+    if status.phase == "Preparing":
+        return f"{status.moved_count} workload(s) moved or preempted ahead of the curtailment {when}"
+    if status.phase == "Active":
+        return f"{status.curtailed_mw:,.1f} MW curtailed until {status.end}; {status.moved_count} workload(s) moved"
+    if status.phase == "Restoring":
+        return f"power returns in steps after {status.end}"
+    if status.phase == "Completed":
+        return f"ended at {status.end}; work may return"
+    return "cancelled: its curtailment no longer applies"
 
 
 def _cluster_change(cluster: MemberCluster, computed: MemberClusterStatus) -> Change:
@@ -311,6 +372,8 @@ def with_statuses(snapshot: Snapshot, outcome: Outcome) -> Snapshot:
         at=snapshot.at,
         clusters=[c.model_copy(update={"status": outcome.clusters[c.metadata.name]}) for c in snapshot.clusters],
         observed=snapshot.observed,
+        grid_events=[e.model_copy(update={"status": outcome.grid_events[e.metadata.name]})
+                     for e in snapshot.grid_events],
     )
 
 
@@ -320,6 +383,7 @@ __all__ = [
     "apply_merge_patch",
     "combine_patches",
     "Event",
+    "grid_event_events",
     "ObjectRef",
     "changes",
     "merge_patch",

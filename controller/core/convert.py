@@ -9,7 +9,7 @@ feeds the engine's stability tier (placements do not move for nothing).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 from controller.api.models import Link as LinkSpec
 from controller.api.resources import AIFactory, EdgeFleet, MeshWorkload
@@ -27,8 +27,10 @@ def _clock(text: str) -> dt.time:
     return dt.time(int(hours), int(minutes))
 
 
-def factory_site(factory: AIFactory, lost: bool = False) -> problem.FactorySite:
-    """``lost``: its member cluster is lost, so it has no power to offer (and is cordoned)."""
+def factory_site(factory: AIFactory, lost: bool = False, curtailed_mw: float | None = None) -> problem.FactorySite:
+    """``lost``: its member cluster is lost, so it has no power to offer (and is cordoned).
+    ``curtailed_mw``: the curtailment to plan with (grid events included, see
+    :mod:`controller.core.grid`); default ``spec.power.curtailedMW``."""
     spec = factory.spec
     return problem.FactorySite(
         name=factory.metadata.name,
@@ -36,7 +38,7 @@ def factory_site(factory: AIFactory, lost: bool = False) -> problem.FactorySite:
         country=spec.country,
         firm_mw=0.0 if lost else spec.power.firm_mw,
         flexible_mw=0.0 if lost else spec.power.flexible_mw,
-        curtailed_mw=0.0 if lost else spec.power.curtailed_mw,
+        curtailed_mw=0.0 if lost else (spec.power.curtailed_mw if curtailed_mw is None else curtailed_mw),
         pue=spec.power.pue,
         price_per_mwh=spec.power.price_per_mwh,
         carbon_grams_per_kwh=spec.power.carbon_grams_per_kwh,
@@ -116,12 +118,14 @@ def workload_demand(workload: MeshWorkload) -> problem.WorkloadDemand:
 
 def to_mesh(
     factories: Sequence[AIFactory], fleets: Sequence[EdgeFleet], workloads: Sequence[MeshWorkload], at: dt.datetime,
-    lost: Collection[str] = (),
+    lost: Collection[str] = (), curtailed_mw: Mapping[str, float] | None = None,
 ) -> problem.Mesh:
     """The placement engine's view of the resources at time ``at``; the sites named in
-    ``lost`` (their member cluster is lost) have no capacity."""
+    ``lost`` (their member cluster is lost) have no capacity; ``curtailed_mw`` gives a
+    factory's planned curtailment when grid events change it."""
+    planned = curtailed_mw or {}
     return problem.Mesh(
-        factories=tuple(factory_site(f, f.metadata.name in lost) for f in factories),
+        factories=tuple(factory_site(f, f.metadata.name in lost, planned.get(f.metadata.name)) for f in factories),
         fleets=tuple(fleet_site(f, f.metadata.name in lost) for f in fleets),
         workloads=tuple(workload_demand(w) for w in workloads),
         at=at,

@@ -24,6 +24,7 @@ from controller.api.resources import (
     AIFactory,
     AnyResource,
     EdgeFleet,
+    GridEvent,
     MemberCluster,
     MeshWorkload,
 )
@@ -58,6 +59,7 @@ class Manifests:
     fleets: list[EdgeFleet] = field(default_factory=list)
     workloads: list[MeshWorkload] = field(default_factory=list)
     clusters: list[MemberCluster] = field(default_factory=list)
+    grid_events: list[GridEvent] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     other_objects: int = 0  # e.g. Namespaces: valid Kubernetes, not ours to check
     files_read: int = 0
@@ -194,6 +196,8 @@ def _add_unless_duplicate(
             manifests.fleets.append(resource)
         elif isinstance(resource, MemberCluster):
             manifests.clusters.append(resource)
+        elif isinstance(resource, GridEvent):
+            manifests.grid_events.append(resource)
         else:
             manifests.workloads.append(resource)
         return
@@ -230,6 +234,13 @@ def topology_warnings(manifests: Manifests) -> list[Problem]:
                     "reports the site unreachable until it exists",
                 )
             )
+    factories = {f.metadata.name for f in manifests.factories}
+    for event in manifests.grid_events:
+        if event.spec.factory not in factories:
+            warnings.append(Problem(
+                "", 0, "GridEvent", event.key, "spec.factory",
+                f"AIFactory {event.spec.factory!r} is not among the manifests: the event applies to nothing",
+            ))
     for workload in manifests.workloads:
         if workload.spec.latency is None:
             continue

@@ -14,10 +14,12 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from controller.api.models import MemberClusterStatus, MeshWorkloadStatus, SiteStatus
-from controller.api.resources import AIFactory, EdgeFleet, MemberCluster, MeshWorkload
+from controller.api.models import GridEventStatus, MemberClusterStatus, MeshWorkloadStatus, SiteStatus
+from controller.api.resources import AIFactory, EdgeFleet, GridEvent, MemberCluster, MeshWorkload
 from controller.core.convert import to_mesh
 from controller.core.delivery import LOCAL, NOTHING_OBSERVED, Observed, lost_sites, target_of, with_readiness
+from controller.core.grid import FactoryGrid, grid_by_factory
+from controller.core.grid_statuses import grid_event_status, moved_for_events, stale_since
 from controller.core.statuses import (
     SiteFacts,
     cluster_status,
@@ -42,6 +44,12 @@ class Snapshot:
     # what the clusters said (member health, Deployments' readiness): the operator's
     # delivery layer fills it; meshctl and what-if see nothing observed
     observed: Observed = NOTHING_OBSERVED
+    # scheduled curtailments (GridEvents), of any factory; see controller.core.grid
+    grid_events: Sequence[GridEvent] = ()
+
+    def grid(self) -> dict[str, FactoryGrid]:
+        """Factory name -> its curtailment in force and planned at ``at``."""
+        return grid_by_factory(self.factories, self.grid_events, self.at)
 
     def site_targets(self) -> dict[str, str]:
         """Site name -> where its work is delivered (``local`` or a MemberCluster)."""
@@ -62,6 +70,7 @@ class Outcome:
     factories: dict[str, SiteStatus] = field(default_factory=dict)
     fleets: dict[str, SiteStatus] = field(default_factory=dict)
     clusters: dict[str, MemberClusterStatus] = field(default_factory=dict)
+    grid_events: dict[str, GridEventStatus] = field(default_factory=dict)
 
 
 def reconcile(
@@ -79,7 +88,8 @@ def reconcile(
     """
     fleets, _ = _fleets(snapshot)
     lost = lost_sites([*snapshot.factories, *fleets], snapshot.observed)
-    mesh = to_mesh(snapshot.factories, fleets, snapshot.workloads, snapshot.at, lost=lost)
+    planned = {name: g.planned_mw for name, g in snapshot.grid().items() if g.planned_mw != g.manual_mw}
+    mesh = to_mesh(snapshot.factories, fleets, snapshot.workloads, snapshot.at, lost=lost, curtailed_mw=planned)
     plan = placement_plan(mesh, config or problem.SolverConfig(), previous)
     return outcome_of(snapshot, plan)
 
@@ -103,20 +113,29 @@ def outcome_of(snapshot: Snapshot, plan: Plan) -> Outcome:
     observed = snapshot.observed
     lost = lost_sites([*snapshot.factories, *fleets], observed)
     outcome = Outcome(plan=plan)
+    grid = snapshot.grid()
     facts = SiteFacts(
         factories={f.metadata.name: f for f in snapshot.factories},
         fleets={f.metadata.name: f for f in fleets},
         usage=plan.sites,
         lost=lost,
+        grid=grid,
     )
     targets = snapshot.site_targets()
     for workload in snapshot.workloads:
         status = workload_status(workload, plan.workloads[workload.key], facts, snapshot.at)
         outcome.workloads[workload.key] = with_readiness(workload, status, targets, observed, snapshot.at)
     for factory in snapshot.factories:
-        outcome.factories[factory.metadata.name] = site_status(
-            factory, plan.sites[factory.metadata.name], snapshot.at, observed.health(target_of(factory))
+        name = factory.metadata.name
+        outcome.factories[name] = site_status(
+            factory, plan.sites[name], snapshot.at, observed.health(target_of(factory)), grid.get(name),
+            stale_events=[e.metadata.name for e in snapshot.grid_events
+                          if e.spec.factory == name and stale_since(e) is not None and not e.spec.cancelled],
         )
+    moved = moved_for_events(snapshot.workloads, outcome.workloads, grid)
+    for event in snapshot.grid_events:
+        outcome.grid_events[event.metadata.name] = grid_event_status(
+            event, facts.factories.get(event.spec.factory), snapshot.at, moved.get(event.metadata.name, ()))
     for fleet in fleets:
         outcome.fleets[fleet.metadata.name] = site_status(
             fleet, plan.sites[fleet.metadata.name], snapshot.at, observed.health(target_of(fleet))

@@ -13,8 +13,9 @@ solved yet: what the operator writes before its first solve). A Preempted worklo
 stays Preempted, with the message of the moment it lost its place, until it is placed
 again or its spec changes.
 
-Sites carry conditions: ``Ready``, ``Cordoned``, and ``Curtailed`` (factories) or
-``Offline`` (fleets, outside their availability windows).
+Sites carry conditions: ``Ready``, ``Cordoned``, and ``Curtailed`` and
+``GridSourceStale`` (factories; grid events included, see :mod:`controller.core.grid`)
+or ``Offline`` (fleets, outside their availability windows).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from controller.api.models import (
 from controller.api.resources import API_VERSION, AIFactory, EdgeFleet, MemberCluster, MeshWorkload, Resource
 from controller.core.conditions import condition, timestamp
 from controller.core.delivery import CONDITION_REACHABLE, LOCAL, ClusterHealth, lost_message
+from controller.core.grid import FactoryGrid
 from placement.decisions import KIND_FACTORY, SiteUsage, WorkloadDecision
 from placement.decisions import Assignment as PlannedAssignment
 
@@ -50,6 +52,7 @@ CONDITION_READY = "Ready"
 CONDITION_CORDONED = "Cordoned"
 CONDITION_CURTAILED = "Curtailed"
 CONDITION_OFFLINE = "Offline"
+CONDITION_GRID_SOURCE_STALE = "GridSourceStale"
 
 # Statuses are stored as JSON: short, stable figures make an unchanged plan an
 # unchanged status.
@@ -73,6 +76,7 @@ class SiteFacts:
     fleets: Mapping[str, EdgeFleet]
     usage: Mapping[str, SiteUsage]
     lost: Mapping[str, str] = field(default_factory=dict)  # site -> why its member cluster is lost
+    grid: Mapping[str, FactoryGrid] = field(default_factory=dict)  # factory -> curtailment planned and in force
 
 
 def _lost_place_reason(site: str, workload: MeshWorkload, facts: SiteFacts) -> str | None:
@@ -85,12 +89,14 @@ def _lost_place_reason(site: str, workload: MeshWorkload, facts: SiteFacts) -> s
     spec = factory.spec if factory is not None else fleet.spec  # type: ignore[union-attr]
     if spec.cordoned:
         return f"{site} is cordoned"
-    if factory is not None and workload.spec.interruptible and factory.spec.power.curtailed_mw > 0:
+    grid = facts.grid.get(site)
+    planned = grid.planned_mw if grid is not None else (factory.spec.power.curtailed_mw if factory else 0.0)
+    if factory is not None and workload.spec.interruptible and planned > 0:
         power = factory.spec.power
-        return (
-            f"{site} is curtailed by {power.curtailed_mw:,.0f} MW of its {power.flexible_mw:,.0f} MW "
-            f"flexible power"
-        )
+        reason = f"{site} is curtailed by {planned:,.0f} MW of its {power.flexible_mw:,.0f} MW flexible power"
+        if grid is not None and grid.driver is not None:
+            reason += f" for grid event {grid.driver}"
+        return reason
     usage = facts.usage.get(site)
     if fleet is not None and usage is not None and usage.devices_total == 0:
         return f"fleet {site} is offline (outside its availability windows)"
@@ -198,7 +204,8 @@ def _reachable_condition(
 
 
 def _site_conditions(
-    site: AIFactory | EdgeFleet, usage: SiteUsage, at: dt.datetime, health: ClusterHealth | None = None
+    site: AIFactory | EdgeFleet, usage: SiteUsage, at: dt.datetime, health: ClusterHealth | None = None,
+    grid: FactoryGrid | None = None, stale_events: Sequence[str] = (),
 ) -> list[Condition]:
     generation = site.metadata.generation
     previous = site.status.conditions if site.status else []
@@ -211,17 +218,7 @@ def _site_conditions(
     ]
     not_ready = "Cordoned" if cordoned else ""
     if isinstance(site, AIFactory):
-        power = site.spec.power
-        curtailed = power.curtailed_mw > 0
-        usable = power.firm_mw + max(0.0, power.flexible_mw - power.curtailed_mw)
-        message = (
-            f"{power.curtailed_mw:,.1f} of {power.flexible_mw:,.1f} MW flexible power curtailed; "
-            f"{usable:,.1f} MW usable" if curtailed else f"{usable:,.1f} MW usable"
-        )
-        conditions.append(
-            condition(previous, CONDITION_CURTAILED, curtailed, "GridCurtailment" if curtailed else "NotCurtailed",
-                      message, at, generation)
-        )
+        conditions += _factory_grid_conditions(site, previous, at, grid, stale_events)
     else:
         offline = usage.devices_total == 0
         windows = ", ".join(f"{w.start}-{w.end} {w.timezone}" for w in site.spec.availability)
@@ -253,8 +250,44 @@ def _site_conditions(
 _NOT_READY_WORDS = {"ClusterLost": "its member cluster is lost"}
 
 
+def _factory_grid_conditions(
+    factory: AIFactory, previous: Sequence[Condition], at: dt.datetime, grid: FactoryGrid | None,
+    stale_events: Sequence[str],
+) -> list[Condition]:
+    """``Curtailed`` (the curtailment in force, and what is being prepared for), and
+    ``GridSourceStale`` while an event's VTN cannot be read."""
+    generation = factory.metadata.generation
+    power = factory.spec.power
+    in_force = grid.in_force_mw if grid is not None else power.curtailed_mw
+    planned = grid.planned_mw if grid is not None else in_force
+    curtailed = in_force > 0
+    usable = power.firm_mw + max(0.0, power.flexible_mw - in_force)
+    message = (
+        f"{in_force:,.1f} of {power.flexible_mw:,.1f} MW flexible power curtailed; {usable:,.1f} MW usable"
+        if curtailed else f"{usable:,.1f} MW usable"
+    )
+    by_event = grid is not None and grid.in_force_by is not None
+    if by_event and grid is not None:
+        message += f" (grid event {grid.in_force_by})"
+    if grid is not None and grid.driver is not None and planned > in_force:
+        message += (f"; preparing for grid event {grid.driver}: interruptible work planned within "
+                    f"{power.firm_mw + power.flexible_mw - planned:,.1f} MW")
+    if grid is not None and grid.limit_mw is not None and grid.firm_shortfall_mw > 0:
+        message += f"; import limit {grid.limit_mw:,.1f} MW is below firm power: firm work is kept"
+    reason = ("GridEvent" if by_event else "GridCurtailment") if curtailed else "NotCurtailed"
+    conditions = [condition(previous, CONDITION_CURTAILED, curtailed, reason, message, at, generation)]
+    if stale_events or any(c.type == CONDITION_GRID_SOURCE_STALE for c in previous):
+        stale = bool(stale_events)
+        conditions.append(condition(
+            previous, CONDITION_GRID_SOURCE_STALE, stale, "VtnUnreachable" if stale else "VtnReachable",
+            f"the VTN of grid event(s) {', '.join(stale_events)} cannot be read: their curtailment is kept as "
+            "last read" if stale else "every grid event's source is read", at, generation))
+    return conditions
+
+
 def site_status(
-    site: AIFactory | EdgeFleet, usage: SiteUsage, at: dt.datetime, health: ClusterHealth | None = None
+    site: AIFactory | EdgeFleet, usage: SiteUsage, at: dt.datetime, health: ClusterHealth | None = None,
+    grid: FactoryGrid | None = None, stale_events: Sequence[str] = (),
 ) -> SiteStatus:
     """Power and devices allocated and free at one site, and its conditions (with
     ``Reachable`` when the site is delivered to a member cluster whose ``health`` is given)."""
@@ -279,7 +312,7 @@ def site_status(
         tokens_per_second=round(usage.tokens_per_second, _RATE_DIGITS),
         tokens_per_joule=round(usage.tokens_per_joule, _TOKENS_PER_JOULE_DIGITS),
         workload_count=usage.workload_count,
-        conditions=_site_conditions(site, usage, at, health),
+        conditions=_site_conditions(site, usage, at, health, grid, stale_events),
     )
 
 

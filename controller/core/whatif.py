@@ -8,6 +8,10 @@ Changes (text form, as ``parse_change`` reads it; JSON form ``{op, target, value
 - ``curtail SITE=MW``: a grid event withdraws MW of an AIFactory's flexible power now
   (sets ``spec.power.curtailedMW``; at most ``flexibleMW``: curtailment takes flexible
   power only, never firm power);
+- ``curtail SITE=MW from TIME for DURATION``: a scheduled grid event (a GridEvent of one
+  interval, lead time 15 min) withdraws MW from TIME for DURATION (``3h``, ``90m``,
+  ``PT3H``); without a ``clock`` change the mesh is planned at TIME, when it is in force
+  (``meshctl plan --horizon`` shows the hours around it);
 - ``firm SITE=MW``: the AIFactory's firm power becomes MW (``spec.power.firmMW``);
 - ``cordon SITE`` / ``uncordon SITE``: set ``spec.cordoned`` of a factory or a fleet;
 - ``remove NAMESPACE/NAME``: delete a MeshWorkload; ``remove SITE`` (or
@@ -42,14 +46,16 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Final, Literal, cast, get_args
 
 from pydantic import ValidationError
 
-from controller.api.models import MeshWorkloadStatus, SiteStatus
-from controller.api.resources import AIFactory, EdgeFleet, MeshWorkload
+from controller.api.models import GridEventSource, GridEventSpec, GridInterval, MeshWorkloadStatus, SiteStatus
+from controller.api.models.grid import parse_duration
+from controller.api.resources import API_VERSION, AIFactory, EdgeFleet, GridEvent, MeshWorkload, ObjectMeta
 from controller.core.parse import Manifests
 from controller.core.reconcile import Outcome, Snapshot, reconcile
 from controller.core.statuses import PHASE_PLACED, PHASE_PREEMPTED, PHASE_UNSCHEDULABLE
@@ -63,6 +69,7 @@ MAX_MW: Final = 100_000.0  # the models' limit on firmMW and curtailedMW
 _KNOWN_SHOWN = 8  # names listed in an "unknown name" message
 # Statuses round MW to 4 digits and tokens/s to 3: closer figures are the same figure.
 _SAME = 1e-6
+_SHORT_DURATION = re.compile(r"^(?:(?P<days>\d+)d)?(?:(?P<hours>\d+)h)?(?:(?P<minutes>\d+)m)?(?:(?P<seconds>\d+)s)?$")
 
 
 class WhatIfError(ValueError):
@@ -76,12 +83,15 @@ class Change:
     op: Op
     target: str = ""
     value: float | str | None = None
+    start: str | None = None  # a scheduled curtailment: from (ISO 8601, aware) ...
+    duration: str | None = None  # ... for (ISO 8601 duration)
 
     def __str__(self) -> str:
         if self.op in ("curtail", "firm"):
             value = self.value
             shown = f"{value:g}" if isinstance(value, (int, float)) and not isinstance(value, bool) else value
-            return f"{self.op} {self.target}={shown}"
+            when = f" from {self.start} for {self.duration}" if self.start is not None else ""
+            return f"{self.op} {self.target}={shown}{when}"
         if self.op == "clock":
             return f"clock {self.value}"
         return f"{self.op} {self.target}"
@@ -89,7 +99,7 @@ class Change:
 
 def _usage() -> str:
     return (
-        "expected one of: curtail SITE=MW, firm SITE=MW, cordon SITE, uncordon SITE, "
+        "expected one of: curtail SITE=MW [from ISO-TIME for DURATION], firm SITE=MW, cordon SITE, uncordon SITE, "
         "remove NAMESPACE/NAME, remove SITE, clock ISO-TIME"
     )
 
@@ -112,8 +122,57 @@ def parse_time(text: str) -> dt.datetime:
     return at if at.tzinfo else at.replace(tzinfo=dt.UTC)
 
 
-def _checked(op: str, target: object, value: object, label: str) -> Change:
+def parse_duration_text(text: str) -> dt.timedelta:
+    """``3h``, ``90m``, ``45s``, ``1h30m`` or ISO 8601 ``PT3H``; ValueError otherwise."""
+    raw = text.strip()
+    if raw.upper().startswith("P"):
+        return parse_duration(raw.upper())
+    match = _SHORT_DURATION.match(raw.lower())
+    if match is None or not raw:
+        raise ValueError(raw)
+    parts = {k: int(v) for k, v in match.groupdict().items() if v is not None}
+    if not parts:
+        raise ValueError(raw)
+    return dt.timedelta(**parts)
+
+
+def _iso_duration(delta: dt.timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return "PT" + (f"{hours}H" if hours else "") + (f"{minutes}M" if minutes else "") + (
+        f"{secs}S" if secs or not (hours or minutes) else "")
+
+
+def _scheduled(label: str, change: Change, start: object, duration: object) -> Change:
+    if change.op != "curtail":
+        raise WhatIfError(f"{label}: only curtail takes 'from TIME for DURATION'")
+    if not isinstance(start, str) or not isinstance(duration, str):
+        raise WhatIfError(f"{label}: a scheduled curtailment needs both from TIME and for DURATION, "
+                          "e.g. curtail us-memphis-1=200 from 2026-07-14T18:00:00Z for 3h")
+    try:
+        at = parse_time(start)
+    except ValueError:
+        raise WhatIfError(f"{label}: not an ISO 8601 time: {start!r} (e.g. 2026-07-14T18:00:00Z)") from None
+    try:
+        length = parse_duration_text(duration)
+    except ValueError:
+        raise WhatIfError(f"{label}: not a duration: {duration!r} (e.g. 3h, 90m, PT3H)") from None
+    if length <= dt.timedelta(0) or length > dt.timedelta(days=31):
+        raise WhatIfError(f"{label}: the duration must be more than 0 and at most 31 days (got {duration!r})")
+    return replace(change, start=at.isoformat(), duration=_iso_duration(length))
+
+
+def _checked(op: str, target: object, value: object, label: str, start: object = None,
+             duration: object = None) -> Change:
     """The change, its op, target and value checked (the same for text and JSON)."""
+    change = _checked_now(op, target, value, label, start, duration)
+    if start is None and duration is None:
+        return change
+    return _scheduled(label, change, start, duration)
+
+
+def _checked_now(op: str, target: object, value: object, label: str, start: object, duration: object) -> Change:
     if op not in OPS:
         raise WhatIfError(f"{label}: unknown change {op!r}; {_usage()}")
     if not isinstance(target, str):
@@ -136,6 +195,8 @@ def _checked(op: str, target: object, value: object, label: str) -> Change:
         if value is None or value == "":
             raise WhatIfError(f"{label}: {op} needs SITE=MW, e.g. {op} us-memphis-1=200")
         return Change(kind, target, _mw(label, value))
+    if start is not None or duration is not None:
+        raise WhatIfError(f"{label}: only curtail takes 'from TIME for DURATION'")
     if value not in (None, ""):
         raise WhatIfError(f"{label}: {op} takes no value (got {value!r})")
     return Change(kind, target)
@@ -155,6 +216,12 @@ def parse_change(text: str) -> Change:
         target, equals, value = rest.partition("=")
         if not equals:
             raise WhatIfError(f"{label}: {op} needs SITE=MW, e.g. {op} us-memphis-1=200")
+        words = value.split()
+        if len(words) > 1:
+            if len(words) != 5 or words[1] != "from" or words[3] != "for":
+                raise WhatIfError(f"{label}: expected {op} SITE=MW from ISO-TIME for DURATION, e.g. "
+                                  f"curtail us-memphis-1=200 from 2026-07-14T18:00:00Z for 3h")
+            return _checked(op, target, words[0], label, words[2], words[4])
         return _checked(op, target, value.strip(), label)
     if op == "clock":
         return _checked(op, "", rest, label)
@@ -165,16 +232,17 @@ def change_from_dict(document: Mapping[str, Any]) -> Change:
     """The JSON form ``{"op": "curtail", "target": "us-memphis-1", "value": 200}``."""
     if not isinstance(document, Mapping):
         raise WhatIfError(f"a change must be an object {{op, target, value}} (got {document!r})")
-    unknown = sorted(set(document) - {"op", "target", "value"})
+    unknown = sorted(set(document) - {"op", "target", "value", "from", "for"})
     op = document.get("op")
     target = document.get("target", "")
     value = document.get("value")
     label = f"{op} {target}" + (f"={value}" if value is not None else "")
     if unknown:
-        raise WhatIfError(f"{label}: unknown field(s) {', '.join(map(str, unknown))}; a change has op, target, value")
+        raise WhatIfError(f"{label}: unknown field(s) {', '.join(map(str, unknown))}; a change has op, target, "
+                          "value (and from, for: a scheduled curtailment)")
     if not isinstance(op, str):
         raise WhatIfError(f"a change needs an op, one of {', '.join(OPS)} (got {op!r})")
-    return _checked(op, target, value, label)
+    return _checked(op, target, value, label, document.get("from"), document.get("for"))
 
 
 # ------------------------------------------------------------------ applying changes
@@ -207,6 +275,8 @@ class _Mesh:
     fleets: dict[str, EdgeFleet]
     workloads: dict[str, MeshWorkload]
     at: dt.datetime
+    grid_events: dict[str, GridEvent]
+    clock_set: bool = False
 
     def factory(self, change: Change) -> AIFactory:
         found = self.factories.get(change.target)
@@ -239,6 +309,23 @@ def _curtail(mesh: _Mesh, change: Change, mw: float) -> None:
         )
     spec = factory.spec.model_copy(update={"power": power.model_copy(update={"curtailed_mw": mw})})
     mesh.factories[change.target] = _edited(factory, spec)
+
+
+def _scheduled_curtail(mesh: _Mesh, change: Change, mw: float) -> dt.datetime:
+    """A manual GridEvent of one interval; returns its start."""
+    factory = mesh.factory(change)
+    flexible = factory.spec.power.flexible_mw
+    if mw > flexible:
+        raise WhatIfError(f"{change}: more than its flexibleMW {flexible:g} (curtailment takes flexible power "
+                          "only; an import limit below firm power is a GridEvent's importLimitMW)")
+    assert change.start is not None and change.duration is not None  # _scheduled checked both
+    name = f"what-if-{len(mesh.grid_events) + 1}-{change.target}"[:253]
+    mesh.grid_events[name] = GridEvent(
+        api_version=API_VERSION, kind="GridEvent", metadata=ObjectMeta(name=name),
+        spec=GridEventSpec(factory=change.target, source=GridEventSource(manual=True), intervals=[
+            GridInterval(start=change.start, duration=change.duration, curtailed_mw=mw)]),
+    )
+    return parse_time(change.start)
 
 
 def _firm(mesh: _Mesh, change: Change, mw: float) -> None:
@@ -283,6 +370,8 @@ def _add(mesh: _Mesh, add: Manifests) -> None:
         mesh.fleets[fleet.metadata.name] = fleet
     for workload in add.workloads:
         mesh.workloads[workload.key] = workload
+    for event in add.grid_events:
+        mesh.grid_events[event.metadata.name] = event
 
 
 def apply_changes(snapshot: Snapshot, changes: Sequence[Change], add: Manifests | None = None) -> Snapshot:
@@ -294,11 +383,16 @@ def apply_changes(snapshot: Snapshot, changes: Sequence[Change], add: Manifests 
         {f.metadata.name: f for f in snapshot.fleets},
         {w.key: w for w in snapshot.workloads},
         snapshot.at,
+        {e.metadata.name: e for e in snapshot.grid_events},
     )
     if add is not None:
         _add(mesh, add)
+    scheduled_at: dt.datetime | None = None
     for change in changes:
-        if change.op in ("curtail", "firm"):
+        if change.op == "curtail" and change.start is not None:
+            start = _scheduled_curtail(mesh, change, _mw(str(change), change.value))
+            scheduled_at = start if scheduled_at is None else min(scheduled_at, start)
+        elif change.op in ("curtail", "firm"):
             mw = _mw(str(change), change.value)
             (_curtail if change.op == "curtail" else _firm)(mesh, change, mw)
         elif change.op in ("cordon", "uncordon"):
@@ -308,9 +402,12 @@ def apply_changes(snapshot: Snapshot, changes: Sequence[Change], add: Manifests 
         else:  # clock
             try:
                 mesh.at = parse_time(str(change.value))
+                mesh.clock_set = True
             except ValueError:
                 raise WhatIfError(f"{change}: not an ISO 8601 time") from None
-    return Snapshot(list(mesh.factories.values()), list(mesh.fleets.values()), list(mesh.workloads.values()), mesh.at)
+    at = scheduled_at if scheduled_at is not None and not mesh.clock_set else mesh.at
+    return Snapshot(list(mesh.factories.values()), list(mesh.fleets.values()), list(mesh.workloads.values()), at,
+                    clusters=snapshot.clusters, observed=snapshot.observed, grid_events=list(mesh.grid_events.values()))
 
 
 # ------------------------------------------------------------------------------ diffs
@@ -532,6 +629,10 @@ def _with_statuses(snapshot: Snapshot, outcome: Outcome) -> Snapshot:
         [f.model_copy(update=status_of(outcome.fleets, f.metadata.name, f.status)) for f in snapshot.fleets],
         [w.model_copy(update=status_of(outcome.workloads, w.key, w.status)) for w in snapshot.workloads],
         snapshot.at,
+        clusters=snapshot.clusters,
+        observed=snapshot.observed,
+        grid_events=[e.model_copy(update=status_of(outcome.grid_events, e.metadata.name, e.status))
+                     for e in snapshot.grid_events],
     )
 
 
@@ -568,11 +669,12 @@ def what_if(
     return after, diff_outcomes(before, after)
 
 
-def _specs(snapshot: Snapshot) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+def _specs(snapshot: Snapshot) -> tuple[dict[str, Any], ...]:
     return (
         {f.metadata.name: f.spec for f in snapshot.factories},
         {f.metadata.name: f.spec for f in snapshot.fleets},
         {w.key: w.spec for w in snapshot.workloads},
+        {e.metadata.name: e.spec for e in snapshot.grid_events},
     )
 
 

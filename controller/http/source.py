@@ -47,7 +47,8 @@ class StaticSource:
 
     def __init__(self, manifests: Manifests, at: dt.datetime, config: SolverConfig | None = None) -> None:
         config = config or SolverConfig()
-        snapshot = Snapshot(tuple(manifests.factories), tuple(manifests.fleets), tuple(manifests.workloads), at)
+        snapshot = Snapshot(tuple(manifests.factories), tuple(manifests.fleets), tuple(manifests.workloads), at,
+                            grid_events=tuple(manifests.grid_events))
         started = time.perf_counter()
         outcome = reconcile(snapshot, config)
         solve_ms = (time.perf_counter() - started) * 1e3

@@ -11,7 +11,9 @@ Deployment became ready, a member stopped answering) is debounced the same way b
 only *refreshes*: the statuses are computed again from the last plan with what the
 clusters now say (:func:`controller.core.reconcile.outcome_of`), and nothing is
 re-planned, so a member's status never triggers a solve. The loop also wakes when a
-fleet's availability window opens or closes, and for a periodic cold solve. Only the
+fleet's availability window opens or closes, at every grid event's start minus its
+lead time, interval edge and end (:func:`controller.core.grid.next_grid_change`), and
+for a periodic cold solve. Only the
 Lease holder writes; the standby plans as well (writing nothing) so that its HTTP API
 answers reads like the leader's; a replica that becomes leader solves at once, cold.
 
@@ -32,6 +34,7 @@ from collections.abc import Callable, Sequence
 from controller.api.resources import AnyResource
 from controller.core.changes import ObjectRef, changes, refused_change
 from controller.core.delivery import NOTHING_OBSERVED, Observed
+from controller.core.grid import next_grid_change
 from controller.core.reconcile import Outcome, Snapshot, outcome_of, reconcile
 from controller.core.schedule import next_window_change
 from controller.http.source import Published
@@ -181,7 +184,8 @@ class SolveLoop:
         outcome = reconcile(snapshot, config, previous=previous)
         if previous is None:
             self._last_cold = self._monotonic()
-        self._next_window = next_window_change(snapshot.fleets, at)
+        self._next_window = _earliest(next_window_change(snapshot.fleets, at),
+                                      next_grid_change(snapshot.factories, snapshot.grid_events, at))
         return self._hand_over(snapshot, outcome, config, "warm" if previous is not None else "cold", started)
 
     def refresh_once(self) -> SolveReport | None:
@@ -200,7 +204,8 @@ class SolveLoop:
 
     @staticmethod
     def _generations(snapshot: Snapshot) -> dict[ObjectRef, int | None]:
-        resources: list[AnyResource] = [*snapshot.factories, *snapshot.fleets, *snapshot.workloads, *snapshot.clusters]
+        resources: list[AnyResource] = [*snapshot.factories, *snapshot.fleets, *snapshot.workloads, *snapshot.clusters,
+                                        *snapshot.grid_events]
         return {ObjectRef.of(r): r.metadata.generation for r in resources}
 
     def _hand_over(
@@ -250,11 +255,16 @@ class SolveLoop:
                          report.status_patches, report.events)
         else:
             log.info(
-                "solved %d workloads on %d sites (%s) in %.0f ms: %d status patches, %d events; next fleet window %s",
+                "solved %d workloads on %d sites (%s) in %.0f ms: %d status patches, %d events; next wake-up %s",
                 len(snapshot.workloads), sites, mode, report.solve_ms, report.status_patches, report.events,
                 self._next_window.isoformat() if self._next_window else "none",
             )
         return report
+
+
+def _earliest(*moments: dt.datetime | None) -> dt.datetime | None:
+    found = [m for m in moments if m is not None]
+    return min(found) if found else None
 
 
 __all__ = ["SolveLoop", "SolveReport"]

@@ -23,7 +23,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from controller.api.resources import AIFactory, AnyResource, EdgeFleet, MemberCluster, MeshWorkload
+from controller.api.resources import AIFactory, AnyResource, EdgeFleet, GridEvent, MemberCluster, MeshWorkload
 from controller.core.changes import ObjectRef
 from controller.core.delivery import NOTHING_OBSERVED, Observed
 from controller.core.parse import Manifests, Problem, parse_object
@@ -34,17 +34,23 @@ log = logging.getLogger("meshplane.operator.state")
 _TOMBSTONES = 10_000  # deletions remembered (oldest forgotten first)
 
 # Fields of metadata the core reads; the rest (managedFields, annotations of other
-# tools, ...) is dropped so the index stays compact.
-_KEPT_METADATA = ("name", "namespace", "generation", "uid", "labels")
+# tools, ...) is dropped so the index stays compact. Of the annotations, only ours
+# (e.g. meshplane-ven's meshplane.io/source-stale-since) are kept.
+_KEPT_METADATA = ("name", "namespace", "generation", "uid", "labels", "creationTimestamp")
+_OUR_ANNOTATIONS = "meshplane.io/"
 
 
 def compact(body: Mapping[str, Any]) -> dict[str, Any]:
     """The parts of a watched object the core needs."""
     metadata = body.get("metadata") or {}
+    kept = {k: metadata[k] for k in _KEPT_METADATA if k in metadata}
+    ours = {k: v for k, v in (metadata.get("annotations") or {}).items() if k.startswith(_OUR_ANNOTATIONS)}
+    if ours:
+        kept["annotations"] = ours
     return {
         "apiVersion": body.get("apiVersion"),
         "kind": body.get("kind"),
-        "metadata": {k: metadata[k] for k in _KEPT_METADATA if k in metadata},
+        "metadata": kept,
         "spec": body.get("spec"),
         **({"status": body["status"]} if body.get("status") else {}),
     }
@@ -76,7 +82,8 @@ class MeshState:
 
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _objects: dict[str, dict[str, _Entry]] = field(
-        default_factory=lambda: {"AIFactory": {}, "EdgeFleet": {}, "MeshWorkload": {}, "MemberCluster": {}}
+        default_factory=lambda: {"AIFactory": {}, "EdgeFleet": {}, "MeshWorkload": {}, "MemberCluster": {},
+                                 "GridEvent": {}}
     )
     refused: dict[ObjectRef, Refused] = field(default_factory=dict)
     # when the watch saw each recent deletion, so an older listing cannot resurrect it
@@ -135,7 +142,7 @@ class MeshState:
             self._objects[kind][key] = _Entry(resource, str(metadata.get("uid", "")), now, changed_at)
         return before is None or before.resource.metadata.generation != resource.metadata.generation or (
             before.resource.metadata.labels != resource.metadata.labels
-        )
+        ) or before.resource.metadata.annotations != resource.metadata.annotations
 
     def replace_all(self, kind: str, bodies: Iterable[Mapping[str, Any]], listed_at: float | None = None) -> bool:
         """A full re-list of ``kind`` requested at ``listed_at`` (time.monotonic()): drop
@@ -163,6 +170,7 @@ class MeshState:
             fleets = [e.resource for _, e in sorted(self._objects["EdgeFleet"].items())]
             workloads = [e.resource for _, e in sorted(self._objects["MeshWorkload"].items())]
             clusters = [e.resource for _, e in sorted(self._objects["MemberCluster"].items())]
+            grid_events = [e.resource for _, e in sorted(self._objects["GridEvent"].items())]
         return Snapshot(
             [r for r in factories if isinstance(r, AIFactory)],
             [r for r in fleets if isinstance(r, EdgeFleet)],
@@ -170,6 +178,7 @@ class MeshState:
             at,
             clusters=[r for r in clusters if isinstance(r, MemberCluster)],
             observed=observed,
+            grid_events=[r for r in grid_events if isinstance(r, GridEvent)],
         )
 
     def generations(self) -> dict[ObjectRef, int | None]:
@@ -203,7 +212,7 @@ class MeshState:
         with self._lock:
             for kind, statuses in (
                 ("AIFactory", outcome.factories), ("EdgeFleet", outcome.fleets), ("MeshWorkload", outcome.workloads),
-                ("MemberCluster", outcome.clusters),
+                ("MemberCluster", outcome.clusters), ("GridEvent", outcome.grid_events),
             ):
                 for key, status in statuses.items():
                     entry = self._objects[kind].get(key)

@@ -14,6 +14,17 @@ from controller.api.models.cluster import (
 )
 from controller.api.models.factory import AcceleratorPool, AIFactorySpec, FactoryPower, Link
 from controller.api.models.fleet import AvailabilityWindow, EdgeFleetSpec, PerDevice, Uplink
+from controller.api.models.grid import (
+    CurtailmentStep,
+    GridEventPhase,
+    GridEventSource,
+    GridEventSpec,
+    GridEventStatus,
+    GridInterval,
+    GridReport,
+    OpenAdrSource,
+    RestoreRamp,
+)
 from controller.api.models.status import (
     Assignment,
     Condition,
@@ -32,6 +43,15 @@ from controller.api.models.workload import (
 )
 
 __all__ = [
+    "CurtailmentStep",
+    "GridEventPhase",
+    "GridEventSource",
+    "GridEventSpec",
+    "GridEventStatus",
+    "GridInterval",
+    "GridReport",
+    "OpenAdrSource",
+    "RestoreRamp",
     "DirectDelivery",
     "OcmDelivery",
     "MemberClusterSpec",

@@ -108,116 +108,684 @@ function setLive(kind, text) {
   live.textContent = text;
 }
 
-// ---- graph -------------------------------------------------------------------------
+// ---- graph: the mesh as a map of regions -------------------------------------------
+//
+// Each region is a box (a cytoscape compound node) holding its sites and, when people
+// use the mesh from there, a "users" node. The boxes are placed like a map: columns
+// west to east by a small table of country centroids, north on top within a column,
+// as many columns as fill the panel best; nothing random, so the same mesh always gets
+// the same picture. Work is drawn aggregated: one edge per (user region, site), its
+// width and label the number of placed assignments it carries. An assignment counts
+// once, from its workload's main user region (the heaviest); work without user regions
+// (training, batch) counts on its site. A site's fill is the share of its usable power
+// in use (red: power is short), a ring marks a curtailed site. Labels never overlap:
+// placeLabels shows them greedily, most important first, and hides a label that would
+// cover another label or a node (zoom in to read more).
+
+const FONT = 'system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", sans-serif';
+const SITE_PX = 10; // font sizes, in model pixels (rendered at the zoom)
+const GROUP_PX = 11;
+const EDGE_PX = 9;
+const LINE = 1.2; // line height of a wrapped label
+const MIN_LABEL_PX = 7; // a label rendered smaller than this is hidden (zoom in to read it)
+const MIN_NODE_PX = 9; // so is the label of a node rendered smaller than this
+const USERS_SIZE = 12;
+const MIN_SITE = 14; // site node sizes: area grows with power
+const MAX_SITE = 46;
+const PAD = 8; // a region box's padding (cytoscape's compound padding)
+const GAP_X = 12; // between sites in a box
+const GAP_Y = 8;
+const GROUP_GAP_X = 18; // between boxes
+const GROUP_GAP_Y = 10;
+const GROUP_LABEL_H = Math.ceil(GROUP_PX * LINE) + 6; // a box's label sits above it
+const FIT_PAD = 10;
+const MAX_FIT_ZOOM = 1.35; // a small mesh is spread out to fill the panel, not blown up
+const FEW_LINKS = 30; // with more latency links than this, only those of the sites searched for are drawn
+const FEW_FLOWS = 30; // with at most this many flows, a flow of one workload is labelled with its name
+// share of usable power in use -> fill: light blue (idle) ... blue ... amber ... red (short)
+const SHARE_STOPS = [[0, [191, 219, 254]], [0.5, [96, 165, 250]], [0.8, [245, 158, 11]], [0.95, [239, 68, 68]],
+  [1, [185, 28, 28]]];
+const SHORT_SHARE = 0.95; // "power short" from here
+
+// Rough centroids [longitude, latitude] of the countries a mesh is likely to name; a
+// region's country comes from its sites, else from its name ("us-east" -> US, "eu-" ->
+// Europe); a region of no known place is put after the others, by name.
+const COUNTRY_AT = {
+  US: [-98, 39], CA: [-96, 56], MX: [-102, 23], BR: [-51, -10], AR: [-64, -34], CL: [-71, -33], CO: [-74, 4],
+  PE: [-76, -10], IE: [-8, 53], GB: [-2, 54], IS: [-19, 65], PT: [-8, 39.5], ES: [-4, 40], FR: [2, 46], BE: [4.5, 50.5],
+  NL: [5, 52], LU: [6, 49.7], CH: [8, 47], DE: [10, 51], DK: [10, 56], NO: [9, 61], IT: [12, 43], AT: [14, 47.5],
+  CZ: [15, 50], SE: [16, 62], PL: [19, 52], HU: [19, 47], FI: [26, 63], RO: [25, 46], GR: [22, 39], UA: [31, 49],
+  TR: [35, 39], IL: [35, 31], EG: [30, 27], SA: [45, 24], QA: [51, 25.3], AE: [54, 24], ZA: [25, -29], NG: [8, 9],
+  KE: [38, 0], IN: [79, 22], SG: [104, 1.3], MY: [102, 4], TH: [101, 15], VN: [106, 16], ID: [113, -1], PH: [122, 12],
+  CN: [104, 35], HK: [114, 22.3], TW: [121, 23.7], KR: [128, 36], JP: [138, 37], AU: [134, -25], NZ: [174, -41],
+};
+const PREFIX_COUNTRY = { uk: "GB", eu: "DE", me: "AE", ap: "SG", af: "ZA", sa: "BR", la: "BR", na: "US" };
+const BIG_COUNTRIES = new Set(["US", "CA", "BR", "AU", "CN", "IN", "AR"]);
+const DIRECTIONS = [["north", 0, 1], ["south", 0, -1], ["east", 1, 0], ["west", -1, 0]];
+
+let measurer = null;
+function textWidth(text, px, weight = "normal") {
+  measurer ??= document.createElement("canvas").getContext("2d");
+  measurer.font = `${weight} ${px}px ${FONT}`;
+  return Math.max(0, ...String(text).split("\n").map((line) => measurer.measureText(line).width));
+}
+
+// 0.0437 -> "0.04", 8.92 -> "8.9", 142.3 -> "142", 1200 -> "1,200"
+function fmtMW(mw) {
+  if (!mw) return "0";
+  return fmt(mw, mw >= 10 ? 0 : mw >= 1 ? 1 : 2);
+}
 
 function siteCapacity(site) {
   return (site.power.firmMW || 0) + (site.power.flexibleMW || 0);
 }
 
-function graphElements(mesh, workloads) {
-  const nodes = [];
-  const edges = [];
-  const maxMW = Math.max(1, ...mesh.sites.map(siteCapacity));
-  const regions = new Set(mesh.userRegions || []);
-  for (const link of mesh.links || []) regions.add(link.to);
-  for (const site of mesh.sites) regions.add(site.region);
-  for (const region of [...regions].sort()) {
-    nodes.push({ data: { id: `region:${region}`, label: region, type: "region" } });
+// Used and usable power (usable: what is left of firm + flexible once curtailed, what
+// the solver could give out), and the share in use; null when nothing is usable.
+function sitePower(site) {
+  const p = site.power;
+  const used = (p.firmAllocatedMW || 0) + (p.flexibleAllocatedMW || 0);
+  const usable = p.firmAvailableMW === undefined ? siteCapacity(site) - (p.curtailedMW || 0)
+    : used + (p.firmAvailableMW || 0) + (p.flexibleAvailableMW || 0);
+  return { used, usable, share: usable > 1e-9 ? Math.min(1, used / usable) : null, curtailed: p.curtailedMW || 0 };
+}
+
+function shareColour(share) {
+  if (share === null) return "#e5e7eb";
+  let i = 1;
+  while (i < SHARE_STOPS.length - 1 && share > SHARE_STOPS[i][0]) i += 1;
+  const [s0, c0] = SHARE_STOPS[i - 1];
+  const [s1, c1] = SHARE_STOPS[i];
+  const t = Math.max(0, Math.min(1, (share - s0) / (s1 - s0)));
+  const [r, g, b] = c0.map((c, k) => Math.round(c + t * (c1[k] - c)));
+  return `rgb(${r},${g},${b})`;
+}
+
+// The main user region of a workload: its heaviest, ties by name; null without users.
+function mainUserRegion(w) {
+  const users = [...(w.users || [])].sort((a, b) => (b.weight || 0) - (a.weight || 0) || a.region.localeCompare(b.region));
+  return users.length ? users[0].region : null;
+}
+
+function regionCountries(sites) {
+  const counts = new Map();
+  for (const s of sites) counts.set(s.country, (counts.get(s.country) || 0) + 1);
+  return [...counts].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0])).map(([c]) => c);
+}
+
+function regionPlace(name, countries) {
+  let country = countries[0];
+  if (!country) {
+    const prefix = name.toLowerCase().split(/[^a-z]+/)[0];
+    country = PREFIX_COUNTRY[prefix] || prefix.toUpperCase();
   }
-  for (const site of mesh.sites) {
-    // Area grows with power: a 1.2 GW site reads big next to a 5 MW one, a 2 MW fleet still shows.
-    const size = 22 + 58 * Math.sqrt(siteCapacity(site) / maxMW);
-    nodes.push({
-      data: {
-        id: `site:${site.name}`, label: `${site.name}\n${fmt(siteCapacity(site), 0)} MW`, size,
-        type: site.kind === "EdgeFleet" ? "fleet" : "factory", cordoned: site.cordoned ? "yes" : "no",
-      },
-    });
-  }
-  const linked = new Set();
-  for (const link of mesh.links || []) {
-    linked.add(`${link.from}->${link.to}`);
-    edges.push({ data: { id: `link:${link.from}->${link.to}`, source: `site:${link.from}`, target: `region:${link.to}`,
-      label: `${fmt(link.latencyMs, 0)} ms`, type: "link" } });
-  }
-  for (const site of mesh.sites) {
-    // A site always serves its own region; draw that tie when no explicit link does.
-    if (!linked.has(`${site.name}->${site.region}`)) {
-      edges.push({ data: { id: `home:${site.name}`, source: `site:${site.name}`, target: `region:${site.region}`, label: "", type: "home" } });
-    }
-  }
-  const known = new Set(mesh.sites.map((s) => s.name));
-  workloads.forEach((w, index) => {
-    if (w.phase !== "Placed") return;
-    const colour = WORKLOAD_COLOURS[index % WORKLOAD_COLOURS.length];
-    for (const user of w.users || []) {
-      if (!regions.has(user.region)) continue;
-      for (const site of w.sites || []) {
-        if (!known.has(site)) continue;
-        edges.push({ data: { id: `wl:${w.namespace}/${w.name}:${user.region}->${site}`, source: `region:${user.region}`,
-          target: `site:${site}`, label: w.name, type: "workload", colour, width: 1.5 + 3 * (user.weight || 0) } });
+  const base = COUNTRY_AT[country];
+  if (!base) return null;
+  const [stepLon, stepLat] = BIG_COUNTRIES.has(country) ? [16, 8] : [4, 2.5];
+  let [lon, lat] = base;
+  for (const word of name.toLowerCase().split(/[^a-z]+/).slice(1)) {
+    for (const [dir, dx, dy] of DIRECTIONS) {
+      if (word.includes(dir)) {
+        lon += dx * stepLon;
+        lat += dy * stepLat;
       }
     }
-  });
+  }
+  return { lon, lat };
+}
+
+// Everything the graph draws, from the API's answers.
+function meshModel(mesh, workloads) {
+  const sites = new Map(mesh.sites.map((s) => [s.name, s]));
+  const regions = new Map();
+  const region = (name) => {
+    if (!regions.has(name)) regions.set(name, { name, sites: [], users: false, unplaced: 0, out: 0 });
+    return regions.get(name);
+  };
+  for (const s of mesh.sites) region(s.region).sites.push(s);
+  for (const r of mesh.userRegions || []) region(r).users = true;
+  for (const link of mesh.links || []) region(link.to).users = true;
+  const flows = new Map();
+  const local = new Map(); // site -> placed assignments of workloads without user regions
+  const incoming = new Map(); // site -> placed assignments from user regions
+  let assignments = 0;
+  for (const w of workloads) {
+    const key = `${w.namespace}/${w.name}`;
+    const main = mainUserRegion(w);
+    if (main) region(main).users = true;
+    if (w.phase !== "Placed") {
+      if (main) region(main).unplaced += 1;
+      continue;
+    }
+    const placedOn = (w.assignments && w.assignments.length ? w.assignments.map((a) => a.site) : w.sites) || [];
+    for (const site of placedOn) {
+      if (!sites.has(site)) continue;
+      assignments += 1;
+      if (!main) {
+        local.set(site, (local.get(site) || 0) + 1);
+        continue;
+      }
+      const id = `flow:${main}->${site}`;
+      if (!flows.has(id)) flows.set(id, { id, region: main, site, count: 0, workloads: [] });
+      const flow = flows.get(id);
+      flow.count += 1;
+      if (!flow.workloads.includes(key)) flow.workloads.push(key);
+      incoming.set(site, (incoming.get(site) || 0) + 1);
+      region(main).out += 1;
+    }
+  }
+  for (const r of regions.values()) {
+    r.countries = regionCountries(r.sites);
+    r.place = regionPlace(r.name, r.countries);
+  }
+  const maxMW = Math.max(1, ...mesh.sites.map(siteCapacity));
+  return { mesh, sites, regions, flows, local, incoming, assignments, maxMW, workloads };
+}
+
+function siteLabel(site, power) {
+  const offline = site.kind === "EdgeFleet" && site.onlineDevices === 0;
+  const second = site.cordoned ? "cordoned" : offline ? "offline" : `${fmtMW(power.used)}/${fmtMW(power.usable)} MW`;
+  return `${site.name}\n${second}`;
+}
+
+function graphElements(model) {
+  const nodes = [];
+  const edges = [];
+  const regionNames = [...model.regions.keys()].sort();
+  for (const name of regionNames) {
+    const r = model.regions.get(name);
+    nodes.push({ data: { id: `group:${name}`, label: r.countries.length ? `${name} · ${r.countries.join("/")}` : name,
+      type: "group", region: name } });
+  }
+  for (const name of regionNames) {
+    const r = model.regions.get(name);
+    if (r.users) {
+      nodes.push({ data: { id: `region:${name}`, parent: `group:${name}`, type: "users", region: name, size: USERS_SIZE,
+        unplaced: r.unplaced, label: r.unplaced ? `${r.unplaced} unplaced` : "" } });
+    }
+    for (const site of r.sites) {
+      const power = sitePower(site);
+      const offline = site.kind === "EdgeFleet" && site.onlineDevices === 0;
+      nodes.push({ data: {
+        id: `site:${site.name}`, parent: `group:${name}`, label: siteLabel(site, power), name: site.name,
+        type: site.kind === "EdgeFleet" ? "fleet" : "factory", region: name, capacity: siteCapacity(site),
+        size: MIN_SITE + (MAX_SITE - MIN_SITE) * Math.sqrt(siteCapacity(site) / model.maxMW),
+        fill: offline || site.cordoned ? "#e5e7eb" : shareColour(power.share), share: power.share ?? -1,
+        cordoned: site.cordoned ? "yes" : "no", curtailed: power.curtailed > 1e-9 ? "yes" : "no",
+        offline: offline ? "yes" : "no",
+      } });
+    }
+  }
+  const few = model.flows.size <= FEW_FLOWS;
+  for (const f of model.flows.values()) {
+    edges.push({ data: { id: f.id, source: `region:${f.region}`, target: `site:${f.site}`, type: "flow", count: f.count,
+      width: 1 + 1.4 * Math.sqrt(f.count), label: f.count === 1 && few ? f.workloads[0].split("/")[1] : String(f.count) } });
+  }
+  for (const link of model.mesh.links || []) {
+    if (!model.sites.has(link.from)) continue;
+    edges.push({ data: { id: `link:${link.from}->${link.to}`, source: `site:${link.from}`, target: `region:${link.to}`,
+      type: "link", label: `${fmt(link.latencyMs, 0)} ms` } });
+  }
   return { nodes, edges };
 }
 
+// ---- the map layout ---------------------------------------------------------------
+
+// One region's box: the users node first, then factories and fleets, largest first, on
+// a grid whose cells are as wide as their labels; positions relative to the box.
+function regionBlock(model, r) {
+  const members = [];
+  if (r.users) {
+    const label = r.unplaced ? `${r.unplaced} unplaced` : "";
+    members.push({ id: `region:${r.name}`, size: USERS_SIZE, labelW: label ? textWidth(label, SITE_PX, 600) : 0,
+      labelH: label ? SITE_PX * LINE : 0 });
+  }
+  const sites = [...r.sites].sort((a, b) => (a.kind === b.kind ? 0 : a.kind === "AIFactory" ? -1 : 1)
+    || siteCapacity(b) - siteCapacity(a) || a.name.localeCompare(b.name));
+  for (const site of sites) {
+    const size = MIN_SITE + (MAX_SITE - MIN_SITE) * Math.sqrt(siteCapacity(site) / model.maxMW);
+    // the widest second line this site's label can have, so a new plan does not move it
+    const most = fmtMW(siteCapacity(site));
+    const widest = `${most.length >= 4 ? most : "0.00"}/${most} MW`;
+    members.push({ id: `site:${site.name}`, size, labelW: Math.max(textWidth(site.name, SITE_PX), textWidth(widest, SITE_PX),
+      textWidth("cordoned", SITE_PX)), labelH: 2 * SITE_PX * LINE });
+  }
+  const n = members.length;
+  const cols = n <= 3 ? n : Math.ceil(Math.sqrt(n));
+  const rows = Math.ceil(n / cols);
+  const colW = new Array(cols).fill(0);
+  const rowSize = new Array(rows).fill(0);
+  const rowLabel = new Array(rows).fill(0);
+  members.forEach((m, i) => {
+    const row = Math.floor(i / cols);
+    const col = i % cols;
+    colW[col] = Math.max(colW[col], m.size, m.labelW + 6);
+    rowSize[row] = Math.max(rowSize[row], m.size);
+    rowLabel[row] = Math.max(rowLabel[row], m.labelH + 6);
+  });
+  const rowH = rowSize.map((s, i) => s + rowLabel[i]);
+  const innerW = colW.reduce((a, b) => a + b, 0) + GAP_X * (cols - 1);
+  const innerH = rowH.reduce((a, b) => a + b, 0) + GAP_Y * (rows - 1);
+  const labelW = textWidth(r.countries.length ? `${r.name} · ${r.countries.join("/")}` : r.name, GROUP_PX, 600);
+  const w = Math.max(innerW + 2 * PAD, labelW + 8);
+  const h = GROUP_LABEL_H + innerH + 2 * PAD;
+  const colX = colW.map((_, i) => colW.slice(0, i).reduce((a, b) => a + b, 0) + GAP_X * i);
+  const rowY = rowH.map((_, i) => rowH.slice(0, i).reduce((a, b) => a + b, 0) + GAP_Y * i);
+  const at = (x0, y0) => members.map((m, i) => {
+    const row = Math.floor(i / cols);
+    const col = i % cols;
+    return [m.id, { x: x0 + (w - innerW) / 2 + colX[col] + colW[col] / 2, y: y0 + GROUP_LABEL_H + PAD + rowY[row] + rowSize[row] / 2 }];
+  });
+  return { name: r.name, place: r.place, w, h, at };
+}
+
+// Contiguous runs of `heights` (in order) in at most k columns, the tallest as short as
+// can be: a binary search on the tallest, each tried by filling columns greedily.
+function splitColumns(heights, k) {
+  const fill = (limit) => {
+    const runs = [[]];
+    let sum = 0;
+    heights.forEach((h, i) => {
+      if (runs[runs.length - 1].length && sum + h > limit) {
+        runs.push([]);
+        sum = 0;
+      }
+      runs[runs.length - 1].push(i);
+      sum += h;
+    });
+    return runs;
+  };
+  let lo = Math.max(...heights);
+  let hi = heights.reduce((a, b) => a + b, 0);
+  for (let step = 0; step < 40 && hi - lo > 0.5; step += 1) {
+    const mid = (lo + hi) / 2;
+    if (fill(mid).length <= k) hi = mid;
+    else lo = mid;
+  }
+  return fill(hi);
+}
+
+// Node positions for a panel of width x height pixels: the region boxes in columns
+// west to east, north on top, the column count that lets the picture be largest, the
+// space left over spread between the boxes.
+function mapLayout(model, width, height) {
+  const blocks = [...model.regions.values()].map((r) => regionBlock(model, r));
+  const known = blocks.filter((b) => b.place).sort((a, b) => a.place.lon - b.place.lon || b.place.lat - a.place.lat
+    || a.name.localeCompare(b.name));
+  const unknown = blocks.filter((b) => !b.place).sort((a, b) => a.name.localeCompare(b.name));
+  const ordered = [...known, ...unknown];
+  let best = null;
+  for (let k = 1; k <= Math.min(ordered.length, 14); k += 1) {
+    const runs = splitColumns(ordered.map((b) => b.h + GROUP_GAP_Y), k);
+    const columns = runs.map((run) => run.map((i) => ordered[i]).sort((a, b) => (a.place && b.place
+      ? b.place.lat - a.place.lat : a.place ? -1 : b.place ? 1 : 0) || a.name.localeCompare(b.name)));
+    const w = columns.reduce((sum, col) => sum + Math.max(...col.map((b) => b.w)), 0) + GROUP_GAP_X * (columns.length - 1);
+    const h = Math.max(...columns.map((col) => col.reduce((sum, b) => sum + b.h, 0) + GROUP_GAP_Y * (col.length - 1)));
+    const zoom = Math.min(width / w, height / h);
+    if (!best || zoom > best.zoom * 1.0001) best = { columns, w, h, zoom };
+  }
+  if (!best) return { positions: new Map(), columns: 0, zoom: 1 };
+  // the room the picture gets in model pixels, at the zoom it will be drawn
+  const zoom = Math.min(best.zoom, MAX_FIT_ZOOM);
+  const roomW = Math.max(best.w, width / zoom);
+  const roomH = Math.max(best.h, height / zoom);
+  const widths = best.columns.map((col) => Math.max(...col.map((b) => b.w)));
+  const spareX = (roomW - best.w) / (best.columns.length + 1);
+  const positions = new Map();
+  let x = spareX;
+  best.columns.forEach((col, c) => {
+    const used = col.reduce((sum, b) => sum + b.h, 0) + GROUP_GAP_Y * (col.length - 1);
+    const spareY = (roomH - used) / (col.length + 1);
+    let y = spareY;
+    for (const b of col) {
+      for (const [id, p] of b.at(x + (widths[c] - b.w) / 2, y)) positions.set(id, p);
+      y += b.h + GROUP_GAP_Y + spareY;
+    }
+    x += widths[c] + GROUP_GAP_X + spareX;
+  });
+  return { positions, columns: best.columns.length, zoom };
+}
+
+// ---- labels that do not collide ----------------------------------------------------
+
+const intersects = (a, b, margin = 0) => a.x1 < b.x2 + margin && b.x1 < a.x2 + margin
+  && a.y1 < b.y2 + margin && b.y1 < a.y2 + margin;
+
+// Most important first: region names, what the search found, regions with unplaced
+// work, sites by power, then the busiest flows, then links.
+function labelRank(ele) {
+  if (ele.isNode() && ele.isParent()) return [0, 0];
+  if (ele.hasClass("match")) return [1, 0];
+  const type = ele.data("type");
+  if (type === "users") return [2, -ele.data("unplaced")];
+  if (type === "factory" || type === "fleet") return [3, -ele.data("capacity")];
+  if (type === "flow") return [4, -ele.data("count")];
+  return [5, 0];
+}
+
+function placeLabels() {
+  const cy = state.cy;
+  if (!cy) return;
+  const zoom = cy.zoom();
+  const labelBox = { includeNodes: false, includeEdges: false, includeLabels: true, includeOverlays: false,
+    includeUnderlays: false };
+  const bodies = cy.nodes().filter((n) => !n.isParent() && n.visible())
+    .map((n) => [n.id(), n.boundingBox({ includeLabels: false, includeOverlays: false, includeUnderlays: false })]);
+  const candidates = cy.elements().filter((e) => e.visible() && e.data("label")).toArray()
+    .map((e) => [labelRank(e), e.id(), e]).sort((a, b) => a[0][0] - b[0][0] || a[0][1] - b[0][1] || a[1].localeCompare(b[1]))
+    .map(([, , e]) => e);
+  const taken = [];
+  const shown = [];
+  const hidden = [];
+  const margin = 2 / zoom; // two screen pixels between labels
+  for (const ele of candidates) {
+    const group = ele.isNode() && ele.isParent();
+    let ok = group || !ele.hasClass("dim");
+    if (ok && !group && !ele.hasClass("match")) {
+      ok = ele.numericStyle("font-size") * zoom >= MIN_LABEL_PX && (ele.isEdge() || ele.width() * zoom >= MIN_NODE_PX);
+    }
+    const box = ele.boundingBox(labelBox);
+    if (ok) ok = !taken.some((t) => intersects(t, box, margin));
+    if (ok) ok = !bodies.some(([id, body]) => id !== ele.id() && intersects(body, box));
+    if (ok) {
+      taken.push(box);
+      shown.push(ele);
+    } else {
+      hidden.push(ele);
+    }
+  }
+  cy.batch(() => {
+    for (const ele of shown) ele.removeClass("nolabel");
+    for (const ele of hidden) ele.addClass("nolabel");
+  });
+  hook.labels = { shown: shown.map((e) => e.id()), hidden: hidden.map((e) => e.id()), zoom };
+}
+
+let labelsPending = false;
+function placeLabelsSoon() {
+  if (labelsPending) return;
+  labelsPending = true;
+  requestAnimationFrame(() => {
+    labelsPending = false;
+    placeLabels();
+  });
+}
+
+// ---- search: highlight what matches, dim the rest ----------------------------------
+
+function searchMatches(model, query) {
+  const q = query.toLowerCase();
+  const siteNames = [...model.sites.keys()];
+  const regionNames = [...model.regions.keys()];
+  const keys = model.workloads.map((w) => `${w.namespace}/${w.name}`);
+  // a whole name (or a country code) matches alone; otherwise every name holding the text
+  let sites = siteNames.filter((s) => s.toLowerCase() === q || model.sites.get(s).country.toLowerCase() === q);
+  let regions = regionNames.filter((r) => r.toLowerCase() === q);
+  let workloads = keys.filter((k) => k.toLowerCase() === q || k.split("/")[1].toLowerCase() === q);
+  if (!sites.length && !regions.length && !workloads.length) {
+    sites = siteNames.filter((s) => s.toLowerCase().includes(q));
+    regions = regionNames.filter((r) => r.toLowerCase().includes(q));
+    workloads = keys.filter((k) => k.toLowerCase().includes(q));
+  }
+  return { sites, regions, workloads };
+}
+
+function applySearch() {
+  const cy = state.cy;
+  const model = state.model;
+  if (!cy || !model) return;
+  const query = $("graph-search").value.trim();
+  const result = { query, sites: [], regions: [], workloads: [], match: [], near: [], dimmed: 0 };
+  const match = new Set();
+  const near = new Set();
+  const showLinks = new Set();
+  if (query) {
+    const found = searchMatches(model, query);
+    Object.assign(result, found);
+    const workloadSet = new Set(found.workloads);
+    const byKey = new Map(model.workloads.map((w) => [`${w.namespace}/${w.name}`, w]));
+    const touch = (node) => node.connectedEdges().forEach((e) => {
+      if (e.data("type") === "link" && !showLinks.has(e.id())) return;
+      near.add(e.id());
+      near.add(e.source().id());
+      near.add(e.target().id());
+    });
+    for (const name of found.sites) {
+      match.add(`site:${name}`);
+      cy.getElementById(`site:${name}`).connectedEdges('[type = "link"]').forEach((e) => showLinks.add(e.id()));
+    }
+    for (const name of found.regions) {
+      match.add(`group:${name}`);
+      cy.getElementById(`group:${name}`).children().forEach((c) => near.add(c.id()));
+    }
+    for (const key of found.workloads) {
+      const w = byKey.get(key);
+      const main = mainUserRegion(w);
+      if (w.phase !== "Placed") {
+        if (main) match.add(`region:${main}`);
+        continue;
+      }
+      for (const site of w.sites || []) match.add(`site:${site}`);
+      if (main) near.add(`region:${main}`);
+    }
+    for (const flow of model.flows.values()) {
+      if (flow.workloads.some((k) => workloadSet.has(k))) match.add(flow.id);
+    }
+    // what a matched site or region connects to stays lit (for a workload: its own flows)
+    for (const id of [...match, ...near]) {
+      const ele = cy.getElementById(id);
+      if (ele.nonempty() && ele.isNode() && !ele.isParent() && !found.workloads.length) touch(ele);
+    }
+    for (const id of showLinks) {
+      near.add(id);
+      const e = cy.getElementById(id);
+      near.add(e.target().id());
+    }
+  }
+  const manyLinks = (model.mesh.links || []).length > FEW_LINKS;
+  const lit = match.size > 0;
+  cy.batch(() => {
+    cy.elements().removeClass("dim match near");
+    cy.edges('[type = "link"]').forEach((e) => {
+      if (manyLinks && !showLinks.has(e.id())) e.addClass("hidden");
+      else e.removeClass("hidden");
+    });
+    if (!lit) return;
+    cy.elements().forEach((ele) => {
+      const id = ele.id();
+      if (match.has(id)) ele.addClass("match");
+      else if (near.has(id)) ele.addClass("near");
+      else if (!(ele.isNode() && ele.isParent() && ele.children().some((c) => match.has(c.id()) || near.has(c.id())))) {
+        ele.addClass("dim");
+      }
+    });
+  });
+  result.match = cy.$(".match").map((e) => e.id());
+  result.near = cy.$(".near").map((e) => e.id());
+  result.dimmed = cy.$(".dim").length;
+  hook.search = result;
+  const count = $("graph-search-count");
+  if (!query) count.textContent = "";
+  else if (!lit) count.textContent = "no match";
+  else {
+    count.textContent = [[result.sites.length, "site"], [result.regions.length, "region"], [result.workloads.length, "workload"]]
+      .filter(([n]) => n).map(([n, what]) => `${n} ${what}${n === 1 ? "" : "s"}`).join(" · ");
+  }
+  placeLabels();
+}
+
+// ---- the line under the graph: what the pointer is on, else the whole mesh ---------
+
+function describe(ele) {
+  const model = state.model;
+  if (!ele) {
+    const sites = [...model.sites.values()];
+    const short = sites.filter((s) => {
+      const p = sitePower(s);
+      return p.share !== null && p.share >= SHORT_SHARE;
+    }).length;
+    const curtailed = sites.filter((s) => sitePower(s).curtailed > 1e-9).length;
+    const fromUsers = [...model.flows.values()].reduce((sum, f) => sum + f.count, 0);
+    const unplaced = model.workloads.filter((w) => w.phase !== "Placed").length;
+    return `${sites.length} sites in ${model.regions.size} regions · ${model.assignments} placed assignments: `
+      + `${fromUsers} from user regions in ${model.flows.size} edges, ${model.assignments - fromUsers} without user regions`
+      + ` · ${unplaced} workloads not placed · ${short} sites at ≥ ${Math.round(100 * SHORT_SHARE)}% of usable power`
+      + `, ${curtailed} curtailed`;
+  }
+  const type = ele.data("type");
+  if (type === "factory" || type === "fleet") {
+    const site = model.sites.get(ele.data("name"));
+    const p = sitePower(site);
+    const pct = p.share === null ? "—" : `${Math.round(100 * p.share)}%`;
+    return `${site.name}: ${site.kind} in ${site.region} (${site.country}) · ${fmtMW(p.used)} of ${fmtMW(p.usable)} MW usable`
+      + ` in use (${pct}) of ${fmtMW(siteCapacity(site))} MW` + (p.curtailed > 1e-9 ? ` · ${fmtMW(p.curtailed)} MW curtailed` : "")
+      + (site.cordoned ? " · cordoned" : "") + (ele.data("offline") === "yes" ? " · offline" : "")
+      + ` · ${model.incoming.get(site.name) || 0} placed from user regions, ${model.local.get(site.name) || 0} without`;
+  }
+  if (type === "users") {
+    const r = model.regions.get(ele.data("region"));
+    return `users in ${r.name}: ${r.out} placed assignments served from ${ele.outgoers('edge[type = "flow"]').length} sites`
+      + ` · ${r.unplaced} workloads not placed`;
+  }
+  if (type === "group") {
+    const r = model.regions.get(ele.data("region"));
+    const used = r.sites.reduce((sum, s) => sum + sitePower(s).used, 0);
+    const usable = r.sites.reduce((sum, s) => sum + sitePower(s).usable, 0);
+    return `${r.name}${r.countries.length ? ` (${r.countries.join(", ")})` : ""}: ${r.sites.length} sites`
+      + ` · ${fmtMW(used)} of ${fmtMW(usable)} MW usable in use`;
+  }
+  if (type === "flow") {
+    const f = model.flows.get(ele.id());
+    const names = f.workloads.slice(0, 4).join(", ") + (f.workloads.length > 4 ? `, … (${f.workloads.length})` : "");
+    return `${f.count} placed assignment${f.count === 1 ? "" : "s"} from users in ${f.region} to ${f.site}: ${names}`;
+  }
+  return `${ele.source().data("name")} → ${ele.target().data("region")}: ${ele.data("label")}`;
+}
+
+function showInfo(ele) {
+  $("graph-info").textContent = state.model ? describe(ele) : "";
+}
+
+// ---- drawing -------------------------------------------------------------------------
+
 const GRAPH_STYLE = [
-  { selector: "node", style: { label: "data(label)", "font-size": 11, "text-wrap": "wrap", "text-valign": "bottom",
-    "text-margin-y": 3, color: "#1f2937", "text-outline-color": "#fbfcfd", "text-outline-width": 2 } },
-  { selector: 'node[type = "factory"]', style: { shape: "round-rectangle", "background-color": "#2563eb",
-    width: "data(size)", height: "data(size)" } },
-  { selector: 'node[type = "fleet"]', style: { shape: "hexagon", "background-color": "#16a34a",
-    width: "data(size)", height: "data(size)" } },
-  { selector: 'node[cordoned = "yes"]', style: { "background-opacity": 0.35, "border-width": 2, "border-style": "dashed",
-    "border-color": "#b91c1c" } },
-  { selector: 'node[type = "region"]', style: { shape: "ellipse", "background-color": "#e5e7eb", "border-color": "#9ca3af",
-    "border-width": 1, width: 14, height: 14, "font-size": 10, color: "#6b7280", "text-valign": "center", "text-halign": "right",
-    "text-margin-x": 3, "text-margin-y": 0 } },
-  { selector: "edge", style: { "curve-style": "bezier", width: 1.5, "line-color": "#94a3b8", label: "data(label)",
-    "font-size": 9, color: "#64748b", "text-rotation": "autorotate", "text-background-color": "#fbfcfd",
-    "text-background-opacity": 1, "text-background-padding": 1 } },
-  { selector: 'edge[type = "home"]', style: { "line-style": "dotted", "line-color": "#cbd5e1" } },
-  { selector: 'edge[type = "workload"]', style: { "line-color": "data(colour)", width: "data(width)", "line-style": "dashed",
-    "target-arrow-shape": "triangle", "target-arrow-color": "data(colour)", color: "data(colour)", "arrow-scale": 0.8 } },
+  { selector: "node", style: { label: "data(label)", "font-family": FONT, "font-size": SITE_PX, "line-height": LINE,
+    "text-wrap": "wrap", "text-valign": "bottom", "text-margin-y": 2, color: "#1f2937", "text-outline-color": "#fbfcfd",
+    "text-outline-width": 2, "text-outline-opacity": 0.85, "border-width": 1, "border-color": "#475569" } },
+  { selector: "node[size]", style: { width: "data(size)", height: "data(size)" } },
+  { selector: "node[fill]", style: { "background-color": "data(fill)" } },
+  { selector: "node:parent", style: { shape: "round-rectangle", "background-color": "#eef2f7", "background-opacity": 0.75,
+    "border-width": 1, "border-color": "#cbd5e1", padding: PAD, "font-size": GROUP_PX, "font-weight": 600, color: "#475569",
+    "text-valign": "top", "text-halign": "center", "text-margin-y": -2, "text-outline-width": 0 } },
+  { selector: 'node[type = "factory"]', style: { shape: "round-rectangle" } },
+  { selector: 'node[type = "fleet"]', style: { shape: "hexagon" } },
+  { selector: 'node[type = "users"]', style: { shape: "ellipse", "background-color": "#fff", "border-width": 2,
+    "border-color": "#94a3b8", color: "#b91c1c", "font-weight": 600 } },
+  { selector: 'node[type = "users"][unplaced > 0]', style: { "border-color": "#dc2626", "background-color": "#fee2e2" } },
+  { selector: 'node[curtailed = "yes"]', style: { "outline-width": 2.5, "outline-color": "#b91c1c", "outline-offset": 1.5,
+    "outline-style": "solid" } },
+  { selector: 'node[offline = "yes"]', style: { "border-style": "dotted", "border-color": "#6b7280", color: "#6b7280" } },
+  { selector: 'node[cordoned = "yes"]', style: { "border-width": 2, "border-style": "dashed", "border-color": "#334155",
+    color: "#6b7280" } },
+  { selector: "edge", style: { "curve-style": "bezier", label: "data(label)", "font-family": FONT, "font-size": EDGE_PX,
+    color: "#475569", "text-background-color": "#fbfcfd", "text-background-opacity": 0.9, "text-background-padding": 1,
+    "text-background-shape": "round-rectangle" } },
+  { selector: 'edge[type = "flow"]', style: { width: "data(width)", "line-color": "#0d9488", opacity: 0.55,
+    "target-arrow-shape": "triangle", "target-arrow-color": "#0d9488", "arrow-scale": 0.6, color: "#115e59",
+    "font-weight": 700 } },
+  { selector: 'edge[type = "link"]', style: { width: 1, "line-style": "dotted", "line-color": "#94a3b8", opacity: 0.8 } },
+  { selector: ".hidden", style: { display: "none" } },
+  { selector: ".nolabel", style: { "text-opacity": 0, "text-outline-opacity": 0, "text-background-opacity": 0 } },
+  { selector: ".dim", style: { opacity: 0.12 } },
+  { selector: "node:parent.dim", style: { opacity: 1, "background-opacity": 0.3, "border-opacity": 0.4, "text-opacity": 0.45 } },
+  { selector: "edge.near", style: { opacity: 0.85 } },
+  { selector: "node.match", style: { "outline-width": 3, "outline-color": "#111827", "outline-offset": 2,
+    "outline-style": "solid", "font-weight": 700 } },
+  { selector: "node:parent.match", style: { "outline-width": 0, "border-width": 2, "border-color": "#111827" } },
+  { selector: "edge.match", style: { opacity: 1, "line-color": "#0f766e", "target-arrow-color": "#0f766e" } },
 ];
+
+function runLayout() {
+  const cy = state.cy;
+  cy.resize();
+  const width = Math.max(cy.width(), 200);
+  const height = Math.max(cy.height(), 150);
+  const layout = mapLayout(state.model, width - 2 * FIT_PAD, height - 2 * FIT_PAD);
+  cy.batch(() => {
+    for (const [id, p] of layout.positions) cy.getElementById(id).position(p);
+  });
+  cy.fit(undefined, FIT_PAD);
+  state.laidOut = { width: cy.width(), height: cy.height() };
+  hook.layout = { columns: layout.columns, width: cy.width(), height: cy.height(), zoom: cy.zoom() };
+}
+
+function setUpGraph(container) {
+  const cy = cytoscape({ container, style: GRAPH_STYLE, minZoom: 0.2, maxZoom: 4, autoungrabify: true,
+    boxSelectionEnabled: false });
+  cy.on("zoom", placeLabelsSoon);
+  cy.on("mouseover", "node, edge", (event) => showInfo(event.target));
+  cy.on("mouseout", "node, edge", () => showInfo(null));
+  // a tap on a site or region searches for it; a tap on the background clears the search
+  cy.on("tap", (event) => {
+    const ele = event.target;
+    const input = $("graph-search");
+    if (ele === cy) input.value = "";
+    else if (ele.isNode()) input.value = ele.data("name") || ele.data("region") || "";
+    else return;
+    applySearch();
+  });
+  // a new panel size lays the map out again for it (the side panel's height sets it)
+  new ResizeObserver(() => {
+    if (!state.model || !state.laidOut) return;
+    if (Math.abs(container.clientWidth - state.laidOut.width) < 1 && Math.abs(container.clientHeight - state.laidOut.height) < 1) {
+      return;
+    }
+    runLayout();
+    placeLabels();
+  }).observe(container);
+  return cy;
+}
 
 function renderGraph(mesh, workloads) {
   const container = $("graph");
-  const { nodes, edges } = graphElements(mesh, workloads);
-  const nodeKey = nodes.map((n) => n.data.id).join("|");
-  if (!state.cy) {
-    state.cy = cytoscape({ container, style: GRAPH_STYLE, minZoom: 0.3, maxZoom: 3 });
-  }
+  const model = meshModel(mesh, workloads);
+  state.model = model;
+  const { nodes, edges } = graphElements(model);
+  // the layout depends on the sites, their regions and powers and the user regions only
+  const layoutKey = nodes.map((n) => `${n.data.id}:${n.data.parent || ""}:${n.data.capacity ?? ""}:${n.data.type === "users"
+    ? Math.sign(n.data.unplaced) : ""}`).join("|");
+  if (!state.cy) state.cy = setUpGraph(container);
   const cy = state.cy;
+  const relayout = layoutKey !== state.nodeKey;
   cy.batch(() => {
-    if (nodeKey !== state.nodeKey) cy.elements().remove();
+    if (relayout) cy.elements().remove();
     else cy.edges().remove();
+    const added = [];
     for (const node of nodes) {
       const existing = cy.getElementById(node.data.id);
       if (existing.nonempty()) existing.data(node.data);
-      else cy.add({ group: "nodes", ...node });
+      else added.push({ group: "nodes", ...node });
     }
+    cy.add(added);
     cy.add(edges.map((edge) => ({ group: "edges", ...edge })));
   });
-  if (nodeKey !== state.nodeKey) {
-    // Seeded on a circle and not randomised, so the same mesh lays out the same way.
-    cy.nodes().forEach((node, i, all) => {
-      const angle = (2 * Math.PI * i) / all.length;
-      node.position({ x: 300 * Math.cos(angle), y: 200 * Math.sin(angle) });
-    });
-    cy.layout({ name: "cose", animate: false, randomize: false, nodeRepulsion: () => 9000, idealEdgeLength: () => 45,
-      edgeElasticity: () => 80, gravity: 1.2, nodeOverlap: 12, padding: 12, numIter: 2000, componentSpacing: 40,
-      // Laid out in the container's own proportions, so the fit below fills it.
-      boundingBox: { x1: 0, y1: 0, w: Math.max(container.clientWidth, 300), h: Math.max(container.clientHeight, 200) } }).run();
-    cy.fit(undefined, 16);
-    state.nodeKey = nodeKey;
+  if (relayout) {
+    runLayout();
+    state.nodeKey = layoutKey;
   }
+  applySearch();
+  showInfo(null);
   container.dataset.nodes = String(cy.nodes().length);
   container.dataset.edges = String(cy.edges().length);
+  hook.cy = cy;
   hook.nodes = cy.nodes().length;
   hook.edges = cy.edges().length;
-  hook.graph = { nodes: cy.nodes().map((n) => n.id()), edges: cy.edges().map((e) => e.id()) };
+  hook.graph = {
+    nodes: cy.nodes().map((n) => n.id()), edges: cy.edges().map((e) => e.id()),
+    flows: [...model.flows.values()].map((f) => ({ id: f.id, region: f.region, site: f.site, count: f.count })),
+    local: Object.fromEntries(model.local), assignments: model.assignments,
+    unplaced: Object.fromEntries([...model.regions.values()].filter((r) => r.unplaced).map((r) => [r.name, r.unplaced])),
+  };
 }
 
 // ---- power bars --------------------------------------------------------------------
@@ -534,13 +1102,13 @@ async function refresh() {
   state.solve = solve;
   if (state.version !== mesh.version) state.details.clear();
   state.version = mesh.version;
-  renderGraph(mesh, state.workloads);
   renderPower(mesh);
   renderClusters(mesh);
   renderSolver(solve);
   renderFleets(mesh);
   renderPhaseFilter(state.workloads);
   renderWorkloads();
+  renderGraph(mesh, state.workloads); // last: the other panels set the size it is laid out for
   $("stamp").textContent = `version ${mesh.version} · solved for ${mesh.at}`;
   Object.assign(hook, {
     version: mesh.version, renders: hook.renders + 1, ready: true,
@@ -613,6 +1181,17 @@ function setUpToken() {
 function start() {
   setUpToken();
   $("filter-text").addEventListener("input", renderWorkloads);
+  $("graph-search").addEventListener("input", applySearch);
+  $("graph-search").addEventListener("keydown", (event) => {
+    if (event.key === "Escape") {
+      event.target.value = "";
+      applySearch();
+    } else if (event.key === "Enter" && state.cy) {
+      // Enter zooms to what is lit; with nothing lit, back to the whole mesh
+      const lit = state.cy.$(".match, .near");
+      state.cy.fit(lit.nonempty() ? lit : undefined, 24);
+    }
+  });
   $("filter-phase").addEventListener("change", renderWorkloads);
   $("whatif").addEventListener("submit", runWhatIf);
   window.addEventListener("resize", () => {

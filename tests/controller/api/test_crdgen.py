@@ -156,6 +156,7 @@ def test_names_columns_and_categories():
         "EdgeFleet": ["Region", "Class", "Devices", "Online", "Power MW", "Cluster", "Age"],
         "MeshWorkload": ["Type", "Phase", "Sites", "Ready", "Power MW", "Latency ms", "Message", "Age"],
         "MemberCluster": ["Reachable", "Reason", "Sites", "Last seen", "Age"],
+        "GridEvent": ["Factory", "Phase", "Start", "End", "Limit MW", "Curtailed MW", "Moved", "Source", "Age"],
     }
     for kind, info in KINDS.items():
         crd = crdgen.crd_for(info)

@@ -40,7 +40,7 @@ def test_only_spec_changes_and_deletions_call_for_a_solve(examples: Manifests) -
     assert state.observe("MODIFIED", bumped)
     assert state.observe("DELETED", bumped)
     assert not state.observe("DELETED", bumped)
-    assert state.counts() == {"AIFactory": 5, "EdgeFleet": 3, "MeshWorkload": 7, "MemberCluster": 0}
+    assert state.counts() == {"AIFactory": 5, "EdgeFleet": 3, "MeshWorkload": 7, "MemberCluster": 0, "GridEvent": 0}
 
 
 def test_the_index_keeps_no_managed_fields(examples: Manifests) -> None:
