@@ -34,7 +34,7 @@ import yaml
 import placement_ext
 from controller.api import codegen
 from controller.api.resources import API_VERSION
-from controller.cli import render, whatif
+from controller.cli import horizon, render, whatif
 from controller.cli.files import load_manifests
 from controller.core.parse import Manifests
 from controller.core.reconcile import Snapshot, reconcile
@@ -123,6 +123,11 @@ def cmd_plan(args: argparse.Namespace) -> int:
         return plannable
     manifests, at = plannable
     config = SolverConfig(time_limit_s=args.time_limit, num_workers=args.workers, random_seed=args.seed)
+    if args.horizon is not None:
+        if args.diff:
+            sys.stderr.write("meshctl plan: --horizon and --diff cannot be combined\n")
+            return EXIT_USAGE
+        return horizon.run(args, manifests, at, config)
     if whatif.wanted(args):
         return whatif.run(args, manifests, at, config)
     outcome = reconcile(Snapshot(manifests.factories, manifests.fleets, manifests.workloads, at, grid_events=manifests.grid_events), config)
@@ -235,6 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="CP-SAT random seed (default: %(default)s)",
     )
     whatif.add_arguments(plan)
+    horizon.add_arguments(plan)
     plan.set_defaults(handler=cmd_plan)
 
     serve = commands.add_parser("serve", help="serve the HTTP API and dashboard over manifests (no auth)")

@@ -24,7 +24,7 @@ from starlette.types import Scope
 from controller.api.resources import API_VERSION
 from controller.http import errors
 from controller.http.models import ErrorView
-from controller.http.routers import mesh, solve, stream, whatif, workloads
+from controller.http.routers import mesh, solve, stream, timeline, whatif, workloads
 from controller.http.security import MAX_BODY_BYTES, Authorizer, BodyLimit, SecurityHeaders, require_user
 from controller.http.source import MeshSource
 
@@ -70,8 +70,9 @@ def create_app(
     app.state.source = source
     app.state.authorizer = authorizer
     app.state.long_poll_max_s = long_poll_max_s
+    app.state.timeline_cache = {}
     errors.install(app)
-    for module in (mesh, workloads, solve, whatif, stream):
+    for module in (mesh, workloads, solve, timeline, whatif, stream):
         app.include_router(module.router, prefix=API_PREFIX, dependencies=[Depends(require_user)],
                            responses=COMMON_RESPONSES)
     _static(app, static_dir)

@@ -256,3 +256,65 @@ class PlanView(ApiView):
 class PlanResponse(ApiView):
     plan: PlanView
     diff: dict[str, Any] = Field(description="controller.core.whatif.PlanDiff.to_dict(): what moved, per workload and site.")
+
+
+class FactoryPointView(ApiView):
+    """One factory at one instant of the timeline, in MW."""
+
+    curtailed_mw: float = Field(description="Curtailment in force (the manual one and every grid event).")
+    planned_curtailed_mw: float = Field(description="Curtailment planned with: events within their lead time.")
+    usable_mw: float = Field(description="firm + flexible - curtailment in force.")
+    allocated_mw: float = Field(description="Power the plan allocates.")
+    driver: str | None = Field(default=None, description="The grid event behind the planned curtailment.")
+
+
+class FactoryTimeline(ApiView):
+    name: str
+    firm_mw: float
+    flexible_mw: float
+    points: list[FactoryPointView] = Field(description="One per instant of the timeline.")
+
+
+class FleetPointView(ApiView):
+    online_devices: int
+    allocated_mw: float
+
+
+class FleetTimeline(ApiView):
+    name: str
+    points: list[FleetPointView] = Field(description="One per instant of the timeline.")
+
+
+class PlannedMoveView(ApiView):
+    at: str
+    workload: str
+    before_sites: list[str]
+    after_sites: list[str]
+    phase: str
+    because: str = Field(description="The grid event or fleet window behind the move, when known.")
+
+
+class GridEventView(ApiView):
+    name: str
+    factory: str
+    phase: str
+    start: str
+    end: str
+    lead_time: str
+    peak_curtailed_mw: float
+    limit_mw: float | None = None
+    source: str = Field(description="manual, or openadr:<VTN name>.")
+
+
+class TimelineView(ApiView):
+    """The next hours as the operator will plan them if nothing else changes: usable
+    power and allocation per site at each instant it wakes at, and the moves then."""
+
+    start: str
+    end: str
+    instants: list[str] = Field(description="The instants (RFC 3339): now, then every wake-up within the horizon.")
+    truncated: bool = Field(description="True when the horizon holds more wake-ups than are planned.")
+    factories: list[FactoryTimeline]
+    fleets: list[FleetTimeline]
+    moves: list[PlannedMoveView]
+    events: list[GridEventView]

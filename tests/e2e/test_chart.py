@@ -48,10 +48,12 @@ ALL_OPTIONS: dict[str, Any] = yaml.safe_load(ALL_OPTIONS_FILE.read_text())
 # server-side apply, listing and deletion of Deployments). Written out here on purpose:
 # a rule added to the chart must be added here, deliberately.
 MESH_RULES = [
-    {"apiGroups": ["meshplane.io"], "resources": ["aifactories", "edgefleets", "meshworkloads", "memberclusters"],
+    {"apiGroups": ["meshplane.io"],
+     "resources": ["aifactories", "edgefleets", "meshworkloads", "memberclusters", "gridevents"],
      "verbs": ["get", "list", "watch"]},
     {"apiGroups": ["meshplane.io"],
-     "resources": ["aifactories/status", "edgefleets/status", "meshworkloads/status", "memberclusters/status"],
+     "resources": ["aifactories/status", "edgefleets/status", "meshworkloads/status", "memberclusters/status",
+                   "gridevents/status"],
      "verbs": ["patch"]},
     {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
 ]
