@@ -28,10 +28,12 @@ from typing import TYPE_CHECKING
 from prometheus_client import CollectorRegistry, Gauge, Histogram, generate_latest
 from prometheus_client import Counter as PromCounter
 
+from controller.core.grid import factory_grid, span
+
 if TYPE_CHECKING:
     from controller.api.models.status import Condition
     from controller.core.delivery import Observed
-    from controller.core.reconcile import Outcome
+    from controller.core.reconcile import Outcome, Snapshot
     from controller.operator.delivery.applier import ApplyStats
     from controller.operator.sinks import SolveReport
     from controller.operator.writer import WriteStats
@@ -96,6 +98,26 @@ class OperatorMetrics:
             "Requests of the delivery layer to a cluster, by result (applied, deleted, listed, error, fenced).",
             ["cluster", "result"], registry=r,
         )
+        self.grid_curtailment = Gauge(
+            "meshplane_grid_curtailment_watts",
+            "Flexible power a factory loses to curtailment: in force now, and planned (grid events within their "
+            "lead time).", ["factory", "state"], registry=r,
+        )
+        self.grid_usable = Gauge("meshplane_grid_usable_watts", "Power a factory may draw now: firm + flexible - "
+                                 "curtailment in force.", ["factory"], registry=r)
+        self.grid_limit = Gauge("meshplane_grid_import_limit_watts", "The lowest import limit of a grid event in force "
+                                "at a factory (absent while none is).", ["factory"], registry=r)
+        self.grid_compliant = Gauge(
+            "meshplane_grid_compliant", "1 while the power allocated at a factory is within the power in force (and "
+            "any import limit in force), else 0 (e.g. a limit below firm power).", ["factory"], registry=r,
+        )
+        self.grid_next_event = Gauge(
+            "meshplane_grid_next_event_seconds", "Seconds until the next grid event of a factory starts (absent "
+            "when none is scheduled).", ["factory"], registry=r,
+        )
+        self.grid_moves = Gauge("meshplane_grid_moved_workloads", "Workloads moved or preempted for a grid event.",
+                                ["gridevent", "factory"], registry=r)
+        self._grid_labels: dict[str, set[tuple[str, ...]]] = {}
         self._cluster_labels: set[str] = set()
         self._workload_labels: set[tuple[str, str]] = set()
         self._site_labels: set[tuple[str, str, str]] = set()
@@ -153,6 +175,42 @@ class OperatorMetrics:
         for name, online in fleets.items():
             self.fleet_devices_online.labels(fleet=name).set(online)
         self._fleet_labels = set(fleets)
+
+    def observe_grid(self, snapshot: Snapshot, outcome: Outcome) -> None:
+        """The grid gauges after a solve: curtailment, usable power, limits, compliance,
+        the next event per factory, and the moves of every event."""
+        series: dict[str, dict[tuple[str, ...], float]] = {
+            "curtailment": {}, "usable": {}, "limit": {}, "compliant": {}, "next": {}, "moves": {}}
+        for factory in snapshot.factories:
+            name = factory.metadata.name
+            grid = factory_grid(factory, snapshot.grid_events, snapshot.at)
+            power = factory.spec.power
+            usable_mw = grid.usable_in_force_mw(power)
+            series["curtailment"][(name, "in_force")] = grid.in_force_mw * MW_TO_WATTS
+            series["curtailment"][(name, "planned")] = grid.planned_mw * MW_TO_WATTS
+            series["usable"][(name,)] = usable_mw * MW_TO_WATTS
+            usage = outcome.plan.sites.get(name)
+            allocated_mw = usage.power_mw_used if usage is not None else 0.0
+            ceiling = usable_mw if grid.limit_mw is None else min(usable_mw, grid.limit_mw)
+            series["compliant"][(name,)] = 1.0 if allocated_mw <= ceiling + 1e-6 else 0.0
+            if grid.limit_mw is not None:
+                series["limit"][(name,)] = grid.limit_mw * MW_TO_WATTS
+            starts = [span(e)[0] for e in snapshot.grid_events
+                      if e.spec.factory == name and not e.spec.cancelled and span(e)[0] > snapshot.at]
+            if starts:
+                series["next"][(name,)] = (min(starts) - snapshot.at).total_seconds()
+        for event in snapshot.grid_events:
+            status = outcome.grid_events.get(event.metadata.name)
+            series["moves"][(event.metadata.name, event.spec.factory)] = float(status.moved_count if status else 0)
+        gauges = {"curtailment": self.grid_curtailment, "usable": self.grid_usable, "limit": self.grid_limit,
+                  "compliant": self.grid_compliant, "next": self.grid_next_event, "moves": self.grid_moves}
+        for key, gauge in gauges.items():
+            values = series[key]
+            for labels in self._grid_labels.get(key, set()) - set(values):
+                gauge.remove(*labels)  # a deleted factory or event leaves no series behind
+            for labels, value in values.items():
+                gauge.labels(*labels).set(value)
+            self._grid_labels[key] = set(values)
 
     def observe_delivery(self, cluster: str, stats: ApplyStats) -> None:
         for result, count in (("applied", stats.applied), ("deleted", stats.deleted), ("listed", stats.listed),

@@ -187,6 +187,7 @@ class MetricsSink:
         self._metrics.observe_clusters(solved.snapshot.observed)
         if solved.mode != "refresh":
             self._metrics.observe_solve(solved.report, solved.outcome)
+            self._metrics.observe_grid(solved.snapshot, solved.outcome)
 
 
 class Publisher:

@@ -124,3 +124,40 @@ def test_apply_to_placed_is_timed_once_per_spec_from_its_watch_event(examples: M
     assert total is not None and 0 < total < 60
     loop.solve_once()  # nothing changed: no second observation
     assert value(metrics, "meshplane_apply_to_placed_seconds_count") == 1
+
+
+def _grid_event(name: str, factory: str, start: dt.datetime, hours: float, **level: float) -> dict[str, Any]:
+    return {"apiVersion": "meshplane.io/v1alpha1", "kind": "GridEvent", "metadata": {"name": name, "generation": 1},
+            "spec": {"factory": factory, "leadTime": "PT15M",
+                     "intervals": [{"start": start.isoformat(), "duration": f"PT{int(hours * 60)}M", **level}]}}
+
+
+def test_grid_gauges_follow_the_events_in_force_and_ahead(examples: Manifests) -> None:
+    loop, state, _, metrics = solved_loop(examples)
+    memphis = next(f for f in examples.factories if f.metadata.name == "us-memphis-1")
+    power = memphis.spec.power
+    # one event in force now (a limit that takes 100 MW of flexible power), one in two hours
+    now_limit_mw = power.firm_mw + power.flexible_mw - 100
+    assert state.observe("ADDED", _grid_event("now", "us-memphis-1", NIGHT - dt.timedelta(minutes=30), 2,
+                                              importLimitMW=now_limit_mw))
+    assert state.observe("ADDED", _grid_event("later", "us-memphis-1", NIGHT + dt.timedelta(hours=2), 1,
+                                              curtailedMW=power.flexible_mw))
+    loop.solve_once()
+    assert value(metrics, "meshplane_grid_curtailment_watts", factory="us-memphis-1", state="in_force") == \
+        pytest.approx(100e6)
+    assert value(metrics, "meshplane_grid_usable_watts", factory="us-memphis-1") == \
+        pytest.approx((power.firm_mw + power.flexible_mw - 100) * 1e6)
+    assert value(metrics, "meshplane_grid_import_limit_watts", factory="us-memphis-1") == pytest.approx(now_limit_mw * 1e6)
+    assert value(metrics, "meshplane_grid_next_event_seconds", factory="us-memphis-1") == pytest.approx(7200)
+    assert value(metrics, "meshplane_grid_compliant", factory="us-memphis-1") == 1
+    assert value(metrics, "meshplane_grid_moved_workloads", gridevent="now", factory="us-memphis-1") == 0
+    # a factory without events: nothing curtailed, no limit, no next event
+    assert value(metrics, "meshplane_grid_curtailment_watts", factory="kr-sejong-1", state="planned") == 0
+    assert value(metrics, "meshplane_grid_import_limit_watts", factory="kr-sejong-1") is None
+    # the events deleted: their series go
+    for name in ("now", "later"):
+        assert state.observe("DELETED", _grid_event(name, "us-memphis-1", NIGHT, 1, curtailedMW=1))
+    loop.solve_once()
+    assert value(metrics, "meshplane_grid_import_limit_watts", factory="us-memphis-1") is None
+    assert value(metrics, "meshplane_grid_next_event_seconds", factory="us-memphis-1") is None
+    assert value(metrics, "meshplane_grid_moved_workloads", gridevent="now", factory="us-memphis-1") is None
