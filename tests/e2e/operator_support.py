@@ -402,7 +402,7 @@ def delete_quietly(kubectl: Kubectl, ref: str, namespace: str | None = None) -> 
 
 SOLVED = re.compile(
     r"meshplane\.operator\.loop: solved (?P<workloads>\d+) workloads on (?P<sites>\d+) sites \((?P<mode>warm|cold)\)"
-    r" in \S+ ms: (?P<patches>\d+) status patches, (?P<events>\d+) events; next fleet window (?P<window>\S+)"
+    r" in \S+ ms: (?P<patches>\d+) status patches, (?P<events>\d+) events; next wake-up (?P<window>\S+)"
 )
 
 
@@ -433,6 +433,7 @@ class StatusRecorder:
         self._process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         self._lock = threading.Lock()
         self._versions: list[dict[str, Any]] = []
+        self._seen_at: list[float] = []  # time.time() each version was read
         self._thread = threading.Thread(target=self._read, daemon=True)
         self._thread.start()
 
@@ -450,10 +451,16 @@ class StatusRecorder:
                 buffer = buffer.lstrip()[end:]
                 with self._lock:
                     self._versions.append(obj)
+                    self._seen_at.append(time.time())
 
     def versions(self) -> list[dict[str, Any]]:
         with self._lock:
             return list(self._versions)
+
+    def timed_versions(self) -> list[tuple[float, dict[str, Any]]]:
+        """Every version with the wall-clock time (time.time()) it was read at."""
+        with self._lock:
+            return list(zip(self._seen_at, self._versions, strict=True))
 
     def statuses(self) -> list[dict[str, Any]]:
         """The distinct successive statuses seen (the first is the one held when recording began)."""
