@@ -235,6 +235,10 @@ class ChangeIn(ApiView):
     op: Literal["curtail", "cordon", "uncordon", "remove", "clock", "firm"]
     target: str = Field(default="", max_length=512)
     value: float | str | None = None
+    start: str | None = Field(default=None, alias="from", max_length=64,
+                              description="curtail only: a scheduled curtailment from this time (ISO 8601) ...")
+    duration: str | None = Field(default=None, alias="for", max_length=64,
+                                 description="... for this long (3h, 90m, PT3H).")
 
 
 class PlanRequest(ApiView):

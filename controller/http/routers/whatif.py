@@ -1,7 +1,8 @@
 """``POST /api/v1/plan``: a what-if question about the published mesh.
 
-The body names changes (text ``"curtail us-memphis-1=200"`` or JSON ``{op, target,
-value}``), optional extra manifests (added, or replacing objects of the same kind and
+The body names changes (text ``"curtail us-memphis-1=200"``, or scheduled ``"curtail
+us-memphis-1=200 from 2026-07-14T18:00:00Z for 3h"``, or JSON ``{op, target, value,
+from, for}``), optional extra manifests (added, or replacing objects of the same kind and
 name) and an optional time. :func:`controller.core.whatif.what_if` reconciles a COPY of
 the published snapshot with them and diffs it against the published outcome: nothing is
 written anywhere, and the published mesh is unchanged. A bad change or manifest is a
@@ -32,6 +33,8 @@ def _changes(request: PlanRequest) -> list[Change]:
     for item in request.changes:
         if isinstance(item, ChangeIn):
             document: dict[str, Any] = {"op": item.op, "target": item.target, "value": item.value}
+            if item.start is not None or item.duration is not None:
+                document.update({"from": item.start, "for": item.duration})
             changes.append(change_from_dict(document))
         else:
             changes.append(parse_change(item))

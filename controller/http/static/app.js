@@ -125,26 +125,28 @@ function setLive(kind, text) {
 const FONT = 'system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", sans-serif';
 const SITE_PX = 10; // font sizes, in model pixels (rendered at the zoom)
 const GROUP_PX = 11;
-const EDGE_PX = 9;
+const EDGE_PX = 10;
 const LINE = 1.2; // line height of a wrapped label
 const MIN_LABEL_PX = 7; // a label rendered smaller than this is hidden (zoom in to read it)
-const MIN_NODE_PX = 9; // so is the label of a node rendered smaller than this
-const USERS_SIZE = 12;
-const MIN_SITE = 14; // site node sizes: area grows with power
-const MAX_SITE = 46;
-const PAD = 8; // a region box's padding (cytoscape's compound padding)
-const GAP_X = 12; // between sites in a box
-const GAP_Y = 8;
-const GROUP_GAP_X = 18; // between boxes
-const GROUP_GAP_Y = 10;
-const GROUP_LABEL_H = Math.ceil(GROUP_PX * LINE) + 6; // a box's label sits above it
+const GROUP_READ_PX = 8; // a region's name is drawn at least this large, whatever the zoom
+const MIN_NODE_PX = 8; // so is the label of a site rendered smaller than this
+const USERS_SIZE = 10;
+const MIN_SITE = 12; // site node sizes: area grows with power
+const MAX_SITE = 40;
+const RING = 5; // room for the ring around a site (curtailed, or found by the search); its label's gap
+const PAD = 6; // a region box's padding (cytoscape's compound padding)
+const GAP_X = 10; // between sites in a box
+const GAP_Y = 6;
+const GROUP_GAP_X = 14; // between boxes
+const GROUP_GAP_Y = 8;
+const GROUP_LABEL_H = Math.ceil(GROUP_PX * LINE) + 4; // a box's label sits above it
+const MAJOR_FLOWS = 36; // more flows than this: the smaller ones are drawn faint and unlabelled
 const FIT_PAD = 10;
-const MAX_FIT_ZOOM = 1.35; // a small mesh is spread out to fill the panel, not blown up
+const MAX_FIT_ZOOM = 1.2; // a small mesh is spread out to fill the panel, not blown up
 const FEW_LINKS = 30; // with more latency links than this, only those of the sites searched for are drawn
 const FEW_FLOWS = 30; // with at most this many flows, a flow of one workload is labelled with its name
-// share of usable power in use -> fill: light blue (idle) ... blue ... amber ... red (short)
-const SHARE_STOPS = [[0, [191, 219, 254]], [0.5, [96, 165, 250]], [0.8, [245, 158, 11]], [0.95, [239, 68, 68]],
-  [1, [185, 28, 28]]];
+// share of usable power in use -> fill, in four steps a glance tells apart (the legend's)
+const SHARE_STEPS = [[0.6, "#bfdbfe"], [0.8, "#60a5fa"], [0.95, "#f59e0b"], [Infinity, "#dc2626"]];
 const SHORT_SHARE = 0.95; // "power short" from here
 
 // Rough centroids [longitude, latitude] of the countries a mesh is likely to name; a
@@ -192,25 +194,23 @@ function sitePower(site) {
 
 function shareColour(share) {
   if (share === null) return "#e5e7eb";
-  let i = 1;
-  while (i < SHARE_STOPS.length - 1 && share > SHARE_STOPS[i][0]) i += 1;
-  const [s0, c0] = SHARE_STOPS[i - 1];
-  const [s1, c1] = SHARE_STOPS[i];
-  const t = Math.max(0, Math.min(1, (share - s0) / (s1 - s0)));
-  const [r, g, b] = c0.map((c, k) => Math.round(c + t * (c1[k] - c)));
-  return `rgb(${r},${g},${b})`;
+  return SHARE_STEPS.find(([below]) => share < below)[1];
 }
+
+// Names compared by code point, not by locale: the same order in every browser (and
+// in the tests, which sort the same way).
+const byName = (a, b) => (a < b ? -1 : a > b ? 1 : 0);
 
 // The main user region of a workload: its heaviest, ties by name; null without users.
 function mainUserRegion(w) {
-  const users = [...(w.users || [])].sort((a, b) => (b.weight || 0) - (a.weight || 0) || a.region.localeCompare(b.region));
+  const users = [...(w.users || [])].sort((a, b) => (b.weight || 0) - (a.weight || 0) || byName(a.region, b.region));
   return users.length ? users[0].region : null;
 }
 
 function regionCountries(sites) {
   const counts = new Map();
   for (const s of sites) counts.set(s.country, (counts.get(s.country) || 0) + 1);
-  return [...counts].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0])).map(([c]) => c);
+  return [...counts].sort((a, b) => b[1] - a[1] || byName(a[0], b[0])).map(([c]) => c);
 }
 
 function regionPlace(name, countries) {
@@ -252,7 +252,7 @@ function meshModel(mesh, workloads) {
   for (const w of workloads) {
     const key = `${w.namespace}/${w.name}`;
     const main = mainUserRegion(w);
-    if (main) region(main).users = true;
+    for (const u of w.users || []) region(u.region).users = true;
     if (w.phase !== "Placed") {
       if (main) region(main).unplaced += 1;
       continue;
@@ -288,6 +288,10 @@ function siteLabel(site, power) {
   return `${site.name}\n${second}`;
 }
 
+function siteSize(model, site) {
+  return MIN_SITE + (MAX_SITE - MIN_SITE) * Math.sqrt(siteCapacity(site) / model.maxMW);
+}
+
 function graphElements(model) {
   const nodes = [];
   const edges = [];
@@ -309,7 +313,7 @@ function graphElements(model) {
       nodes.push({ data: {
         id: `site:${site.name}`, parent: `group:${name}`, label: siteLabel(site, power), name: site.name,
         type: site.kind === "EdgeFleet" ? "fleet" : "factory", region: name, capacity: siteCapacity(site),
-        size: MIN_SITE + (MAX_SITE - MIN_SITE) * Math.sqrt(siteCapacity(site) / model.maxMW),
+        size: siteSize(model, site),
         fill: offline || site.cordoned ? "#e5e7eb" : shareColour(power.share), share: power.share ?? -1,
         cordoned: site.cordoned ? "yes" : "no", curtailed: power.curtailed > 1e-9 ? "yes" : "no",
         offline: offline ? "yes" : "no",
@@ -317,9 +321,13 @@ function graphElements(model) {
     }
   }
   const few = model.flows.size <= FEW_FLOWS;
+  // the MAJOR_FLOWS largest flows (fewer on a tie) are drawn; the rest faint, lit by a search
+  const counts = [...model.flows.values()].map((f) => f.count).sort((a, b) => b - a);
+  const major = counts.length > MAJOR_FLOWS ? counts[MAJOR_FLOWS] + 1 : 0;
   for (const f of model.flows.values()) {
     edges.push({ data: { id: f.id, source: `region:${f.region}`, target: `site:${f.site}`, type: "flow", count: f.count,
-      width: 1 + 1.4 * Math.sqrt(f.count), label: f.count === 1 && few ? f.workloads[0].split("/")[1] : String(f.count) } });
+      width: 1 + 1.4 * Math.sqrt(f.count), minor: f.count < major ? "yes" : "no",
+      label: f.count === 1 && few ? f.workloads[0].split("/")[1] : String(f.count) } });
   }
   for (const link of model.mesh.links || []) {
     if (!model.sites.has(link.from)) continue;
@@ -331,51 +339,55 @@ function graphElements(model) {
 
 // ---- the map layout ---------------------------------------------------------------
 
-// One region's box: the users node first, then factories and fleets, largest first, on
-// a grid whose cells are as wide as their labels; positions relative to the box.
-function regionBlock(model, r) {
-  const members = [];
-  if (r.users) {
-    const label = r.unplaced ? `${r.unplaced} unplaced` : "";
-    members.push({ id: `region:${r.name}`, size: USERS_SIZE, labelW: label ? textWidth(label, SITE_PX, 600) : 0,
-      labelH: label ? SITE_PX * LINE : 0 });
-  }
+// One region's box: the users node on top, then factories and fleets, largest first, on
+// a grid whose cells are as wide as their labels (drawn right of the node).
+function regionBlock(model, r, shape = 2) {
+  // the users node sits alone in a thin first row, its label ("12 unplaced") to its right
+  const usersLabel = r.users && r.unplaced ? `${r.unplaced} unplaced` : "";
+  const usersRow = r.users ? { id: `region:${r.name}`, w: USERS_SIZE + (usersLabel ? 4 + textWidth(usersLabel, SITE_PX, 600) : 0),
+    h: Math.max(USERS_SIZE, usersLabel ? SITE_PX * LINE + 2 : 0) } : null;
   const sites = [...r.sites].sort((a, b) => (a.kind === b.kind ? 0 : a.kind === "AIFactory" ? -1 : 1)
-    || siteCapacity(b) - siteCapacity(a) || a.name.localeCompare(b.name));
-  for (const site of sites) {
-    const size = MIN_SITE + (MAX_SITE - MIN_SITE) * Math.sqrt(siteCapacity(site) / model.maxMW);
+    || siteCapacity(b) - siteCapacity(a) || byName(a.name, b.name));
+  const members = sites.map((site) => {
+    const size = siteSize(model, site);
     // the widest second line this site's label can have, so a new plan does not move it
     const most = fmtMW(siteCapacity(site));
     const widest = `${most.length >= 4 ? most : "0.00"}/${most} MW`;
-    members.push({ id: `site:${site.name}`, size, labelW: Math.max(textWidth(site.name, SITE_PX), textWidth(widest, SITE_PX),
-      textWidth("cordoned", SITE_PX)), labelH: 2 * SITE_PX * LINE });
-  }
+    const labelW = Math.max(textWidth(site.name, SITE_PX), textWidth(widest, SITE_PX), textWidth("cordoned", SITE_PX));
+    return { id: `site:${site.name}`, size, w: size + 3 * RING + labelW + 2,
+      h: Math.max(size + 2 * RING, 2 * SITE_PX * LINE + 4) };
+  });
+  // a cell is about three times as wide as tall; `shape` rows per column makes a box
+  // about square (2), taller (4) or flatter (1, 0.5): mapLayout tries each
   const n = members.length;
-  const cols = n <= 3 ? n : Math.ceil(Math.sqrt(n));
+  const cols = n <= 1 ? 1 : Math.min(n, Math.ceil(Math.sqrt(n / shape)));
   const rows = Math.ceil(n / cols);
   const colW = new Array(cols).fill(0);
-  const rowSize = new Array(rows).fill(0);
-  const rowLabel = new Array(rows).fill(0);
+  const rowH = new Array(rows).fill(0);
   members.forEach((m, i) => {
-    const row = Math.floor(i / cols);
-    const col = i % cols;
-    colW[col] = Math.max(colW[col], m.size, m.labelW + 6);
-    rowSize[row] = Math.max(rowSize[row], m.size);
-    rowLabel[row] = Math.max(rowLabel[row], m.labelH + 6);
+    colW[i % cols] = Math.max(colW[i % cols], m.w);
+    rowH[Math.floor(i / cols)] = Math.max(rowH[Math.floor(i / cols)], m.h);
   });
-  const rowH = rowSize.map((s, i) => s + rowLabel[i]);
-  const innerW = colW.reduce((a, b) => a + b, 0) + GAP_X * (cols - 1);
-  const innerH = rowH.reduce((a, b) => a + b, 0) + GAP_Y * (rows - 1);
-  const labelW = textWidth(r.countries.length ? `${r.name} · ${r.countries.join("/")}` : r.name, GROUP_PX, 600);
-  const w = Math.max(innerW + 2 * PAD, labelW + 8);
-  const h = GROUP_LABEL_H + innerH + 2 * PAD;
+  const gridW = n ? colW.reduce((a, b) => a + b, 0) + GAP_X * (cols - 1) : 0;
+  const gridH = n ? rowH.reduce((a, b) => a + b, 0) + GAP_Y * (rows - 1) : 0;
+  const topH = usersRow ? usersRow.h + (n ? GAP_Y : 0) : 0;
+  const innerW = Math.max(gridW, usersRow ? usersRow.w : 0);
+  const label = r.countries.length ? `${r.name} · ${r.countries.join("/")}` : r.name;
+  const w = Math.max(innerW + 2 * PAD, textWidth(label, GROUP_PX, 600) + 8);
+  const h = GROUP_LABEL_H + topH + gridH + 2 * PAD;
   const colX = colW.map((_, i) => colW.slice(0, i).reduce((a, b) => a + b, 0) + GAP_X * i);
   const rowY = rowH.map((_, i) => rowH.slice(0, i).reduce((a, b) => a + b, 0) + GAP_Y * i);
-  const at = (x0, y0) => members.map((m, i) => {
-    const row = Math.floor(i / cols);
-    const col = i % cols;
-    return [m.id, { x: x0 + (w - innerW) / 2 + colX[col] + colW[col] / 2, y: y0 + GROUP_LABEL_H + PAD + rowY[row] + rowSize[row] / 2 }];
-  });
+  const at = (x0, y0) => {
+    const left = x0 + (w - innerW) / 2;
+    const top = y0 + GROUP_LABEL_H + PAD;
+    const out = usersRow ? [[usersRow.id, { x: left + USERS_SIZE / 2, y: top + usersRow.h / 2 }]] : [];
+    members.forEach((m, i) => {
+      const row = Math.floor(i / cols);
+      const col = i % cols;
+      out.push([m.id, { x: left + colX[col] + RING + m.size / 2, y: top + topH + rowY[row] + rowH[row] / 2 }]);
+    });
+    return out;
+  };
   return { name: r.name, place: r.place, w, h, at };
 }
 
@@ -406,23 +418,13 @@ function splitColumns(heights, k) {
 }
 
 // Node positions for a panel of width x height pixels: the region boxes in columns
-// west to east, north on top, the column count that lets the picture be largest, the
-// space left over spread between the boxes.
+// west to east, north on top, in the box shape and column count that let the picture
+// be drawn largest; the space left over is spread between the boxes.
 function mapLayout(model, width, height) {
-  const blocks = [...model.regions.values()].map((r) => regionBlock(model, r));
-  const known = blocks.filter((b) => b.place).sort((a, b) => a.place.lon - b.place.lon || b.place.lat - a.place.lat
-    || a.name.localeCompare(b.name));
-  const unknown = blocks.filter((b) => !b.place).sort((a, b) => a.name.localeCompare(b.name));
-  const ordered = [...known, ...unknown];
   let best = null;
-  for (let k = 1; k <= Math.min(ordered.length, 14); k += 1) {
-    const runs = splitColumns(ordered.map((b) => b.h + GROUP_GAP_Y), k);
-    const columns = runs.map((run) => run.map((i) => ordered[i]).sort((a, b) => (a.place && b.place
-      ? b.place.lat - a.place.lat : a.place ? -1 : b.place ? 1 : 0) || a.name.localeCompare(b.name)));
-    const w = columns.reduce((sum, col) => sum + Math.max(...col.map((b) => b.w)), 0) + GROUP_GAP_X * (columns.length - 1);
-    const h = Math.max(...columns.map((col) => col.reduce((sum, b) => sum + b.h, 0) + GROUP_GAP_Y * (col.length - 1)));
-    const zoom = Math.min(width / w, height / h);
-    if (!best || zoom > best.zoom * 1.0001) best = { columns, w, h, zoom };
+  for (const shape of [4, 2, 1, 0.5]) {
+    const candidate = packRegions([...model.regions.values()].map((r) => regionBlock(model, r, shape)), width, height);
+    if (candidate && (!best || candidate.score > best.score * 1.0001)) best = candidate;
   }
   if (!best) return { positions: new Map(), columns: 0, zoom: 1 };
   // the room the picture gets in model pixels, at the zoom it will be drawn
@@ -430,13 +432,16 @@ function mapLayout(model, width, height) {
   const roomW = Math.max(best.w, width / zoom);
   const roomH = Math.max(best.h, height / zoom);
   const widths = best.columns.map((col) => Math.max(...col.map((b) => b.w)));
-  const spareX = (roomW - best.w) / (best.columns.length + 1);
+  // spread between the columns and between the boxes of a column (a lone one is centred)
+  const k = best.columns.length;
+  const spareX = k > 1 ? (roomW - best.w) / (k - 1) : 0;
   const positions = new Map();
-  let x = spareX;
+  let x = k > 1 ? 0 : (roomW - best.w) / 2;
   best.columns.forEach((col, c) => {
     const used = col.reduce((sum, b) => sum + b.h, 0) + GROUP_GAP_Y * (col.length - 1);
-    const spareY = (roomH - used) / (col.length + 1);
-    let y = spareY;
+    // the tallest column from top to bottom, the others spread evenly (no box stuck to an edge)
+    const spareY = col.length > 1 && used >= best.h - 1 ? (roomH - used) / (col.length - 1) : (roomH - used) / (col.length + 1);
+    let y = col.length > 1 && used >= best.h - 1 ? 0 : spareY;
     for (const b of col) {
       for (const [id, p] of b.at(x + (widths[c] - b.w) / 2, y)) positions.set(id, p);
       y += b.h + GROUP_GAP_Y + spareY;
@@ -444,6 +449,65 @@ function mapLayout(model, width, height) {
     x += widths[c] + GROUP_GAP_X + spareX;
   });
   return { positions, columns: best.columns.length, zoom };
+}
+
+// Within a column: by continent, west first (a column may hold the east of one and the
+// west of the next), then north first; unknown places last.
+const band = (place) => (place.lon < -30 ? 0 : place.lon < 45 ? 1 : place.lon < 90 ? 2 : 3);
+function northFirst(a, b) {
+  if (!a.place || !b.place) return (a.place ? -1 : b.place ? 1 : 0) || byName(a.name, b.name);
+  return band(a.place) - band(b.place) || b.place.lat - a.place.lat || byName(a.name, b.name);
+}
+
+// The boxes in k columns west to east (contiguous in longitude, north on top), for the
+// k that lets the picture be drawn largest in width x height, continents kept apart.
+function packRegions(blocks, width, height) {
+  const known = blocks.filter((b) => b.place).sort((a, b) => a.place.lon - b.place.lon || b.place.lat - a.place.lat
+    || byName(a.name, b.name));
+  const unknown = blocks.filter((b) => !b.place).sort((a, b) => byName(a.name, b.name));
+  const ordered = [...known, ...unknown];
+  const heights = ordered.map((b) => b.h + GROUP_GAP_Y);
+  // the runs of one continent (unknown places are one more)
+  const bands = [];
+  ordered.forEach((b, i) => {
+    const key = b.place ? band(b.place) : 9;
+    if (!bands.length || bands[bands.length - 1].key !== key) bands.push({ key, members: [] });
+    bands[bands.length - 1].members.push(i);
+  });
+  const candidates = [];
+  for (let k = 1; k <= Math.min(ordered.length, 14); k += 1) {
+    candidates.push(splitColumns(heights, k));
+    if (k < bands.length) continue;
+    // k columns that keep continents apart: one per continent, then one more each time
+    // for the continent whose tallest column is tallest
+    const per = bands.map(() => 1);
+    const split = (j) => splitColumns(bands[j].members.map((i) => heights[i]), per[j])
+      .map((run) => run.map((x) => bands[j].members[x]));
+    const tallest = (j) => Math.max(...split(j).map((run) => run.reduce((sum, i) => sum + heights[i], 0)));
+    for (let extra = k - bands.length; extra > 0; extra -= 1) {
+      let j = 0;
+      bands.forEach((_, i) => {
+        if (per[i] < bands[i].members.length && (per[j] >= bands[j].members.length || tallest(i) > tallest(j))) j = i;
+      });
+      if (per[j] >= bands[j].members.length) break;
+      per[j] += 1;
+    }
+    candidates.push(bands.flatMap((_, j) => split(j)));
+  }
+  let best = null;
+  for (const runs of candidates) {
+    const columns = runs.map((run) => run.map((i) => ordered[i]).sort(northFirst));
+    const w = columns.reduce((sum, col) => sum + Math.max(...col.map((b) => b.w)), 0) + GROUP_GAP_X * (columns.length - 1);
+    const h = Math.max(...columns.map((col) => col.reduce((sum, b) => sum + b.h, 0) + GROUP_GAP_Y * (col.length - 1)));
+    const zoom = Math.min(width / w, height / h);
+    // a column holding two continents costs a tenth of the size; beyond MAX_FIT_ZOOM size
+    // gains nothing (a small mesh gets the most map-like arrangement)
+    const mixed = columns.reduce((sum, col) => sum + col.filter((b, i) => i > 0 && b.place && col[i - 1].place
+      && band(b.place) !== band(col[i - 1].place)).length, 0);
+    const score = Math.min(zoom, MAX_FIT_ZOOM) * (1 - 0.1 * mixed);
+    if (!best || score > best.score * 1.0001) best = { columns, w, h, zoom, score };
+  }
+  return best;
 }
 
 // ---- labels that do not collide ----------------------------------------------------
@@ -467,12 +531,18 @@ function placeLabels() {
   const cy = state.cy;
   if (!cy) return;
   const zoom = cy.zoom();
+  // region names stay readable when zoomed out: their font grows as the zoom shrinks
+  const groupPx = Math.max(GROUP_PX, GROUP_READ_PX / zoom);
+  if (state.groupPx !== groupPx) {
+    cy.batch(() => cy.nodes(":parent").style("font-size", groupPx));
+    state.groupPx = groupPx;
+  }
   const labelBox = { includeNodes: false, includeEdges: false, includeLabels: true, includeOverlays: false,
     includeUnderlays: false };
   const bodies = cy.nodes().filter((n) => !n.isParent() && n.visible())
     .map((n) => [n.id(), n.boundingBox({ includeLabels: false, includeOverlays: false, includeUnderlays: false })]);
   const candidates = cy.elements().filter((e) => e.visible() && e.data("label")).toArray()
-    .map((e) => [labelRank(e), e.id(), e]).sort((a, b) => a[0][0] - b[0][0] || a[0][1] - b[0][1] || a[1].localeCompare(b[1]))
+    .map((e) => [labelRank(e), e.id(), e]).sort((a, b) => a[0][0] - b[0][0] || a[0][1] - b[0][1] || byName(a[1], b[1]))
     .map(([, , e]) => e);
   const taken = [];
   const shown = [];
@@ -480,9 +550,11 @@ function placeLabels() {
   const margin = 2 / zoom; // two screen pixels between labels
   for (const ele of candidates) {
     const group = ele.isNode() && ele.isParent();
-    let ok = group || !ele.hasClass("dim");
-    if (ok && !group && !ele.hasClass("match")) {
-      ok = ele.numericStyle("font-size") * zoom >= MIN_LABEL_PX && (ele.isEdge() || ele.width() * zoom >= MIN_NODE_PX);
+    const lit = ele.hasClass("match") || ele.hasClass("near");
+    let ok = group || (!ele.hasClass("dim") && (ele.data("minor") !== "yes" || lit));
+    if (ok && !ele.hasClass("match")) {
+      ok = ele.numericStyle("font-size") * zoom >= MIN_LABEL_PX
+        && (group || ele.isEdge() || ele.data("type") === "users" || ele.width() * zoom >= MIN_NODE_PX);
     }
     const box = ele.boundingBox(labelBox);
     if (ok) ok = !taken.some((t) => intersects(t, box, margin));
@@ -627,10 +699,9 @@ function describe(ele) {
     const curtailed = sites.filter((s) => sitePower(s).curtailed > 1e-9).length;
     const fromUsers = [...model.flows.values()].reduce((sum, f) => sum + f.count, 0);
     const unplaced = model.workloads.filter((w) => w.phase !== "Placed").length;
-    return `${sites.length} sites in ${model.regions.size} regions · ${model.assignments} placed assignments: `
-      + `${fromUsers} from user regions in ${model.flows.size} edges, ${model.assignments - fromUsers} without user regions`
-      + ` · ${unplaced} workloads not placed · ${short} sites at ≥ ${Math.round(100 * SHORT_SHARE)}% of usable power`
-      + `, ${curtailed} curtailed`;
+    return `${sites.length} sites, ${model.regions.size} regions · ${short} short of power (≥ ${Math.round(100 * SHORT_SHARE)}%`
+      + ` of usable in use), ${curtailed} curtailed · ${model.assignments} placed assignments: ${fromUsers} from users`
+      + ` (${model.flows.size} edges), ${model.assignments - fromUsers} without · ${unplaced} workloads not placed`;
   }
   const type = ele.data("type");
   if (type === "factory" || type === "fleet") {
@@ -663,7 +734,9 @@ function describe(ele) {
 }
 
 function showInfo(ele) {
-  $("graph-info").textContent = state.model ? describe(ele) : "";
+  const info = $("graph-info");
+  info.textContent = state.model ? describe(ele) : "";
+  info.title = info.textContent; // the whole line, where the panel cuts it
 }
 
 // ---- drawing -------------------------------------------------------------------------
@@ -676,11 +749,15 @@ const GRAPH_STYLE = [
   { selector: "node[fill]", style: { "background-color": "data(fill)" } },
   { selector: "node:parent", style: { shape: "round-rectangle", "background-color": "#eef2f7", "background-opacity": 0.75,
     "border-width": 1, "border-color": "#cbd5e1", padding: PAD, "font-size": GROUP_PX, "font-weight": 600, color: "#475569",
-    "text-valign": "top", "text-halign": "center", "text-margin-y": -2, "text-outline-width": 0 } },
+    "text-valign": "top", "text-halign": "center", "text-margin-y": -2, "text-outline-width": 0,
+    "text-background-color": "#fbfcfd", "text-background-opacity": 0.85, "text-background-padding": 1 } },
   { selector: 'node[type = "factory"]', style: { shape: "round-rectangle" } },
   { selector: 'node[type = "fleet"]', style: { shape: "hexagon" } },
+  { selector: "node[type = \"factory\"], node[type = \"fleet\"]", style: { "text-halign": "right", "text-valign": "center",
+    "text-margin-x": RING, "text-margin-y": 0, "text-justification": "left" } },
   { selector: 'node[type = "users"]', style: { shape: "ellipse", "background-color": "#fff", "border-width": 2,
-    "border-color": "#94a3b8", color: "#b91c1c", "font-weight": 600 } },
+    "border-color": "#94a3b8", color: "#b91c1c", "font-weight": 600, "text-halign": "right", "text-valign": "center",
+    "text-margin-x": 4, "text-margin-y": 0 } },
   { selector: 'node[type = "users"][unplaced > 0]', style: { "border-color": "#dc2626", "background-color": "#fee2e2" } },
   { selector: 'node[curtailed = "yes"]', style: { "outline-width": 2.5, "outline-color": "#b91c1c", "outline-offset": 1.5,
     "outline-style": "solid" } },
@@ -693,14 +770,16 @@ const GRAPH_STYLE = [
   { selector: 'edge[type = "flow"]', style: { width: "data(width)", "line-color": "#0d9488", opacity: 0.55,
     "target-arrow-shape": "triangle", "target-arrow-color": "#0d9488", "arrow-scale": 0.6, color: "#115e59",
     "font-weight": 700 } },
+  { selector: 'edge[minor = "yes"]', style: { opacity: 0.12, "target-arrow-shape": "none" } },
   { selector: 'edge[type = "link"]', style: { width: 1, "line-style": "dotted", "line-color": "#94a3b8", opacity: 0.8 } },
   { selector: ".hidden", style: { display: "none" } },
   { selector: ".nolabel", style: { "text-opacity": 0, "text-outline-opacity": 0, "text-background-opacity": 0 } },
   { selector: ".dim", style: { opacity: 0.12 } },
+  { selector: "edge.dim", style: { opacity: 0.05 } },
   { selector: "node:parent.dim", style: { opacity: 1, "background-opacity": 0.3, "border-opacity": 0.4, "text-opacity": 0.45 } },
   { selector: "edge.near", style: { opacity: 0.85 } },
   { selector: "node.match", style: { "outline-width": 3, "outline-color": "#111827", "outline-offset": 2,
-    "outline-style": "solid", "font-weight": 700 } },
+    "outline-style": "solid" } },
   { selector: "node:parent.match", style: { "outline-width": 0, "border-width": 2, "border-color": "#111827" } },
   { selector: "edge.match", style: { opacity: 1, "line-color": "#0f766e", "target-arrow-color": "#0f766e" } },
 ];
@@ -770,6 +849,7 @@ function renderGraph(mesh, workloads) {
     cy.add(edges.map((edge) => ({ group: "edges", ...edge })));
   });
   if (relayout) {
+    state.groupPx = null; // new region nodes: their font is set again
     runLayout();
     state.nodeKey = layoutKey;
   }
