@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := .make
 PYTEST_ARGS ?=
 
-.PHONY: help run test test-fast test-e2e lint scan lock bench crds check-crds install controlplane ocm tools browser clean
+.PHONY: help run test test-fast test-e2e lint scan lock bench crds check-crds install controlplane ocm vtn tools browser clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -41,6 +41,13 @@ else
 	@echo "MESHPLANE_E2E_KUBECONFIG is set: no OCM built ahead (the ocm_hub fixture builds it, with Go, if a test needs it)"
 endif
 
+vtn: ## build the OpenADR VTN (openleadr-vtn), its PostgreSQL and the utility's client the e2e tests run (cached outside the clone)
+ifeq ($(MESHPLANE_E2E_KUBECONFIG),)
+	bash tests/vtn/build.sh
+else
+	@echo "MESHPLANE_E2E_KUBECONFIG is set: no VTN built ahead (the vtn fixture builds it, with cargo, if a test needs it)"
+endif
+
 # Against a cluster of yours (MESHPLANE_E2E_KUBECONFIG) the tests use the helm on your
 # PATH, so no Go toolchain is needed; MESHPLANE_HELM=/path/to/helm picks one explicitly.
 ifneq ($(MESHPLANE_E2E_KUBECONFIG),)
@@ -67,7 +74,7 @@ browser: ## the Chromium the dashboard tests drive (apt-get install when missing
 		if [ "$$(id -u)" = 0 ]; then sudo=; else sudo=sudo; fi; \
 		$$sudo apt-get update && $$sudo apt-get install -y --no-install-recommends chromium; }
 
-test: install controlplane ocm tools browser lint scan ## set up, lint, scan, then the whole suite, end-to-end tests included
+test: install controlplane ocm vtn tools browser lint scan ## set up, lint, scan, then the whole suite, end-to-end tests included
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # The scanners and pip-compile live in their own venv: checkov pins dozens of libraries.
@@ -86,7 +93,7 @@ lock: $(STAMP)/scan-tools ## re-resolve requirements/runtime.lock (hashed) from 
 test-fast: install ## the suite without the end-to-end tests
 	$(BIN)/python -m pytest -m "not e2e" $(PYTEST_ARGS)
 
-test-e2e: install controlplane ocm tools ## only the end-to-end tests (MESHPLANE_E2E_KUBECONFIG=... for kind)
+test-e2e: install controlplane ocm vtn tools ## only the end-to-end tests (MESHPLANE_E2E_KUBECONFIG=... for kind)
 	$(BIN)/python -m pytest tests/e2e $(PYTEST_ARGS)
 
 bench: install ## benchmarks at 1k x 100, 5k x 500, 10k x 1000: bench/results.json, docs/benchmarks.md

@@ -58,6 +58,7 @@ from tests.e2e.e2e_support import (
 from tests.e2e.member_support import MemberCluster, started_members
 from tests.e2e.ocm_support import OcmHub, build_ocm, started_ocm_hub
 from tests.e2e.operator_support import fresh_operator, operator_env  # noqa: F401  (fixtures)
+from tests.e2e.vtn_support import Vtn, build_vtn, started_vtn
 
 # --------------------------------------------------------------------------- marking
 
@@ -381,3 +382,23 @@ def ocm_hub(
     members = [(name, member_clusters[name]) for name in ("member-a", "member-b")]
     with started_ocm_hub(request.config, build, control_plane, kubectl_binary[0], members) as hub:
         yield hub
+
+
+# --------------------------------------------------------------------------- OpenADR VTN
+
+
+@pytest.fixture(scope="session")
+def vtn(request: pytest.FixtureRequest) -> Iterator[Vtn]:
+    """A real OpenADR 3 VTN (tests/e2e/vtn_support.py): openleadr-vtn on PostgreSQL 18, in
+    a network namespace of its own, reached at ``vtn.base_url`` (127.0.0.1, through a
+    bridge); ``vtn.bl_client_id/secret`` and ``vtn.ven_client_id/secret`` are seeded users,
+    ``vtn.token_url`` their OAuth2 token endpoint, ``vtn.utility`` the utility's side
+    (ElaadNL's openadr3-client). Needs no Kubernetes. Stopped at the end of the session.
+    Shared: give programs unique names; a test that kills the VTN does it in
+    ``vtn.down()``, which restarts it (same database).
+
+    Built from tests/vtn with cargo and pip (cached outside the clone).
+    """
+    build = build_vtn(request.config)
+    with started_vtn(request.config, build) as running:
+        yield running
