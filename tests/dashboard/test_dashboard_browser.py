@@ -17,30 +17,33 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
-import struct
-import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 import yaml
+
+from tests.dashboard.browser_support import (
+    CHROMIUM,
+    READY,
+    VIEWPORT,
+    Watched,
+    assert_png_size,
+    check_graph_geometry,
+    expected_flows,
+    get,
+    meshctl_serve,
+    watch,
+)
 
 pytestmark = pytest.mark.browser
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"
-CHROMIUM = Path(os.environ.get("MESHPLANE_CHROMIUM", "/usr/bin/chromium"))
 NIGHT = "2026-11-21T23:30:00-08:00"  # the vehicles are parked and online: every kind of placement shows
-VIEWPORT = {"width": 1280, "height": 800}
-READY = "() => window.__meshplane && window.__meshplane.ready"
 # Several changes at once, so the diff has a move, preemptions and three sites.
 RICH_WHAT_IF = ["curtail us-memphis-1=200", "cordon fr-grenoble-1", "firm us-memphis-1=400"]
 
@@ -53,49 +56,11 @@ sync_api = pytest.importorskip("playwright.sync_api")
 # ---- the server --------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def server() -> Iterator[str]:
     """``meshctl serve -f examples/`` on a free loopback port; its base URL."""
-    port = _free_port()
-    meshctl = Path(sys.executable).with_name("meshctl")
-    process = subprocess.Popen(
-        [str(meshctl), "serve", "-f", str(EXAMPLES), "--port", str(port), "--at", NIGHT],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
-    base = f"http://127.0.0.1:{port}/"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"meshctl serve exited {process.returncode}: {process.stdout.read() if process.stdout else ''}")
-            try:
-                with urllib.request.urlopen(base + "api/v1/version", timeout=2) as response:
-                    if json.load(response)["version"] > 0:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("meshctl serve did not answer within 60 s")
-            time.sleep(0.2)
+    with meshctl_serve(EXAMPLES, NIGHT) as base:
         yield base
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def get(base: str, path: str) -> Any:
-    with urllib.request.urlopen(base + path, timeout=30) as response:
-        return json.load(response)
 
 
 def post_plan(base: str, changes: list[str]) -> tuple[int, Any]:
@@ -113,27 +78,6 @@ def post_plan(base: str, changes: list[str]) -> tuple[int, Any]:
 # ---- the browser -------------------------------------------------------------------
 
 
-@dataclass
-class Watched:
-    """A page, every URL it requested and every error Chromium logged for it."""
-
-    page: Any
-    origin: str
-    requests: list[str] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
-
-    def assert_clean(self) -> None:
-        foreign = [url for url in self.requests if _origin(url) != self.origin]
-        assert not foreign, f"requests left {self.origin}: {foreign}"
-        assert not self.errors, f"Chromium logged errors: {self.errors}"
-        assert self.requests, "the page made no request at all"
-
-
-def _origin(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}"
-
-
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     with sync_api.sync_playwright() as playwright:
@@ -145,13 +89,7 @@ def browser() -> Iterator[Any]:
 @pytest.fixture()
 def watched(browser: Any, server: str) -> Iterator[Watched]:
     context = browser.new_context(viewport=VIEWPORT)
-    page = context.new_page()
-    page.set_default_timeout(60_000)
-    w = Watched(page, _origin(server))
-    page.on("request", lambda request: w.requests.append(request.url))
-    page.on("console", lambda message: w.errors.append(message.text) if message.type == "error" else None)
-    page.on("pageerror", lambda error: w.errors.append(f"uncaught: {error}"))
-    yield w
+    yield watch(context, server)
     context.close()
 
 
@@ -165,12 +103,6 @@ def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if os.environ.get("MESHPLANE_SCREENSHOTS") == "1":
         return REPO / "docs"
     return tmp_path_factory.mktemp("screenshots")
-
-
-def assert_png_size(path: Path, width: int, height: int) -> None:
-    header = path.read_bytes()[:24]
-    assert header[:8] == b"\x89PNG\r\n\x1a\n", f"{path} is not a PNG"
-    assert struct.unpack(">II", header[16:24]) == (width, height), f"{path} is not {width}x{height}"
 
 
 def example_names() -> dict[str, set[str]]:
@@ -225,20 +157,28 @@ def test_every_example_site_and_workload_is_shown(watched: Watched, server: str,
         "e.nextElementSibling.nextElementSibling.textContent])")
     assert clusters == [["local", "Reachable", ", ".join(s["name"] for s in mesh["sites"])]]
 
-    # the graph: a cytoscape canvas, a node per site and region, an edge per link and per placed user region
+    # the graph: a cytoscape canvas; a box per region (site regions, user regions, link
+    # targets) holding its sites and, where users are, a users node; an edge per link and
+    # one per (main user region, site) carrying placed work, counted
     assert page.locator("#graph canvas").count() > 0
     graph = page.evaluate("() => window.__meshplane.graph")
-    regions = set(mesh["userRegions"]) | {link["to"] for link in mesh["links"]} | {s["region"] for s in mesh["sites"]}
-    assert set(graph["nodes"]) == {f"site:{s['name']}" for s in mesh["sites"]} | {f"region:{r}" for r in regions}
-    assert int(page.get_attribute("#graph", "data-nodes") or 0) == len(graph["nodes"]) == 8 + len(regions)
+    users = set(mesh["userRegions"]) | {link["to"] for link in mesh["links"]} | {
+        u["region"] for w in workloads for u in w["users"]}
+    regions = users | {s["region"] for s in mesh["sites"]}
+    assert set(graph["nodes"]) == ({f"site:{s['name']}" for s in mesh["sites"]} | {f"group:{r}" for r in regions}
+                                   | {f"region:{r}" for r in users})
+    assert int(page.get_attribute("#graph", "data-nodes") or 0) == len(graph["nodes"]) == 8 + len(regions) + len(users)
+    parents = page.evaluate("() => window.__meshplane.cy.nodes('[type = \"factory\"], [type = \"fleet\"]')"
+                            ".map(n => [n.id(), n.parent().id()])")
+    assert dict(parents) == {f"site:{s['name']}": f"group:{s['region']}" for s in mesh["sites"]}
     edges = set(graph["edges"])
     assert {f"link:{link['from']}->{link['to']}" for link in mesh["links"]} <= edges
-    placed_edges = {
-        f"wl:{w['namespace']}/{w['name']}:{u['region']}->{site}"
-        for w in workloads if w["phase"] == "Placed" for u in w["users"] for site in w["sites"]
-    }
-    assert placed_edges and placed_edges <= edges
-    assert {e for e in edges if e.startswith("wl:")} == placed_edges
+    flows, local, total = expected_flows(mesh, workloads)
+    assert flows and {e for e in edges if e.startswith("flow:")} == set(flows)
+    assert {f["id"]: f["count"] for f in graph["flows"]} == flows
+    assert graph["local"] == local and graph["assignments"] == total == 7
+    assert graph["unplaced"] == {"jp-east": 1}  # serving/japan-medical-llm, its users in jp-east
+    check_graph_geometry(page)
 
     # the solver panel and the fleet chart
     assert page.text_content('#solver [data-field="status"]') == solve["status"]

@@ -24,10 +24,12 @@ touches an install of the chart that already exists in the cluster.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
 import shlex
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -77,6 +79,8 @@ class Reader:
         self.ran: list[str] = []
 
     def run(self, line: str) -> str:
+        if line.split()[0] == "sed":
+            return self._pipe(line)
         words = [self.namespace if w == READER_NAMESPACE else w for w in shlex.split(line)]
         program = {"kubectl": self.kubectl, "helm": self.helm}[words[0]]
         result = subprocess.run(
@@ -87,6 +91,19 @@ class Reader:
             f"the quickstart's line failed: {line}\n(run as: {' '.join(words)})\n"
             f"stdout:\n{tail(result.stdout)}\nstderr:\n{tail(result.stderr)}"
         )
+        self.ran.append(line)
+        return result.stdout
+
+    def _pipe(self, line: str) -> str:
+        """``sed ... FILE | kubectl apply -f -``: run by bash as written, the kubectl of
+        the pipe being the suite's (its binary and kubeconfig)."""
+        head, bar, tail_ = line.partition(" | kubectl ")
+        assert bar and "|" not in tail_ and READER_NAMESPACE not in line, f"a pipe this test cannot run: {line}"
+        kubectl = f"{shlex.quote(self.kubectl.binary)} --kubeconfig {shlex.quote(self.kubectl.kubeconfig)}"
+        result = subprocess.run(["bash", "-c", f"set -o pipefail; {head} | {kubectl} {tail_}"], cwd=REPO_ROOT,
+                                capture_output=True, text=True, timeout=300, check=False)
+        assert result.returncode == 0, (
+            f"the quickstart's line failed: {line}\nstdout:\n{tail(result.stdout)}\nstderr:\n{tail(result.stderr)}")
         self.ran.append(line)
         return result.stdout
 
@@ -176,12 +193,12 @@ def test_the_kind_quickstart_as_written(
     tmp_path_factory: pytest.TempPathFactory,
 ):
     blocks = doc_blocks(DOC.read_text())
-    assert len(blocks) == 8, f"the page's sh blocks changed ({len(blocks)}): update this test's checks"
+    assert len(blocks) == 9, f"the page's sh blocks changed ({len(blocks)}): update this test's checks"
     for line in (line for block in blocks for line in block):
-        assert line.split()[0] in ("kubectl", "helm", *HOST_ONLY), f"a line this test cannot run or skip: {line}"
+        assert line.split()[0] in ("kubectl", "helm", "sed", *HOST_ONLY), f"a line this test cannot run or skip: {line}"
     namespace = unique_name("quickstart-system")
     reader = Reader(kubectl, helm_for(kubectl.kubeconfig, tmp_path_factory), namespace)
-    cluster, image, install, mesh, drill, curtail, lift, cleanup = blocks
+    cluster, image, install, mesh, drill, curtail, lift, scheduled, cleanup = blocks
     process: OperatorProcess | None = None
     try:
         # 1. the cluster: its nodes carry the sites of the kind config
@@ -245,7 +262,22 @@ def test_the_kind_quickstart_as_written(
             reader.run(line)
         pods_settle(kubectl, {"drill"}, {"drill/eval-sweep": {"is-hellisheidi-1"}})
 
-        # 6. clean up: helm uninstall keeps the CRDs (the cluster is the reader's to delete).
+        # 6. a grid event announced 40 s ahead with a 20 s lead: the job leaves while
+        # Hellisheidi still has its power (Preparing), and comes back after the end
+        outputs, moved_at = [], 0.0
+        for line in scheduled:
+            outputs.append(reader.run(line))
+            if "=is-akureyri-1" in line:
+                moved_at = time.time()
+        assert "hellisheidi-evening-peak" in outputs[1] and "is-hellisheidi-1" in outputs[1], outputs[1]
+        assert "drill/eval-sweep" in outputs[5], outputs[5]
+        start = kubectl.json("get", "gridevent", "hellisheidi-evening-peak")["status"]["start"]
+        assert moved_at < dt.datetime.fromisoformat(start).timestamp(), "the job left only once the power was gone"
+        for reason in ("GridEventScheduled", "PreparingForCurtailment", "CurtailmentStarted", "Completed"):
+            assert reason in outputs[8], outputs[8]
+        pods_settle(kubectl, {"drill"}, {"drill/eval-sweep": {"is-hellisheidi-1"}})
+
+        # 7. clean up: helm uninstall keeps the CRDs (the cluster is the reader's to delete).
         # Uninstalling deletes the operator's pods, and its RBAC with them: stop ours first.
         process.stop()
         for line in cleanup:
@@ -263,5 +295,6 @@ def test_the_kind_quickstart_as_written(
             assert "Forbidden" not in text, "the operator was refused something:\n" + tail(text)
         kubectl("delete", "-f", str(REPO_ROOT / "docs" / "quickstart" / "drill.yaml"),
                 "--ignore-not-found", "--wait=false", check=False)
+        kubectl("delete", "gridevent", "hellisheidi-evening-peak", "--ignore-not-found", "--wait=false", check=False)
         kubectl("delete", "namespace", namespace, "--ignore-not-found", "--wait=false", check=False)
     assert reader.ran  # every runnable line of the page ran (a failure above names its line)

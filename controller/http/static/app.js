@@ -830,9 +830,10 @@ function renderGraph(mesh, workloads) {
   const model = meshModel(mesh, workloads);
   state.model = model;
   const { nodes, edges } = graphElements(model);
-  // the layout depends on the sites, their regions and powers and the user regions only
+  // the layout depends on the sites, their regions and powers, the user regions and the
+  // width of their "unplaced" labels only: a new plan of the same mesh keeps the picture
   const layoutKey = nodes.map((n) => `${n.data.id}:${n.data.parent || ""}:${n.data.capacity ?? ""}:${n.data.type === "users"
-    ? Math.sign(n.data.unplaced) : ""}`).join("|");
+    ? (n.data.unplaced ? String(n.data.unplaced).length : 0) : ""}`).join("|");
   if (!state.cy) state.cy = setUpGraph(container);
   const cy = state.cy;
   const relayout = layoutKey !== state.nodeKey;
