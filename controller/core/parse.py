@@ -78,7 +78,8 @@ def field_path(location: Iterable[str | int]) -> str:
 
 _SHORT_INPUT_CHARS = 60
 # Our own error types (controller.api.models.base) already quote the value they reject.
-_MESSAGES_NAMING_THEIR_INPUT = {"cross_field_rule", "duplicate_key", "duplicate_value", "country_code", "time_zone"}
+_MESSAGES_NAMING_THEIR_INPUT = {"cross_field_rule", "duplicate_key", "duplicate_value", "country_code", "time_zone",
+                                "iso_duration", "rfc3339"}
 
 
 def _describe(error: ErrorDetails) -> tuple[str, str]:

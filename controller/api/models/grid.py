@@ -73,7 +73,8 @@ def _check_time(text: str) -> str:
 
 IsoDuration = Annotated[
     str,
-    Field(min_length=3, max_length=64, pattern=DURATION_PATTERN, json_schema_extra={"x-kubernetes-validations": [
+    # the pattern in the schema only: the validator below says what is wrong in words
+    Field(max_length=64, json_schema_extra={"pattern": DURATION_PATTERN, "minLength": 2, "x-kubernetes-validations": [
         {"rule": "self != 'P' && !self.endsWith('T')", "message": "a duration needs at least one figure, e.g. PT15M"},
     ]}),
     AfterValidator(_check_duration),
@@ -82,7 +83,7 @@ IsoDuration = Annotated[
 
 Rfc3339Time = Annotated[
     str,
-    Field(min_length=20, max_length=40, pattern=_RFC3339, json_schema_extra={"format": "date-time"}),
+    Field(max_length=40, json_schema_extra={"format": "date-time", "pattern": _RFC3339}),
     AfterValidator(_check_time),
 ]
 """An instant with its offset, e.g. ``2026-07-14T18:00:00-07:00`` or ``...Z``."""

@@ -50,7 +50,8 @@ def test_bad_manifest_is_rejected_naming_its_field(path, capsys):
     assert code == 1
     assert len(problem_lines) == 1, out
     line = problem_lines[0]
-    kind = next(k for k in ("AIFactory", "EdgeFleet", "MeshWorkload", "MemberCluster") if f"kind: {k}" in path.read_text())
+    kind = next(k for k in ("AIFactory", "EdgeFleet", "MeshWorkload", "MemberCluster", "GridEvent")
+                if f"kind: {k}" in path.read_text())
     assert f": {kind}/" in line
     assert f": {_expectation(path)}" in line, f"expected field {_expectation(path)!r} in: {line}"
     assert "Traceback" not in out
