@@ -308,6 +308,7 @@ class GridEventView(ApiView):
     peak_curtailed_mw: float
     limit_mw: float | None = None
     source: str = Field(description="manual, or openadr:<VTN name>.")
+    moved_count: int = Field(default=0, description="Workloads moved or preempted for it so far (its status).")
 
 
 class TimelineView(ApiView):

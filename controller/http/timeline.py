@@ -54,7 +54,7 @@ def timeline_view(found: Timeline, snapshot: Snapshot) -> TimelineView:
         events=[
             GridEventView(name=e.name, factory=e.factory, phase=e.phase, start=timestamp(e.start),
                           end=timestamp(e.end), lead_time=e.lead_time, peak_curtailed_mw=e.peak_curtailed_mw,
-                          limit_mw=e.limit_mw, source=e.source)
+                          limit_mw=e.limit_mw, source=e.source, moved_count=e.moved_count)
             for e in found.events
         ],
     )

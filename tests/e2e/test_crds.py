@@ -14,9 +14,11 @@ from tests.e2e.e2e_support import GROUP, Kubectl, KubectlError, object_ref
 
 pytestmark = pytest.mark.e2e
 
-KINDS = {"AIFactory": "Cluster", "EdgeFleet": "Cluster", "MeshWorkload": "Namespaced", "MemberCluster": "Cluster"}
+KINDS = {"AIFactory": "Cluster", "EdgeFleet": "Cluster", "MeshWorkload": "Namespaced", "MemberCluster": "Cluster",
+         "GridEvent": "Cluster"}
 # The kinds examples/ shows: a MemberCluster needs a real member cluster, so it is in
-# docs/delivery.md and the multi-cluster quickstart instead.
+# docs/delivery.md and the multi-cluster quickstart instead; a GridEvent is about a
+# moment, so it is in the quickstart drill and docs/grid-events.md.
 EXAMPLE_KINDS = {"AIFactory", "EdgeFleet", "MeshWorkload"}
 
 

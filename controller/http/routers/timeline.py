@@ -14,6 +14,9 @@ from controller.http.timeline import planned_timeline
 
 router = APIRouter(tags=["timeline"])
 _CACHE_LOCK = threading.Lock()
+# one computation at a time: a second request for the same publication waits for the
+# first instead of planning the day again (each one plans the mesh at every wake-up)
+_COMPUTE_LOCK = threading.Lock()
 
 
 @router.get("/timeline", response_model=TimelineView, summary="The next hours: power, allocation, planned moves")
@@ -27,9 +30,14 @@ def get_timeline(
     with _CACHE_LOCK:
         cache: dict[tuple[int, float], TimelineView] = request.app.state.timeline_cache
         found = cache.get(key)
-    if found is None:
-        found = planned_timeline(current.snapshot, current.outcome, current.config, hours)
+    if found is not None:
+        return found
+    with _COMPUTE_LOCK:
         with _CACHE_LOCK:
-            cache.clear()  # only the latest publication is asked for
-            cache[key] = found
+            found = cache.get(key)
+        if found is None:
+            found = planned_timeline(current.snapshot, current.outcome, current.config, hours)
+            with _CACHE_LOCK:
+                cache.clear()  # only the latest publication is asked for
+                cache[key] = found
     return found

@@ -1,7 +1,9 @@
 // The meshplane dashboard: reads the mesh, the workloads and the last solve from the
-// HTTP API, draws them (cytoscape graph, power bars, uPlot fleet chart, table), asks
-// the what-if planner, and re-reads everything when /api/v1/version moves (long-polled:
-// an EventSource could not send the Authorization header the operator requires).
+// HTTP API, draws them (cytoscape graph, power bars, uPlot fleet chart, table), then the
+// next 24 hours as the operator plans them (uPlot step charts per factory, grid events,
+// planned moves), asks the what-if planner, and re-reads everything when
+// /api/v1/version moves (long-polled: an EventSource could not send the Authorization
+// header the operator requires).
 //
 // Workload names, reasons and messages are written by users: they reach the page only
 // through textContent and DOM nodes, never as HTML.
@@ -17,7 +19,8 @@ const WORKLOAD_COLOURS = ["#f59e0b", "#ef4444", "#8b5cf6", "#06b6d4", "#ec4899",
 const $ = (id) => document.getElementById(id);
 
 // What the browser test reads (and a curious operator in the console).
-const hook = { ready: false, version: null, renders: 0, nodes: 0, edges: 0, sites: [], workloads: [], whatIf: null };
+const hook = { ready: false, version: null, renders: 0, nodes: 0, edges: 0, sites: [], workloads: [], whatIf: null,
+  timeline: null, timelineCharts: {} };
 window.__meshplane = hook;
 
 const state = {
@@ -985,6 +988,434 @@ function renderFleets(mesh) {
   box.dataset.fleets = String(fleets.length);
 }
 
+// ---- grid and power, next 24 h (GET /api/v1/timeline) ------------------------------
+//
+// The operator's own plan of the next hours: at every instant it will wake at (a grid
+// event's start minus its lead time, interval edges, ends, fleet window edges), each
+// factory's usable power, the curtailment in force and the one it plans with (an event
+// counts from start - lead), its allocation, and the workloads that move then. Asked
+// once per published version, after the mesh is drawn (the server plans it once per
+// version and caches it). A step chart per factory where something happens (a grid
+// event, a change of power or allocation, a move), soonest first, the cursor shared;
+// the steady factories in one line under them; then the events and the moves. Times are
+// the browser's local time.
+
+const TIMELINE_HOURS = 24;
+const TIMELINE_CHARTS = 4; // small multiples drawn before "show all"
+const TIMELINE_HEIGHT = 130; // each of several charts; one or two are drawn taller
+const TIMELINE_HEIGHT_FEW = 180;
+const HEADROOM = 1.2; // the y axis goes this far above firm + flexible: room for the markers
+const DONE_PHASES = new Set(["Completed", "Cancelled"]);
+const TL = {
+  capacity: "#9ca3af", planned: "#d97706", usable: "#2563eb", allocated: "#7c3aed", allocatedFill: "rgba(124, 58, 237, 0.10)",
+  curtailed: "rgba(239, 68, 68, 0.30)", now: "#111827", out: "#c2410c", back: "#15803d", moveLine: "rgba(71, 85, 105, 0.55)",
+};
+const LOCAL_ZONE = Intl.DateTimeFormat().resolvedOptions().timeZone || "local time";
+const DAY_TIME = new Intl.DateTimeFormat("en-GB", { weekday: "short", hour: "2-digit", minute: "2-digit", hourCycle: "h23" });
+const TIME_ONLY = new Intl.DateTimeFormat("en-GB", { hour: "2-digit", minute: "2-digit", hourCycle: "h23" });
+const DAY_ONLY = new Intl.DateTimeFormat("en-GB", { weekday: "short" });
+const DAY_KEY = new Intl.DateTimeFormat("en-CA", { year: "numeric", month: "2-digit", day: "2-digit" });
+
+const NATURAL = new Intl.Collator("en", { numeric: true }); // factory-2 before factory-10
+const timeline = { version: null, pending: null, seq: 0, data: null, error: null, plots: [], charted: 0, showAll: false };
+
+// "2026-07-14T08:00:00Z" -> "Tue 17:00" in Asia/Seoul
+const localTime = (iso) => DAY_TIME.format(new Date(iso));
+const sameDay = (a, b) => DAY_KEY.format(new Date(a)) === DAY_KEY.format(new Date(b));
+const localSpan = (start, end) => `${localTime(start)} → ${sameDay(start, end) ? TIME_ONLY.format(new Date(end)) : localTime(end)}`;
+
+// ISO 8601 duration ("PT15M", "PT1H30M", "P1D") -> "15 min", "1 h 30 min", "24 h"
+function fmtDuration(iso) {
+  const m = /^P(?:(\d+)W)?(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)?$/.exec(iso || "");
+  if (!m || iso === "P" || iso.endsWith("T")) return iso || "—";
+  const [w, d, h, min, s] = m.slice(1).map((v) => Number(v || 0));
+  const total = (((w * 7 + d) * 24 + h) * 60 + min) * 60 + s;
+  if (!total) return "none";
+  const hours = Math.floor(total / 3600);
+  const minutes = Math.floor((total % 3600) / 60);
+  const seconds = Math.round(total % 60);
+  return [hours && `${hours} h`, minutes && `${minutes} min`, seconds && `${seconds} s`].filter(Boolean).join(" ");
+}
+
+// seconds -> "in 1 h 45 min" / "2 h ago" / "now"
+function fmtRelative(seconds) {
+  const abs = Math.abs(seconds);
+  if (abs < 60) return "now";
+  const hours = Math.floor(abs / 3600);
+  const minutes = Math.round((abs % 3600) / 60);
+  const text = [hours && `${hours} h`, minutes && `${minutes} min`].filter(Boolean).join(" ");
+  return seconds > 0 ? `in ${text}` : `${text} ago`;
+}
+
+const fmtSource = (source) => (source && source.startsWith("openadr:") ? `OpenADR · ${source.slice(8)}` : source || "—");
+
+// Events still to come or in force that touch the horizon (start before its end).
+function timelineEvents(t) {
+  const end = Date.parse(t.end);
+  return t.events.filter((e) => !DONE_PHASES.has(e.phase) && Date.parse(e.start) < end && Date.parse(e.end) > Date.parse(t.start));
+}
+
+const touches = (move, site) => move.beforeSites.includes(site) !== move.afterSites.includes(site);
+
+// What each factory does over the horizon: its events, the moves in and out of it, the
+// first instant something changes (for the order), whether anything happens at all.
+function factoryActivity(t, events) {
+  return t.factories.map((f) => {
+    const own = events.filter((e) => e.factory === f.name);
+    const pts = f.points;
+    let first = Infinity;
+    pts.forEach((p, i) => {
+      const q = pts[i - 1];
+      if (q && (p.allocatedMW !== q.allocatedMW || p.usableMW !== q.usableMW || p.plannedCurtailedMW !== q.plannedCurtailedMW)) {
+        first = Math.min(first, Date.parse(t.instants[i]));
+      }
+    });
+    const moves = t.moves.filter((m) => touches(m, f.name));
+    for (const m of moves) first = Math.min(first, Date.parse(m.at));
+    const soonest = Math.min(...own.map((e) => Math.max(Date.parse(e.start), Date.parse(t.start))));
+    return { factory: f, events: own, moves, first, soonest, active: own.length > 0 || first < Infinity };
+  });
+}
+
+// Moves in and out of a factory, grouped by instant: the chart's markers.
+function moveMarks(moves, site) {
+  const marks = new Map();
+  for (const m of moves) {
+    const kind = m.beforeSites.includes(site) ? "out" : "back";
+    const key = `${m.at}|${kind}`;
+    if (!marks.has(key)) marks.set(key, { at: m.at, x: Date.parse(m.at) / 1000, kind, count: 0, workloads: [] });
+    const mark = marks.get(key);
+    mark.count += 1;
+    mark.workloads.push(m.workload);
+  }
+  return [...marks.values()].sort((a, b) => a.x - b.x || byName(b.kind, a.kind)); // "out" first
+}
+
+// The series of one factory's chart: one point per instant, the last held to the
+// horizon's end (a step chart shows what is in force until the next instant).
+function factorySeries(t, f) {
+  const capacity = f.firmMW + f.flexibleMW;
+  const xs = t.instants.map((at) => Date.parse(at) / 1000);
+  const end = Date.parse(t.end) / 1000;
+  const held = end > xs[xs.length - 1];
+  const hold = (values) => (held ? [...values, values[values.length - 1]] : values);
+  return [
+    held ? [...xs, end] : xs,
+    hold(f.points.map(() => capacity)),
+    hold(f.points.map((p) => capacity - p.plannedCurtailedMW)),
+    hold(f.points.map((p) => p.usableMW)),
+    hold(f.points.map((p) => p.allocatedMW)),
+  ];
+}
+
+const timelineHeight = () => (timeline.charted > 2 ? TIMELINE_HEIGHT : TIMELINE_HEIGHT_FEW);
+
+let plannedHatch = null;
+function hatch() {
+  if (!plannedHatch) {
+    const size = 8 * (window.devicePixelRatio || 1);
+    const tile = document.createElement("canvas");
+    tile.width = tile.height = size;
+    const g = tile.getContext("2d");
+    g.fillStyle = "rgba(245, 158, 11, 0.16)";
+    g.fillRect(0, 0, size, size);
+    g.strokeStyle = "rgba(217, 119, 6, 0.75)";
+    g.lineWidth = size / 6;
+    g.beginPath();
+    for (const k of [-1, 0, 1]) {
+      g.moveTo(k * size, size);
+      g.lineTo(k * size + size, 0);
+    }
+    g.stroke();
+    plannedHatch = g.createPattern(tile, "repeat");
+  }
+  return plannedHatch;
+}
+
+// "now" and the moves, drawn over the plot (canvas pixels).
+function drawTimelineMarks(u, marks, nowX) {
+  const ctx = u.ctx;
+  const pr = window.devicePixelRatio || 1;
+  const { left, top, width, height } = u.bbox;
+  const at = (x) => Math.round(u.valToPos(x, "x", true));
+  ctx.save();
+  ctx.font = `${10 * pr}px ${FONT}`;
+  ctx.textBaseline = "top";
+  // a triangle on top of each move's line, its count beside it: down and left of the
+  // line for work leaving, up and right of it for work coming (both show at one
+  // instant); a count is drawn only where it touches no triangle and no other count
+  const s = 4 * pr;
+  const y = top + 2 * pr;
+  const shown = marks.map((mark) => {
+    const x = at(mark.x);
+    const out = mark.kind === "out";
+    const cx = out ? x - s - pr : x + s + 2 * pr;
+    return { mark, x, out, cx, text: String(mark.count) };
+  }).filter((m) => m.x >= left - 1 && m.x <= left + width + 1);
+  const taken = shown.map((m) => [m.cx - s, m.cx + s]);
+  for (const m of shown) {
+    ctx.strokeStyle = TL.moveLine;
+    ctx.lineWidth = pr;
+    ctx.setLineDash([3 * pr, 3 * pr]);
+    ctx.beginPath();
+    ctx.moveTo(m.x + 0.5, top);
+    ctx.lineTo(m.x + 0.5, top + height);
+    ctx.stroke();
+    ctx.fillStyle = m.out ? TL.out : TL.back;
+    ctx.beginPath();
+    const [tip, base] = m.out ? [y + 1.7 * s, y] : [y, y + 1.7 * s];
+    ctx.moveTo(m.cx - s, base);
+    ctx.lineTo(m.cx + s, base);
+    ctx.lineTo(m.cx, tip);
+    ctx.closePath();
+    ctx.fill();
+  }
+  ctx.textAlign = "left";
+  for (const m of shown) {
+    const w = ctx.measureText(m.text).width;
+    const x1 = m.out ? m.cx - s - pr - w : m.cx + s + pr;
+    const box = [x1 - pr, x1 + w + pr];
+    if (taken.some(([a, b]) => a < box[1] && box[0] < b)) continue;
+    ctx.fillStyle = m.out ? TL.out : TL.back;
+    ctx.fillText(m.text, x1, y);
+    taken.push(box);
+  }
+  const x = at(nowX);
+  if (x >= left - 1 && x <= left + width + 1) {
+    ctx.setLineDash([]);
+    ctx.strokeStyle = TL.now;
+    ctx.fillStyle = TL.now;
+    ctx.lineWidth = 1.5 * pr;
+    ctx.beginPath();
+    ctx.moveTo(x, top);
+    ctx.lineTo(x, top + height);
+    ctx.stroke();
+    ctx.textAlign = "left";
+    ctx.fillText("now", x + 3 * pr, top + height - 12 * pr);
+  }
+  ctx.restore();
+}
+
+// The line under a chart's title: the values at the cursor (else now), and the moves then.
+function readout(item, t, index) {
+  const f = item.factory;
+  const last = f.points.length - 1;
+  const i = index === null || index === undefined || index < 0 ? 0 : Math.min(index, last);
+  const p = f.points[i];
+  const at = t.instants[i];
+  const parts = [`${i === 0 ? "now" : localTime(at)}: ${fmtMW(p.allocatedMW)} of ${fmtMW(p.usableMW)} MW usable`];
+  if (p.curtailedMW > 0) parts.push(`${fmtMW(p.curtailedMW)} MW curtailed`);
+  if (p.plannedCurtailedMW > p.curtailedMW) parts.push(`planning for ${fmtMW(p.plannedCurtailedMW)} MW curtailed`);
+  if (p.driver) parts.push(p.driver);
+  const moved = item.moves.filter((m) => m.at === at);
+  const out = moved.filter((m) => m.beforeSites.includes(f.name)).map((m) => m.workload);
+  const back = moved.filter((m) => m.afterSites.includes(f.name)).map((m) => m.workload);
+  if (out.length) parts.push(`leaving: ${out.join(", ")}`);
+  if (back.length) parts.push(`back: ${back.join(", ")}`);
+  return parts.join(" · ");
+}
+
+function chartTitle(item) {
+  const what = item.events.map((e) => `${e.name}: ${e.peakCurtailedMW > 0 ? `−${fmtMW(e.peakCurtailedMW)} MW` : "nothing to curtail"} `
+    + `${localSpan(e.start, e.end)}, lead ${fmtDuration(e.leadTime)}`);
+  if (!what.length) what.push(item.moves.length ? "no grid event; work moves (fleet windows)" : "no grid event; allocation changes");
+  return what.join("; ");
+}
+
+function timelineChart(t, item, width, height) {
+  const f = item.factory;
+  const marks = moveMarks(item.moves, f.name);
+  const nowX = Date.parse(t.start) / 1000;
+  const capacity = f.firmMW + f.flexibleMW;
+  const read = el("div", { class: "tl-read", "aria-live": "off" });
+  const box = el("div", { class: "tl-plot" });
+  const wrap = el("div", { class: "tl-chart", "data-factory": f.name },
+    el("div", { class: "tl-head" }, el("span", { class: "tl-name", text: f.name }),
+      el("span", { class: "tl-what", title: chartTitle(item), text: chartTitle(item) })),
+    read, box);
+  const step = uPlot.paths.stepped({ align: 1 });
+  const mw = (u, v) => (v == null ? "—" : fmtMW(v));
+  const points = { show: false };
+  const plot = new uPlot({
+    width, height,
+    series: [
+      { label: "time" },
+      { label: "firm + flexible", stroke: TL.capacity, width: 1, dash: [4, 3], paths: step, points, value: mw },
+      { label: "usable, planned", stroke: TL.planned, width: 1.5, dash: [5, 3], paths: step, points, value: mw },
+      { label: "usable", stroke: TL.usable, width: 2, paths: step, points, value: mw },
+      { label: "allocated", stroke: TL.allocated, width: 2, fill: TL.allocatedFill, paths: step, points, value: mw },
+    ],
+    // in force: from firm + flexible down to usable; planned ahead: from usable down to
+    // what the plan is made with (non-empty only within an event's lead time)
+    bands: [{ series: [1, 3], fill: TL.curtailed }, { series: [3, 2], fill: hatch() }],
+    scales: { x: { time: true }, y: { range: () => [0, Math.max(1, capacity) * HEADROOM] } },
+    axes: [
+      { size: 28, values: (u, ticks) => ticks.map((v) => {
+        const d = new Date(v * 1000);
+        return d.getHours() === 0 && d.getMinutes() === 0 ? DAY_ONLY.format(d) : TIME_ONLY.format(d);
+      }) },
+      { size: 48, values: (u, ticks) => ticks.map((v) => fmtMW(v)), label: "MW", labelSize: 14 },
+    ],
+    legend: { show: false },
+    cursor: { sync: { key: "meshplane-timeline" }, points: { size: 6 } },
+    hooks: {
+      draw: [(u) => drawTimelineMarks(u, marks, nowX)],
+      setCursor: [(u) => { read.textContent = readout(item, t, u.cursor.idx); }],
+    },
+  }, factorySeries(t, f), box);
+  read.textContent = readout(item, t, null);
+  plot.factory = f.name;
+  return { wrap, plot, marks };
+}
+
+function eventRow(t, e) {
+  const moved = t.moves.filter((m) => m.because.split(", ").includes(e.name));
+  const out = new Set(moved.filter((m) => m.beforeSites.includes(e.factory)).map((m) => m.workload));
+  const back = new Set(moved.filter((m) => m.afterSites.includes(e.factory)).map((m) => m.workload));
+  // movedCount: what the operator counted (GridEvent status), when the API gives it
+  const movesText = e.movedCount != null ? `${e.movedCount} moved`
+    : [out.size && `${out.size} out`, back.size && `${back.size} back`].filter(Boolean).join(" · ") || "none";
+  const now = Date.parse(t.start);
+  const starts = (Date.parse(e.start) - now) / 1000;
+  const rel = starts > 0 ? fmtRelative(starts) : `ends ${fmtRelative((Date.parse(e.end) - now) / 1000)}`;
+  return el("tr", { class: "event", "data-event": e.name, "data-factory": e.factory, "data-phase": e.phase,
+    "data-start": e.start, "data-end": e.end },
+  el("td", { "data-field": "phase" }, el("span", { class: `gphase gphase-${e.phase}`, text: e.phase })),
+  el("td", { class: "name" }, el("span", { "data-field": "name", text: e.name }),
+    el("span", { class: "sub" }, el("span", { "data-field": "factory", text: e.factory }), " · ",
+      el("span", { "data-field": "source", text: fmtSource(e.source) }))),
+  el("td", { "data-field": "when", class: "when", title: `${e.start} → ${e.end} (${LOCAL_ZONE})` },
+    el("span", { class: "abs", text: localSpan(e.start, e.end) }),
+    el("span", { class: "rel" }, `${rel} · lead `, el("span", { "data-field": "lead", title: `work leaves ${e.leadTime} before the start`,
+      text: fmtDuration(e.leadTime) }))),
+  el("td", { "data-field": "mw", class: "num", title: "MW: the import limit / the flexible power curtailed at the peak",
+    text: `${e.limitMW == null ? "—" : fmtMW(e.limitMW)} / ${fmtMW(e.peakCurtailedMW)} MW` }),
+  el("td", { "data-field": "moves", class: "num", title: [...out].map((w) => `out: ${w}`).concat([...back].map((w) => `back: ${w}`)).join("\n"),
+    text: movesText }),
+  );
+}
+
+function moveRow(m) {
+  const grid = m.because && m.because !== "fleet window";
+  return el("tr", { class: `move${grid ? " grid-move" : ""}`, "data-at": m.at, "data-workload": m.workload },
+    el("td", { "data-field": "at", class: "when", title: m.at, text: localTime(m.at) }),
+    el("td", { "data-field": "workload", class: "name", text: m.workload }),
+    el("td", { "data-field": "sites", class: "moved" }, el("span", { text: sitesText(m.beforeSites) }), " → ",
+      el("span", { text: sitesText(m.afterSites) })),
+    el("td", { "data-field": "phase" }, el("span", { class: `phase phase-${m.phase}`, text: m.phase })),
+    el("td", { "data-field": "because", class: "reason", text: m.because || "—" }),
+  );
+}
+
+function emptyRow(colSpan, text) {
+  return el("tr", { class: "none" }, el("td", { class: "empty", colSpan, text }));
+}
+
+function renderTimeline() {
+  const t = timeline.data;
+  const charts = $("timeline-charts");
+  for (const p of timeline.plots) p.destroy();
+  timeline.plots = [];
+  hook.timelineCharts = {};
+  if (!t) {
+    const text = timeline.error ? `Cannot read the timeline: ${timeline.error}` : `planning the next ${TIMELINE_HOURS} h…`;
+    charts.replaceChildren(el("p", { class: timeline.error ? "error" : "muted", text }));
+    $("timeline-steady").textContent = "";
+    return;
+  }
+  const hours = Math.round((Date.parse(t.end) - Date.parse(t.start)) / 3600e3);
+  const events = timelineEvents(t);
+  const later = t.events.filter((e) => !DONE_PHASES.has(e.phase) && Date.parse(e.start) >= Date.parse(t.end));
+  const activity = factoryActivity(t, events);
+  // the soonest grid event first, then the soonest change, the busiest, by name
+  const active = activity.filter((a) => a.active).sort((a, b) => a.soonest - b.soonest || a.first - b.first
+    || b.moves.length - a.moves.length || NATURAL.compare(a.factory.name, b.factory.name));
+  const steady = activity.filter((a) => !a.active);
+  const shown = timeline.showAll ? active : active.slice(0, TIMELINE_CHARTS);
+  timeline.charted = shown.length;
+
+  // the charts
+  const width = Math.max(300, charts.clientWidth || 600);
+  const blocks = [];
+  const markers = {};
+  for (const item of shown) {
+    const { wrap, plot, marks } = timelineChart(t, item, width, timelineHeight());
+    blocks.push(wrap);
+    timeline.plots.push(plot);
+    hook.timelineCharts[item.factory.name] = plot;
+    markers[item.factory.name] = marks.map(({ at, kind, count, workloads }) => ({ at, kind, count, workloads }));
+  }
+  if (!active.length) {
+    blocks.push(el("p", { class: "empty", "data-empty": "charts",
+      text: `No grid event and no change of power or allocation at any factory in the next ${hours} h.` }));
+  }
+  if (active.length > TIMELINE_CHARTS) {
+    const more = el("button", { type: "button", class: "quiet", id: "timeline-more",
+      text: timeline.showAll ? `show the first ${TIMELINE_CHARTS}` : `show all ${active.length} factories` });
+    more.addEventListener("click", () => {
+      timeline.showAll = !timeline.showAll;
+      renderTimeline();
+    });
+    blocks.push(more);
+  }
+  charts.replaceChildren(...blocks);
+  // plots are drawn into their boxes once these are in the page (their width is known)
+  for (const p of timeline.plots) p.setSize({ width: Math.max(300, charts.clientWidth || width), height: timelineHeight() });
+
+  const steadyText = steady.slice(0, 12).map((a) => {
+    const p = a.factory.points[0];
+    return `${a.factory.name} ${fmtMW(p.allocatedMW)}/${fmtMW(p.usableMW)} MW${p.curtailedMW > 0 ? ` (${fmtMW(p.curtailedMW)} curtailed)` : ""}`;
+  });
+  if (steady.length > 12) steadyText.push(`and ${steady.length - 12} more`);
+  $("timeline-steady").textContent = (steady.length ? `Steady for ${hours} h (allocated/usable): ${steadyText.join(", ")}.` : "")
+    + (t.truncated ? ` The horizon holds more wake-ups than are planned: the plan stops at ${localTime(t.instants[t.instants.length - 1])}.` : "");
+
+  // the events and the moves
+  const eventRows = events.map((e) => eventRow(t, e));
+  if (!eventRows.length) eventRows.push(emptyRow(5, `No grid event in the next ${hours} h.`));
+  $("timeline-events").tBodies[0].replaceChildren(...eventRows);
+  $("timeline-event-count").textContent = events.length ? `${events.length}` + (later.length ? ` (+${later.length} later)` : "")
+    : later.length ? `${later.length} later` : "";
+  const moveRows = t.moves.map(moveRow);
+  if (!moveRows.length) moveRows.push(emptyRow(5, `No workload moves in the next ${hours} h.`));
+  $("timeline-moves").tBodies[0].replaceChildren(...moveRows);
+  $("timeline-move-count").textContent = t.moves.length ? `${t.moves.length}` : "";
+  $("timeline-zone").textContent = `times in ${LOCAL_ZONE}`;
+
+  hook.timeline = {
+    ready: true, version: timeline.version, error: null, start: t.start, end: t.end, zone: LOCAL_ZONE,
+    charted: shown.map((a) => a.factory.name), active: active.map((a) => a.factory.name),
+    steady: steady.map((a) => a.factory.name), events: events.map((e) => e.name), later: later.map((e) => e.name),
+    moves: t.moves.length, markers, renders: (hook.timeline ? hook.timeline.renders : 0) + 1,
+  };
+}
+
+// Asked after the mesh is drawn, once per published version (again after a failure;
+// not again while the same version's answer is on its way: a large mesh takes a while).
+async function loadTimeline(version) {
+  if (timeline.pending === version || (timeline.version === version && timeline.data && !timeline.error)) return;
+  const seq = ++timeline.seq;
+  timeline.pending = version;
+  if (!timeline.data) {
+    timeline.error = null;
+    renderTimeline();
+  } else {
+    $("timeline-zone").textContent = `updating… · times in ${LOCAL_ZONE}`;
+  }
+  try {
+    const data = await api(`timeline?hours=${TIMELINE_HOURS}`);
+    if (seq !== timeline.seq) return; // a newer version asked since
+    Object.assign(timeline, { data, version, error: null });
+  } catch (error) {
+    if (seq !== timeline.seq) return;
+    Object.assign(timeline, { data: null, version, error: error.message });
+    hook.timeline = { ready: true, version, error: error.message };
+  } finally {
+    if (seq === timeline.seq) timeline.pending = null;
+  }
+  renderTimeline();
+}
+
 // ---- workloads table ---------------------------------------------------------------
 
 function renderPhaseFilter(workloads) {
@@ -1190,6 +1621,7 @@ async function refresh() {
   renderPhaseFilter(state.workloads);
   renderWorkloads();
   renderGraph(mesh, state.workloads); // last: the other panels set the size it is laid out for
+  loadTimeline(mesh.version); // not awaited: the mesh is shown while the next hours are planned
   $("stamp").textContent = `version ${mesh.version} · solved for ${mesh.at}`;
   Object.assign(hook, {
     version: mesh.version, renders: hook.renders + 1, ready: true,
@@ -1277,6 +1709,7 @@ function start() {
   $("whatif").addEventListener("submit", runWhatIf);
   window.addEventListener("resize", () => {
     if (state.plot) state.plot.setSize({ width: Math.max(300, $("fleets").clientWidth), height: 230 });
+    for (const p of timeline.plots) p.setSize({ width: Math.max(300, $("timeline-charts").clientWidth), height: timelineHeight() });
   });
   restartFollowing();
 }
