@@ -1272,9 +1272,10 @@ function eventRow(t, e) {
   const moved = t.moves.filter((m) => m.because.split(", ").includes(e.name));
   const out = new Set(moved.filter((m) => m.beforeSites.includes(e.factory)).map((m) => m.workload));
   const back = new Set(moved.filter((m) => m.afterSites.includes(e.factory)).map((m) => m.workload));
-  // movedCount: what the operator counted (GridEvent status), when the API gives it
-  const movesText = e.movedCount != null ? `${e.movedCount} moved`
-    : [out.size && `${out.size} out`, back.size && `${back.size} back`].filter(Boolean).join(" · ") || "none";
+  // planned: the moves of the timeline; done: what the operator counted (GridEvent status)
+  const planned = [out.size && `${out.size} out`, back.size && `${back.size} back`].filter(Boolean).join(" · ");
+  const done = e.movedCount ? `${e.movedCount} moved` : "";
+  const movesText = [done, planned].filter(Boolean).join(" · ") || "none";
   const now = Date.parse(t.start);
   const starts = (Date.parse(e.start) - now) / 1000;
   const rel = starts > 0 ? fmtRelative(starts) : `ends ${fmtRelative((Date.parse(e.end) - now) / 1000)}`;
