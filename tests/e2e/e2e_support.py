@@ -57,6 +57,31 @@ def say(config: pytest.Config, message: str) -> None:
         print(message, file=sys.stderr, flush=True)
 
 
+def run_build_script(config: pytest.Config, script: Path, what: str, tool: str, timeout_s: float) -> Path | None:
+    """Run a cached build script (tests/ocm/build.sh, tests/vtn/build.sh: a no-op when
+    nothing changed) and return the directory it prints as its last line (None when it
+    prints none); fail the test with the end of the build's output when it fails.
+    ``tool`` is the program the build needs on PATH (go, cargo)."""
+    if shutil.which(tool) is None:
+        pytest.fail(f"{what} is built with {tool} ({script.relative_to(REPO_ROOT)}), and '{tool}' is not on PATH "
+                    "(see docs/e2e.md)", pytrace=False)
+    started = time.monotonic()
+    try:
+        proc = subprocess.run(["bash", str(script)], capture_output=True, text=True, timeout=timeout_s, check=False,
+                              stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired as exc:
+        pytest.fail(f"building {what} ({script.parent.relative_to(REPO_ROOT)}) timed out after {timeout_s:.0f}s\n"
+                    f"{tail(str(exc.stderr or ''))}", pytrace=False)
+    if proc.returncode != 0:
+        pytest.fail(f"building {what} failed (bash {script.relative_to(REPO_ROOT)} exited {proc.returncode}):\n"
+                    f"{tail(proc.stderr, 60)}", pytrace=False)
+    elapsed = time.monotonic() - started
+    if elapsed > 5:
+        say(config, f"meshplane e2e: {what} built in {elapsed:.0f}s")
+    lines = proc.stdout.strip().splitlines()
+    return Path(lines[-1]) if lines else None
+
+
 def _kubectl_client_version(path: str) -> str | None:
     try:
         out = subprocess.run(

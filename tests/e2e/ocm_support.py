@@ -55,7 +55,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from tests.e2e.e2e_support import REPO_ROOT, ControlPlane, Kubectl, file_tail, say, stop_process, tail
+from tests.e2e.e2e_support import REPO_ROOT, ControlPlane, Kubectl, file_tail, run_build_script, say, stop_process, tail
 from tests.e2e.member_support import MemberCluster
 from tests.e2e.operator_support import free_port
 
@@ -124,27 +124,11 @@ class OcmBuild:
 def build_ocm(config: pytest.Config) -> OcmBuild:
     """Run tests/ocm/build.sh (a no-op when nothing changed); fail the test with the end
     of the build's output when it fails."""
-    if shutil.which("go") is None:
-        pytest.fail("the OCM hub controllers and agent are built from tests/ocm with Go, and 'go' is not on "
-                    "PATH (see docs/e2e.md, \"Open Cluster Management\")", pytrace=False)
-    started = time.monotonic()
-    try:
-        proc = subprocess.run(["bash", str(OCM_BUILD_SCRIPT)], capture_output=True, text=True,
-                              timeout=OCM_BUILD_TIMEOUT_S, check=False, stdin=subprocess.DEVNULL)
-    except subprocess.TimeoutExpired as exc:
-        pytest.fail(f"building OCM (tests/ocm) timed out after {OCM_BUILD_TIMEOUT_S}s\n"
-                    f"{tail(str(exc.stderr or ''))}", pytrace=False)
-    if proc.returncode != 0:
-        pytest.fail(f"building OCM failed (bash {OCM_BUILD_SCRIPT.relative_to(REPO_ROOT)} exited "
-                    f"{proc.returncode}):\n{tail(proc.stderr, 60)}", pytrace=False)
-    elapsed = time.monotonic() - started
-    if elapsed > 5:
-        say(config, f"meshplane e2e: OCM built in {elapsed:.0f}s")
-    lines = proc.stdout.strip().splitlines()
-    built = OcmBuild(Path(lines[-1])) if lines else None
+    directory = run_build_script(config, OCM_BUILD_SCRIPT, "OCM", "go", OCM_BUILD_TIMEOUT_S)
+    built = OcmBuild(directory) if directory else None
     if built is None or not built.binary.exists() or not any(built.hub_crds.glob("*.yaml")):
         pytest.fail(f"{OCM_BUILD_SCRIPT.name} succeeded but printed no complete build directory: "
-                    f"{proc.stdout!r}", pytrace=False)
+                    f"{directory}", pytrace=False)
     return built
 
 

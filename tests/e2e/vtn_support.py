@@ -65,7 +65,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.e2e_support import REPO_ROOT, file_tail, say, stop_process, tail
+from tests.e2e.e2e_support import REPO_ROOT, file_tail, run_build_script, say, stop_process, tail
 from tests.e2e.operator_support import free_port
 
 VTN_DIR = REPO_ROOT / "tests" / "vtn"
@@ -135,28 +135,12 @@ class VtnBuild:
 def build_vtn(config: pytest.Config) -> VtnBuild:
     """Run tests/vtn/build.sh (a no-op when nothing changed); fail the test with the end
     of the build's output when it fails."""
-    if shutil.which("cargo") is None:
-        pytest.fail("the OpenADR VTN is built from its crate with cargo, and 'cargo' is not on PATH "
-                    "(see docs/e2e.md, \"The OpenADR VTN\")", pytrace=False)
-    started = time.monotonic()
-    try:
-        proc = subprocess.run(["bash", str(VTN_BUILD_SCRIPT)], capture_output=True, text=True,
-                              timeout=VTN_BUILD_TIMEOUT_S, check=False, stdin=subprocess.DEVNULL)
-    except subprocess.TimeoutExpired as exc:
-        pytest.fail(f"building the OpenADR VTN (tests/vtn) timed out after {VTN_BUILD_TIMEOUT_S}s\n"
-                    f"{tail(str(exc.stderr or ''))}", pytrace=False)
-    if proc.returncode != 0:
-        pytest.fail(f"building the OpenADR VTN failed (bash {VTN_BUILD_SCRIPT.relative_to(REPO_ROOT)} exited "
-                    f"{proc.returncode}):\n{tail(proc.stderr, 60)}", pytrace=False)
-    elapsed = time.monotonic() - started
-    if elapsed > 5:
-        say(config, f"meshplane e2e: the OpenADR VTN built in {elapsed:.0f}s")
-    lines = proc.stdout.strip().splitlines()
-    built = VtnBuild(Path(lines[-1])) if lines else None
+    directory = run_build_script(config, VTN_BUILD_SCRIPT, "the OpenADR VTN", "cargo", VTN_BUILD_TIMEOUT_S)
+    built = VtnBuild(directory) if directory else None
     if built is None or not built.binary.exists() or not (built.pg_bin / "postgres").exists() \
             or not built.utility_python.exists():
         pytest.fail(f"{VTN_BUILD_SCRIPT.name} succeeded but printed no complete build directory: "
-                    f"{proc.stdout!r}", pytrace=False)
+                    f"{directory}", pytrace=False)
     return built
 
 
