@@ -28,7 +28,7 @@ def test_the_document_describes_every_endpoint_and_bearer_auth():
     document = json.loads(openapi_text())
     assert set(document["paths"]) == {
         "/api/v1/mesh", "/api/v1/workloads", "/api/v1/workloads/{namespace}/{name}", "/api/v1/solve",
-        "/api/v1/plan", "/api/v1/version",
+        "/api/v1/plan", "/api/v1/version", "/api/v1/timeline",
     }
     mesh = document["paths"]["/api/v1/mesh"]["get"]
     assert {"200", "401", "403", "503"} <= set(mesh["responses"]) and mesh["security"] == [{"HTTPBearer": []}]

@@ -1,6 +1,6 @@
 """Property-based tests of the whole API from its own OpenAPI document (schemathesis):
 every generated request gets a documented status, never a 5xx, and a body that
-conforms to the response schema. About 1,100 cases over the 6 operations.
+conforms to the response schema. About 1,300 cases over the 7 operations.
 
 The authorizer is a test double at the protocol seam (what is under test here is the
 API, not the cluster's RBAC; see test_security.py): it allows the one token every case
@@ -21,7 +21,7 @@ from controller.http.source import StaticSource
 
 from .conftest import AT, REPO_EXAMPLES
 
-CASES_PER_OPERATION = 180  # x 6 operations (hypothesis adds its explicit cases) >= 1,000
+CASES_PER_OPERATION = 180  # x 7 operations (hypothesis adds its explicit cases) >= 1,000
 
 
 TOKEN = "schemathesis-token"
@@ -57,6 +57,6 @@ def test_enough_cases_ran() -> None:
     """Runs after the parametrized test (file order): the total the docstring promises."""
     if not generated:  # run alone (-k): nothing to count
         return
-    assert len(generated) == 6, generated
+    assert len(generated) == 7, generated
     assert sum(generated.values()) >= 1000, generated
 
