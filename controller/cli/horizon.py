@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from controller.cli import render
+from controller.cli.files import load_manifests
 from controller.core.parse import Manifests
 from controller.core.reconcile import Snapshot
 from controller.core.timeline import Timeline, timeline
@@ -64,9 +65,15 @@ def add_arguments(plan: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, manifests: Manifests, at: dt.datetime, config: SolverConfig) -> int:
     snapshot = Snapshot(manifests.factories, manifests.fleets, manifests.workloads, at,
                         grid_events=manifests.grid_events)
-    if args.what_if:
+    added = None
+    if args.add:
+        added = load_manifests(args.add)
+        if added.problems:
+            render.print_problems(added, render.console())
+            return EXIT_PROBLEMS
+    if args.what_if or added is not None:
         try:
-            changed = apply_changes(snapshot, args.what_if)
+            changed = apply_changes(snapshot, args.what_if, added)
         except WhatIfError as exc:
             sys.stderr.write(f"meshctl plan: {exc}\n")
             return EXIT_PROBLEMS

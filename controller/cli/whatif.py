@@ -117,7 +117,8 @@ def run(args: argparse.Namespace, manifests: Manifests, at: dt.datetime, config:
     out = render.console()
     render.print_warnings(shown, out)
     what = "; ".join(str(c) for c in args.what_if) + ("; " if args.what_if and added else "")
-    what += f"{len(added.factories) + len(added.fleets) + len(added.workloads)} added object(s)" if added else ""
+    count = len(added.factories) + len(added.fleets) + len(added.workloads) + len(added.grid_events) if added else 0
+    what += f"{count} added object(s)" if added else ""
     out.print(f"Plan for {changed.at.isoformat()} if {what}", style="bold", markup=False)
     out.print(render.workload_table(shown, outcome))
     out.print(render.site_table(shown, outcome))

@@ -125,7 +125,7 @@ def level_at(event_levels: Sequence[Level], at: dt.datetime) -> float:
 
 def level_within(event_levels: Sequence[Level], at: dt.datetime, lead: dt.timedelta) -> float:
     """The largest curtailment the event reaches within ``[at, at + lead]``."""
-    horizon = at + lead
+    horizon = at.astimezone(dt.UTC) + lead  # elapsed time: in a zone, + would be wall-clock time
     return max((lv.curtailed_mw for lv in event_levels if lv.start <= horizon and lv.end > at), default=0.0)
 
 

@@ -18,7 +18,7 @@ import datetime as dt
 from dataclasses import dataclass, field, replace
 
 from controller.core.changes import with_statuses
-from controller.core.grid import factory_grid, level_at, levels, next_grid_change, phase, span
+from controller.core.grid import change_points, factory_grid, level_at, levels, next_grid_change, phase, span
 from controller.core.reconcile import Outcome, Snapshot, reconcile
 from controller.core.schedule import next_window_change
 from placement.decisions import Plan
@@ -91,16 +91,20 @@ class Timeline:
 def wake_ups(snapshot: Snapshot, horizon: dt.timedelta, limit: int = MAX_INSTANTS) -> tuple[list[dt.datetime], bool]:
     """``snapshot.at`` and every instant within the horizon the operator wakes at."""
     instants = [snapshot.at]
-    end = snapshot.at + horizon
-    while len(instants) < limit:
-        after = instants[-1]
-        candidates = [m for m in (next_window_change(snapshot.fleets, after),
-                                  next_grid_change(snapshot.factories, snapshot.grid_events, after)) if m is not None]
-        nxt = min(candidates) if candidates else None
+    end = snapshot.at.astimezone(dt.UTC) + horizon  # elapsed time, also when ``at`` is given in a zone
+    while True:
+        nxt = _next_wake_up(snapshot, instants[-1])
         if nxt is None or nxt > end:
             return instants, False
+        if len(instants) == limit:
+            return instants, True  # one more within the horizon than fits
         instants.append(nxt)
-    return instants, True
+
+
+def _next_wake_up(snapshot: Snapshot, after: dt.datetime) -> dt.datetime | None:
+    candidates = [m for m in (next_window_change(snapshot.fleets, after),
+                              next_grid_change(snapshot.factories, snapshot.grid_events, after)) if m is not None]
+    return min(candidates) if candidates else None
 
 
 def _event_summaries(snapshot: Snapshot) -> list[EventSummary]:
@@ -135,7 +139,8 @@ def timeline(
     pairs = len(snapshot.workloads) * (len(snapshot.factories) + len(snapshot.fleets))
     ahead = config if pairs <= FULL_SOLVE_MAX_PAIRS else replace(config, use_cpsat=False, compute_bound=False)
     instants, truncated = wake_ups(snapshot, horizon)
-    result = Timeline(start=snapshot.at, end=snapshot.at + horizon, instants=instants, truncated=truncated,
+    result = Timeline(start=snapshot.at, end=snapshot.at.astimezone(dt.UTC) + horizon, instants=instants,
+                      truncated=truncated,
                       events=_event_summaries(snapshot))
     outcome = first or reconcile(snapshot, config, previous)
     current = snapshot
@@ -189,8 +194,21 @@ def _record_moves(result: Timeline, snapshot: Snapshot, before: Outcome, after: 
                 ended = [e.metadata.name for e in snapshot.grid_events if e.spec.factory == site
                          and level_at(levels(e, factory.spec.power), at - dt.timedelta(seconds=1)) > 0]
                 drivers += ended
-        because = ", ".join(dict.fromkeys(drivers)) or ("fleet window" if snapshot.fleets else "")
+        because = ", ".join(dict.fromkeys(drivers)) or _instant_cause(snapshot, at)
         result.moves.append(PlannedMove(at, workload.key, was, now, after.workloads[workload.key].phase, because))
+
+
+def _instant_cause(snapshot: Snapshot, at: dt.datetime) -> str:
+    """What changes at ``at`` when no event drives the move's own sites (a knock-on
+    move): the grid events with an edge there, else a fleet window edge, else nothing."""
+    before = at - dt.timedelta(seconds=1)
+    factories = {f.metadata.name: f for f in snapshot.factories}
+    edged = [e.metadata.name for e in snapshot.grid_events if e.spec.factory in factories
+             and at in change_points(e, factories[e.spec.factory].spec.power)]
+    if edged:
+        return ", ".join(edged)
+    window = next_window_change(snapshot.fleets, before)
+    return "fleet window" if window is not None and window == at else ""
 
 
 __all__ = ["FULL_SOLVE_MAX_PAIRS", "EventSummary", "FactoryPoint", "FleetPoint", "MAX_INSTANTS", "PlannedMove", "Timeline", "timeline",

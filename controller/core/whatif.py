@@ -158,8 +158,9 @@ def _scheduled(label: str, change: Change, start: object, duration: object) -> C
         length = parse_duration_text(duration)
     except ValueError:
         raise WhatIfError(f"{label}: not a duration: {duration!r} (e.g. 3h, 90m, PT3H)") from None
-    if length <= dt.timedelta(0) or length > dt.timedelta(days=31):
-        raise WhatIfError(f"{label}: the duration must be more than 0 and at most 31 days (got {duration!r})")
+    if length < dt.timedelta(seconds=1) or length > dt.timedelta(days=31) or length.microseconds:
+        raise WhatIfError(f"{label}: the duration must be whole seconds, at least 1 s and at most 31 days "
+                          f"(got {duration!r})")
     return replace(change, start=at.isoformat(), duration=_iso_duration(length))
 
 

@@ -6,6 +6,7 @@ tests/tools/build.sh) and the suite's API server.
   the key; the template refuses operator timings the operator would refuse;
 - the operator's ClusterRole is exactly an allowlist written here (with and without
   materialisation), its Role holds only its own Lease, and nothing grants a wildcard;
+  so is the VEN's (ven.enabled), with a Role of its own for its own Lease;
 - every rendered object, defaults and all options, passes the API server's own
   validation (``kubectl apply --dry-run=server --validate=strict``); the ServiceMonitor
   against a minimal ServiceMonitor CRD installed for the test (the Prometheus Operator's
@@ -28,6 +29,7 @@ from typing import Any
 import pytest
 import yaml
 
+from controller.ven.settings import VenSettings
 from tests.e2e.e2e_support import Kubectl, unique_name
 from tests.e2e.operator_support import CHART, helm_for, render_chart, rules_of
 
@@ -84,6 +86,21 @@ REVIEW_RULES = [
     {"apiGroups": ["authentication.k8s.io"], "resources": ["tokenreviews"], "verbs": ["create"]},
     {"apiGroups": ["authorization.k8s.io"], "resources": ["subjectaccessreviews"], "verbs": ["create"]},
 ]
+
+
+# meshplane-ven (ven.enabled), its own ClusterRole: its GridEvents listed by label and
+# server-side applied (PATCH; "create" when new), "get"/"watch" for clients of its
+# identity, never deleted; status.lastReport applied on the status subresource; the
+# AIFactories listed (names, allocatedMW); Events about GridEvents
+# (controller/ven/cluster.py). Its Lease is in a Role of its own.
+VEN_RULES = [
+    {"apiGroups": ["meshplane.io"], "resources": ["gridevents"], "verbs": ["get", "list", "watch", "create", "patch"]},
+    {"apiGroups": ["meshplane.io"], "resources": ["gridevents/status"], "verbs": ["get", "patch"]},
+    {"apiGroups": ["meshplane.io"], "resources": ["aifactories"], "verbs": ["get", "list"]},
+    {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
+]
+VEN_VALUES = ("--set", "ven.enabled=true", "--set", "ven.vtn.url=https://vtn.example/openadr3/3.1.0",
+              "--set", "ven.credentials.secretName=vtn-credentials")
 
 
 def lease_rules(lease: str) -> list[dict[str, Any]]:
@@ -226,6 +243,96 @@ def test_named_managed_clusters_get_one_role_each_and_are_read_by_name():
         assert (subject["name"], binding["roleRef"]["name"]) == ("meshplane", "meshplane-ocm")
 
 
+def ven_objects(objects: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The VEN's objects by kind (one each)."""
+    found: dict[str, dict[str, Any]] = {}
+    for obj in objects:
+        if obj["metadata"].get("labels", {}).get("app.kubernetes.io/component") == "ven":
+            assert obj["kind"] not in found, obj["kind"]
+            found[obj["kind"]] = obj
+    return found
+
+
+def test_the_ven_is_rendered_only_when_enabled_with_exactly_its_rules():
+    assert ven_objects(render_chart()) == {}
+    objects = render_chart(*VEN_VALUES)
+    ven = ven_objects(objects)
+    assert sorted(ven) == ["ClusterRole", "ClusterRoleBinding", "Deployment", "NetworkPolicy", "Role", "RoleBinding",
+                           "ServiceAccount"]
+    assert ven["ClusterRole"]["rules"] == VEN_RULES
+    assert ven["ClusterRole"]["metadata"]["name"] == "meshplane-system-meshplane-ven"
+    assert ven["Role"]["rules"] == lease_rules("meshplane-ven")  # its own Lease, not the operator's
+    for binding in (ven["ClusterRoleBinding"], ven["RoleBinding"]):
+        assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "meshplane-ven",
+                                        "namespace": "meshplane-system"}]
+    # the operator's rights do not change with the VEN
+    assert rules_of(objects, "ClusterRole") == MESH_RULES + DEPLOYMENT_RULES + REVIEW_RULES
+    assert ven["ServiceAccount"]["automountServiceAccountToken"] is False
+
+
+def test_the_ven_deployment():
+    ven = ven_objects(render_chart(*VEN_VALUES, "--set", "ven.factories.us-memphis-1=TVA-RES-0042",
+                                   "--set", "ven.programs={dc-flex,emergency}"))["Deployment"]
+    pod = ven["spec"]["template"]["spec"]
+    [container_] = pod["containers"]
+    assert ven["spec"]["replicas"] == 2 and container_["command"] == ["meshplane-ven"]
+    assert container_["image"] == container(the(render_chart(), "Deployment"))["image"]  # the operator's image
+    assert pod["serviceAccountName"] == "meshplane-ven" and pod["automountServiceAccountToken"] is True
+    env = {e["name"]: e for e in container_["env"]}
+    assert env["MESHPLANE_VEN_CLIENT_ID"]["valueFrom"] == {"secretKeyRef": {"name": "vtn-credentials",
+                                                                             "key": "client_id"}}
+    assert env["MESHPLANE_VEN_CLIENT_SECRET"]["valueFrom"] == {"secretKeyRef": {"name": "vtn-credentials",
+                                                                                 "key": "client_secret"}}
+    values = {name: e.get("value") for name, e in env.items()}
+    assert {k: values[k] for k in ("MESHPLANE_VEN_VTN_URL", "MESHPLANE_VEN_PROGRAMS", "MESHPLANE_VEN_FACTORIES",
+                                   "MESHPLANE_VEN_LEVELS", "MESHPLANE_VEN_LEASE_NAME", "MESHPLANE_VEN_POLL_INTERVAL_S",
+                                   "MESHPLANE_VEN_LEAD_TIME", "MESHPLANE_VEN_REPORTS")} == {
+        "MESHPLANE_VEN_VTN_URL": "https://vtn.example/openadr3/3.1.0", "MESHPLANE_VEN_PROGRAMS": "dc-flex,emergency",
+        "MESHPLANE_VEN_FACTORIES": "us-memphis-1=TVA-RES-0042", "MESHPLANE_VEN_LEVELS": "0=0,1=0.25,2=0.5,3=1",
+        "MESHPLANE_VEN_LEASE_NAME": "meshplane-ven", "MESHPLANE_VEN_POLL_INTERVAL_S": "60",
+        "MESHPLANE_VEN_LEAD_TIME": "PT15M", "MESHPLANE_VEN_REPORTS": "true"}
+    assert env["MESHPLANE_VEN_NAMESPACE"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
+    # every MESHPLANE_VEN_* variable the chart sets is a setting the VEN reads
+    known = {f"MESHPLANE_VEN_{name.upper()}" for name in VenSettings.__dataclass_fields__}
+    assert {name for name in env if name.startswith("MESHPLANE_VEN_")} <= known
+    assert container_["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert container_["securityContext"]["readOnlyRootFilesystem"] is True
+    selector = ven["spec"]["selector"]["matchLabels"]
+    assert selector["app.kubernetes.io/component"] == "ven"
+    assert selector != the(render_chart(), "Deployment")["spec"]["selector"]["matchLabels"]
+
+
+def test_the_ven_renders_with_nothing_but_enabled_and_its_network_policy_follows_the_values():
+    """``--set ven.enabled=true`` alone renders (the scan's all-on rendering does that):
+    the Secret is then <fullname>-ven, and the VEN, without a VTN URL, refuses to start
+    naming MESHPLANE_VEN_VTN_URL (tests/controller/ven/test_settings.py)."""
+    ven = ven_objects(render_chart("--set", "ven.enabled=true"))
+    env = {e["name"]: e for e in ven["Deployment"]["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["MESHPLANE_VEN_VTN_URL"]["value"] == ""
+    assert env["MESHPLANE_VEN_CLIENT_SECRET"]["valueFrom"]["secretKeyRef"]["name"] == "meshplane-ven"
+    policy = ven["NetworkPolicy"]["spec"]
+    assert policy["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "ven"
+    assert policy["ingress"] == [{"ports": [{"port": "http", "protocol": "TCP"}]}]
+    assert policy["egress"][-1] == {"ports": [{"port": 443, "protocol": "TCP"}]}  # the VTN, by default anywhere
+    narrowed = ven_objects(render_chart(*VEN_VALUES, "--set", "ven.egress[0].to[0].ipBlock.cidr=192.0.2.10/32",
+                                        "--set", "ven.egress[0].ports[0].port=8443"))["NetworkPolicy"]["spec"]
+    assert narrowed["egress"][-1] == {"to": [{"ipBlock": {"cidr": "192.0.2.10/32"}}], "ports": [{"port": 8443}]}
+    assert "NetworkPolicy" not in ven_objects(render_chart(*VEN_VALUES, "--set", "networkPolicy.enabled=false"))
+
+
+@pytest.mark.parametrize(("settings", "message"), [
+    (["ven.enabled=true", "ven.leaderElection.renewDeadlineSeconds=20"],
+     "retryPeriodSeconds (2) < renewDeadlineSeconds (20)"),
+    (["ven.vtn.name=Not_A_Label"], "/ven/vtn/name"),
+    (["ven.levels.1=1.5"], "/ven/levels/1"),
+    (["ven.leadTime=15m"], "/ven/leadTime"),
+])
+def test_the_ven_values_are_checked(helm: Kubectl, settings: list[str], message: str):
+    args = [a for s in settings for a in ("--set", s)]
+    result = helm("template", "x", str(CHART), *args, check=False)
+    assert result.returncode != 0 and message in result.stderr, result.stderr
+
+
 def test_rbac_can_be_turned_off():
     objects = render_chart("--set", "rbac.aggregateClusterRoles=false")
     names = [o["metadata"]["name"] for o in by_kind(objects, "ClusterRole")]
@@ -306,7 +413,9 @@ def test_optional_objects_follow_their_values():
     assert by_kind(render_chart("--set", "podDisruptionBudget.enabled=false"), "PodDisruptionBudget") == []
     assert by_kind(render_chart("--set", "networkPolicy.enabled=false"), "NetworkPolicy") == []
     objects = render_chart("-f", str(ALL_OPTIONS_FILE))
-    deployment = the(objects, "Deployment")
+    [deployment] = [d for d in by_kind(objects, "Deployment") if d["metadata"]["name"] == "meshplane"]
+    assert ven_objects(objects)["Deployment"]["spec"]["template"]["spec"]["containers"][0]["image"] \
+        == f"meshplane/operator@{ALL_OPTIONS['image']['digest']}"
     pod = deployment["spec"]["template"]["spec"]
     assert container(deployment)["image"] == f"meshplane/operator@{ALL_OPTIONS['image']['digest']}"
     assert "requiredDuringSchedulingIgnoredDuringExecution" in pod["affinity"]["podAntiAffinity"]

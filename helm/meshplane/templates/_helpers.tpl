@@ -79,3 +79,26 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | 
 {{ include "meshplane.labels" . }}
 app.kubernetes.io/component: operator
 {{- end -}}
+
+{{/* The VEN's namespaced objects (Deployment, ServiceAccount, Role): <fullname>-ven, 63 characters at most. */}}
+{{- define "meshplane.venName" -}}
+{{- printf "%s-ven" (include "meshplane.fullname" . | trunc 59 | trimSuffix "-") -}}
+{{- end -}}
+
+{{/* The Lease the VEN's replicas elect their leader with (its own, not the operator's). */}}
+{{- define "meshplane.venLeaseName" -}}
+{{- default (include "meshplane.venName" .) .Values.ven.leaseName -}}
+{{- end -}}
+
+{{/* Labels that select the VEN's pods (stable across upgrades). */}}
+{{- define "meshplane.venSelectorLabels" -}}
+app.kubernetes.io/name: {{ include "meshplane.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: ven
+{{- end -}}
+
+{{/* Labels of the VEN's objects: the common ones plus the component. */}}
+{{- define "meshplane.venLabels" -}}
+{{ include "meshplane.labels" . }}
+app.kubernetes.io/component: ven
+{{- end -}}
