@@ -21,14 +21,12 @@ Settings come from ``MESHPLANE_*`` variables (:mod:`controller.operator.settings
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import signal
 import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, cast
 
 import kopf
@@ -43,8 +41,8 @@ from controller.operator.delivery.layer import DeliveryLayer, DeliverySettings
 from controller.operator.delivery.scores import PlacementScorePublisher
 from controller.operator.lease import LeaderElector, LeaseConfig
 from controller.operator.loop import SolveLoop
-from controller.operator.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from controller.operator.metrics import OperatorMetrics
+from controller.operator.process import configure_logging, health_server
 from controller.operator.reviews import ReviewAuthorizer
 from controller.operator.settings import Settings, SettingsError
 from controller.operator.sinks import DeliverySink, MetricsSink, PlacementScoreSink, Publisher, Sink, StatusSink
@@ -119,55 +117,6 @@ def relist(
             log.exception("re-list failed")
 
 
-class _Health(BaseHTTPRequestHandler):
-    ready: threading.Event
-    alive: list[threading.Thread]
-    metrics: OperatorMetrics
-
-    def do_GET(self) -> None:
-        if self.path == "/metrics":
-            body = self.metrics.exposition()
-            self.send_response(200)
-            self.send_header("Content-Type", METRICS_CONTENT_TYPE)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-            return
-        if self.path == "/healthz":
-            ok = all(t.is_alive() for t in self.alive)
-        elif self.path == "/readyz":
-            ok = self.ready.is_set()
-        else:
-            self.send_error(404)
-            return
-        self.send_response(200 if ok else 503)
-        self.end_headers()
-        self.wfile.write(b"ok\n" if ok else b"not ready\n")
-
-    def log_message(self, format: str, *args: Any) -> None:  # quiet
-        return
-
-
-class _JsonFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        entry = {"time": self.formatTime(record), "level": record.levelname, "logger": record.name,
-                 "message": record.getMessage()}
-        if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry)
-
-
-def _configure_logging(settings: Settings) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    if settings.log_format == "json":
-        handler.setFormatter(_JsonFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
-    # kopf says "handler succeeded" for every watch event: only its warnings matter here
-    logging.getLogger("kopf").setLevel(logging.WARNING)
-
-
 def run(settings: Settings, stop: threading.Event) -> None:
     """Run the operator until ``stop`` is set (also the test entry point)."""
     client = api_client(settings)
@@ -230,9 +179,7 @@ def run(settings: Settings, stop: threading.Event) -> None:
                          daemon=True),
     ]
     ready = threading.Event()
-    _Health.ready, _Health.alive, _Health.metrics = ready, threads, metrics
-    # every interface: the kubelet probes and Prometheus reach the pod on its IP
-    server = ThreadingHTTPServer(("0.0.0.0", settings.health_port), _Health)  # nosec B104 # a pod's own network namespace
+    server = health_server(settings.health_port, ready, threads, metrics.exposition)
     threading.Thread(target=server.serve_forever, name="health", daemon=True).start()
     # the watches start at once; the solve loop only once the whole mesh has been listed,
     # so the first solve never sees half of it (and writes no transient Unschedulable)
@@ -295,7 +242,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"meshplane-operator: {exc}", file=sys.stderr)
         return 2
-    _configure_logging(settings)
+    # kopf says "handler succeeded" for every watch event: only its warnings matter here
+    configure_logging(settings.log_format, quiet=("kopf",))
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())

@@ -43,7 +43,6 @@ MW_TO_WATTS = 1e6
 SOLVE_BUCKETS_S = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 # from a debounced solve (0.2 s quiet) to a slow cold solve of a large mesh
 APPLY_BUCKETS_S = (0.25, 0.5, 1, 2, 3, 5, 10, 20, 30, 60, 120, 300)
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 class OperatorMetrics:

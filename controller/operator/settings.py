@@ -22,6 +22,33 @@ class SettingsError(ValueError):
     """A variable that cannot be read; the message names it."""
 
 
+def values_from_env(cls: type, env: Mapping[str, str], prefix: str) -> dict[str, object]:
+    """The fields of the settings dataclass ``cls`` given as ``<prefix><FIELD>`` variables,
+    converted to the field's type, with the two defaults every process computes: a
+    unique ``identity`` (the pod's name and a random suffix) and ``kubeconfig`` from
+    ``KUBECONFIG``. Shared by the operator's and the VEN's settings."""
+    values: dict[str, object] = {}
+    for field in fields(cls):
+        name = prefix + field.name.upper()
+        if name not in env:
+            continue
+        text = env[name]
+        try:
+            if field.type in ("float", float):
+                values[field.name] = float(text)
+            elif field.type in ("int", int):
+                values[field.name] = int(text)
+            else:
+                values[field.name] = text
+        except ValueError:
+            raise SettingsError(f"{name} must be a {field.type} (got {text!r})") from None
+    if not values.get("identity"):
+        values["identity"] = f"{env.get('POD_NAME') or socket.gethostname()}-{uuid.uuid4().hex[:8]}"
+    if not values.get("kubeconfig") and env.get("KUBECONFIG"):
+        values["kubeconfig"] = env["KUBECONFIG"]
+    return values
+
+
 @dataclass(frozen=True)
 class Settings:
     # where the Lease lives
@@ -135,23 +162,4 @@ class Settings:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Settings from ``MESHPLANE_<FIELD>`` variables (``MESHPLANE_DEBOUNCE_QUIET_S=0.5``)."""
         env = os.environ if environ is None else environ
-        values: dict[str, object] = {}
-        for field in fields(cls):
-            name = ENV_PREFIX + field.name.upper()
-            if name not in env:
-                continue
-            text = env[name]
-            try:
-                if field.type in ("float", float):
-                    values[field.name] = float(text)
-                elif field.type in ("int", int):
-                    values[field.name] = int(text)
-                else:
-                    values[field.name] = text
-            except ValueError:
-                raise SettingsError(f"{name} must be a {field.type} (got {text!r})") from None
-        if not values.get("identity"):
-            values["identity"] = f"{env.get('POD_NAME') or socket.gethostname()}-{uuid.uuid4().hex[:8]}"
-        if not values.get("kubeconfig") and env.get("KUBECONFIG"):
-            values["kubeconfig"] = env["KUBECONFIG"]
-        return cls(**values)  # type: ignore[arg-type]
+        return cls(**values_from_env(cls, env, ENV_PREFIX))  # type: ignore[arg-type]

@@ -18,75 +18,24 @@ Settings come from ``MESHPLANE_VEN_*`` variables (:mod:`controller.ven.settings`
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import signal
 import sys
 import threading
 from collections.abc import Sequence
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from controller.operator.connection import api_client
 from controller.operator.lease import LeaderElector, LeaseConfig
+from controller.operator.process import configure_logging, health_server
 from controller.operator.settings import Settings as OperatorSettings
 from controller.ven.client import OpenAdrClient
 from controller.ven.cluster import Cluster
-from controller.ven.metrics import CONTENT_TYPE, VenMetrics
+from controller.ven.metrics import VenMetrics
 from controller.ven.poller import Ven
 from controller.ven.settings import SettingsError, VenSettings
 
 log = logging.getLogger("meshplane.ven")
-
-
-class _Health(BaseHTTPRequestHandler):
-    ready: threading.Event
-    alive: list[threading.Thread]
-    metrics: VenMetrics
-
-    def do_GET(self) -> None:
-        if self.path == "/metrics":
-            body = self.metrics.exposition()
-            self.send_response(200)
-            self.send_header("Content-Type", CONTENT_TYPE)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-            return
-        if self.path == "/healthz":
-            ok = all(t.is_alive() for t in self.alive)
-        elif self.path == "/readyz":
-            ok = self.ready.is_set()
-        else:
-            self.send_error(404)
-            return
-        self.send_response(200 if ok else 503)
-        self.end_headers()
-        self.wfile.write(b"ok\n" if ok else b"not ready\n")
-
-    def log_message(self, format: str, *args: Any) -> None:  # quiet
-        return
-
-
-class _JsonFormatter(logging.Formatter):
-    """The operator's JSON log lines: time, level, logger, message (and exception)."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        entry = {"time": self.formatTime(record), "level": record.levelname, "logger": record.name,
-                 "message": record.getMessage()}
-        if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry)
-
-
-def configure_logging(log_format: str) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    if log_format == "json":
-        handler.setFormatter(_JsonFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per request otherwise
 
 
 async def _serve(settings: VenSettings, ven_of: Any, stop: threading.Event, ready: threading.Event) -> None:
@@ -133,9 +82,7 @@ def run(settings: VenSettings, stop: threading.Event) -> None:
     lease = threading.Thread(target=elector.run, args=(lease_stop,), name="lease", daemon=True)
     poller = threading.Thread(target=poll_thread, name="ven-poll", daemon=True)
     threads = [lease, poller]
-    _Health.ready, _Health.alive, _Health.metrics = ready, threads, metrics
-    # every interface: the kubelet probes and Prometheus reach the pod on its IP
-    server = ThreadingHTTPServer(("0.0.0.0", settings.health_port), _Health)  # nosec B104 # a pod's own network namespace
+    server = health_server(settings.health_port, ready, threads, metrics.exposition)
     threading.Thread(target=server.serve_forever, name="health", daemon=True).start()
     for thread in threads:
         thread.start()
@@ -155,7 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"meshplane-ven: {exc}", file=sys.stderr)
         return 2
-    configure_logging(settings.log_format)
+    configure_logging(settings.log_format, quiet=("httpx",))  # httpx: one INFO line per request otherwise
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-
 
 class VenMetrics:
     """Every metric the VEN exports."""
@@ -45,4 +43,4 @@ class VenMetrics:
         return generate_latest(self.registry)
 
 
-__all__ = ["CONTENT_TYPE", "VenMetrics"]
+__all__ = ["VenMetrics"]

@@ -11,20 +11,15 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import socket
-import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from controller.api.models.grid import parse_duration
 from controller.core.openadr import DEFAULT_LEVELS, VenConfig, valid_vtn_name
+from controller.operator.settings import SettingsError, values_from_env
 
 ENV_PREFIX = "MESHPLANE_VEN_"
-
-
-class SettingsError(ValueError):
-    """A variable that cannot be read; the message names it."""
 
 
 def _env(name: str) -> str:
@@ -165,25 +160,7 @@ class VenSettings:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> VenSettings:
         """Settings from ``MESHPLANE_VEN_<FIELD>`` variables (``MESHPLANE_VEN_POLL_INTERVAL_S=30``)."""
         env = os.environ if environ is None else environ
-        values: dict[str, object] = {}
-        for field in fields(cls):
-            name = _env(field.name)
-            if name not in env:
-                continue
-            text = env[name]
-            try:
-                if field.type in ("float", float):
-                    values[field.name] = float(text)
-                elif field.type in ("int", int):
-                    values[field.name] = int(text)
-                else:
-                    values[field.name] = text
-            except ValueError:
-                raise SettingsError(f"{name} must be a {field.type} (got {text!r})") from None
-        if not values.get("identity"):
-            values["identity"] = f"{env.get('POD_NAME') or socket.gethostname()}-{uuid.uuid4().hex[:8]}"
-        if not values.get("kubeconfig") and env.get("KUBECONFIG"):
-            values["kubeconfig"] = env["KUBECONFIG"]
+        values = values_from_env(cls, env, ENV_PREFIX)
         return cls(**values)  # type: ignore[arg-type]
 
 

@@ -245,6 +245,18 @@ def build_controlplane(config: pytest.Config) -> Path:
     return built
 
 
+def terminate(process: subprocess.Popen[bytes], timeout_s: float = 30.0) -> None:
+    """SIGTERM one process (an operator, a VEN) and wait; SIGKILL it if it does not exit."""
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=timeout_s)
+
+
 def stop_process(process: subprocess.Popen[bytes]) -> None:
     """Stop a process started in a group of its own (a control plane, an OCM process):
     close its stdin, SIGTERM the group, then SIGKILL it if it is still there."""

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.e2e.e2e_support import REPO_ROOT, Kubectl, tail, unique_name
+from tests.e2e.e2e_support import REPO_ROOT, Kubectl, tail, terminate, unique_name
 
 OPERATOR = Path(sys.executable).with_name("meshplane-operator")
 GROUP = "meshplane.io"
@@ -188,12 +188,7 @@ class OperatorProcess:
             self.process.wait(timeout=30)
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        terminate(self.process)
         self.log.close()
 
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -35,7 +34,7 @@ import pytest
 
 from controller.core.grid_statuses import STALE_ANNOTATION
 from controller.core.openadr import grid_event_name
-from tests.e2e.e2e_support import Kubectl, unique_name
+from tests.e2e.e2e_support import Kubectl, terminate, unique_name
 from tests.e2e.operator_support import (
     API_VERSION,
     ISOLATED_COUNTRY,
@@ -134,13 +133,7 @@ class VenProcess:
         return "\n".join(self.text().splitlines()[-lines:])
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=30)
+        terminate(self.process)
         self.log.close()
 
 
