@@ -26,6 +26,11 @@ has BEGIN/END SCALE RESULTS markers, rewrites the table between them (each of is
 #11's scale targets met or missed); the table is printed either way. A failed scale run
 (killed for memory, say) is stored and shown as failed rather than losing the other
 results. ``--skip-scale`` skips it (the previous ``"scale"`` result is kept).
+
+Last, ``bench.timeline`` (a day of grid events planned ahead at 1,000 x 50, the instants
+ahead planned greedily and with CP-SAT, side by side) stores its JSON under
+``"timeline"`` and rewrites the table between the BEGIN/END TIMELINE RESULTS markers;
+``--skip-timeline`` skips it (the previous result is kept).
 """
 
 from __future__ import annotations
@@ -201,6 +206,12 @@ def operator_table(r: dict) -> str:
     ])
 
 
+def run_timeline() -> dict:
+    proc = subprocess.run([sys.executable, "-m", "bench.timeline", "--json"], cwd=ROOT, capture_output=True,
+                          text=True, check=True)
+    return json.loads(proc.stdout)
+
+
 def run_delivery(workloads: int, backend: str = "direct") -> dict:
     out = subprocess.run(
         [sys.executable, "-m", "bench.delivery", "--workloads", str(workloads), "--backend", backend, "--json"],
@@ -246,6 +257,8 @@ def main(argv=None) -> None:
                     help="skip the mesh-family benchmark against the baseline and HiGHS (keeps its last result)")
     ap.add_argument("--skip-delivery", action="store_true",
                     help="skip the member-cluster delivery benchmark (keeps its last result)")
+    ap.add_argument("--skip-timeline", action="store_true",
+                    help="skip the grid-event timeline benchmark (keeps its last result)")
     ap.add_argument("--skip-scale", action="store_true",
                     help="skip the 50,000 x 5,000 scale benchmark (keeps its last result)")
     ap.add_argument("--scale-size", default="x".join(str(n) for n in SCALE_SIZE),
@@ -287,7 +300,13 @@ def main(argv=None) -> None:
         delivery = run_delivery(a.operator_workloads)
         print(f"bench delivery {a.operator_workloads} workloads (ocm) ...", file=sys.stderr, flush=True)
         delivery_ocm = run_delivery(a.operator_workloads, "ocm")
+    if a.skip_timeline:
+        timeline = previous.get("timeline")
+    else:
+        print("bench timeline 1000 x 50 ...", file=sys.stderr, flush=True)
+        timeline = run_timeline()
     stored = {"machine": mach, "results": results, **({"families": families} if families else {}),
+              **({"timeline": timeline} if timeline else {}),
               **({"scale": scale} if scale else {}), **({"operator": operator} if operator else {}),
               **({"delivery": delivery} if delivery else {}), **({"delivery_ocm": delivery_ocm} if delivery_ocm else {})}
     results_path.write_text(json.dumps(stored, indent=2) + "\n")
@@ -330,6 +349,17 @@ def main(argv=None) -> None:
                      + "\n<!-- END DELIVERY OCM RESULTS -->")
         text = re.sub(r"<!-- BEGIN DELIVERY OCM RESULTS -->.*<!-- END DELIVERY OCM RESULTS -->", lambda _: ocm_block,
                       text, flags=re.S)
+    if timeline and not a.skip_timeline:
+        from bench.timeline import table as timeline_table
+
+        tl_block = ("<!-- BEGIN TIMELINE RESULTS -->\nMachine: " + mach + ".\n\n" + timeline_table(timeline)
+                    + "\n<!-- END TIMELINE RESULTS -->")
+        if "<!-- BEGIN TIMELINE RESULTS -->" in text:
+            text = re.sub(r"<!-- BEGIN TIMELINE RESULTS -->.*<!-- END TIMELINE RESULTS -->", lambda _: tl_block,
+                          text, flags=re.S)
+        else:
+            text = text.rstrip("\n") + "\n\n## Grid events: the timeline\n\n" + tl_block + "\n"
+        print(tl_block)
     doc.write_text(text)
     print(table(results, mach))
     if families and not a.skip_families:

@@ -8,8 +8,10 @@ the operator's own wake-ups), each plan warm from the one before with the status
 written back, as the operator would. So the moves it shows are the moves the operator
 will make at those instants if nothing else changes. On a mesh of more than
 ``FULL_SOLVE_MAX_PAIRS`` (workload, site) pairs the instants after the first are planned
-by the engine's greedy stage only (no CP-SAT, no bound): a forecast of the same moves in
-a tenth of the time, which the operator's own solve at that instant may improve on.
+by the engine's greedy stage only (no CP-SAT, no bound): a forecast, many times faster,
+that keeps the planning-ahead rule (no factory allocated beyond the power in force) but
+not always the operator's exact moves: its CP-SAT solve at that instant may move other
+or more workloads (``make bench``, "Grid events: the timeline", measures both).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from placement.problem import SolverConfig
 MAX_INSTANTS = 64  # a day of hourly fleet windows and a few events; more is cut and said
 # Up to this many (workload, site) pairs the future instants are planned with the full
 # engine (CP-SAT, as the operator will); above it with its greedy stage alone, so a day
-# of 20 wake-ups at 1,000 workloads x 50 sites costs ~5 s instead of ~45 s (measured).
+# of 20 wake-ups at 1,000 workloads x 50 sites costs ~7 s instead of ~45 s (bench.timeline).
 FULL_SOLVE_MAX_PAIRS = 20_000
 
 
@@ -131,13 +133,15 @@ def _sites_of(outcome: Outcome, key: str) -> tuple[str, ...]:
 
 def timeline(
     snapshot: Snapshot, config: SolverConfig | None = None, horizon: dt.timedelta = dt.timedelta(hours=24),
-    previous: Plan | None = None, first: Outcome | None = None,
+    previous: Plan | None = None, first: Outcome | None = None, full_solve_max_pairs: int = FULL_SOLVE_MAX_PAIRS,
 ) -> Timeline:
     """Plan ``snapshot`` at each of its wake-ups within ``horizon`` (see the module
-    docstring). ``first``: the outcome at ``snapshot.at`` when the caller has it."""
+    docstring). ``first``: the outcome at ``snapshot.at`` when the caller has it;
+    ``full_solve_max_pairs``: above it, the instants ahead are planned greedily (the
+    benchmark compares both)."""
     config = config or SolverConfig()
     pairs = len(snapshot.workloads) * (len(snapshot.factories) + len(snapshot.fleets))
-    ahead = config if pairs <= FULL_SOLVE_MAX_PAIRS else replace(config, use_cpsat=False, compute_bound=False)
+    ahead = config if pairs <= full_solve_max_pairs else replace(config, use_cpsat=False, compute_bound=False)
     instants, truncated = wake_ups(snapshot, horizon)
     result = Timeline(start=snapshot.at, end=snapshot.at.astimezone(dt.UTC) + horizon, instants=instants,
                       truncated=truncated,
