@@ -128,15 +128,13 @@ def test_a_large_mesh_is_forecast_by_the_greedy_stage_with_the_same_moves(monkey
         return real(snapshot, config, previous)
 
     monkeypatch.setattr(timeline_module, "reconcile", recording)
-    monkeypatch.setattr(timeline_module, "FULL_SOLVE_MAX_PAIRS", 0)
-    forecast = timeline(snapshot(fleets=True), CONFIG, dt.timedelta(hours=12))
+    forecast = timeline(snapshot(fleets=True), CONFIG, dt.timedelta(hours=12), full_solve_max_pairs=0)
     assert configs[0] == CONFIG  # now: the operator's own plan
     assert len(configs) == len(forecast.instants) and all(not c.use_cpsat for c in configs[1:])
     assert (forecast.instants, forecast.moves, forecast.factories, forecast.fleets) == (
         full.instants, full.moves, full.factories, full.fleets)
-    monkeypatch.setattr(timeline_module, "FULL_SOLVE_MAX_PAIRS", 2 * 2)  # 2 workloads x 2 sites: still full
     configs.clear()
-    timeline(snapshot(fleets=True), CONFIG, dt.timedelta(hours=12))
+    timeline(snapshot(fleets=True), CONFIG, dt.timedelta(hours=12), full_solve_max_pairs=2 * 2)  # 2 x 2: still full
     assert all(c == CONFIG for c in configs)
 
 
