@@ -174,7 +174,7 @@ def test_a_scheduled_cut_moves_work_at_start_minus_lead_and_returns_it_after_the
     recorder = StatusRecorder(kubectl, "meshworkloads", mesh.namespace)
     try:
         wait_for("the recorder to see the workloads", lambda: len(_phase_changes(recorder)) == 1 + INTERRUPTIBLE, 30)
-        start = time.time() + 25
+        start = float(int(time.time()) + 25)  # whole seconds: the event's start is written to the second
         lead_s, length_s = 10, 30
         name = mesh.event("day-ahead", start, [{"duration": "PT10S", "importLimitMW": 1.5},
                                                {"duration": "PT10S", "importLimitMW": 1.5},
