@@ -19,8 +19,8 @@ multipliers >= 0,
 
 is an upper bound on the best placement, where the price of a device of column c at
 site s is ``mu_c / cap_c + watts_c (lam_s / usable_s + [non-interruptible] phi_s /
-firm_s)`` and ``coef`` relaxes splittable workloads (see
-``placement_ext._kernels._pair_coef``). The subproblem is evaluated over all pairs by
+firm_s)`` and ``coef`` relaxes splittable workloads (see ``_pair_coef``, a ``cdef``
+function of placement_ext/_kernels.pyx). The subproblem is evaluated over all pairs by
 the ``nogil`` Cython kernel ``lagrangian_eval``; the multipliers are improved by a
 deflected subgradient method with Polyak steps towards the best known plan value,
 and the smallest ``L`` seen is the bound. Multipliers can be warm-started (a warm

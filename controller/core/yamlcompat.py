@@ -1,6 +1,6 @@
 """Read YAML manifests exactly as Kubernetes reads them (kubectl and the API server).
 
-Called by ``controller.core.parse.load_manifests`` (``meshctl validate`` / ``meshctl
+Called by :func:`controller.core.parse.parse_text` (``meshctl validate`` / ``meshctl
 plan``), so that a manifest is judged offline by the values the API server would store,
 not by PyYAML's own YAML 1.1 rules. Pure: text in, data out.
 

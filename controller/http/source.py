@@ -3,8 +3,8 @@
 first one.
 
 Two sources exist: :class:`StaticSource` here (``meshctl serve``: manifests read once,
-reconciled once, version 1) and the operator's ``LoopSource`` (the solve loop's last
-publication). A ``Published`` is immutable and replaced whole, so a reader on another
+reconciled once, version 1) and the operator's solve loop
+(:meth:`controller.operator.loop.SolveLoop.current`: its last publication). A ``Published`` is immutable and replaced whole, so a reader on another
 thread sees either the old one or the new one, never a mix.
 """
 

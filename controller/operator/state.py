@@ -1,6 +1,6 @@
 """The operator's view of the mesh: every object of our kinds, parsed and compact.
 
-Fed by the kopf watch handlers (:mod:`controller.operator.handlers`) and the periodic
+Fed by the kopf watch handlers (:func:`controller.operator.main.build_registry`) and the periodic
 re-list; read by the solve loop, which takes a :class:`~controller.core.reconcile.Snapshot`
 under the lock and then works without it. Thread-safe: kopf's event loop writes, the
 solve loop's thread reads.
