@@ -106,11 +106,11 @@ def grid_event_status(
             )
             conditions.append(condition(previous, CONDITION_LIMIT_BELOW_FIRM, True, "LimitBelowFirm", message, at,
                                         generation))
-    late = notice_was_late(event, created_at(event))
-    if late:
+    announced = created_at(event)
+    if announced is not None and notice_was_late(event, announced):
         conditions.append(condition(
             previous, CONDITION_LATE_NOTICE, True, "LateNotice",
-            f"announced at {timestamp(created_at(event) or at)}, less than its lead time {event.spec.lead_time} "
+            f"announced at {timestamp(announced)}, less than its lead time {event.spec.lead_time} "
             f"before its start {timestamp(start)}: work was moved at once", at, generation))
     stale = stale_since(event)
     if stale is not None or any(c.type == CONDITION_SOURCE_STALE for c in previous):

@@ -569,6 +569,8 @@ class Existing:
     cancelled: bool
     ends: dt.datetime | None  # end of its last interval plus the restore ramp (None: unreadable)
     last_report_at: dt.datetime | None
+    # each interval: (start, end, import limit in MW or None), as controller.core.grid reads them
+    intervals: tuple[tuple[dt.datetime, dt.datetime, float | None], ...] = ()
 
     @property
     def known(self) -> Known:
@@ -601,9 +603,12 @@ def existing_of(obj: Mapping[str, Any]) -> Existing | None:
     if openadr is None:
         return None
     try:
-        ends: dt.datetime | None = max(e for _, e in interval_bounds(event)) + restore_duration(event)
+        bounds = interval_bounds(event)
+        ends: dt.datetime | None = max(e for _, e in bounds) + restore_duration(event)
     except (ValueError, OverflowError):
-        ends = None
+        bounds, ends = [], None
+    intervals = tuple((start, end, interval.import_limit_mw)
+                      for (start, end), interval in zip(bounds, event.spec.intervals, strict=False))
     report = event.status.last_report if event.status is not None else None
     try:
         reported = dt.datetime.fromisoformat(report.at) if report is not None else None
@@ -614,6 +619,7 @@ def existing_of(obj: Mapping[str, Any]) -> Existing | None:
         factory=event.spec.factory, spec=event.spec.to_api(), labels=dict(event.metadata.labels),
         annotations=dict(event.metadata.annotations), cancelled=event.spec.cancelled, ends=ends,
         last_report_at=reported if reported is not None and reported.tzinfo is not None else None,
+        intervals=intervals,
     )
 
 
@@ -717,17 +723,10 @@ def due_reports(existing: Sequence[Existing], now: dt.datetime, grace: dt.timede
         if event.cancelled:
             continue
         windows: dict[dt.datetime, tuple[dt.datetime, float | None]] = {}
-        cursor: dt.datetime | None = None
-        for interval in event.spec.get("intervals", []):
-            start = dt.datetime.fromisoformat(interval["start"]) if interval.get("start") else cursor
-            if start is None:
-                break
-            end = start + parse_duration(interval["duration"])
-            cursor = end
+        for start, end, new_limit in event.intervals:
             if end <= start:
                 continue
             earliest, limit = windows.get(end, (start, None))
-            new_limit = interval.get("importLimitMW")
             if new_limit is not None:
                 limit = new_limit if limit is None else min(limit, new_limit)
             windows[end] = (min(earliest, start), limit)
@@ -749,13 +748,7 @@ def next_interval_end(existing: Sequence[Existing], after: dt.datetime) -> dt.da
     for event in existing:
         if event.cancelled:
             continue
-        cursor: dt.datetime | None = None
-        for interval in event.spec.get("intervals", []):
-            start = dt.datetime.fromisoformat(interval["start"]) if interval.get("start") else cursor
-            if start is None:
-                break
-            end = start + parse_duration(interval["duration"])
-            cursor = end
+        for _, end, _ in event.intervals:
             if end > after and (best is None or end < best):
                 best = end
     return best

@@ -33,6 +33,10 @@ API_PREFIX = "/api/v1"
 API_PREFIX_SLASH = "/api/"
 OPENAPI_PATH = f"{API_PREFIX}/openapi.json"
 LONG_POLL_MAX_S = 30.0
+# GET /api/v1/timeline plans the mesh at every wake-up of the day (~5 s at 1,000
+# workloads): an operator publishing at every solve and readiness change recomputes it
+# at most this often for the dashboards following it
+TIMELINE_MAX_AGE_S = 30.0
 TITLE = "meshplane API"
 VERSION = "v1"
 
@@ -60,6 +64,7 @@ def create_app(
     static_dir: Path | None = STATIC_DIR,
     max_body_bytes: int = MAX_BODY_BYTES,
     long_poll_max_s: float = LONG_POLL_MAX_S,
+    timeline_max_age_s: float = TIMELINE_MAX_AGE_S,
 ) -> FastAPI:
     """The app over ``source``; without ``authorizer`` every call is allowed (loopback only)."""
     app = FastAPI(
@@ -70,7 +75,8 @@ def create_app(
     app.state.source = source
     app.state.authorizer = authorizer
     app.state.long_poll_max_s = long_poll_max_s
-    app.state.timeline_cache = {}
+    app.state.timeline_cache = None  # the last timeline computed (routers/timeline.py)
+    app.state.timeline_max_age_s = timeline_max_age_s
     errors.install(app)
     for module in (mesh, workloads, solve, timeline, whatif, stream):
         app.include_router(module.router, prefix=API_PREFIX, dependencies=[Depends(require_user)],

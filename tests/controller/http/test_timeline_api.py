@@ -129,29 +129,53 @@ class _Switchable:
 def test_the_timeline_is_computed_once_per_publication_and_horizon(
     source: StaticSource, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """With no minimum age: a new horizon or a new publication is computed again, the
+    same one is served from the cache."""
     counting = _Counting()
     monkeypatch.setattr(timeline_router, "planned_timeline", counting)
     first = source.current()
     assert first is not None
     switchable = _Switchable(first)
-    app = create_app(switchable)
+    app = create_app(switchable, timeline_max_age_s=0)
     with TestClient(app) as client:
         one = client.get("/api/v1/timeline", params={"hours": 6})
-        cached = app.state.timeline_cache[(1, 6.0)]
+        cached = app.state.timeline_cache
         two = client.get("/api/v1/timeline", params={"hours": 6})
         assert one.status_code == two.status_code == 200 and one.json() == two.json()
         assert len(counting.calls) == 1
-        assert app.state.timeline_cache[(1, 6.0)] is cached  # the same object, served twice
+        assert app.state.timeline_cache is cached and (cached.version, cached.hours) == (1, 6.0)
         # another horizon: computed, and it replaces the cached one
         assert client.get("/api/v1/timeline", params={"hours": 3}).status_code == 200
-        assert len(counting.calls) == 2 and list(app.state.timeline_cache) == [(1, 3.0)]
+        assert len(counting.calls) == 2 and app.state.timeline_cache.hours == 3.0
         # a new publication: computed again for it
         switchable.published = dataclasses.replace(first, version=2)
         again = client.get("/api/v1/timeline", params={"hours": 3})
         assert again.status_code == 200 and len(counting.calls) == 3
-        assert list(app.state.timeline_cache) == [(2, 3.0)]
+        assert app.state.timeline_cache.version == 2
         client.get("/api/v1/timeline", params={"hours": 3})
         assert len(counting.calls) == 3
+
+
+def test_a_new_publication_within_the_minimum_age_is_served_the_last_timeline(
+    source: StaticSource, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An operator publishes at every solve and readiness refresh: within
+    ``timeline_max_age_s`` the dashboards following it get the timeline already planned
+    (its ``start`` says from when), not a new day's planning each time."""
+    counting = _Counting()
+    monkeypatch.setattr(timeline_router, "planned_timeline", counting)
+    first = source.current()
+    assert first is not None
+    switchable = _Switchable(first)
+    app = create_app(switchable, timeline_max_age_s=3600)
+    with TestClient(app) as client:
+        one = client.get("/api/v1/timeline", params={"hours": 6}).json()
+        switchable.published = dataclasses.replace(first, version=2)
+        assert client.get("/api/v1/timeline", params={"hours": 6}).json() == one
+        assert len(counting.calls) == 1
+        # another horizon is another question: computed
+        assert client.get("/api/v1/timeline", params={"hours": 3}).status_code == 200
+        assert len(counting.calls) == 2
 
 
 def test_the_event_says_how_many_workloads_it_moved_so_far(manifests: Manifests) -> None:
