@@ -11,7 +11,7 @@ contract.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from numpy.typing import NDArray
@@ -35,12 +35,13 @@ class Basis:
     workload_fp: dict[str, WorkloadDemand]
     chosen: dict[str, list[ChosenRow]]  # per placed workload
     multipliers: NDArray[np.float64] | None
-    # the plan came from the partitioned solve (a huge mesh): the warm path then
-    # re-solves only the unplaced workloads that could use capacity freed since
-    huge: bool = False
-    # huge meshes: each workload's Lagrangian term at ``multipliers`` (placement.bound.
-    # workload_terms), so a warm re-solve evaluates the changed workloads only
+    # each workload's Lagrangian term at ``multipliers`` (placement.bound.workload_terms),
+    # so a warm re-solve evaluates the changed workloads' terms only
     terms: dict[str, float] | None = None
+    # per unplaced workload, the sites of its top-K candidate columns against the whole
+    # capacity (the same while its spec and the sites are): the warm path re-solves it
+    # only when a change touches one of them (placement.warm.scope)
+    candidate_sites: dict[str, NDArray[np.int32]] = field(default_factory=dict)
 
 
 def sites_fingerprint(snap: Snapshot) -> str:
@@ -63,8 +64,8 @@ def workload_fingerprint(w: WorkloadDemand) -> WorkloadDemand:
 
 def make_basis(
     snap: Snapshot, cands: Candidates, devices: Devices, multipliers: NDArray[np.float64] | None, top_k: int,
-    huge: bool = False,
     terms: dict[str, float] | None = None,
+    candidate_sites: dict[str, NDArray[np.int32]] | None = None,
 ) -> Basis:
     chosen: dict[str, list[ChosenRow]] = {}
     for w in np.flatnonzero(placed_mask(cands, devices)).tolist():
@@ -81,6 +82,6 @@ def make_basis(
         workload_fp={w.key: workload_fingerprint(w) for w in snap.mesh.workloads},
         chosen=chosen,
         multipliers=multipliers,
-        huge=huge,
         terms=terms,
+        candidate_sites={k: v for k, v in (candidate_sites or {}).items() if k not in chosen},
     )

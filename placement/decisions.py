@@ -173,7 +173,10 @@ class SolveStats:
     cost: float = 0.0  # phase-B objective (energy >> latency >> stability), lower is better
     warm: bool = False  # incremental re-solve from ``previous`` (placement.pipeline)
     fixed_workloads: int = 0  # warm: workloads whose previous assignment was kept as is
-    resolved_workloads: int = 0  # warm: changed + new + previously unplaced, re-solved
+    resolved_workloads: int = 0  # warm: changed + new + unplaced ones a change could help + displaceable, re-solved
+    # warm: kept workloads that joined the re-solve because an unplaced one of higher
+    # priority could use their site (warm preemption, placement.warm stage 3)
+    preemption_candidates: int = 0
     # why the solve stopped where it did, in words (see placement.pipeline.stop_reason)
     stop_reason: str = ""
     # > 0: the cold path re-solved this many partitions of the mesh in turn

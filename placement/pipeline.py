@@ -41,8 +41,9 @@ import time
 import numpy as np
 from numpy.typing import NDArray
 
+from placement import warm
 from placement.assign import assign
-from placement.basis import Basis, make_basis, sites_fingerprint, workload_fingerprint
+from placement.basis import Basis, make_basis, sites_fingerprint
 from placement.bound import (
     CPSAT_BOUND_METHOD,
     INCREMENTAL_BOUND_METHOD,
@@ -58,7 +59,6 @@ from placement.candidates import (
     Devices,
     build_candidates,
     feasible_devices,
-    from_rows,
     placed_value,
     plan_cost,
     rows_of,
@@ -175,10 +175,15 @@ def cold_plan(snap: Snapshot, config: SolverConfig, previous: Plan | None, t0: f
     stats.complete_candidates = complete
     result = solve(snap, cands, hints, floor, bound.bound if bound else None, config, deadline)
     out = assign(snap, kout, cands, result.devices)
+    terms = None
+    if bound is not None and pairs is not None:  # the next warm re-solve evaluates changed workloads only
+        terms = dict(zip(snap.keys, workload_terms(snap, pairs, bound.multipliers, config.threads).tolist(),
+                         strict=True))
     if bound is not None and complete and result.candidates_bound < bound.bound:
         bound.bound = result.candidates_bound  # CP-SAT's proof covers the whole mesh
         bound.method = CPSAT_BOUND_METHOD
-    _finish(out, snap, cands, result, stats, bound, bound.multipliers if bound else init, config, t0)
+    _finish(out, snap, cands, result, stats, bound, bound.multipliers if bound else init, config, t0, terms=terms,
+            candidate_sites=dict(zip(snap.keys, warm.candidate_sites(snap, kout), strict=True)))
     return out
 
 
@@ -221,8 +226,7 @@ def partitioned_plan(
     if bound is not None:  # for the next warm re-solve: only changed workloads re-evaluated
         terms = dict(zip(snap.keys, workload_terms(snap, pairs, bound.multipliers, config.threads).tolist(),
                          strict=True))
-    _finish(out, snap, cands, result, stats, bound, bound.multipliers if bound else None, config, t0, huge=True,
-            terms=terms)
+    _finish(out, snap, cands, result, stats, bound, bound.multipliers if bound else None, config, t0, terms=terms, candidate_sites=dict(zip(snap.keys, warm.candidate_sites(snap, kout), strict=True)))
     if at_target:
         stats.stop_reason = (f"huge mesh: the kube-scheduler-order greedy on the whole mesh was already within "
                              f"the target gap for huge meshes ({config.partition_target_gap:.2%}) of the bound")
@@ -256,13 +260,12 @@ def _finish(
     multipliers: NDArray[np.float64] | None,
     config: SolverConfig,
     t0: float,
-    previous_basis: Basis | None = None,
-    huge: bool = False,
     terms: dict[str, float] | None = None,
+    candidate_sites: dict[str, NDArray[np.int32]] | None = None,
 ) -> None:
-    """Fill the statistics and the warm-start basis of ``out`` (``previous_basis``: the
-    basis a warm re-solve started from; ``terms``: the bound's workload terms, huge
-    meshes)."""
+    """Fill the statistics and the warm-start basis of ``out`` (``terms``: the bound's
+    workload terms; ``candidate_sites``: those of unplaced workloads, for the next warm
+    re-solve's scope)."""
     stats.status = result.status
     stats.fallback_used = result.fallback_used
     stats.wall_limit_hit = result.wall_limit_hit
@@ -287,8 +290,7 @@ def _finish(
     stats.placed_workloads = sum(1 for d in out.workloads.values() if d.phase == PHASE_PLACED)
     stats.cost = float(plan_cost(cands, result.devices))
     stats.stop_reason = stop_reason(stats, config)
-    huge = huge or (isinstance(previous_basis, Basis) and previous_basis.huge and stats.warm)
-    out.basis = make_basis(snap, cands, result.devices, multipliers, config.top_k, huge, terms)
+    out.basis = make_basis(snap, cands, result.devices, multipliers, config.top_k, terms, candidate_sites)
     stats.decided_ms = (result.decided_at - t0) * 1e3 if result.decided_at else 0.0
     stats.wall_ms = (time.perf_counter() - t0) * 1e3
     out.stats = stats
@@ -321,34 +323,12 @@ def stop_reason(stats: SolveStats, config: SolverConfig) -> str:
 # ---------------------------------------------------------------- warm path
 
 
-def _merge_kout(first: Arrays, second: Arrays) -> Arrays:
-    """Candidates of two kernel runs side by side (``first`` kept first)."""
-    return {k: np.concatenate([first[k], second[k]], axis=1) for k in ("cand_col", "cand_cost", "cand_devices")}
-
-
-def _combine(
-    snap: Snapshot,
-    basis: Basis,
-    fixed: NDArray[np.bool_],
-    free: NDArray[np.intp],
-    sub_cands: Candidates,
-    sub_dev: Devices,
-) -> tuple[Candidates, Devices]:
-    """Fixed rows (from the basis) and re-solved rows as one candidate list."""
-    W = len(snap.keys)
-    pos = np.full(W, -1, dtype=np.int64)
-    pos[free] = np.arange(free.size)
-    rows = [basis.chosen[snap.keys[w]] if fixed[w] else rows_of(sub_cands, int(pos[w]), sub_dev) for w in range(W)]
-    return from_rows(rows)
-
-
 def _combined_reasons(
     snap: Snapshot, previous: Plan, free: NDArray[np.intp], kout_raw: Arrays
 ) -> Arrays:
     """Per-workload filter rejections and feasible-site counts for ``assign``: the
-    re-solved workloads (``free``) from this run of the kernel; the others, fixed or
-    (huge mesh) left unplaced as they were, keep the previous plan's (same spec, same
-    sites)."""
+    re-solved workloads (``free``) from this run of the kernel; the others (kept, or
+    left unplaced as they were) keep the previous plan's (same spec, same sites)."""
     W = len(snap.keys)
     names = {n: i for i, n in enumerate(FILTER_NAMES)}
     rej = np.zeros((W, len(FILTER_NAMES)), dtype=np.int32)
@@ -370,81 +350,69 @@ def _combined_reasons(
 def warm_plan(
     snap: Snapshot, config: SolverConfig, previous: Plan, basis: Basis, t0: float, deadline: float
 ) -> Plan | None:
-    """Re-solve only what changed against ``previous`` (see the module doc), or None
+    """Re-solve what a change can affect (:mod:`placement.warm`, stages 1-4), or None
     when the cold path must run: the sites or ``top_k`` changed, the kept
     assignments do not fit (cannot happen with unchanged sites, checked anyway), or
     the result places less than the kube-scheduler greedy on the whole mesh."""
     if basis.top_k != config.top_k or basis.sites_fp != sites_fingerprint(snap):
         return None
     W = len(snap.keys)
-    cols = snap.cols
-    # same spec as in the previous plan (compared once: the huge path reuses it twice)
-    same = np.asarray([basis.workload_fp.get(w.key) == workload_fingerprint(w) for w in snap.mesh.workloads],
-                      dtype=bool)
-    fixed = same & np.asarray([k in basis.chosen for k in snap.keys], dtype=bool)
-    col_used = np.zeros(snap.n_cols)
-    site_all = np.zeros(snap.n_sites)
-    site_ni = np.zeros(snap.n_sites)
-    for wi in np.flatnonzero(fixed).tolist():
-        for c, _n, _ub, _cpd, d in basis.chosen[snap.keys[wi]]:
-            s = int(cols["site"][c])
-            col_used[c] += d
-            site_all[s] += d * cols["watts"][c]
-            if not snap.wls["interruptible"][wi]:
-                site_ni[s] += d * cols["watts"][c]
-    # a huge mesh re-solves the changed and new workloads only: the unplaced ones found
-    # no room last time, and re-solving all of them (13,000 at 50k x 5k) costs a cold
-    # solve, which is what a periodic cold plan is for
-    free = np.flatnonzero(~same if basis.huge else ~fixed)
-    sub = residual(snap, free, col_used, site_all, site_ni)
-    if (sub.cols["cap_devices"] < 0).any() or (sub.site_total_watts < 0).any() or (sub.site_firm_watts < 0).any():
-        return None
-    stats = SolveStats(warm=True, num_workloads=W, num_site_columns=snap.n_cols,
-                       fixed_workloads=int(fixed.sum()), resolved_workloads=int(free.size))
     k0 = time.perf_counter()
-    kout_raw = filter_score_topk(snap.cols, sub.wls, config.top_k, config.threads)  # reasons
-    kout_res = filter_score_topk(sub.cols, sub.wls, config.top_k, config.threads)  # room left
-    runs = multi_start(sub, kout_res)
-    whole = run_greedy(snap, greedy_order(snap))  # the kube-scheduler greedy on the whole mesh: the floor
-    stats.kernel_ms = (time.perf_counter() - k0) * 1e3
-    greedy_value = float(snap.value[whole.placed].sum())
-    stats.greedy_objective = stats.greedy_placed_priority_demand = greedy_value
-    sub_cands = build_candidates(sub, _merge_kout(kout_res, kout_raw), all_columns(runs, int(free.size)),
-                                 config.max_cpsat_vars)
-    hints = [devices_from_greedy(sub_cands, r) for r in runs]
-    fixed_value = float(snap.value[fixed].sum())
+    sc, _ = warm.scope(snap, basis, config)
+    free = np.union1d(sc.changed, sc.helped).astype(np.intp)
+    kept_rows = {w: basis.chosen[snap.keys[w]] for w in np.flatnonzero(sc.kept).tolist()}
     bound = None
-    upper = None
     new_terms = None
+    upper = None
     if config.compute_bound and W and snap.n_cols:
-        best_known = fixed_value + max(placed_value(sub, sub_cands, h) for h in hints)
-        if basis.huge and basis.terms is not None and basis.multipliers is not None:
-            bound, new_terms = _incremental_bound(snap, basis, same, config.threads)
+        if basis.terms is not None and basis.multipliers is not None:
+            bound, new_terms = _incremental_bound(snap, basis, sc.same, config.threads)
         else:
             pairs = all_pairs(snap, config.threads)
             steps = min(config.warm_bound_max_iters, max(5, bound_steps(config, pairs) // 4))
-            bound = full_bound(snap, best_known, config.threads, steps, basis.multipliers, config.lp_bound_max_pairs,
-                               pairs)
-        upper = bound.bound - fixed_value  # the kept placements are part of any plan here
-    result = solve(sub, sub_cands, hints, hints[0], upper, config, deadline, config.warm_dtime_scale)
-    stats.num_candidates = sub_cands.n
-    cands, devices = _combine(snap, basis, fixed, free, sub_cands, result.devices)
-    if placed_value(snap, cands, devices) < greedy_value:
-        return None  # worse than the kube-scheduler way: full solve instead
-    if not feasible_devices(snap, cands, devices):  # defensive: never trade correctness
+            bound = full_bound(snap, 0.0, config.threads, steps, basis.multipliers, config.lp_bound_max_pairs, pairs)
+        upper = bound.bound
+    res = warm.resolve(snap, kept_rows, free, {}, upper, config, deadline)
+    if res is None:
         return None
-    carried = None
-    if basis.huge:
-        # unplaced before, unchanged and not re-solved: their reason stands (working
-        # out 13,000 reasons again at 50k x 5k would take longer than the re-solve)
-        resolved = np.zeros(W, dtype=bool)
-        resolved[free] = True
-        carried = {w: previous.workloads[snap.keys[w]] for w in np.flatnonzero(~fixed & ~resolved).tolist()
-                   if snap.keys[w] in previous.workloads}
-    out = assign(snap, _combined_reasons(snap, previous, free, kout_raw), cands, devices, carried)
-    result.devices = devices
-    _finish(out, snap, cands, result, stats, bound, bound.multipliers if bound else basis.multipliers, config, t0,
-            basis, terms=new_terms)
+    displaced = warm.victims(snap, res, kept_rows, sc.changed)
+    if displaced:
+        # warm preemption: the displaceable kept workloads join the re-solve, hinted
+        # where they are, with the first round's placements of the others
+        prior = {w: kept_rows[w] for w in displaced}
+        for w in res.free.tolist():
+            rows = [r for r in rows_of(res.cands, w, res.devices) if r[4] > 0]
+            if rows:
+                prior[w] = rows
+        kept2 = {w: r for w, r in kept_rows.items() if w not in prior}
+        free2 = np.union1d(free, np.asarray(displaced, dtype=np.intp)).astype(np.intp)
+        res2 = warm.resolve(snap, kept2, free2, prior, upper, config, deadline)
+        if res2 is not None and warm.plan_value(snap, res2) >= warm.plan_value(snap, res):
+            res = res2
+    floor = warm.floor_value(snap)
+    stats = SolveStats(warm=True, num_workloads=W, num_site_columns=snap.n_cols,
+                       fixed_workloads=W - int(res.free.size), resolved_workloads=int(res.free.size),
+                       preemption_candidates=len(displaced))
+    stats.kernel_ms = (time.perf_counter() - k0) * 1e3 - res.result.cpsat_ms - (bound.ms if bound else 0.0)
+    stats.greedy_objective = stats.greedy_placed_priority_demand = floor
+    if warm.plan_value(snap, res) < floor:
+        return None  # worse than the kube-scheduler way: full solve instead
+    if not feasible_devices(snap, res.cands, res.devices):  # defensive: never trade correctness
+        return None
+    stats.num_candidates = res.sub_candidates
+    # unplaced before, unchanged and not re-solved: their reason stands (unless its
+    # holders moved: assign checks)
+    resolved_mask = np.zeros(W, dtype=bool)
+    resolved_mask[res.free] = True
+    carried = {w: previous.workloads[snap.keys[w]] for w in np.flatnonzero(~sc.kept & ~resolved_mask).tolist()
+               if snap.keys[w] in previous.workloads}
+    out = assign(snap, _combined_reasons(snap, previous, res.free, res.kout), res.cands, res.devices, carried)
+    sites = dict(basis.candidate_sites)
+    sites.update(zip([snap.keys[w] for w in res.free.tolist()], warm.candidate_sites(snap, res.kout), strict=True))
+    result = res.result
+    result.devices = res.devices
+    _finish(out, snap, res.cands, result, stats, bound, bound.multipliers if bound else basis.multipliers, config, t0,
+            terms=new_terms, candidate_sites=sites)
     return out
 
 

@@ -1,0 +1,110 @@
+"""The warm path's stages (placement.warm): the scope a change can affect, warm
+preemption, and the floor, on hand-built meshes where the right answer is known, and
+a hypothesis property over synthetic ones."""
+
+from dataclasses import replace
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import placement
+from placement import AcceleratorPool, FactorySite, Mesh, SolverConfig, WorkloadDemand
+from tests.support.invariants import check_plan
+from tests.support.meshes import perturb, synthetic_mesh
+
+FAST = SolverConfig(num_workers=1)
+H100 = AcceleratorPool("h100", 10, 700.0, 2400.0, 80.0)
+
+
+def factory(name: str, country: str = "US", price: float = 50.0) -> FactorySite:
+    return FactorySite(name=name, region="us-east", country=country, firm_mw=1.0, flexible_mw=0.0, pools=(H100,),
+                       pue=1.0, price_per_mwh=price)
+
+
+def placements(p: placement.Plan) -> dict[str, list[tuple[str, str, int]]]:
+    return {k: [(a.site, a.accelerator_model, a.devices) for a in d.assignments] for k, d in p.workloads.items()}
+
+
+def full_factory_mesh() -> Mesh:
+    """Factory "a" (10 devices) full with five low-priority 2-device workloads; "b"
+    (10 devices, in another country) full with five more; one workload allowed only
+    in "a"'s country waits unplaced with priority 0."""
+    a, b = factory("a", "US"), factory("b", "FR")
+    low_a = tuple(WorkloadDemand(key=f"n/a{i}", accelerators=2, priority=10 + i, allowed_countries=("US",))
+                  for i in range(5))
+    low_b = tuple(WorkloadDemand(key=f"n/b{i}", accelerators=2, priority=10, allowed_countries=("FR",))
+                  for i in range(5))
+    waiting = WorkloadDemand(key="n/vip", accelerators=4, priority=0, allowed_countries=("US",))
+    return Mesh(factories=(a, b), workloads=(*low_a, *low_b, waiting))
+
+
+def test_a_raised_priority_preempts_the_lowest_on_its_site_and_nothing_else_moves() -> None:
+    mesh = full_factory_mesh()
+    cold = placement.plan(mesh, FAST)
+    assert cold.workloads["n/vip"].phase == "Unschedulable"
+    raised = replace(mesh, workloads=tuple(replace(w, priority=1000) if w.key == "n/vip" else w
+                                            for w in mesh.workloads))
+    warm = placement.plan(raised, FAST, previous=cold)
+    check_plan(raised, warm)
+    assert warm.stats.warm, "warm preemption places it without the cold path"
+    assert warm.workloads["n/vip"].phase == "Placed"
+    # the two lowest-priority workloads on "a" (priorities 10 and 11) make room: 4 devices
+    assert warm.workloads["n/a0"].phase != "Placed" and warm.workloads["n/a1"].phase != "Placed"
+    before, after = placements(cold), placements(warm)
+    for key in ("n/a2", "n/a3", "n/a4", *(f"n/b{i}" for i in range(5))):
+        assert after[key] == before[key], key
+    assert warm.stats.preemption_candidates == 2
+    # "b" is in another country: its workloads were never in the scope
+    assert warm.stats.resolved_workloads == 3
+    assert warm.stats.objective >= warm.stats.greedy_objective
+    # the same as the cold plan of the changed mesh would place (priority-weighted)
+    assert warm.stats.placed_priority_demand >= placement.plan(raised, FAST).stats.placed_priority_demand
+
+
+def test_a_change_elsewhere_does_not_resolve_an_unplaced_workload_it_cannot_help() -> None:
+    mesh = full_factory_mesh()
+    cold = placement.plan(mesh, FAST)
+    # a workload on "b" (another country than the waiting one's) gets bigger demand
+    grown = replace(mesh, workloads=tuple(replace(w, priority=11) if w.key == "n/b0" else w for w in mesh.workloads))
+    warm = placement.plan(grown, FAST, previous=cold)
+    check_plan(grown, warm)
+    assert warm.stats.warm and warm.stats.resolved_workloads == 1
+    # its reason is carried, word for word
+    assert warm.workloads["n/vip"].message == cold.workloads["n/vip"].message
+    assert placements(warm) == placements(cold)
+
+
+def test_freed_capacity_resolves_the_unplaced_workloads_that_could_use_it() -> None:
+    mesh = full_factory_mesh()
+    cold = placement.plan(mesh, FAST)
+    removed = replace(mesh, workloads=tuple(w for w in mesh.workloads if w.key not in ("n/a3", "n/a4")))
+    warm = placement.plan(removed, FAST, previous=cold)
+    check_plan(removed, warm)
+    assert warm.stats.warm and warm.stats.resolved_workloads == 1  # the waiting one only
+    assert warm.workloads["n/vip"].phase == "Placed"
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10_000), workloads=st.integers(5, 60), sites=st.integers(1, 8),
+       load=st.floats(0.8, 3.0), fraction=st.floats(0.02, 0.3))
+def test_only_changed_workloads_and_their_victims_move(seed, workloads, sites, load, fraction) -> None:
+    """Every rule holds; a warm plan is never below the kube-scheduler-order greedy;
+    an unchanged workload placed before either keeps its assignment or was displaced
+    for a changed workload of strictly higher priority (warm preemption)."""
+    mesh = synthetic_mesh(workloads, sites, seed=seed, load=load)
+    cfg = SolverConfig(num_workers=1, phase_a_dtime=0.1, phase_b_dtime=0.1)
+    cold = placement.plan(mesh, cfg)
+    changed = perturb(mesh, fraction=fraction, seed=seed + 1)
+    warm = placement.plan(changed, cfg, previous=cold)
+    check_plan(changed, warm)
+    assert warm.stats.placed_priority_demand >= warm.stats.greedy_placed_priority_demand
+    if not warm.stats.warm:
+        return
+    before, after = placements(cold), placements(warm)
+    old = {w.key: w for w in mesh.workloads}
+    top_changed = max((w.priority for w in changed.workloads if old.get(w.key) != w), default=None)
+    for w in changed.workloads:
+        if old.get(w.key) == w and before[w.key] and after[w.key] != before[w.key]:
+            assert top_changed is not None and w.priority < top_changed, w.key
+    again = placement.plan(changed, cfg, previous=cold)
+    assert placements(again) == after
