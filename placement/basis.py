@@ -22,6 +22,9 @@ from placement.snapshot import Snapshot
 
 # One candidate row of a placed workload: (column, need, ub, cost per device, devices)
 ChosenRow = tuple[int, int, int, int, int]
+# An unplaced workload's top-K candidate columns and the fewest devices it could
+# start with on each (its whole need; 1 when it may split)
+CandidateColumns = tuple[NDArray[np.int32], NDArray[np.float64]]
 
 
 @dataclass(slots=True)
@@ -38,10 +41,10 @@ class Basis:
     # each workload's Lagrangian term at ``multipliers`` (placement.bound.workload_terms),
     # so a warm re-solve evaluates the changed workloads' terms only
     terms: dict[str, float] | None = None
-    # per unplaced workload, the sites of its top-K candidate columns against the whole
-    # capacity (the same while its spec and the sites are): the warm path re-solves it
-    # only when a change touches one of them (placement.warm.scope)
-    candidate_sites: dict[str, NDArray[np.int32]] = field(default_factory=dict)
+    # per unplaced workload, its candidate columns against the whole capacity (the same
+    # while its spec and the sites are): the warm path re-solves it only when a change
+    # leaves room on one of them (placement.warm.helped)
+    waiting: dict[str, CandidateColumns] = field(default_factory=dict)
 
 
 def sites_fingerprint(snap: Snapshot) -> str:
@@ -65,7 +68,7 @@ def workload_fingerprint(w: WorkloadDemand) -> WorkloadDemand:
 def make_basis(
     snap: Snapshot, cands: Candidates, devices: Devices, multipliers: NDArray[np.float64] | None, top_k: int,
     terms: dict[str, float] | None = None,
-    candidate_sites: dict[str, NDArray[np.int32]] | None = None,
+    waiting: dict[str, CandidateColumns] | None = None,
 ) -> Basis:
     chosen: dict[str, list[ChosenRow]] = {}
     for w in np.flatnonzero(placed_mask(cands, devices)).tolist():
@@ -83,5 +86,5 @@ def make_basis(
         chosen=chosen,
         multipliers=multipliers,
         terms=terms,
-        candidate_sites={k: v for k, v in (candidate_sites or {}).items() if k not in chosen},
+        waiting={k: v for k, v in (waiting or {}).items() if k not in chosen},
     )

@@ -43,7 +43,7 @@ from numpy.typing import NDArray
 
 from placement import warm
 from placement.assign import assign
-from placement.basis import Basis, make_basis, sites_fingerprint
+from placement.basis import Basis, CandidateColumns, ChosenRow, make_basis, sites_fingerprint
 from placement.bound import (
     CPSAT_BOUND_METHOD,
     INCREMENTAL_BOUND_METHOD,
@@ -183,7 +183,7 @@ def cold_plan(snap: Snapshot, config: SolverConfig, previous: Plan | None, t0: f
         bound.bound = result.candidates_bound  # CP-SAT's proof covers the whole mesh
         bound.method = CPSAT_BOUND_METHOD
     _finish(out, snap, cands, result, stats, bound, bound.multipliers if bound else init, config, t0, terms=terms,
-            candidate_sites=dict(zip(snap.keys, warm.candidate_sites(snap, kout), strict=True)))
+            waiting=warm.waiting_candidates(snap, np.arange(W, dtype=np.intp), kout))
     return out
 
 
@@ -226,7 +226,8 @@ def partitioned_plan(
     if bound is not None:  # for the next warm re-solve: only changed workloads re-evaluated
         terms = dict(zip(snap.keys, workload_terms(snap, pairs, bound.multipliers, config.threads).tolist(),
                          strict=True))
-    _finish(out, snap, cands, result, stats, bound, bound.multipliers if bound else None, config, t0, terms=terms, candidate_sites=dict(zip(snap.keys, warm.candidate_sites(snap, kout), strict=True)))
+    _finish(out, snap, cands, result, stats, bound, bound.multipliers if bound else None, config, t0, terms=terms,
+            waiting=warm.waiting_candidates(snap, np.arange(len(snap.keys), dtype=np.intp), kout))
     if at_target:
         stats.stop_reason = (f"huge mesh: the kube-scheduler-order greedy on the whole mesh was already within "
                              f"the target gap for huge meshes ({config.partition_target_gap:.2%}) of the bound")
@@ -261,11 +262,11 @@ def _finish(
     config: SolverConfig,
     t0: float,
     terms: dict[str, float] | None = None,
-    candidate_sites: dict[str, NDArray[np.int32]] | None = None,
+    waiting: dict[str, CandidateColumns] | None = None,
 ) -> None:
     """Fill the statistics and the warm-start basis of ``out`` (``terms``: the bound's
-    workload terms; ``candidate_sites``: those of unplaced workloads, for the next warm
-    re-solve's scope)."""
+    workload terms; ``waiting``: the candidate columns of unplaced workloads, for the
+    next warm re-solve's scope)."""
     stats.status = result.status
     stats.fallback_used = result.fallback_used
     stats.wall_limit_hit = result.wall_limit_hit
@@ -290,7 +291,7 @@ def _finish(
     stats.placed_workloads = sum(1 for d in out.workloads.values() if d.phase == PHASE_PLACED)
     stats.cost = float(plan_cost(cands, result.devices))
     stats.stop_reason = stop_reason(stats, config)
-    out.basis = make_basis(snap, cands, result.devices, multipliers, config.top_k, terms, candidate_sites)
+    out.basis = make_basis(snap, cands, result.devices, multipliers, config.top_k, terms, waiting)
     stats.decided_ms = (result.decided_at - t0) * 1e3 if result.decided_at else 0.0
     stats.wall_ms = (time.perf_counter() - t0) * 1e3
     out.stats = stats
@@ -358,8 +359,7 @@ def warm_plan(
         return None
     W = len(snap.keys)
     k0 = time.perf_counter()
-    sc, _ = warm.scope(snap, basis, config)
-    free = np.union1d(sc.changed, sc.helped).astype(np.intp)
+    sc = warm.scope(snap, basis)
     kept_rows = {w: basis.chosen[snap.keys[w]] for w in np.flatnonzero(sc.kept).tolist()}
     bound = None
     new_terms = None
@@ -372,23 +372,19 @@ def warm_plan(
             steps = min(config.warm_bound_max_iters, max(5, bound_steps(config, pairs) // 4))
             bound = full_bound(snap, 0.0, config.threads, steps, basis.multipliers, config.lp_bound_max_pairs, pairs)
         upper = bound.bound
-    res = warm.resolve(snap, kept_rows, free, {}, upper, config, deadline)
+    # round 1: the changed workloads
+    res = warm.resolve(snap, kept_rows, sc.changed, {}, upper, config, deadline)
     if res is None:
         return None
+    # round 2, warm preemption: victims of changed workloads left unplaced join them
     displaced = warm.victims(snap, res, kept_rows, sc.changed)
     if displaced:
-        # warm preemption: the displaceable kept workloads join the re-solve, hinted
-        # where they are, with the first round's placements of the others
-        prior = {w: kept_rows[w] for w in displaced}
-        for w in res.free.tolist():
-            rows = [r for r in rows_of(res.cands, w, res.devices) if r[4] > 0]
-            if rows:
-                prior[w] = rows
-        kept2 = {w: r for w, r in kept_rows.items() if w not in prior}
-        free2 = np.union1d(free, np.asarray(displaced, dtype=np.intp)).astype(np.intp)
-        res2 = warm.resolve(snap, kept2, free2, prior, upper, config, deadline)
-        if res2 is not None and warm.plan_value(snap, res2) >= warm.plan_value(snap, res):
-            res = res2
+        res, kept_rows = _next_round(snap, res, kept_rows, np.asarray(displaced, dtype=np.intp), upper, config,
+                                     deadline)
+    # round 3: unplaced, unchanged workloads that now find room where a change freed it
+    helped = warm.helped(snap, basis, sc, res)
+    if helped.size:
+        res, kept_rows = _next_round(snap, res, kept_rows, helped, upper, config, deadline)
     floor = warm.floor_value(snap)
     stats = SolveStats(warm=True, num_workloads=W, num_site_columns=snap.n_cols,
                        fixed_workloads=W - int(res.free.size), resolved_workloads=int(res.free.size),
@@ -407,13 +403,29 @@ def warm_plan(
     carried = {w: previous.workloads[snap.keys[w]] for w in np.flatnonzero(~sc.kept & ~resolved_mask).tolist()
                if snap.keys[w] in previous.workloads}
     out = assign(snap, _combined_reasons(snap, previous, res.free, res.kout), res.cands, res.devices, carried)
-    sites = dict(basis.candidate_sites)
-    sites.update(zip([snap.keys[w] for w in res.free.tolist()], warm.candidate_sites(snap, res.kout), strict=True))
+    waiting = dict(basis.waiting)
+    waiting.update(warm.waiting_candidates(snap, res.free, res.kout))
     result = res.result
     result.devices = res.devices
     _finish(out, snap, res.cands, result, stats, bound, bound.multipliers if bound else basis.multipliers, config, t0,
-            terms=new_terms, candidate_sites=sites)
+            terms=new_terms, waiting=waiting)
     return out
+
+
+def _next_round(
+    snap: Snapshot, res: warm.Resolved, kept_rows: dict[int, list[ChosenRow]], joining: NDArray[np.intp],
+    upper: float | None, config: SolverConfig, deadline: float,
+) -> tuple[warm.Resolved, dict[int, list[ChosenRow]]]:
+    """One more re-solve with ``joining`` added to the re-solved workloads, hinted with
+    the current plan (each workload where it is): kept when it places no less."""
+    plan_rows = {w: [r for r in rows_of(res.cands, w, res.devices) if r[4] > 0]
+                 for w in np.union1d(res.free, joining).tolist()}
+    prior = {w: rows for w, rows in plan_rows.items() if rows}
+    kept2 = {w: r for w, r in kept_rows.items() if w not in plan_rows}
+    nxt = warm.resolve(snap, kept2, np.union1d(res.free, joining).astype(np.intp), prior, upper, config, deadline)
+    if nxt is None or warm.plan_value(snap, nxt) < warm.plan_value(snap, res):
+        return res, kept_rows
+    return nxt, kept2
 
 
 def _incremental_bound(

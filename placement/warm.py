@@ -5,11 +5,12 @@ Called by :func:`placement.pipeline.plan` when ``previous`` carries a
 below:
 
 1. **scope** (:func:`scope`): the changed and new workloads (spec differs from the
-   basis) go through the filter-and-score kernel against the whole capacity; the
-   sites they could use, and the sites whose capacity a changed or removed workload
-   frees, are the *affected* sites. An unplaced, unchanged workload is re-solved only
-   when one of its candidate sites (kept in the basis) is affected: nothing else
-   changed for it since it last found no room.
+   basis) are re-solved; the sites whose capacity a changed or removed workload held
+   in the previous plan are the *affected* sites (capacity may be freed there). An
+   unplaced, unchanged workload is re-solved only when one of its candidate sites
+   (kept in the basis) is affected: nothing else changed for it since it last found
+   no room. A changed workload that takes room elsewhere only hurts the others, and
+   one that needs room it does not find preempts (stage 3).
 2. **re-solve** (:func:`resolve`): the scope against the capacity the kept workloads
    leave (:func:`placement.snapshot.residual`): multi-start greedy, candidates, the
    solve sequence of :mod:`placement.solve`.
@@ -33,7 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from placement.basis import Basis, ChosenRow, workload_fingerprint
+from placement.basis import Basis, CandidateColumns, ChosenRow, workload_fingerprint
 from placement.candidates import (
     Candidates,
     Devices,
@@ -58,9 +59,9 @@ class Scope:
 
     same: NDArray[np.bool_]  # [W] spec as in the basis
     kept: NDArray[np.bool_]  # [W] same spec and placed in the previous plan
+    waiting: NDArray[np.bool_]  # [W] same spec and unplaced in the previous plan
     changed: NDArray[np.intp]  # changed and new workloads
-    helped: NDArray[np.intp]  # unplaced, unchanged workloads with an affected candidate site
-    affected_sites: NDArray[np.bool_]  # [sites]
+    affected_sites: NDArray[np.bool_]  # [sites] capacity held by a changed or removed workload before
 
 
 @dataclass(slots=True)
@@ -83,14 +84,27 @@ def candidate_sites(snap: Snapshot, kout: Arrays) -> list[NDArray[np.int32]]:
     return [np.unique(site[row[row >= 0]]).astype(np.int32) for row in cc]
 
 
+def waiting_candidates(snap: Snapshot, rows: NDArray[np.intp], kout: Arrays) -> dict[str, CandidateColumns]:
+    """For the basis: each of ``rows``' top-K candidate columns (kernel rows in the
+    same order) and the fewest devices it could start with there (its whole need;
+    one device when it may split)."""
+    out: dict[str, CandidateColumns] = {}
+    limit = snap.wls["site_limit"]
+    for i, w in enumerate(rows.tolist()):
+        cc = kout["cand_col"][i]
+        ok = cc >= 0
+        need = kout["cand_devices"][i][ok] if limit[w] <= 1 else np.ones(int(ok.sum()))
+        out[snap.keys[w]] = (cc[ok].astype(np.int32), need.astype(np.float64))
+    return out
+
+
 def _subset(snap: Snapshot, idx: NDArray[np.intp]) -> Snapshot:
     none_c, none_s = np.zeros(snap.n_cols), np.zeros(snap.n_sites)
     return residual(snap, idx, none_c, none_s, none_s)
 
 
-def scope(snap: Snapshot, basis: Basis, config: SolverConfig) -> tuple[Scope, Arrays]:
-    """Stage 1 (see the module doc); also returns the kernel's output for the changed
-    workloads (reused as their reasons)."""
+def scope(snap: Snapshot, basis: Basis) -> Scope:
+    """Stage 1 (see the module doc)."""
     W = len(snap.keys)
     same = np.fromiter((basis.workload_fp.get(w.key) == workload_fingerprint(w) for w in snap.mesh.workloads),
                        dtype=bool, count=W)
@@ -105,16 +119,7 @@ def scope(snap: Snapshot, basis: Basis, config: SolverConfig) -> tuple[Scope, Ar
         if key not in now_same:
             for c, *_ in rows:
                 affected[int(site[c])] = True
-    kout = filter_score_topk(snap.cols, _subset(snap, changed).wls, config.top_k, config.threads)
-    for sites in candidate_sites(snap, kout):
-        affected[sites] = True
-    helped = [w for w in np.flatnonzero(same & ~placed_before).tolist()
-              if affected[basis.candidate_sites.get(snap.keys[w], _NO_SITES)].any()]
-    return Scope(same=same, kept=kept, changed=changed, helped=np.asarray(helped, dtype=np.intp),
-                 affected_sites=affected), kout
-
-
-_NO_SITES = np.zeros(0, dtype=np.int32)
+    return Scope(same=same, kept=kept, waiting=same & ~placed_before, changed=changed, affected_sites=affected)
 
 
 def _usage(snap: Snapshot, rows_of_kept: dict[int, list[ChosenRow] | list[Row]]) -> tuple[
@@ -178,7 +183,7 @@ def resolve(
             hints.insert(0, hint)
     fixed_value = float(sum(int(snap.value[w]) for w in kept_rows))
     upper = None if upper_total is None else upper_total - fixed_value
-    result = solve(sub, sub_cands, hints, hints[0], upper, config, deadline, config.warm_dtime_scale)
+    result = solve(sub, sub_cands, hints, hints[0], upper, config, deadline, warm_dtime_scale(config, free.size, W))
     sub_index = np.full(W, -1, dtype=np.int64)
     sub_index[free] = np.arange(free.size)
     plan_rows: list[list[Row]] = []
@@ -192,6 +197,52 @@ def resolve(
                     sub_candidates=sub_cands.n)
 
 
+def room_left(snap: Snapshot, resolved: Resolved) -> tuple[
+        NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+    """Devices per column, usable watts and firm watts per site that the whole plan of
+    ``resolved`` leaves."""
+    wof = resolved.cands.workload_of()
+    used = resolved.devices > 0
+    rows: dict[int, list[Row]] = {int(w): [] for w in wof[used].tolist()}
+    for i in np.flatnonzero(used).tolist():
+        rows[int(wof[i])].append((int(resolved.cands.col[i]), 0, 0, 0, int(resolved.devices[i])))
+    col_used, site_all, site_ni = _usage(snap, dict(rows))
+    return (snap.cols["cap_devices"] - col_used, snap.site_total_watts - site_all,
+            np.minimum(snap.site_firm_watts, snap.site_total_watts) - site_ni)
+
+
+def helped(snap: Snapshot, basis: Basis, sc: Scope, resolved: Resolved) -> NDArray[np.intp]:
+    """Unplaced, unchanged workloads not re-solved yet that the plan of ``resolved``
+    leaves room for on one of their candidate columns (devices for their smallest
+    share, and the power it draws: firm power unless interruptible), on an affected
+    site: capacity a change freed. Nothing else changed for them since they last
+    found no room."""
+    col_left, site_all_left, site_firm_left = room_left(snap, resolved)
+    site, watts, intr = snap.cols["site"], snap.cols["watts"], snap.wls["interruptible"]
+    done = np.zeros(len(snap.keys), dtype=bool)
+    done[resolved.free] = True
+    out = []
+    for w in np.flatnonzero(sc.waiting & ~done).tolist():
+        cand = basis.waiting.get(snap.keys[w])
+        if cand is None:
+            continue
+        c, need = cand
+        s = site[c]
+        ok = sc.affected_sites[s] & (col_left[c] >= need) & (site_all_left[s] >= need * watts[c])
+        if not intr[w]:
+            ok &= site_firm_left[s] >= need * watts[c]
+        if ok.any():
+            out.append(w)
+    return np.asarray(out, dtype=np.intp)
+
+
+def warm_dtime_scale(config: SolverConfig, resolved: int, workloads: int) -> float:
+    """The share of CP-SAT's budgets a re-solve of ``resolved`` of ``workloads`` gets:
+    ``warm_dtime_scale`` of a cold solve's, shrunk with the share of the mesh it
+    re-solves (never under a tenth of it: a small model still gets room to prove)."""
+    return config.warm_dtime_scale * max(0.1, min(1.0, resolved / max(1, workloads)))
+
+
 def victims(snap: Snapshot, resolved: Resolved, kept_rows: dict[int, list[ChosenRow] | list[Row]],
             preemptors: NDArray[np.intp]) -> list[int]:
     """Stage 3, kube-scheduler's preemption: for each of ``preemptors`` (changed
@@ -202,23 +253,14 @@ def victims(snap: Snapshot, resolved: Resolved, kept_rows: dict[int, list[Chosen
     the cheapest. Returns the victims (indices of the whole snapshot), sorted; they
     and the preemptors are re-solved together in the next round."""
     placed = placed_mask(resolved.cands, resolved.devices)
-    cols = snap.cols
-    site, watts, intr = cols["site"], cols["watts"], snap.wls["interruptible"]
-    # what the plan of this round leaves, per column and per site
-    col_left = cols["cap_devices"].astype(np.float64).copy()
-    site_all_left = snap.site_total_watts.astype(np.float64).copy()
-    site_firm_left = np.minimum(snap.site_firm_watts, snap.site_total_watts).astype(np.float64)
+    site, watts, intr = snap.cols["site"], snap.cols["watts"], snap.wls["interruptible"]
+    col_left, site_all_left, site_firm_left = room_left(snap, resolved)
     holders: dict[int, list[tuple[int, int, int]]] = {}  # site -> (workload, column, devices) of kept ones
     wof = resolved.cands.workload_of()
     for i in np.flatnonzero(resolved.devices > 0).tolist():
         w, c, d = int(wof[i]), int(resolved.cands.col[i]), int(resolved.devices[i])
-        s = int(site[c])
-        col_left[c] -= d
-        site_all_left[s] -= d * watts[c]
-        if not intr[w]:
-            site_firm_left[s] -= d * watts[c]
         if w in kept_rows:
-            holders.setdefault(s, []).append((w, c, d))
+            holders.setdefault(int(site[c]), []).append((w, c, d))
     pos = {int(w): i for i, w in enumerate(resolved.free.tolist())}
     chosen: set[int] = set()
     waiting = [int(w) for w in preemptors.tolist() if not placed[w] and int(w) in pos]
@@ -284,4 +326,5 @@ def plan_value(snap: Snapshot, resolved: Resolved) -> float:
     return float(placed_value(snap, resolved.cands, resolved.devices))
 
 
-__all__ = ["Resolved", "Scope", "candidate_sites", "victims", "floor_value", "plan_value", "resolve", "scope"]
+__all__ = ["Resolved", "Scope", "candidate_sites", "floor_value", "helped", "plan_value", "resolve", "room_left", "scope",
+           "victims", "waiting_candidates", "warm_dtime_scale"]
