@@ -65,8 +65,7 @@ def _codes(snap: Snapshot, unplaced: list[int]) -> NDArray[np.int32]:
         chunk = np.asarray(unplaced[lo:lo + step], dtype=np.int32)
         w = np.repeat(chunk, C)
         c = np.tile(np.arange(C, dtype=np.int32), chunk.size)
-        codes, _, _, _ = evaluate_pairs(snap.cols, snap.wls, w, c)
-        out[lo:lo + chunk.size] = codes.reshape(chunk.size, C)
+        out[lo:lo + chunk.size] = evaluate_pairs(snap.cols, snap.wls, w, c).filter.reshape(chunk.size, C)
     return out
 
 

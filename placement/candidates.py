@@ -151,7 +151,8 @@ def build_candidates(
                 known.add(c)
                 extra_w.append(w)
                 extra_c.append(c)
-    _, e_n, _, e_cost = evaluate_pairs(cols, snap.wls, np.asarray(extra_w, np.int32), np.asarray(extra_c, np.int32))
+    extra_pairs = evaluate_pairs(cols, snap.wls, np.asarray(extra_w, np.int32), np.asarray(extra_c, np.int32))
+    e_n, e_cost = extra_pairs.devices, extra_pairs.cost
     extra: dict[int, list[tuple[int, float, float]]] = {}
     for w, c, n, cost in zip(extra_w, extra_c, e_n.tolist(), e_cost.tolist(), strict=True):
         extra.setdefault(w, []).append((c, n, cost))

@@ -28,6 +28,7 @@ rounded down, see :mod:`placement.capacity`) shown in MW.
 
 from __future__ import annotations
 
+import enum
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -38,13 +39,22 @@ from numpy.typing import NDArray
 from placement.decisions import KIND_FLEET
 from placement.problem import DEFAULT_CONFIG, Mesh, SolverConfig
 from placement.snapshot import Snapshot, build
-from placement_ext import FEASIBLE, FILTER_NAMES, evaluate_pairs
+from placement_ext import FILTER_LABELS, Filter, evaluate_pairs
 
 # displaced_by keeps the highest-priority holders only: on a big mesh the sites a
 # workload needed can hold thousands of workloads (the message gives the count).
 DISPLACED_BY_LIMIT = 10
-INSUFFICIENT_DEVICES = FILTER_NAMES.index("insufficient devices")
-INSUFFICIENT_POWER = FILTER_NAMES.index("insufficient power")
+
+
+class Budget(enum.Enum):
+    """The power budget that binds a workload at a site."""
+
+    FIRM = "firm"  # a factory's firm power: non-interruptible work
+    USABLE = "usable"  # a factory's firm + flexible power left after curtailment: interruptible work
+    FLEET_CAP = "fleet cap"  # a fleet's power cap
+
+
+BUDGET_WORDS = {Budget.FIRM: "firm power", Budget.USABLE: "power", Budget.FLEET_CAP: "fleet power cap"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,8 +89,13 @@ def filter_label(name: str, max_latency_ms: float | None) -> str:
     return name
 
 
+# a decision's ``rejections`` are keyed by the filters' words: back to the filter
+FILTER_OF_LABEL = {label: f for f, label in FILTER_LABELS.items()}
+
+
 def rejection_dict(counts: Sequence[int] | NDArray[np.int32]) -> dict[str, int]:
-    return {FILTER_NAMES[k]: int(v) for k, v in enumerate(counts) if v > 0}
+    """The kernel's per-filter site counts as a decision's ``rejections``."""
+    return {FILTER_LABELS[Filter(k)]: int(v) for k, v in enumerate(counts) if v > 0}
 
 
 def mw(watts: float) -> str:
@@ -110,7 +125,7 @@ def no_fit_message(
     """``"0/12 sites fit: ..."``; ``details`` adds a parenthesised figure to a filter."""
     details = details or {}
     parts = []
-    for name, n in sorted(rejections.items(), key=lambda kv: (-kv[1], FILTER_NAMES.index(kv[0]))):
+    for name, n in sorted(rejections.items(), key=lambda kv: (-kv[1], FILTER_OF_LABEL[kv[0]])):
         part = f"{n} {filter_label(name, max_latency_ms)}"
         if name in details:
             part += f" ({details[name]})"
@@ -150,51 +165,52 @@ class _Workload:
     def amount_text(self, amount: float) -> str:
         return f"{amount / 1000:,.0f} tokens/s" if self.tokens else f"{int(amount):,}"
 
-    def power_words(self, s: int) -> str:
-        """Which budget binds this workload at site ``s``."""
+    def budget_kind(self, s: int) -> Budget:
+        """Which power budget binds this workload at site ``s``."""
         if self.snap.site_kind[s] == KIND_FLEET:
-            return "fleet power cap"
-        return self.power_words_factory()
+            return Budget.FLEET_CAP
+        return Budget.USABLE if self.interruptible else Budget.FIRM
+
+    def power_words(self, s: int) -> str:
+        """That budget in words."""
+        return BUDGET_WORDS[self.budget_kind(s)]
 
     def power_words_factory(self) -> str:
-        """Which budget binds this workload at a factory."""
-        return "power" if self.interruptible else "firm power"
+        """The budget that binds this workload at a factory, in words."""
+        return BUDGET_WORDS[Budget.USABLE if self.interruptible else Budget.FIRM]
 
 
 def _filter_details(wk: _Workload) -> dict[str, str]:
-    """The figures behind "insufficient devices" / "insufficient power" refusals: the
-    need against the best site that refused it for that reason."""
+    """The figures behind "insufficient devices" / "insufficient power" refusals, as the
+    kernel measured them (``PairVerdicts.need`` / ``have``): the need against the site
+    that came closest (the most devices, the most watts it may draw)."""
     snap = wk.snap
-    cols = snap.cols
-    site = cols["site"]
+    site = snap.cols["site"]
     out: dict[str, str] = {}
     # a site counts under the furthest filter its best pool reached (as the kernel
     # counts): only pools of sites counted under a filter explain that filter
     site_code = np.full(snap.n_sites, -1, dtype=np.int64)
     np.maximum.at(site_code, site, wk.codes)
     counted = site_code[site] == wk.codes
-    dev = np.flatnonzero((wk.codes == INSUFFICIENT_DEVICES) & counted)
-    if dev.size:
-        c = int(dev[np.argmax(cols["cap_devices"][dev])])
-        need = wk.need_min[c]
-        need_text = plural(int(need), "device") if math.isfinite(need) else "devices with a token rate"
-        out["insufficient devices"] = (
-            f"needs {need_text}; at most {int(cols['cap_devices'][c]):,} at {snap.site_names[int(site[c])]}"
-        )
-    pw = np.flatnonzero((wk.codes == INSUFFICIENT_POWER) & counted)
-    if pw.size:
-        budget = wk.budget(snap.site_total_watts, snap.site_firm_watts)[site[pw]]
-        k = int(np.argmax(budget))
-        c = int(pw[k])
-        s = int(site[c])
-        words = wk.power_words(s)
-        need_w = float(wk.need_min[c] * wk.watts[c])
-        if words == "firm power":
-            out["insufficient power"] = f"needs {mw(need_w)} MW firm; {mw(budget[k])} MW firm at {snap.site_names[s]}"
-        elif words == "power":
-            out["insufficient power"] = f"needs {mw(need_w)} MW; {mw(budget[k])} MW usable at {snap.site_names[s]}"
+    for refusal in (Filter.INSUFFICIENT_DEVICES, Filter.INSUFFICIENT_POWER):
+        cols = np.flatnonzero((wk.codes == refusal) & counted).astype(np.int32)
+        if not cols.size:
+            continue
+        v = evaluate_pairs(snap.cols, snap.wls, np.full(cols.size, wk.w, dtype=np.int32), cols)
+        assert (v.filter == refusal).all()  # the same kernel: the same verdict
+        k = int(np.argmax(v.have))
+        need, have, s = float(v.need[k]), float(v.have[k]), int(site[cols[k]])
+        at = snap.site_names[s]
+        if refusal == Filter.INSUFFICIENT_DEVICES:
+            need_text = plural(int(need), "device") if math.isfinite(need) else "devices with a token rate"
+            out[FILTER_LABELS[refusal]] = f"needs {need_text}; at most {int(have):,} at {at}"
         else:
-            out["insufficient power"] = f"needs {mw(need_w)} MW; fleet cap {mw(budget[k])} MW at {snap.site_names[s]}"
+            budget = wk.budget_kind(s)
+            out[FILTER_LABELS[refusal]] = {
+                Budget.FIRM: f"needs {mw(need)} MW firm; {mw(have)} MW firm at {at}",
+                Budget.USABLE: f"needs {mw(need)} MW; {mw(have)} MW usable at {at}",
+                Budget.FLEET_CAP: f"needs {mw(need)} MW; fleet cap {mw(have)} MW at {at}",
+            }[budget]
     return out
 
 
@@ -285,7 +301,7 @@ def _capacity_reason(wk: _Workload, n_feasible: int, usage: Usage, holders_of: _
                      current_sites: set[int]) -> Reason:
     snap = wk.snap
     cols = snap.cols
-    feasible_cols = np.flatnonzero(wk.codes == FEASIBLE)
+    feasible_cols = np.flatnonzero(wk.codes == Filter.FEASIBLE)
     cap_left = (cols["cap_devices"] - usage.col_devices).astype(np.float64)
     needs = f"needs {wk.demand_text(wk.demand)}"
     its = f"its {plural(n_feasible, 'feasible site')}"
@@ -423,14 +439,14 @@ def reasons(
     usage: Usage,
 ) -> dict[int, Reason]:
     """A :class:`Reason` per unplaced workload. ``codes[i, c]`` is the filter code of
-    ``unplaced[i]`` on column c (``FEASIBLE`` when it passes every filter)."""
+    ``unplaced[i]`` on column c (``Filter.FEASIBLE`` when it passes every filter)."""
     total_sites = int(np.count_nonzero(np.diff(snap.cols["site_ptr"]) > 0))
     holders = _Holders(snap, usage)
     out: dict[int, Reason] = {}
     for i, w in enumerate(unplaced):
         wd = snap.mesh.workloads[w]
         wk = _Workload(snap, w, codes[i])
-        if feasible_sites[w] == 0 or not (wk.codes == FEASIBLE).any():
+        if feasible_sites[w] == 0 or not (wk.codes == Filter.FEASIBLE).any():
             out[w] = Reason(no_fit_message(total_sites, rejections[w], wd.max_latency_ms, _filter_details(wk)))
             continue
         current = {snap.site_index[a.site] for a in wd.current if a.site in snap.site_index and a.devices > 0}
@@ -467,14 +483,14 @@ def column_verdicts(mesh: Mesh, key: str, config: SolverConfig = DEFAULT_CONFIG)
     if w < 0:
         raise KeyError(key)
     columns = np.arange(snap.n_cols, dtype=np.int32)
-    codes, devices, latency, cost = evaluate_pairs(
+    verdicts = evaluate_pairs(
         snap.cols, snap.wls, np.full(snap.n_cols, w, dtype=np.int32), columns
     )
     return [
         ColumnVerdict(
             site=snap.col_site_name[c], kind=snap.col_kind[c], accelerator_model=snap.col_model_name[c],
-            rejected_by="" if int(codes[c]) == FEASIBLE else FILTER_NAMES[int(codes[c])],
-            devices=float(devices[c]), latency_ms=float(latency[c]), cost=float(cost[c]),
+            rejected_by="" if code == Filter.FEASIBLE else FILTER_LABELS[Filter(code)],
+            devices=float(verdicts.devices[c]), latency_ms=float(verdicts.latency_ms[c]), cost=float(verdicts.cost[c]),
         )
-        for c in range(snap.n_cols)
+        for c, code in enumerate(verdicts.filter.tolist())
     ]

@@ -41,7 +41,7 @@ import time
 import numpy as np
 from numpy.typing import NDArray
 
-from placement import warm
+from placement import explain, warm
 from placement.assign import assign
 from placement.basis import Basis, CandidateColumns, ChosenRow, make_basis, sites_fingerprint
 from placement.bound import (
@@ -331,7 +331,6 @@ def _combined_reasons(
     re-solved workloads (``free``) from this run of the kernel; the others (kept, or
     left unplaced as they were) keep the previous plan's (same spec, same sites)."""
     W = len(snap.keys)
-    names = {n: i for i, n in enumerate(FILTER_NAMES)}
     rej = np.zeros((W, len(FILTER_NAMES)), dtype=np.int32)
     feas = np.zeros(W, dtype=np.int32)
     rej[free] = kout_raw["rejections"]
@@ -344,7 +343,7 @@ def _combined_reasons(
         d = previous.workloads[snap.keys[w]]
         feas[w] = d.feasible_sites
         for k, v in d.rejections.items():
-            rej[w, names[k]] = v
+            rej[w, explain.FILTER_OF_LABEL[k]] = v
     return {"rejections": rej, "feasible_sites": feas}
 
 

@@ -7,18 +7,21 @@ Kubernetes, kopf or the HTTP API.
 The extension is built by ``pip install -e .`` (see ``setup.py``). There is no
 pure-Python fallback in production code: if the compiled module is missing, importing
 this package fails with instructions. ``OPENMP`` tells whether the build runs its
-parallel loops with OpenMP (serial otherwise, with the same results).
+parallel loops with OpenMP (serial otherwise, with the same results). ``Filter`` (an
+``IntEnum`` declared once in ``_kernels.pxd``) names the filters; ``FILTER_LABELS`` gives
+each refusing one its words in decisions and explanations.
 """
 
 try:
     from placement_ext._kernels import (
         ENERGY_SCALE,
-        FEASIBLE,
+        FILTER_LABELS,
         FILTER_NAMES,
         LATENCY_SCALE,
         MAX_LATENCY_TIER,
         OPENMP,
         STABILITY_PENALTY,
+        Filter,
         evaluate_pairs,
         feasible_pairs,
         filter_score_topk,
@@ -26,6 +29,7 @@ try:
         greedy_width,
         lagrangian_eval,
     )
+    from placement_ext.pairs import PairVerdicts
 except ImportError as exc:  # pragma: no cover - exercised only on a broken install
     raise ImportError(
         "meshplane's compiled placement kernels (placement_ext._kernels) are not built "
@@ -35,12 +39,14 @@ except ImportError as exc:  # pragma: no cover - exercised only on a broken inst
 
 __all__ = [
     "ENERGY_SCALE",
-    "FEASIBLE",
+    "FILTER_LABELS",
     "FILTER_NAMES",
     "LATENCY_SCALE",
     "MAX_LATENCY_TIER",
     "OPENMP",
     "STABILITY_PENALTY",
+    "Filter",
+    "PairVerdicts",
     "evaluate_pairs",
     "feasible_pairs",
     "filter_score_topk",

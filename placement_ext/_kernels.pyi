@@ -5,13 +5,31 @@ any array-like values are accepted (converted to contiguous arrays of the kernel
 dtype and checked at the boundary).
 """
 
+import enum
 from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from placement_ext.pairs import PairVerdicts
+
+class Filter(enum.IntEnum):
+    """Declared in ``_kernels.pxd``: the filters in pipeline order, then FEASIBLE."""
+
+    CORDONED = 0
+    TRAINING_NEEDS_FACTORY = 1
+    FLEETS_NOT_ALLOWED = 2
+    COUNTRY_NOT_ALLOWED = 3
+    LATENCY = 4
+    ACCELERATOR_MODEL = 5
+    MEMORY = 6
+    OFFLINE_NOW = 7
+    INSUFFICIENT_DEVICES = 8
+    INSUFFICIENT_POWER = 9
+    FEASIBLE = 10
+
+FILTER_LABELS: dict[Filter, str]
 FILTER_NAMES: tuple[str, ...]
-FEASIBLE: int
 ENERGY_SCALE: float
 LATENCY_SCALE: float
 MAX_LATENCY_TIER: float
@@ -35,7 +53,7 @@ def greedy_place(
 ) -> tuple[NDArray[np.int32], NDArray[np.float64], NDArray[np.bool_]]: ...
 def evaluate_pairs(
     cols: dict[str, Any], wls: dict[str, Any], workloads: ArrayLike, columns: ArrayLike
-) -> tuple[NDArray[np.int32], NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]: ...
+) -> PairVerdicts: ...
 def feasible_pairs(
     cols: dict[str, Any], wls: dict[str, Any], num_threads: int = 1
 ) -> tuple[NDArray[np.int64], NDArray[np.int32], NDArray[np.float64]]: ...

@@ -30,6 +30,8 @@ agree with these kernels.
 
 import numpy as np
 
+from placement_ext.pairs import PairVerdicts
+
 cimport numpy as cnp
 from cython.parallel cimport prange
 from libc.math cimport ceil, floor, INFINITY
@@ -49,22 +51,24 @@ cdef extern from *:
 # Whether the C compiler built this module with OpenMP (``_OPENMP`` defined).
 OPENMP = bool(MESHPLANE_HAS_OPENMP)
 
-# Filter codes, in pipeline order; a pair gets the first one that rejects it.
+# The filters (``Filter``, declared in _kernels.pxd) and their words in a decision's
+# ``rejections`` and in explanations; N_FILTERS counts the refusing ones.
 cdef enum:
-    N_FILTERS = 10
-FILTER_NAMES = (
-    "cordoned",
-    "training needs a factory",
-    "fleets not allowed",
-    "country not allowed",
-    "latency",
-    "accelerator model",
-    "memory",
-    "offline now",
-    "insufficient devices",
-    "insufficient power",
-)
-FEASIBLE = N_FILTERS
+    N_FILTERS = FEASIBLE
+FILTER_LABELS = {
+    Filter.CORDONED: "cordoned",
+    Filter.TRAINING_NEEDS_FACTORY: "training needs a factory",
+    Filter.FLEETS_NOT_ALLOWED: "fleets not allowed",
+    Filter.COUNTRY_NOT_ALLOWED: "country not allowed",
+    Filter.LATENCY: "latency",
+    Filter.ACCELERATOR_MODEL: "accelerator model",
+    Filter.MEMORY: "memory",
+    Filter.OFFLINE_NOW: "offline now",
+    Filter.INSUFFICIENT_DEVICES: "insufficient devices",
+    Filter.INSUFFICIENT_POWER: "insufficient power",
+}
+FILTER_NAMES = tuple(FILTER_LABELS[Filter(code)] for code in range(N_FILTERS))
+
 
 # Integer cost scaling: per device, energy tier x 1e6 + latency tier x 1e3 + stability.
 cdef double _ENERGY_SCALE = 1_000_000.0
@@ -119,23 +123,40 @@ cdef struct Wls:
     Py_ssize_t n_cols
 
 
-cdef inline int _pair_eval(
+cdef struct Figures:
+    # what a refusing filter compared: the workload's figure and the column's
+    # (LATENCY: worst user ms / the limit; MEMORY: GiB needed / the pool's;
+    # INSUFFICIENT_DEVICES: devices needed / the column's; INSUFFICIENT_POWER: watts
+    # needed / the watts it may draw there; COUNTRY_NOT_ALLOWED / ACCELERATOR_MODEL:
+    # the column's country / model index as ``have``; otherwise 0 / 0)
+    double need
+    double have
+
+
+cdef inline Filter _refuse(Filter f, double need, double have, Figures* fig) noexcept nogil:
+    fig.need = need
+    fig.have = have
+    return f
+
+
+cdef inline Filter _pair_eval(
     const Cols* c, const Wls* w, Py_ssize_t wi, Py_ssize_t ci,
-    double* out_n, double* out_lat, double* out_cost,
+    double* out_n, double* out_lat, double* out_cost, Figures* fig,
 ) noexcept nogil:
-    """First failing filter code (or FEASIBLE) of workload wi on column ci."""
+    """The first filter refusing workload wi on column ci (its figures in ``fig``), or
+    FEASIBLE (with the devices, latency and cost of the pair)."""
     cdef int u, k
     cdef double L, wt, lmax = 0.0, lsum = 0.0, wsum = 0.0, lat = 0.0
     cdef double n, need_min, power, avail, e, lq, st
     if c.cordoned[ci]:
-        return 0
+        return _refuse(CORDONED, 0.0, 0.0, fig)
     if c.is_fleet[ci]:
         if w.is_training[wi]:
-            return 1
+            return _refuse(TRAINING_NEEDS_FACTORY, 0.0, 0.0, fig)
         if not w.allow_fleets[wi]:
-            return 2
+            return _refuse(FLEETS_NOT_ALLOWED, 0.0, 0.0, fig)
     if not w.country_ok[wi * w.n_countries + c.country[ci]]:
-        return 3
+        return _refuse(COUNTRY_NOT_ALLOWED, 0.0, c.country[ci], fig)
     for u in range(w.user_ptr[wi], w.user_ptr[wi + 1]):
         wt = w.user_weight[u]
         L = w.latency[w.user_region[u] * w.n_cols + ci]
@@ -144,28 +165,29 @@ cdef inline int _pair_eval(
         lsum = lsum + wt * L
         wsum = wsum + wt
     if lmax > w.max_latency_ms[wi]:
-        return 4
+        return _refuse(LATENCY, lmax, w.max_latency_ms[wi], fig)
     if wsum > 0.0:
         lat = lsum / wsum
     if not w.model_ok[wi * w.n_models + c.model[ci]]:
-        return 5
+        return _refuse(ACCELERATOR_MODEL, 0.0, c.model[ci], fig)
     if c.memory_gib[ci] < w.min_memory_gib[wi]:
-        return 6
+        return _refuse(MEMORY, w.min_memory_gib[wi], c.memory_gib[ci], fig)
     if c.is_fleet[ci] and c.cap_devices[ci] <= 0.0:
-        return 7  # no device online at the plan's time: outside every availability window
+        # no device online at the plan's time: outside every availability window
+        return _refuse(OFFLINE_NOW, 0.0, 0.0, fig)
     if w.accel[wi] > 0.0:
         n = w.accel[wi]
         e = c.e_dev[ci]
     else:
-        if c.tps_milli[ci] <= 0.0:
-            return 8
+        if c.tps_milli[ci] <= 0.0:  # no token rate: no number of devices serves it
+            return _refuse(INSUFFICIENT_DEVICES, INFINITY, c.cap_devices[ci], fig)
         n = ceil(w.tokens_milli[wi] / c.tps_milli[ci])
         e = c.e_tok[ci]
     need_min = n
     if w.site_limit[wi] > 1:
         need_min = 1.0
     if need_min > c.cap_devices[ci]:
-        return 8
+        return _refuse(INSUFFICIENT_DEVICES, need_min, c.cap_devices[ci], fig)
     power = need_min * c.watts[ci]
     if w.interruptible[wi]:
         avail = c.total_watts[ci]
@@ -174,7 +196,7 @@ cdef inline int _pair_eval(
         if c.total_watts[ci] < avail:
             avail = c.total_watts[ci]
     if power > avail:
-        return 9
+        return _refuse(INSUFFICIENT_POWER, power, avail, fig)
     lq = floor(lat + 0.5)
     if lq > _MAX_LATENCY_TIER:
         lq = _MAX_LATENCY_TIER
@@ -188,7 +210,7 @@ cdef inline int _pair_eval(
     out_n[0] = n
     out_lat[0] = lat
     out_cost[0] = n * (e * _ENERGY_SCALE + lq * _LATENCY_SCALE + st)
-    return N_FILTERS
+    return FEASIBLE
 
 
 cdef inline bint _worse(double cost_a, int col_a, double cost_b, int col_b) noexcept nogil:
@@ -243,16 +265,17 @@ cdef void _one_workload(
     cdef int code, site_code, size = 0, i, j
     cdef double n = 0.0, l = 0.0, cst = 0.0, tc, tn, tl
     cdef int tcol
+    cdef Figures fig
     for i in range(N_FILTERS):
         counts[i] = 0
     feasible[0] = 0
     for s in range(n_sites):
         site_code = -1
         for ci in range(site_ptr[s], site_ptr[s + 1]):
-            code = _pair_eval(c, w, wi, ci, &n, &l, &cst)
+            code = _pair_eval(c, w, wi, ci, &n, &l, &cst, &fig)
             if code > site_code:
                 site_code = code
-            if code == N_FILTERS:
+            if code == FEASIBLE:
                 if size < K:
                     cost[size] = cst; col[size] = <int>ci; nn[size] = n; lat[size] = l
                     _heap_sift_up(cost, col, nn, lat, size)
@@ -260,7 +283,7 @@ cdef void _one_workload(
                 elif _worse(cost[0], col[0], cst, <int>ci):
                     cost[0] = cst; col[0] = <int>ci; nn[0] = n; lat[0] = l
                     _heap_sift_down(cost, col, nn, lat, size, 0)
-        if site_code == N_FILTERS:
+        if site_code == FEASIBLE:
             feasible[0] += 1
         elif site_code >= 0:
             counts[site_code] += 1
@@ -498,7 +521,7 @@ cdef int _split(
         best = -1
         best_cost = INFINITY
         for ci in range(C):
-            if code_buf[ci] != N_FILTERS or used_buf[ci] or cost_buf[ci] >= best_cost:
+            if code_buf[ci] != FEASIBLE or used_buf[ci] or cost_buf[ci] >= best_cost:
                 continue
             if sites >= limit and not site_used[c.site[ci]]:
                 continue
@@ -577,17 +600,18 @@ cdef void _greedy(
     cdef Py_ssize_t oi, wi, ci, C = c.n
     cdef double l = 0.0, best_cost
     cdef int best
+    cdef Figures fig
     for oi in range(W):
         wi = order[oi]
         placed[wi] = 0
         for ci in range(C):
-            code_buf[ci] = _pair_eval(c, w, wi, ci, &n_buf[ci], &l, &cost_buf[ci])
+            code_buf[ci] = _pair_eval(c, w, wi, ci, &n_buf[ci], &l, &cost_buf[ci], &fig)
             used_buf[ci] = 0
         # 1) whole on the cheapest column where it still fits (ties: lowest index)
         best = -1
         best_cost = INFINITY
         for ci in range(C):
-            if code_buf[ci] == N_FILTERS and cost_buf[ci] < best_cost:
+            if code_buf[ci] == FEASIBLE and cost_buf[ci] < best_cost:
                 if _fit_devices(c, w, wi, ci, cap_left, tot_used, ni_used, site_firm, site_total) >= n_buf[ci]:
                     best = <int>ci
                     best_cost = cost_buf[ci]
@@ -691,11 +715,14 @@ cdef inline double _pair_coef(const Cols* c, const Wls* w, Py_ssize_t wi, Py_ssi
 
 
 def evaluate_pairs(dict cols, dict wls, workloads, columns):
-    """Filter code, devices, latency (ms) and cost of given (workload, column) pairs.
+    """The verdict of each given (workload, column) pair: a
+    :class:`placement_ext.pairs.PairVerdicts` (the refusing filter and its figures,
+    or the devices, latency (ms) and cost of a feasible pair).
 
-    The same ``_pair_eval`` as the scoring pass, for the few pairs the caller needs
-    outside the top-K (the greedy placer's choices). Called by
-    ``placement.solver.build_candidates``.
+    The same ``_pair_eval`` as the scoring pass, for the pairs a caller needs outside
+    the top-K: the greedy placer's choices (``placement.candidates``), the filter of
+    every pair of an unplaced workload and the figures behind its refusals
+    (``placement.assign``, ``placement.explain``).
     """
     cdef _Bound bnd = _Bound(cols, wls)
     cdef const int[::1] wv = _ci32(workloads)
@@ -710,8 +737,11 @@ def evaluate_pairs(dict cols, dict wls, workloads, columns):
     devices = np.empty(P, dtype=np.float64)
     latency_ms = np.empty(P, dtype=np.float64)
     cost = np.empty(P, dtype=np.float64)
+    need = np.empty(P, dtype=np.float64)
+    have = np.empty(P, dtype=np.float64)
     cdef int[::1] oc = code
-    cdef double[::1] od = devices, ol = latency_ms, ocost = cost
+    cdef double[::1] od = devices, ol = latency_ms, ocost = cost, oneed = need, ohave = have
+    cdef Figures fig
     cdef Cols* cp = &bnd.c
     cdef Wls* wp = &bnd.w
     with nogil:
@@ -719,8 +749,12 @@ def evaluate_pairs(dict cols, dict wls, workloads, columns):
             od[k] = 0.0
             ol[k] = 0.0
             ocost[k] = 0.0
-            oc[k] = _pair_eval(cp, wp, wv[k], cv[k], &od[k], &ol[k], &ocost[k])
-    return code, devices, latency_ms, cost
+            fig.need = 0.0
+            fig.have = 0.0
+            oc[k] = _pair_eval(cp, wp, wv[k], cv[k], &od[k], &ol[k], &ocost[k], &fig)
+            oneed[k] = fig.need
+            ohave[k] = fig.have
+    return PairVerdicts(code, devices, latency_ms, cost, need, have)
 
 
 cdef long long _workload_pairs(const Cols* c, const Wls* w, Py_ssize_t wi,
@@ -731,8 +765,9 @@ cdef long long _workload_pairs(const Cols* c, const Wls* w, Py_ssize_t wi,
     cdef Py_ssize_t ci
     cdef long long k = 0
     cdef double n = 0.0, l = 0.0, cst = 0.0
+    cdef Figures fig
     for ci in range(c.n):
-        if _pair_eval(c, w, wi, ci, &n, &l, &cst) == N_FILTERS:
+        if _pair_eval(c, w, wi, ci, &n, &l, &cst, &fig) == FEASIBLE:
             if out_col != NULL:
                 out_col[k] = <int>ci
                 out_coef[k] = _pair_coef(c, w, wi, ci, n)

@@ -20,17 +20,16 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+# the kernel's own constants and filters, not copies of them
+from placement_ext._kernels import ENERGY_SCALE, LATENCY_SCALE, MAX_LATENCY_TIER, STABILITY_PENALTY, Filter
+
 # Column / workload arrays as built by ``placement.snapshot`` (name -> array).
 Arrays = Mapping[str, NDArray[Any]]
 # The same as nested Python lists (see :func:`to_python`), or arrays.
 Lists = Mapping[str, Any]
 Out = dict[str, NDArray[Any]]
 
-N_FILTERS = 10
-ENERGY_SCALE = 1_000_000.0
-LATENCY_SCALE = 1_000.0
-MAX_LATENCY_TIER = 999.0
-STABILITY_PENALTY = 100.0
+N_FILTERS = int(Filter.FEASIBLE)  # the refusing filters; a feasible pair's code
 
 
 def pair_codes_numpy(
@@ -143,18 +142,26 @@ def filter_score_topk_numpy(cols: Arrays, wls: Arrays, top_k: int, chunk: int = 
     return out
 
 
-def pair_eval_python(cols: Lists, wls: Lists, wi: int, ci: int) -> tuple[int, float, float, float]:
-    """Filter code (``N_FILTERS`` = feasible), devices, latency (ms) and cost of one
-    pair; devices, latency and cost are 0.0 unless feasible."""
+PairVerdict = tuple[Filter, float, float, float, float, float]
+
+
+def _refused(f: Filter, need: float = 0.0, have: float = 0.0) -> PairVerdict:
+    return f, 0.0, 0.0, 0.0, need, have
+
+
+def pair_eval_python(cols: Lists, wls: Lists, wi: int, ci: int) -> PairVerdict:
+    """``_pair_eval`` of one pair: the refusing ``Filter`` (``Filter.FEASIBLE`` when
+    none), devices, latency (ms), cost (all 0.0 unless feasible), and the refusing
+    filter's figures ``need`` / ``have`` (see ``placement_ext.pairs.PairVerdicts``)."""
     if cols["cordoned"][ci]:
-        return 0, 0.0, 0.0, 0.0
+        return _refused(Filter.CORDONED)
     if cols["is_fleet"][ci]:
         if wls["is_training"][wi]:
-            return 1, 0.0, 0.0, 0.0
+            return _refused(Filter.TRAINING_NEEDS_FACTORY)
         if not wls["allow_fleets"][wi]:
-            return 2, 0.0, 0.0, 0.0
+            return _refused(Filter.FLEETS_NOT_ALLOWED)
     if not wls["country_ok"][wi][cols["country"][ci]]:
-        return 3, 0.0, 0.0, 0.0
+        return _refused(Filter.COUNTRY_NOT_ALLOWED, 0.0, float(cols["country"][ci]))
     lmax = lsum = wsum = 0.0
     for u in range(wls["user_ptr"][wi], wls["user_ptr"][wi + 1]):
         wt = wls["user_weight"][u]
@@ -163,31 +170,31 @@ def pair_eval_python(cols: Lists, wls: Lists, wi: int, ci: int) -> tuple[int, fl
         lsum = lsum + wt * L
         wsum = wsum + wt
     if lmax > wls["max_latency_ms"][wi]:
-        return 4, 0.0, 0.0, 0.0
+        return _refused(Filter.LATENCY, lmax, wls["max_latency_ms"][wi])
     lat = lsum / wsum if wsum > 0.0 else 0.0
     if not wls["model_ok"][wi][cols["model"][ci]]:
-        return 5, 0.0, 0.0, 0.0
+        return _refused(Filter.ACCELERATOR_MODEL, 0.0, float(cols["model"][ci]))
     if cols["memory_gib"][ci] < wls["min_memory_gib"][wi]:
-        return 6, 0.0, 0.0, 0.0
+        return _refused(Filter.MEMORY, wls["min_memory_gib"][wi], cols["memory_gib"][ci])
     if cols["is_fleet"][ci] and cols["cap_devices"][ci] <= 0.0:
-        return 7, 0.0, 0.0, 0.0
+        return _refused(Filter.OFFLINE_NOW)
     if wls["accel"][wi] > 0.0:
         n = wls["accel"][wi]
         e = cols["e_dev"][ci]
     else:
         if cols["tps_milli"][ci] <= 0.0:
-            return 8, 0.0, 0.0, 0.0
+            return _refused(Filter.INSUFFICIENT_DEVICES, math.inf, cols["cap_devices"][ci])
         n = float(math.ceil(wls["tokens_milli"][wi] / cols["tps_milli"][ci]))
         e = cols["e_tok"][ci]
     need_min = 1.0 if wls["site_limit"][wi] > 1 else n
     if need_min > cols["cap_devices"][ci]:
-        return 8, 0.0, 0.0, 0.0
+        return _refused(Filter.INSUFFICIENT_DEVICES, need_min, cols["cap_devices"][ci])
     if wls["interruptible"][wi]:
         avail = cols["total_watts"][ci]
     else:
         avail = min(cols["firm_watts"][ci], cols["total_watts"][ci])
     if need_min * cols["watts"][ci] > avail:
-        return 9, 0.0, 0.0, 0.0
+        return _refused(Filter.INSUFFICIENT_POWER, need_min * cols["watts"][ci], avail)
     lq = min(math.floor(lat + 0.5), MAX_LATENCY_TIER) if math.isfinite(lat) else MAX_LATENCY_TIER
     st = 0.0
     cp = wls["cur_ptr"]
@@ -197,7 +204,7 @@ def pair_eval_python(cols: Lists, wls: Lists, wi: int, ci: int) -> tuple[int, fl
             if wls["cur_site"][k] == cols["site"][ci]:
                 st = 0.0
                 break
-    return N_FILTERS, n, lat, n * (e * ENERGY_SCALE + lq * LATENCY_SCALE + st)
+    return Filter.FEASIBLE, n, lat, n * (e * ENERGY_SCALE + lq * LATENCY_SCALE + st), 0.0, 0.0
 
 
 def to_python(cols: Arrays, wls: Arrays) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -232,7 +239,7 @@ def filter_score_topk_python(
         for s in range(n_sites):
             site_code = -1
             for ci in range(sp[s], sp[s + 1]):
-                code, n, lat, cost = pair_eval_python(cols, wls, wi, ci)
+                code, n, lat, cost, _need, _have = pair_eval_python(cols, wls, wi, ci)
                 site_code = max(site_code, code)
                 if code == N_FILTERS:
                     cands.append((cost, ci, n, lat))

@@ -66,7 +66,7 @@ def test_feasible_pairs_and_lagrangian_eval_match_python(seed, W, S, threads):
     for w in range(W):
         assert ptr[w] == k
         for c in range(len(cols["site"])):
-            code, n, _lat, _cost = pair_eval_python(cols, wls, w, c)
+            code, n, _lat, _cost, _need, _have = pair_eval_python(cols, wls, w, c)
             if code != N_FILTERS:
                 continue
             assert col[k] == c
@@ -106,14 +106,17 @@ def test_evaluate_pairs_matches_python(seed, W, S):
     cols, wls = random_arrays(seed, W, S)
     C = len(cols["site"])
     pairs = [(w, c) for w in range(W) for c in range(C)]
-    code, devices, latency, cost = evaluate_pairs(cols, wls, [w for w, _ in pairs], [c for _, c in pairs])
+    got = evaluate_pairs(cols, wls, [w for w, _ in pairs], [c for _, c in pairs])
     for k, (w, c) in enumerate(pairs):
-        want_code, want_n, want_lat, want_cost = pair_eval_python(cols, wls, w, c)
-        assert code[k] == want_code
+        want_code, want_n, want_lat, want_cost, want_need, want_have = pair_eval_python(cols, wls, w, c)
+        assert got.filter[k] == want_code
         if want_code == N_FILTERS:
-            assert devices[k] == want_n
-            assert latency[k] == pytest.approx(want_lat, rel=1e-12, abs=1e-12)
-            assert cost[k] == pytest.approx(want_cost, rel=1e-12)
+            assert got.devices[k] == want_n
+            assert got.latency_ms[k] == pytest.approx(want_lat, rel=1e-12, abs=1e-12)
+            assert got.cost[k] == pytest.approx(want_cost, rel=1e-12)
+        else:  # the figures behind the refusal, as the twin measures them
+            assert got.need[k] == pytest.approx(want_need, rel=1e-12, abs=1e-12)
+            assert got.have[k] == pytest.approx(want_have, rel=1e-12, abs=1e-12)
 
 
 def test_evaluate_pairs_refuses_out_of_range_indices():
@@ -122,7 +125,23 @@ def test_evaluate_pairs_refuses_out_of_range_indices():
     cols, wls = random_arrays(0, 3, 2)
     with pytest.raises(IndexError):
         evaluate_pairs(cols, wls, [0], [len(cols["site"])])
-    assert len(evaluate_pairs(cols, wls, [], [])[0]) == 0
+    assert len(evaluate_pairs(cols, wls, [], []).filter) == 0
+
+
+def test_filters_are_one_enum_shared_by_the_kernel_the_twins_and_the_explanations():
+    """The kernel's codes are ``Filter`` members (declared once, in _kernels.pxd), in
+    pipeline order, each refusing one with its words; the twins use the same enum."""
+    import enum
+
+    from placement import explain
+    from placement_ext import FILTER_LABELS, FILTER_NAMES, Filter, reference
+
+    assert issubclass(Filter, enum.IntEnum)
+    assert [f.value for f in Filter] == list(range(len(Filter)))
+    assert Filter.FEASIBLE == len(Filter) - 1 == reference.N_FILTERS
+    assert set(FILTER_LABELS) == set(Filter) - {Filter.FEASIBLE}
+    assert tuple(FILTER_LABELS[f] for f in Filter if f != Filter.FEASIBLE) == FILTER_NAMES
+    assert {label: f for f, label in FILTER_LABELS.items()} == explain.FILTER_OF_LABEL
 
 
 def tied_arrays(seed: int, W: int, S: int):
@@ -195,12 +214,15 @@ def test_stub_lists_every_public_name_with_the_runtime_parameters():
     tree = ast.parse((Path(_kernels.__file__).parent / "_kernels.pyi").read_text())
     stub_funcs = {n.name: [a.arg for a in n.args.args] for n in tree.body if isinstance(n, ast.FunctionDef)}
     stub_consts = {n.target.id for n in tree.body if isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name)}
+    stub_classes = {n.name for n in tree.body if isinstance(n, ast.ClassDef)}
     public = {
         name for name in dir(_kernels)
         if not name.startswith("_") and not isinstance(getattr(_kernels, name), types.ModuleType)
+        # names the kernels import (the typed PairVerdicts of placement_ext.pairs) are not theirs
+        and getattr(getattr(_kernels, name), "__module__", None) in (None, _kernels.__name__, "builtins")
     }
-    assert public == set(stub_funcs) | stub_consts
+    assert public == set(stub_funcs) | stub_consts | stub_classes
     for name, params in stub_funcs.items():
         assert list(inspect.signature(getattr(_kernels, name)).parameters) == params, name
-    assert set(placement_ext.__all__) == public
+    assert set(placement_ext.__all__) == public | {"PairVerdicts"}
     assert isinstance(placement_ext.OPENMP, bool)

@@ -43,7 +43,8 @@ RUN = textwrap.dedent(
     total, choice = lagrangian_eval(ptr, col, coef, data["value"], wls["interruptible"],
                                     data["p_int"], data["p_ni"], num_threads=2)
     out["lagr.total"], out["lagr.choice"] = np.array(total), choice
-    for k, v in zip(("code", "n", "lat", "cost"), evaluate_pairs(cols, wls, data["pw"], data["pc"]), strict=True):
+    for k, v in zip(("code", "n", "lat", "cost", "need", "have"), evaluate_pairs(cols, wls, data["pw"], data["pc"]),
+                    strict=True):
         out["eval." + k] = v
     np.savez("outputs.npz", **out)
     print(json.dumps({"openmp": placement_ext.OPENMP, "file": placement_ext._kernels.__file__}))
@@ -104,7 +105,7 @@ def test_kernels_built_without_openmp_say_so_and_agree(tmp_path):
     lt, choice = lagrangian_eval(ptr, col, coef, extra["value"], wls["interruptible"], extra["p_int"],
                                  extra["p_ni"], num_threads=2)
     want["lagr.total"], want["lagr.choice"] = np.array(lt), choice
-    for k, v in zip(("code", "n", "lat", "cost"), evaluate_pairs(cols, wls, pw, pc), strict=True):
+    for k, v in zip(("code", "n", "lat", "cost", "need", "have"), evaluate_pairs(cols, wls, pw, pc), strict=True):
         want["eval." + k] = v
     assert set(got) == set(want)
     assert want["greedy.placed"].any() and len(want["pairs.col"]) > 0
