@@ -14,7 +14,8 @@ JSON object (``--json``; otherwise the markdown table of :func:`table`) with:
 * ``tests.support.meshes.perturb`` (1% of the workloads change demand and priority)
   and a warm re-solve with ``previous=`` the cold plan: its time, ratio to its bound and
   statistics; with ``--cold-changed`` also a cold plan of the changed mesh (the warm
-  re-solve's speedup over it);
+  re-solve's speedup over it); ``warm`` in each solve's figures is ``SolveStats.warm``:
+  False on the warm re-solve means it fell back to the cold path (the table says so);
 * the process's peak RSS (``ru_maxrss``) after the engine's plans, in MiB: the engine's
   peak only when this runs as its own process (the command line, as ``bench.run`` does);
   under :func:`run` called in-process it is the caller's peak so far;
@@ -90,8 +91,11 @@ def _stats(stats: SolveStats) -> dict[str, Any]:
         "cpsat_ms": stats.cpsat_ms,
         "wall_limit_hit": stats.wall_limit_hit,
         "fallback_used": stats.fallback_used,
+        # True: an incremental re-solve; a warm re-solve that fell back to the cold path says False
+        "warm": bool(getattr(stats, "warm", False)),
         "fixed_workloads": stats.fixed_workloads,
         "resolved_workloads": stats.resolved_workloads,
+        "preemption_candidates": getattr(stats, "preemption_candidates", 0),
     }
 
 
@@ -182,8 +186,10 @@ def table(r: dict[str, Any]) -> str:
                    f'{c["placed_workloads"]:,} of {c["num_workloads"]:,} workloads placed; kernel '
                    f'{c["kernel_ms"] / 1e3:.1f} s, bound {c["bound_ms"] / 1e3:.1f} s, CP-SAT {c["cpsat_ms"] / 1e3:.1f} s'
                    + ("; **wall-clock limit hit**" if c["wall_limit_hit"] else ""))
-    warm_detail = (f'{r["changed_workloads"]:,} workloads changed; status {status(w)}; '
-                   f'{w["resolved_workloads"]:,} re-solved, {w["fixed_workloads"]:,} kept'
+    path = {True: "stayed warm", False: "**fell back to cold**", None: "warm path not recorded"}[w.get("warm")]
+    warm_detail = (f'{r["changed_workloads"]:,} workloads changed; {path}; status {status(w)}; '
+                   f'{w["resolved_workloads"]:,} re-solved, {w["fixed_workloads"]:,} kept, '
+                   f'{w.get("preemption_candidates", 0):,} preemption candidates'
                    + (f'; cold re-plan {r["cold_changed_s"]:.1f} s' if "cold_changed_s" in r else "")
                    + ("; **wall-clock limit hit**" if w["wall_limit_hit"] else ""))
     rows = [

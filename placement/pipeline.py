@@ -45,6 +45,7 @@ from placement import explain, warm
 from placement.assign import assign
 from placement.basis import Basis, CandidateColumns, ChosenRow, make_basis, sites_fingerprint
 from placement.bound import (
+    BOUND_METHOD,
     CPSAT_BOUND_METHOD,
     INCREMENTAL_BOUND_METHOD,
     BoundResult,
@@ -364,12 +365,18 @@ def warm_plan(
     new_terms = None
     upper = None
     if config.compute_bound and W and snap.n_cols:
-        if basis.terms is not None and basis.multipliers is not None:
+        # the Lagrangian bound of a big mesh is evaluated again for the changed workloads
+        # only; a small mesh's LP (or CP-SAT's proof) is tighter than the Lagrangian at
+        # its duals, and cheap: solved again
+        if (basis.terms is not None and basis.multipliers is not None
+                and previous.stats.bound_method in (BOUND_METHOD, INCREMENTAL_BOUND_METHOD)):
             bound, new_terms = _incremental_bound(snap, basis, sc.same, config.threads)
         else:
             pairs = all_pairs(snap, config.threads)
             steps = min(config.warm_bound_max_iters, max(5, bound_steps(config, pairs) // 4))
             bound = full_bound(snap, 0.0, config.threads, steps, basis.multipliers, config.lp_bound_max_pairs, pairs)
+            new_terms = dict(zip(snap.keys, workload_terms(snap, pairs, bound.multipliers, config.threads).tolist(),
+                                 strict=True))
         upper = bound.bound
     # round 1: the changed workloads
     res = warm.resolve(snap, kept_rows, sc.changed, {}, upper, config, deadline)

@@ -56,6 +56,17 @@ def test_scale_targets_follow_the_figures(small_scale: dict[str, Any]) -> None:
     assert "1.5 s" in warm and warm.endswith("| yes |")
 
 
+def test_the_scale_table_says_when_the_warm_re_solve_fell_back_to_cold(small_scale: dict[str, Any]) -> None:
+    r = small_scale
+    assert isinstance(r["warm"]["warm"], bool) and r["cold"]["warm"] is False
+    assert r["warm"]["preemption_candidates"] >= 0
+    fell_back = {**r, "warm": {**r["warm"], "warm": False}}
+    warm = next(line for line in scale.table(fell_back).splitlines() if line.startswith("| warm re-solve"))
+    assert "**fell back to cold**" in warm
+    stayed = {**r, "warm": {**r["warm"], "warm": True}}
+    assert "stayed warm" in next(line for line in scale.table(stayed).splitlines() if line.startswith("| warm re-solve"))
+
+
 def test_a_failed_scale_run_misses_every_target() -> None:
     text = scale_table({"workloads": 50_000, "sites": 5_000, "failed": "exit status -9"})
     assert "exit status -9" in text and "**missed**" in text
