@@ -70,12 +70,15 @@ def _codes(snap: Snapshot, unplaced: list[int]) -> NDArray[np.int32]:
 
 
 def assign(snap: Snapshot, reasons_in: Arrays, cands: Candidates, devices: Devices,
-           carried: Mapping[int, WorkloadDecision] | None = None) -> Plan:
+           carried: Mapping[int, WorkloadDecision] | None = None,
+           kept: Mapping[int, WorkloadDecision] | None = None) -> Plan:
     """Decisions, site usage and reasons for ``devices``. ``reasons_in`` holds the
     kernel's per-workload ``rejections`` [W, filters] and ``feasible_sites`` [W].
     ``carried``: unplaced workloads (by index) whose reason is the given previous
-    decision's, not worked out again (the warm path of a huge mesh, for workloads it
-    did not re-solve)."""
+    decision's, not worked out again (the warm path, for workloads it did not
+    re-solve). ``kept``: placed workloads (by index) whose previous decision stands
+    as it is (the warm path: same spec, same sites, same rows): only their use of the
+    sites is counted again, so a warm re-solve's cost follows what it re-solved."""
     cols = snap.cols
     W = len(snap.keys)
     col_used = np.zeros(snap.n_cols, dtype=np.int64)
@@ -89,7 +92,26 @@ def assign(snap: Snapshot, reasons_in: Arrays, cands: Candidates, devices: Devic
     rejections: dict[int, dict[str, int]] = {}
     feasible: dict[int, int] = {}
     unplaced: list[int] = []
+    kept = kept or {}
+    watts, site_of, intr = cols["watts"], cols["site"], snap.wls["interruptible"]
     for w in range(W):
+        old = kept.get(w)
+        if old is not None:
+            decisions[old.key] = old
+            for i in cands.rows(w):
+                n = int(devices[i])
+                c = int(cands.col[i])
+                s = int(site_of[c])
+                real_w = n * float(snap.col_watts_real[c])
+                site_real_w[s] += real_w
+                site_w[s] += n * float(watts[c])
+                if not intr[w]:
+                    site_real_ni_w[s] += real_w
+                    site_ni_w[s] += n * float(watts[c])
+                col_used[c] += n
+                site_tps[s] += n * float(snap.col_tps[c])
+                site_workloads[s].add(w)
+            continue
         rejections[w] = explain.rejection_dict(reasons_in["rejections"][w])
         feasible[w] = int(reasons_in["feasible_sites"][w])
         dec = WorkloadDecision(

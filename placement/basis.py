@@ -11,7 +11,8 @@ contract.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field, replace
+import operator
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 from numpy.typing import NDArray
@@ -35,7 +36,7 @@ class Basis:
     top_k: int
     # each workload's demand without ``current``: compared by equality, not by hash,
     # so a changed spec can never pass for an unchanged one
-    workload_fp: dict[str, WorkloadDemand]
+    workload_fp: dict[str, tuple[object, ...]]
     chosen: dict[str, list[ChosenRow]]  # per placed workload
     multipliers: NDArray[np.float64] | None
     # each workload's Lagrangian term at ``multipliers`` (placement.bound.workload_terms),
@@ -60,16 +61,25 @@ def sites_fingerprint(snap: Snapshot) -> str:
     return h.hexdigest()
 
 
-def workload_fingerprint(w: WorkloadDemand) -> WorkloadDemand:
-    """The demand as the engine sees it, minus ``current`` (only the stability tier)."""
-    return replace(w, current=())
+# every field of a demand but ``current`` (which only moves the stability tier)
+_DEMAND_FIELDS = operator.attrgetter(*(f.name for f in fields(WorkloadDemand) if f.name != "current"))
+
+
+def workload_fingerprint(w: WorkloadDemand) -> tuple[object, ...]:
+    """The demand as the engine sees it, minus ``current``, as a tuple compared by
+    equality (one C call per workload: the warm path compares every workload)."""
+    fp: tuple[object, ...] = _DEMAND_FIELDS(w)
+    return fp
 
 
 def make_basis(
     snap: Snapshot, cands: Candidates, devices: Devices, multipliers: NDArray[np.float64] | None, top_k: int,
     terms: dict[str, float] | None = None,
     waiting: dict[str, CandidateColumns] | None = None,
+    fingerprints: list[tuple[object, ...]] | None = None,
 ) -> Basis:
+    """What the next warm re-solve needs from this plan (``fingerprints``: those of
+    ``snap``'s workloads in order, when the caller has them already)."""
     chosen: dict[str, list[ChosenRow]] = {}
     for w in np.flatnonzero(placed_mask(cands, devices)).tolist():
         rows = [
@@ -82,7 +92,8 @@ def make_basis(
     return Basis(
         sites_fp=sites_fingerprint(snap),
         top_k=top_k,
-        workload_fp={w.key: workload_fingerprint(w) for w in snap.mesh.workloads},
+        workload_fp=dict(zip(snap.keys, fingerprints if fingerprints is not None
+                             else [workload_fingerprint(w) for w in snap.mesh.workloads], strict=True)),
         chosen=chosen,
         multipliers=multipliers,
         terms=terms,

@@ -39,7 +39,7 @@ from numpy.typing import NDArray
 from placement.decisions import KIND_FLEET
 from placement.problem import DEFAULT_CONFIG, Mesh, SolverConfig
 from placement.snapshot import Snapshot, build
-from placement_ext import FILTER_LABELS, Filter, evaluate_pairs
+from placement_ext import FILTER_LABELS, FILTER_NAMES, Filter, evaluate_pairs
 
 # displaced_by keeps the highest-priority holders only: on a big mesh the sites a
 # workload needed can hold thousands of workloads (the message gives the count).
@@ -95,7 +95,7 @@ FILTER_OF_LABEL = {label: f for f, label in FILTER_LABELS.items()}
 
 def rejection_dict(counts: Sequence[int] | NDArray[np.int32]) -> dict[str, int]:
     """The kernel's per-filter site counts as a decision's ``rejections``."""
-    return {FILTER_LABELS[Filter(k)]: int(v) for k, v in enumerate(counts) if v > 0}
+    return {FILTER_NAMES[k]: int(v) for k, v in enumerate(counts) if v > 0}
 
 
 def mw(watts: float) -> str:

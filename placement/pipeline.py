@@ -37,13 +37,15 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Iterable
+from dataclasses import replace
 
 import numpy as np
 from numpy.typing import NDArray
 
 from placement import explain, warm
 from placement.assign import assign
-from placement.basis import Basis, CandidateColumns, ChosenRow, make_basis, sites_fingerprint
+from placement.basis import Basis, CandidateColumns, make_basis, sites_fingerprint
 from placement.bound import (
     BOUND_METHOD,
     CPSAT_BOUND_METHOD,
@@ -264,6 +266,7 @@ def _finish(
     t0: float,
     terms: dict[str, float] | None = None,
     waiting: dict[str, CandidateColumns] | None = None,
+    fingerprints: list[tuple[object, ...]] | None = None,
 ) -> None:
     """Fill the statistics and the warm-start basis of ``out`` (``terms``: the bound's
     workload terms; ``waiting``: the candidate columns of unplaced workloads, for the
@@ -292,7 +295,8 @@ def _finish(
     stats.placed_workloads = sum(1 for d in out.workloads.values() if d.phase == PHASE_PLACED)
     stats.cost = float(plan_cost(cands, result.devices))
     stats.stop_reason = stop_reason(stats, config)
-    out.basis = make_basis(snap, cands, result.devices, multipliers, config.top_k, terms, waiting)
+    out.basis = make_basis(snap, cands, result.devices, multipliers, config.top_k, terms, waiting,
+                           fingerprints)
     stats.decided_ms = (result.decided_at - t0) * 1e3 if result.decided_at else 0.0
     stats.wall_ms = (time.perf_counter() - t0) * 1e3
     out.stats = stats
@@ -326,21 +330,18 @@ def stop_reason(stats: SolveStats, config: SolverConfig) -> str:
 
 
 def _combined_reasons(
-    snap: Snapshot, previous: Plan, free: NDArray[np.intp], kout_raw: Arrays
+    snap: Snapshot, previous: Plan, free: NDArray[np.intp], kout_raw: Arrays, carried: Iterable[int]
 ) -> Arrays:
     """Per-workload filter rejections and feasible-site counts for ``assign``: the
-    re-solved workloads (``free``) from this run of the kernel; the others (kept, or
-    left unplaced as they were) keep the previous plan's (same spec, same sites)."""
+    re-solved workloads (``free``) from this run of the kernel; those left unplaced as
+    they were (``carried``) keep the previous plan's (same spec, same sites); ``assign``
+    reads no other (the kept workloads keep their whole decision)."""
     W = len(snap.keys)
     rej = np.zeros((W, len(FILTER_NAMES)), dtype=np.int32)
     feas = np.zeros(W, dtype=np.int32)
     rej[free] = kout_raw["rejections"]
     feas[free] = kout_raw["feasible_sites"]
-    kept = np.ones(W, dtype=bool)
-    kept[free] = False
-    for w in np.flatnonzero(kept).tolist():
-        if snap.keys[w] not in previous.workloads:
-            continue
+    for w in carried:
         d = previous.workloads[snap.keys[w]]
         feas[w] = d.feasible_sites
         for k, v in d.rejections.items():
@@ -378,23 +379,26 @@ def warm_plan(
             new_terms = dict(zip(snap.keys, workload_terms(snap, pairs, bound.multipliers, config.threads).tolist(),
                                  strict=True))
         upper = bound.bound
-    # round 1: the changed workloads
-    res = warm.resolve(snap, kept_rows, sc.changed, {}, upper, config, deadline)
+    # round 1, greedy only: where the changed workloads land and what they free
+    first = warm.resolve(snap, kept_rows, sc.changed, {}, None, replace(config, use_cpsat=False), deadline)
+    if first is None:
+        return None
+    # warm preemption: victims of changed workloads the greedy left unplaced; and the
+    # unplaced, unchanged workloads that now find room where a change freed it
+    displaced = np.asarray(warm.victims(snap, first, kept_rows, sc.changed), dtype=np.intp)
+    helped = warm.helped(snap, basis, sc, first)
+    # round 2, CP-SAT: all of them together, hinted with round 1's plan (the victims
+    # where they are): it moves them only to place more
+    free = np.union1d(np.union1d(sc.changed, displaced), helped).astype(np.intp)
+    prior = {w: rows for w in free.tolist() if (rows := [r for r in rows_of(first.cands, w, first.devices) if r[4] > 0])}
+    res = warm.resolve(snap, {w: r for w, r in kept_rows.items() if w not in set(displaced.tolist())}, free, prior,
+                       upper, config, deadline)
     if res is None:
         return None
-    # round 2, warm preemption: victims of changed workloads left unplaced join them
-    displaced = warm.victims(snap, res, kept_rows, sc.changed)
-    if displaced:
-        res, kept_rows = _next_round(snap, res, kept_rows, np.asarray(displaced, dtype=np.intp), upper, config,
-                                     deadline)
-    # round 3: unplaced, unchanged workloads that now find room where a change freed it
-    helped = warm.helped(snap, basis, sc, res)
-    if helped.size:
-        res, kept_rows = _next_round(snap, res, kept_rows, helped, upper, config, deadline)
     floor = warm.floor_value(snap)
     stats = SolveStats(warm=True, num_workloads=W, num_site_columns=snap.n_cols,
                        fixed_workloads=W - int(res.free.size), resolved_workloads=int(res.free.size),
-                       preemption_candidates=len(displaced))
+                       preemption_candidates=int(displaced.size))
     stats.kernel_ms = (time.perf_counter() - k0) * 1e3 - res.result.cpsat_ms - (bound.ms if bound else 0.0)
     stats.greedy_objective = stats.greedy_placed_priority_demand = floor
     if warm.plan_value(snap, res) < floor:
@@ -408,30 +412,16 @@ def warm_plan(
     resolved_mask[res.free] = True
     carried = {w: previous.workloads[snap.keys[w]] for w in np.flatnonzero(~sc.kept & ~resolved_mask).tolist()
                if snap.keys[w] in previous.workloads}
-    out = assign(snap, _combined_reasons(snap, previous, res.free, res.kout), res.cands, res.devices, carried)
+    kept = {w: previous.workloads[snap.keys[w]] for w in np.flatnonzero(sc.kept & ~resolved_mask).tolist()}
+    out = assign(snap, _combined_reasons(snap, previous, res.free, res.kout, carried), res.cands, res.devices, carried,
+                 kept)
     waiting = dict(basis.waiting)
     waiting.update(warm.waiting_candidates(snap, res.free, res.kout))
     result = res.result
     result.devices = res.devices
     _finish(out, snap, res.cands, result, stats, bound, bound.multipliers if bound else basis.multipliers, config, t0,
-            terms=new_terms, waiting=waiting)
+            terms=new_terms, waiting=waiting, fingerprints=sc.fingerprints)
     return out
-
-
-def _next_round(
-    snap: Snapshot, res: warm.Resolved, kept_rows: dict[int, list[ChosenRow]], joining: NDArray[np.intp],
-    upper: float | None, config: SolverConfig, deadline: float,
-) -> tuple[warm.Resolved, dict[int, list[ChosenRow]]]:
-    """One more re-solve with ``joining`` added to the re-solved workloads, hinted with
-    the current plan (each workload where it is): kept when it places no less."""
-    plan_rows = {w: [r for r in rows_of(res.cands, w, res.devices) if r[4] > 0]
-                 for w in np.union1d(res.free, joining).tolist()}
-    prior = {w: rows for w, rows in plan_rows.items() if rows}
-    kept2 = {w: r for w, r in kept_rows.items() if w not in plan_rows}
-    nxt = warm.resolve(snap, kept2, np.union1d(res.free, joining).astype(np.intp), prior, upper, config, deadline)
-    if nxt is None or warm.plan_value(snap, nxt) < warm.plan_value(snap, res):
-        return res, kept_rows
-    return nxt, kept2
 
 
 def _incremental_bound(

@@ -11,17 +11,22 @@ below:
    (kept in the basis) is affected: nothing else changed for it since it last found
    no room. A changed workload that takes room elsewhere only hurts the others, and
    one that needs room it does not find preempts (stage 3).
-2. **re-solve** (:func:`resolve`): the scope against the capacity the kept workloads
-   leave (:func:`placement.snapshot.residual`): multi-start greedy, candidates, the
-   solve sequence of :mod:`placement.solve`.
-3. **warm preemption**: a re-solved workload still unplaced may displace kept
-   workloads of strictly lower priority on its candidate sites, as kube-scheduler's
-   preemption would: those join the scope and the re-solve runs once more, hinted
-   with the first round's plan and the displaced ones where they were, so the
-   second round only moves them when that places more priority-weighted demand.
-4. **floor**: the kube-scheduler-order greedy over the whole mesh; a warm plan below
-   it gives way to the cold path (:attr:`WarmOutcome.fell_back` counts it; the
-   benchmarks report how often).
+2. **round 1** (:func:`resolve` with CP-SAT off): the changed workloads, by the
+   multi-start greedy, against the capacity the kept workloads leave
+   (:func:`placement.snapshot.residual`): where they land and what they free.
+3. **warm preemption** (:func:`victims`): a changed workload round 1 left unplaced
+   may displace kept workloads of strictly lower priority on one of its candidate
+   columns, chosen as kube-scheduler's preemption chooses them (lowest priorities,
+   fewest victims); and **room freed** (:func:`helped`): the unplaced, unchanged
+   workloads that now fit one of their candidate columns on an affected site.
+4. **round 2** (:func:`resolve`): the changed workloads, the victims and the helped
+   ones together through the solve sequence of :mod:`placement.solve`, hinted with
+   round 1's plan (the victims where they were), so CP-SAT moves a victim only when
+   that places more priority-weighted demand; its budgets shrink with the share of
+   the mesh re-solved (:func:`warm_dtime_scale`).
+5. **floor** (:func:`floor_value`): the kube-scheduler-order greedy over the whole
+   mesh; a warm plan below it gives way to the cold path (``SolveStats.warm`` is then
+   False; the benchmarks report it).
 
 Deterministic: each stage is a function of the snapshot and the basis (no clock
 except the solve sequence's wall-clock safety net).
@@ -62,6 +67,7 @@ class Scope:
     waiting: NDArray[np.bool_]  # [W] same spec and unplaced in the previous plan
     changed: NDArray[np.intp]  # changed and new workloads
     affected_sites: NDArray[np.bool_]  # [sites] capacity held by a changed or removed workload before
+    fingerprints: list[tuple[object, ...]]  # each workload's (placement.basis.workload_fingerprint), in order
 
 
 @dataclass(slots=True)
@@ -106,7 +112,8 @@ def _subset(snap: Snapshot, idx: NDArray[np.intp]) -> Snapshot:
 def scope(snap: Snapshot, basis: Basis) -> Scope:
     """Stage 1 (see the module doc)."""
     W = len(snap.keys)
-    same = np.fromiter((basis.workload_fp.get(w.key) == workload_fingerprint(w) for w in snap.mesh.workloads),
+    fingerprints = [workload_fingerprint(w) for w in snap.mesh.workloads]
+    same = np.fromiter((basis.workload_fp.get(k) == fp for k, fp in zip(snap.keys, fingerprints, strict=True)),
                        dtype=bool, count=W)
     placed_before = np.fromiter((k in basis.chosen for k in snap.keys), dtype=bool, count=W)
     kept = same & placed_before
@@ -119,7 +126,8 @@ def scope(snap: Snapshot, basis: Basis) -> Scope:
         if key not in now_same:
             for c, *_ in rows:
                 affected[int(site[c])] = True
-    return Scope(same=same, kept=kept, waiting=same & ~placed_before, changed=changed, affected_sites=affected)
+    return Scope(same=same, kept=kept, waiting=same & ~placed_before, changed=changed, affected_sites=affected,
+                 fingerprints=fingerprints)
 
 
 def _usage(snap: Snapshot, rows_of_kept: dict[int, list[ChosenRow] | list[Row]]) -> tuple[
@@ -213,27 +221,39 @@ def room_left(snap: Snapshot, resolved: Resolved) -> tuple[
 
 def helped(snap: Snapshot, basis: Basis, sc: Scope, resolved: Resolved) -> NDArray[np.intp]:
     """Unplaced, unchanged workloads not re-solved yet that the plan of ``resolved``
-    leaves room for on one of their candidate columns (devices for their smallest
-    share, and the power it draws: firm power unless interruptible), on an affected
-    site: capacity a change freed. Nothing else changed for them since they last
-    found no room."""
+    leaves room for, on an affected site (capacity a change freed): nothing else
+    changed for them since they last found no room. Taken as the kube-scheduler queue
+    would (priority high to low, then input order), each on its first candidate column
+    with room for its smallest share (devices, and the power it draws: firm power
+    unless interruptible), that room then counted as taken: so no more are re-solved
+    than the freed room could hold."""
     col_left, site_all_left, site_firm_left = room_left(snap, resolved)
     site, watts, intr = snap.cols["site"], snap.cols["watts"], snap.wls["interruptible"]
     done = np.zeros(len(snap.keys), dtype=bool)
     done[resolved.free] = True
+    queue = np.flatnonzero(sc.waiting & ~done)
+    queue = queue[np.lexsort((queue, -snap.priority[queue]))]
     out = []
-    for w in np.flatnonzero(sc.waiting & ~done).tolist():
+    for w in queue.tolist():
         cand = basis.waiting.get(snap.keys[w])
         if cand is None:
             continue
         c, need = cand
         s = site[c]
-        ok = sc.affected_sites[s] & (col_left[c] >= need) & (site_all_left[s] >= need * watts[c])
+        power = need * watts[c]
+        ok = sc.affected_sites[s] & (col_left[c] >= need) & (site_all_left[s] >= power)
         if not intr[w]:
-            ok &= site_firm_left[s] >= need * watts[c]
-        if ok.any():
-            out.append(w)
-    return np.asarray(out, dtype=np.intp)
+            ok &= site_firm_left[s] >= power
+        hit = np.flatnonzero(ok)
+        if hit.size == 0:
+            continue
+        k = int(hit[0])
+        col_left[c[k]] -= need[k]
+        site_all_left[s[k]] -= power[k]
+        if not intr[w]:
+            site_firm_left[s[k]] -= power[k]
+        out.append(w)
+    return np.asarray(sorted(out), dtype=np.intp)
 
 
 def warm_dtime_scale(config: SolverConfig, resolved: int, workloads: int) -> float:

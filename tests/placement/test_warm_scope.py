@@ -108,3 +108,9 @@ def test_only_changed_workloads_and_their_victims_move(seed, workloads, sites, l
             assert top_changed is not None and w.priority < top_changed, w.key
     again = placement.plan(changed, cfg, previous=cold)
     assert placements(again) == after
+    # the kept decisions are reused as they were: the site figures still add up
+    for name, usage in warm.sites.items():
+        held = sum(a.devices for d in warm.workloads.values() for a in d.assignments if a.site == name)
+        assert held == usage.devices_used, name
+        assert usage.workload_count == sum(1 for d in warm.workloads.values()
+                                           if any(a.site == name for a in d.assignments))
