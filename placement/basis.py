@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, fields
 import numpy as np
 from numpy.typing import NDArray
 
-from placement.candidates import Candidates, Devices, placed_mask
+from placement.candidates import Candidates, Devices
 from placement.problem import WorkloadDemand
 from placement.snapshot import Snapshot
 
@@ -81,14 +81,12 @@ def make_basis(
     """What the next warm re-solve needs from this plan (``fingerprints``: those of
     ``snap``'s workloads in order, when the caller has them already)."""
     chosen: dict[str, list[ChosenRow]] = {}
-    for w in np.flatnonzero(placed_mask(cands, devices)).tolist():
-        rows = [
-            (int(cands.col[i]), int(cands.need[i]), int(cands.ub[i]), int(cands.cost_per_device[i]), int(devices[i]))
-            for i in cands.rows(w)
-            if devices[i] > 0
-        ]
-        if rows:
-            chosen[snap.keys[w]] = rows
+    used = np.flatnonzero(devices > 0)  # one pass over the rows in use, as Python lists
+    keys = snap.keys
+    for w, *row in zip(cands.workload_of()[used].tolist(), cands.col[used].tolist(), cands.need[used].tolist(),
+                       cands.ub[used].tolist(), cands.cost_per_device[used].tolist(), devices[used].tolist(),
+                       strict=True):
+        chosen.setdefault(keys[w], []).append((row[0], row[1], row[2], row[3], row[4]))
     return Basis(
         sites_fp=sites_fingerprint(snap),
         top_k=top_k,
