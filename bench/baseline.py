@@ -409,7 +409,7 @@ def as_plan(p: Problem, assignments: dict[str, list[tuple[int, int]]], objective
             pools=[PoolUsage(p.columns[c].model, used_dev.get(c, 0), p.columns[c].devices) for c in s.columns],
         )
     value = float(priority_demand(p, assignments) if objective is None else objective)
-    plan.stats = SolveStats(objective=value, greedy_objective=value, placed_priority_demand=value,
+    plan.stats = SolveStats(placed_priority_demand=value,
                             greedy_placed_priority_demand=value,
                             placed_workloads=sum(1 for a in assignments.values() if a),
                             num_workloads=len(p.mesh.workloads))

@@ -78,7 +78,7 @@ OPERATOR = Path(sys.executable).with_name("meshplane-operator")
 GROUP, VERSION, PLURAL = "meshplane.io", "v1alpha1", "meshworkloads"
 SITE_PLURALS = ("aifactories", "edgefleets")
 PHASES = ("Placed", "Unschedulable", "Preempted", "Pending")
-WINDOW = re.compile(r"next fleet window (\S+)")
+WINDOW = re.compile(r"next (?:fleet window|wake-up) (\S+)")
 SOLVED = re.compile(r"meshplane\.operator\.loop: solved (\d+) workloads .* in (\d+) ms: (\d+) status patches")
 OPERATOR_NAMESPACE = "meshplane-bench"
 
@@ -203,7 +203,8 @@ def status_writes(events: list[Seen], start: float, end: float) -> int:
 
 
 class Operator:
-    def __init__(self, kubeconfig: str, log_path: Path, extra_env: dict[str, str] | None = None) -> None:
+    def __init__(self, kubeconfig: str, log_path: Path, extra_env: dict[str, str] | None = None,
+                 profile: Path | None = None, memray: Path | None = None) -> None:
         self.port = free_port()
         env = {
             **os.environ,
@@ -217,8 +218,17 @@ class Operator:
         }
         self.log_path = log_path
         self.log = log_path.open("ab")
-        self.process = subprocess.Popen([str(OPERATOR)], env=env, stdout=self.log, stderr=subprocess.STDOUT,
+        command = [str(OPERATOR)]
+        if profile is not None:  # py-spy samples every thread; collapsed stacks, one line per stack
+            command = [str(Path(sys.executable).with_name("py-spy")), "record", "--format", "raw", "--threads",
+                       "--rate", "200", "--nonblocking", "--output", str(profile), "--", *command]
+        elif memray is not None:  # every allocation, for `memray flamegraph` / `memray stats` at the peak
+            command = [str(Path(sys.executable).with_name("memray")), "run", "--quiet", "--output", str(memray),
+                       "--force", "--trace-python-allocators", *command]
+        self.process = subprocess.Popen(command, env=env, stdout=self.log, stderr=subprocess.STDOUT,
                                         stdin=subprocess.DEVNULL)
+        self.profiled = profile is not None  # py-spy's child is the operator
+        self.memray = memray is not None
 
     def ready(self) -> bool:
         try:
@@ -238,9 +248,16 @@ class Operator:
         return [{"workloads": int(m[1]), "solve_ms": int(m[2]), "status_patches": int(m[3])}
                 for m in SOLVED.finditer(data)]
 
+    def pid(self) -> int:
+        """The operator's pid (py-spy's child when profiled)."""
+        if not self.profiled:
+            return self.process.pid
+        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children").read_text().split()
+        return int(children[0]) if children else self.process.pid
+
     def memory_mb(self) -> dict[str, float]:
         out = {}
-        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+        for line in Path(f"/proc/{self.pid()}/status").read_text().splitlines():
             key, _, value = line.partition(":")
             if key in ("VmHWM", "VmRSS"):
                 out[key] = round(int(value.split()[0]) / 1024, 1)
@@ -248,7 +265,10 @@ class Operator:
 
     def stop(self) -> None:
         if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
+            if self.profiled:  # py-spy writes its profile once the operator has exited
+                os.kill(self.pid(), signal.SIGTERM)
+            else:
+                self.process.send_signal(signal.SIGTERM)
             try:
                 self.process.wait(timeout=30)
             except subprocess.TimeoutExpired:
@@ -321,7 +341,9 @@ def measure(kubeconfig: str, kubectl: Kubectl, workdir: Path, args: argparse.Nam
     started_utc = dt.datetime.now(dt.UTC)
     result: dict[str, Any] = {"workloads": n, "sites": len(sites), "threads": args.threads,
                               "load_average_before": round(load_average(), 2)}
-    operator = Operator(kubeconfig, workdir / "operator.log")
+    operator = Operator(kubeconfig, workdir / "operator.log",
+                        profile=Path(args.profile).resolve() if args.profile else None,
+                        memray=Path(args.memray).resolve() if args.memray else None)
     recorder = Recorder(kubernetes.client.ApiClient(configuration))
     watcher = threading.Thread(target=recorder.run, name="recorder", daemon=True)
     try:
@@ -574,6 +596,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for all placed / all changes")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (control plane and operator logs)")
     ap.add_argument("--json", action="store_true", help="print only the JSON result on stdout")
+    ap.add_argument("--profile", default="", help="run the operator under py-spy (pip install py-spy) and write "
+                                                  "its collapsed stacks, per thread, to this file")
+    ap.add_argument("--memray", default="", help="run the operator under memray (pip install memray) and write "
+                                                 "its capture to this file")
     args = ap.parse_args(argv)
     result = run(args)
     if args.json:

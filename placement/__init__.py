@@ -5,12 +5,17 @@ Callers (the controller's reconcile core, ``meshctl plan``, benchmarks) build a
 the HTTP API; the layering ``controller > placement > placement_ext`` is checked by
 import-linter in the tests.
 
-Modules, in pipeline order (each imports only those before it; no cycle):
+Modules, in pipeline order (each imports at run time only those before it, so there
+is no cycle; ``tests/placement/test_package_description.py`` checks this list against
+the package):
 ``problem`` and ``decisions`` (public input and output), ``capacity``, ``topology``,
-``snapshot``, ``candidates``, ``greedy``, ``kube_greedy``, ``lp_bound``, ``bound``,
+``snapshot`` (the arrays of one solve), ``candidates`` (the (workload, column) pairs and
+plan arithmetic), ``greedy``, ``kube_greedy`` (the floor), ``lp_bound``, ``bound``,
 ``lp_round``, ``cpsat``, ``trim``, ``solve`` (the one solve sequence), ``partition``
-(huge meshes), ``explain``, ``assign``, ``basis``, ``pipeline`` (cold and warm paths,
-:func:`plan`).
+(huge meshes), ``explain``, ``assign``, ``basis`` (what a plan keeps for the next
+one), ``warm`` (the incremental path's scope, preemption and rounds), ``report``
+(``SolveStats`` built once from the stages' results), ``pipeline`` (cold, partitioned
+and warm paths, :func:`plan`).
 """
 
 from placement.decisions import (

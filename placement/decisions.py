@@ -10,6 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the basis is built from the engine's arrays: imported for its type only
+    from placement.basis import Basis
 
 PHASE_PLACED = "Placed"
 PHASE_UNSCHEDULABLE = "Unschedulable"
@@ -136,14 +140,15 @@ TIMING_FIELDS = ("wall_ms", "kernel_ms", "bound_ms", "cpsat_ms", "decided_ms")
 class SolveStats:
     """How the solve went; every plan reports its own optimality gap.
 
-    ``objective`` and ``bound`` are in the solver's integer objective units (see
-    docs/placement.md), both maximised; ``gap = (bound - objective) / max(1, |bound|)``.
-    ``placed_priority_demand`` is the first (dominant) tier alone: sum over placed
-    workloads of weight(priority) x demand units; ``greedy_...`` is the same for the
-    kube-scheduler greedy placement, which the plan never goes below.
+    ``placed_priority_demand`` is phase A's objective, the first (dominant) tier: the
+    sum over placed workloads of weight(priority) x demand units, maximised;
+    ``bound`` bounds it from above (see docs/placement.md);
+    ``gap = (bound - placed_priority_demand) / max(1, |bound|)``.
+    ``greedy_placed_priority_demand`` is the same for the kube-scheduler-order greedy
+    placement, which the plan never goes below.
     """
 
-    objective: float = 0.0
+    placed_priority_demand: float = 0.0
     bound: float = 0.0
     gap: float = 0.0
     status: SolveStatus = SolveStatus.NOT_SOLVED
@@ -158,8 +163,6 @@ class SolveStats:
     num_workloads: int = 0
     num_site_columns: int = 0
     placed_workloads: int = 0
-    placed_priority_demand: float = 0.0
-    greedy_objective: float = 0.0
     greedy_placed_priority_demand: float = 0.0
     # which greedy gave the best hint: "cheapest" (placement.greedy), "least-allocated"
     # (placement.kube_greedy, kept only when it places strictly more; then also the
@@ -200,4 +203,4 @@ class Plan:
     # Engine-private memo for a warm re-solve (``plan(..., previous=this)``): site and
     # workload fingerprints, chosen columns and bound multipliers
     # (:class:`placement.basis.Basis`). Not part of the output contract.
-    basis: object = field(default=None, repr=False, compare=False)
+    basis: Basis | None = field(default=None, repr=False, compare=False)

@@ -45,7 +45,7 @@ from numpy.typing import NDArray
 
 from placement import explain, warm
 from placement.assign import assign
-from placement.basis import Basis, CandidateColumns, make_basis, sites_fingerprint
+from placement.basis import Basis, sites_fingerprint
 from placement.bound import (
     BOUND_METHOD,
     CPSAT_BOUND_METHOD,
@@ -63,15 +63,15 @@ from placement.candidates import (
     build_candidates,
     feasible_devices,
     placed_value,
-    plan_cost,
     rows_of,
 )
-from placement.decisions import PHASE_PLACED, Plan, SolveStats, SolveStatus
+from placement.decisions import Plan, SolveStatus
 from placement.greedy import GreedyRun, all_columns, devices_from_greedy, greedy_order, multi_start, run_greedy
 from placement.kube_greedy import kube_greedy
 from placement.lp_round import lp_rounding
 from placement.partition import partitioned_solve
 from placement.problem import DEFAULT_CONFIG, Mesh, SolverConfig
+from placement.report import NextBasis, PathResult, WarmCounts, finish
 from placement.snapshot import Arrays, Snapshot, build, residual
 from placement.solve import SolveResult, solve
 from placement.trim import trim_surplus
@@ -90,7 +90,7 @@ def plan(mesh: Mesh, config: SolverConfig = DEFAULT_CONFIG, previous: Plan | Non
     t0 = time.perf_counter()
     deadline = t0 + config.time_limit_s
     snap = build(mesh, config)
-    if previous is not None and isinstance(previous.basis, Basis):
+    if previous is not None and previous.basis is not None:
         warm = warm_plan(snap, config, previous, previous.basis, t0, deadline)
         if warm is not None:
             return warm
@@ -129,7 +129,6 @@ def hint_from_previous(snap: Snapshot, cands: Candidates, previous: Plan) -> Dev
 def cold_plan(snap: Snapshot, config: SolverConfig, previous: Plan | None, t0: float, deadline: float) -> Plan:
     """The cold path: kernel over all pairs, multi-start greedy, bound, solve, assign."""
     W = len(snap.keys)
-    stats = SolveStats(num_workloads=W, num_site_columns=snap.n_cols)
     k0 = time.perf_counter()
     pairs = all_pairs(snap, config.threads) if W and snap.n_cols else None
     top_k = config.top_k
@@ -138,7 +137,7 @@ def cold_plan(snap: Snapshot, config: SolverConfig, previous: Plan | None, t0: f
         top_k = max(top_k, int(np.diff(pairs.ptr).max()))
     kout = filter_score_topk(snap.cols, snap.wls, top_k, config.threads)
     if pairs is not None and pairs.n > config.partition_min_pairs:
-        return partitioned_plan(snap, config, pairs, kout, stats, k0, t0, deadline)
+        return partitioned_plan(snap, config, pairs, kout, k0, t0, deadline)
     runs = multi_start(snap, kout)
     # LeastAllocated spreading can leave room the cheapest-first greedy uses up: when
     # it places strictly more, it is the hint and the floor (ties keep today's plans)
@@ -147,8 +146,8 @@ def cold_plan(snap: Snapshot, config: SolverConfig, previous: Plan | None, t0: f
     floor_run = kube if kube_better else runs[0]  # never below either way
     if kube_better:
         runs.append(kube)
-    stats.kernel_ms = (time.perf_counter() - k0) * 1e3
-    init = previous.basis.multipliers if previous is not None and isinstance(previous.basis, Basis) else None
+    kernel_ms = (time.perf_counter() - k0) * 1e3
+    init = previous.basis.multipliers if previous is not None and previous.basis is not None else None
     bound = None
     lp_better = False
     if config.compute_bound and pairs is not None:
@@ -168,14 +167,10 @@ def cold_plan(snap: Snapshot, config: SolverConfig, previous: Plan | None, t0: f
     floor = devices_from_greedy(cands, floor_run)
     # every hint is checked: the LP-guided run is built from parts
     hints = [h for h in (devices_from_greedy(cands, r) for r in runs) if feasible_devices(snap, cands, h)]
-    stats.hint_source = "lp-order" if lp_better else "least-allocated" if kube_better else "cheapest"
     if previous is not None:
         prev = hint_from_previous(snap, cands, previous)
         if prev is not None:
             hints.insert(0, prev)  # first on ties: what runs now keeps running
-    stats.greedy_objective = stats.greedy_placed_priority_demand = float(placed_value(snap, cands, floor))
-    stats.num_candidates = cands.n
-    stats.complete_candidates = complete
     result = solve(snap, cands, hints, floor, bound.bound if bound else None, config, deadline)
     out = assign(snap, kout, cands, result.devices)
     terms = None
@@ -185,9 +180,14 @@ def cold_plan(snap: Snapshot, config: SolverConfig, previous: Plan | None, t0: f
     if bound is not None and complete and result.candidates_bound < bound.bound:
         bound.bound = result.candidates_bound  # CP-SAT's proof covers the whole mesh
         bound.method = CPSAT_BOUND_METHOD
-    _finish(out, snap, cands, result, stats, bound, bound.multipliers if bound else init, config, t0, terms=terms,
-            waiting=warm.waiting_candidates(snap, np.arange(W, dtype=np.intp), kout))
-    return out
+    return finish(out, snap, PathResult(
+        cands=cands, solve=result, floor_placed_priority_demand=float(placed_value(snap, cands, floor)), bound=bound,
+        kernel_ms=kernel_ms, num_candidates=cands.n,
+        next_basis=NextBasis(bound.multipliers if bound else init, terms,
+                             warm.waiting_candidates(snap, np.arange(W, dtype=np.intp), kout)),
+        hint_source="lp-order" if lp_better else "least-allocated" if kube_better else "cheapest",
+        complete_candidates=complete,
+    ), config, t0)
 
 
 def bound_steps(config: SolverConfig, pairs: Pairs) -> int:
@@ -196,8 +196,7 @@ def bound_steps(config: SolverConfig, pairs: Pairs) -> int:
 
 
 def partitioned_plan(
-    snap: Snapshot, config: SolverConfig, pairs: Pairs, kout: Arrays, stats: SolveStats, k0: float, t0: float,
-    deadline: float,
+    snap: Snapshot, config: SolverConfig, pairs: Pairs, kout: Arrays, k0: float, t0: float, deadline: float,
 ) -> Plan:
     """The cold path of a huge mesh: :mod:`placement.partition`, then the bound over
     every pair and the assignment of the whole mesh."""
@@ -209,7 +208,7 @@ def partitioned_plan(
     if config.compute_bound:
         bound = full_bound(snap, floor_value, config.threads, bound_steps(config, pairs), None, 0, pairs)
     at_target = bound is not None and floor_value >= math.floor(bound.bound * (1.0 - config.partition_target_gap))
-    stats.greedy_objective = stats.greedy_placed_priority_demand = floor_value
+    parts = 0
     if at_target:
         # the stop rule at this scale: the greedy is proven within the target, so it
         # is the plan. Re-solving the parts for cost alone was measured to change
@@ -221,20 +220,22 @@ def partitioned_plan(
     else:
         part = partitioned_solve(snap, kout, config, deadline, whole)
         cands, result = part.cands, part.result
-        stats.partitions = part.parts
-    stats.kernel_ms = (time.perf_counter() - k0) * 1e3 - result.cpsat_ms - (bound.ms if bound else 0.0)
-    stats.num_candidates = cands.n
+        parts = part.parts
+    kernel_ms = (time.perf_counter() - k0) * 1e3 - result.cpsat_ms - (bound.ms if bound else 0.0)
     out = assign(snap, kout, cands, result.devices)
     terms = None
     if bound is not None:  # for the next warm re-solve: only changed workloads re-evaluated
         terms = dict(zip(snap.keys, workload_terms(snap, pairs, bound.multipliers, config.threads).tolist(),
                          strict=True))
-    _finish(out, snap, cands, result, stats, bound, bound.multipliers if bound else None, config, t0, terms=terms,
-            waiting=warm.waiting_candidates(snap, np.arange(len(snap.keys), dtype=np.intp), kout))
-    if at_target:
-        stats.stop_reason = (f"huge mesh: the kube-scheduler-order greedy on the whole mesh was already within "
-                             f"the target gap for huge meshes ({config.partition_target_gap:.2%}) of the bound")
-    return out
+    return finish(out, snap, PathResult(
+        cands=cands, solve=result, floor_placed_priority_demand=floor_value, bound=bound, kernel_ms=kernel_ms,
+        num_candidates=cands.n,
+        next_basis=NextBasis(bound.multipliers if bound else None, terms,
+                             warm.waiting_candidates(snap, np.arange(len(snap.keys), dtype=np.intp), kout)),
+        partitions=parts,
+        stop_reason=(f"huge mesh: the kube-scheduler-order greedy on the whole mesh was already within the target "
+                     f"gap for huge meshes ({config.partition_target_gap:.2%}) of the bound") if at_target else "",
+    ), config, t0)
 
 
 def covers_all_pairs(cands: Candidates, pairs: Pairs) -> bool:
@@ -252,78 +253,6 @@ def covers_all_pairs(cands: Candidates, pairs: Pairs) -> bool:
 def _run_value(snap: Snapshot, run: GreedyRun) -> int:
     """Phase A's objective of a greedy run (priority-weighted demand placed)."""
     return int(snap.value[run.placed].sum())
-
-
-def _finish(
-    out: Plan,
-    snap: Snapshot,
-    cands: Candidates,
-    result: SolveResult,
-    stats: SolveStats,
-    bound: BoundResult | None,
-    multipliers: NDArray[np.float64] | None,
-    config: SolverConfig,
-    t0: float,
-    terms: dict[str, float] | None = None,
-    waiting: dict[str, CandidateColumns] | None = None,
-    fingerprints: list[tuple[object, ...]] | None = None,
-) -> None:
-    """Fill the statistics and the warm-start basis of ``out`` (``terms``: the bound's
-    workload terms; ``waiting``: the candidate columns of unplaced workloads, for the
-    next warm re-solve's scope)."""
-    stats.status = result.status
-    stats.fallback_used = result.fallback_used
-    stats.wall_limit_hit = result.wall_limit_hit
-    stats.cost_optimal = result.cost_optimal
-    stats.trimmed_devices = result.trimmed_devices
-    stats.error = result.error
-    stats.cpsat_ms = result.cpsat_ms
-    stats.objective = stats.placed_priority_demand = float(placed_value(snap, cands, result.devices))
-    if bound is not None:
-        stats.bound = bound.bound
-        stats.bound_method = bound.method
-        stats.bound_iterations = bound.iterations
-        stats.bound_ms = bound.ms
-    elif result.status in (SolveStatus.OPTIMAL, SolveStatus.EMPTY) or not snap.keys:
-        stats.bound = stats.objective
-    else:
-        stats.bound = math.nan
-    if math.isfinite(stats.bound):
-        stats.gap = max(0.0, (stats.bound - stats.objective) / max(1.0, abs(stats.bound)))
-    else:
-        stats.gap = math.nan
-    stats.placed_workloads = sum(1 for d in out.workloads.values() if d.phase == PHASE_PLACED)
-    stats.cost = float(plan_cost(cands, result.devices))
-    stats.stop_reason = stop_reason(stats, config)
-    out.basis = make_basis(snap, cands, result.devices, multipliers, config.top_k, terms, waiting,
-                           fingerprints)
-    stats.decided_ms = (result.decided_at - t0) * 1e3 if result.decided_at else 0.0
-    stats.wall_ms = (time.perf_counter() - t0) * 1e3
-    out.stats = stats
-
-
-def stop_reason(stats: SolveStats, config: SolverConfig) -> str:
-    """Why phase A stopped where it did, in words, from the solve's status."""
-    # a partitioned solve judges the whole mesh's floor against its own target
-    target = f"{config.partition_target_gap if stats.partitions else config.target_gap:.2%}"
-    where = "every feasible pair" if stats.complete_candidates else "the candidates"
-    reasons = {
-        SolveStatus.EMPTY: "nothing to decide: no workload has a feasible site",
-        SolveStatus.GREEDY: "CP-SAT is off (use_cpsat=False): the best greedy plan",
-        SolveStatus.ERROR: f"CP-SAT raised ({stats.error}): the best greedy plan",
-        SolveStatus.NO_SOLUTION: "CP-SAT returned no plan: the best greedy plan",
-        SolveStatus.HINT_AT_TARGET: f"the greedy plan was already within the target gap ({target}) of the bound",
-        SolveStatus.OPTIMAL: f"CP-SAT proved the placement optimal over {where}",
-        SolveStatus.AT_TARGET: f"CP-SAT proved the placement within the target gap ({target}) over {where}",
-        SolveStatus.FEASIBLE: f"phase A spent its work budget ({config.phase_a_dtime:g} deterministic s) "
-        f"before proving the target gap ({target})",
-    }
-    text = reasons.get(stats.status, str(stats.status))
-    if stats.wall_limit_hit:
-        text += f"; the wall-clock safety net ({config.time_limit_s:g} s) cut CP-SAT short"
-    if stats.partitions:
-        text = f"{stats.partitions} partitions solved in turn; " + text
-    return text
 
 
 # ---------------------------------------------------------------- warm path
@@ -396,16 +325,11 @@ def warm_plan(
     if res is None:
         return None
     floor = warm.floor_value(snap)
-    stats = SolveStats(warm=True, num_workloads=W, num_site_columns=snap.n_cols,
-                       fixed_workloads=W - int(res.free.size), resolved_workloads=int(res.free.size),
-                       preemption_candidates=int(displaced.size))
-    stats.kernel_ms = (time.perf_counter() - k0) * 1e3 - res.result.cpsat_ms - (bound.ms if bound else 0.0)
-    stats.greedy_objective = stats.greedy_placed_priority_demand = floor
     if warm.plan_value(snap, res) < floor:
         return None  # worse than the kube-scheduler way: full solve instead
     if not feasible_devices(snap, res.cands, res.devices):  # defensive: never trade correctness
         return None
-    stats.num_candidates = res.sub_candidates
+    kernel_ms = (time.perf_counter() - k0) * 1e3 - res.result.cpsat_ms - (bound.ms if bound else 0.0)
     # unplaced before, unchanged and not re-solved: their reason stands (unless its
     # holders moved: assign checks)
     resolved_mask = np.zeros(W, dtype=bool)
@@ -417,11 +341,14 @@ def warm_plan(
                  kept)
     waiting = dict(basis.waiting)
     waiting.update(warm.waiting_candidates(snap, res.free, res.kout))
-    result = res.result
-    result.devices = res.devices
-    _finish(out, snap, res.cands, result, stats, bound, bound.multipliers if bound else basis.multipliers, config, t0,
-            terms=new_terms, waiting=waiting, fingerprints=sc.fingerprints)
-    return out
+    result = replace(res.result, devices=res.devices)  # the whole plan's, not the re-solved part's
+    return finish(out, snap, PathResult(
+        cands=res.cands, solve=result, floor_placed_priority_demand=floor, bound=bound, kernel_ms=kernel_ms,
+        num_candidates=res.sub_candidates,
+        next_basis=NextBasis(bound.multipliers if bound else basis.multipliers, new_terms, waiting, sc.fingerprints),
+        warm=WarmCounts(fixed_workloads=W - int(res.free.size), resolved_workloads=int(res.free.size),
+                        preemption_candidates=int(displaced.size)),
+    ), config, t0)
 
 
 def _incremental_bound(

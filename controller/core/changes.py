@@ -77,11 +77,14 @@ class Event:
 
 @dataclass(frozen=True)
 class Change:
-    """What to write for one object: a ``/status`` merge patch (or None) and events."""
+    """What to write for one object: a ``/status`` merge patch (or None) and events.
+    ``version``: the ``metadata.resourceVersion`` of the object the patch was computed
+    from, when the caller knows it (the operator's writer sends it as a precondition)."""
 
     ref: ObjectRef
     patch: dict[str, Any] | None
     events: tuple[Event, ...]
+    version: str | None = None
 
 
 def merge_patch(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> dict[str, Any]:

@@ -1,8 +1,9 @@
 """Materialisation: a placed workload's pod template as one Deployment per assignment.
 
-Pure (no Kubernetes client): :func:`desired_deployments` gives the full server-side
-apply body of every Deployment a workload should have, and
-:class:`controller.operator.materialiser.Materialiser` sends them.
+Pure (no Kubernetes client): :func:`planned_deployments` and :func:`deployment_body`
+give the full server-side apply body of every Deployment a workload should have;
+:func:`controller.core.delivery.desired_objects` gathers them per target and the
+operator's delivery layer (:mod:`controller.operator.delivery`) sends them.
 
 Only a workload with ``spec.template`` and phase ``Placed`` has Deployments. Each
 assignment (site and accelerator model, devices > 0) gives one Deployment in the
@@ -25,8 +26,8 @@ workload's namespace:
   deleting the workload deletes them.
 
 A site whose name is longer than 63 characters cannot be a node label value, so no
-node can match its nodeSelector: its assignment is skipped and :func:`materialise`
-says why.
+node can match its nodeSelector: its assignment is skipped and
+:func:`planned_deployments` says why.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ import copy
 import hashlib
 import re
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from controller.api.models import MeshWorkloadStatus
@@ -87,14 +88,6 @@ def label_value(text: str) -> str:
     prefix = re.sub(r"[^-A-Za-z0-9_.]", "-", text)[: LABEL_VALUE_LIMIT - HASH_LENGTH - 1]
     prefix = prefix.strip("-_.")
     return f"{prefix}-{_digest(text)}" if prefix else _digest(text)
-
-
-@dataclass
-class Materialisation:
-    """The Deployments a workload should have, and the assignments that cannot have one."""
-
-    deployments: list[dict[str, Any]] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)
 
 
 def _pod_template(template: dict[str, Any], labels: dict[str, str], site: str) -> dict[str, Any]:
@@ -201,27 +194,6 @@ def owner_reference(workload: MeshWorkload, uid: str) -> dict[str, Any]:
     }
 
 
-def materialise(workload: MeshWorkload, status: MeshWorkloadStatus, uid: str) -> Materialisation:
-    """The Deployments of ``workload`` given its ``status`` (see the module docstring);
-    ``uid`` is the workload's ``metadata.uid``, for the owner reference."""
-    out = Materialisation()
-    if workload.spec.template is None or status.phase != "Placed":
-        return out
-    if not uid:
-        namespace = workload.metadata.namespace or "default"
-        out.problems.append(f"MeshWorkload {namespace}/{workload.metadata.name}: no uid known: cannot own Deployments")
-        return out
-    planned, out.problems = planned_deployments(workload, status)
-    owner = owner_reference(workload, uid)
-    out.deployments = [deployment_body(workload, p, owner) for p in planned]
-    return out
-
-
-def desired_deployments(workload: MeshWorkload, status: MeshWorkloadStatus, uid: str) -> list[dict[str, Any]]:
-    """The apply bodies of the Deployments ``workload`` should have (see :func:`materialise`)."""
-    return materialise(workload, status, uid).deployments
-
-
 __all__ = [
     "DEVICES_ANNOTATION",
     "MANAGED_BY",
@@ -230,13 +202,10 @@ __all__ = [
     "MODEL_LABEL",
     "SITE_LABEL",
     "WORKLOAD_LABEL",
-    "Materialisation",
     "PlannedDeployment",
     "deployment_body",
     "deployment_name",
-    "desired_deployments",
     "label_value",
-    "materialise",
     "owner_reference",
     "planned_deployments",
     "replicas",

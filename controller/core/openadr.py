@@ -142,18 +142,14 @@ def factory_targets(configured: Mapping[str, str], cluster_factories: Iterable[s
 # --------------------------------------------------------------------------- units, times, names
 
 
-def kw_to_mw(kw: float) -> float:
-    """kW -> MW in decimal: 75000 -> 75.0, 1234.5 -> 1.2345 (never 1.2344999...)."""
-    return to_mw(kw, "KW")
-
-
 def mw_to_kw(mw: float) -> float:
-    """MW -> kW in decimal (the inverse of :func:`kw_to_mw`)."""
+    """MW -> kW in decimal (the inverse of :func:`to_mw` of kW)."""
     return float(Decimal(repr(float(mw))) * 1000)
 
 
 def to_mw(value: float, unit: str | None) -> float:
-    """A power in ``unit`` (W, KW or MW; None: KW, OpenADR's unit of power) in MW."""
+    """A power in ``unit`` (W, KW or MW; None: KW, OpenADR's unit of power) in MW, in
+    decimal: 75000 kW -> 75.0, 1234.5 kW -> 1.2345 (never 1.2344999...)."""
     factor = _UNIT_TO_MW.get((unit or "KW").upper())
     if factor is None:
         raise BadData(f"unit {unit!r} is not a power meshplane converts (W, KW, MW)")
@@ -819,7 +815,6 @@ __all__ = [
     "format_duration",
     "format_time",
     "grid_event_name",
-    "kw_to_mw",
     "label_value",
     "last_report_status",
     "map_events",

@@ -1,10 +1,10 @@
 """Parse manifests: YAML text or decoded objects in, resources or problems out.
 
-Pure (no file or network I/O): ``meshctl`` reads the files and passes their text to
-:func:`parse_texts`; the operator and the HTTP API (what-if bodies) pass decoded
-objects to :func:`parse_object`. Every problem is one ``Problem`` naming file,
-kind/name and field path, phrased as the API server would; nothing here raises on
-bad input.
+Pure (no file or network I/O): ``meshctl`` reads the files and passes each text to
+:func:`parse_text`; the operator and the HTTP API (what-if bodies) pass decoded
+objects to :func:`parse_object` (or :func:`parse_objects`). Every problem is one
+``Problem`` naming file, kind/name and field path, phrased as the API server would;
+nothing here raises on bad input.
 """
 
 from __future__ import annotations
@@ -286,15 +286,5 @@ def parse_objects(objects: Iterable[Any], source: str) -> Manifests:
         resource = parse_object(document, source, index, manifests)
         if resource is not None:
             _add_unless_duplicate(resource, source, index, manifests, seen)
-    manifests.problems.sort()
-    return manifests
-
-
-def parse_texts(texts: Iterable[tuple[str, str]]) -> Manifests:
-    """Parse ``(file name, YAML text)`` pairs into one set of manifests, problems sorted."""
-    manifests = Manifests()
-    seen: Seen = {}
-    for file, text in texts:
-        parse_text(text, file, manifests, seen)
     manifests.problems.sort()
     return manifests

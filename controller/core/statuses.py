@@ -9,7 +9,8 @@ rewrites none. Figures are rounded to a few digits for the same reason.
 Phases: ``Placed``; ``Unschedulable`` (no site can take it whole); ``Preempted`` (it
 was placed under its current spec and lost its place: to higher-priority work, a
 curtailment, a cordon, a fleet going offline or a removed site); ``Pending`` (not
-solved yet: what the operator writes before its first solve). A Preempted workload
+solved yet: the CRD's default phase, which no status computed here has; the HTTP API
+shows it for a workload the plan has not seen). A Preempted workload
 stays Preempted, with the message of the moment it lost its place, until it is placed
 again or its spec changes.
 
@@ -65,7 +66,6 @@ NAME_CONFLICT_MESSAGE = (
     "an AIFactory has the same name and site names are unique across AIFactory and "
     "EdgeFleet: rename the fleet; it is left out of the plan until then"
 )
-PENDING_MESSAGE = "waiting for the first solve"
 
 
 @dataclass(frozen=True)
@@ -168,18 +168,6 @@ def workload_status(
         if placed else 0.0,
         message=message,
         conditions=[condition(previous_conditions, CONDITION_PLACED, placed, phase, message, at, generation)],
-    )
-
-
-def pending_status(workload: MeshWorkload, at: dt.datetime) -> MeshWorkloadStatus:
-    """What a workload shows before the operator's first solve has seen it."""
-    generation = workload.metadata.generation
-    previous = workload.status.conditions if workload.status else []
-    return MeshWorkloadStatus(
-        observed_generation=generation,
-        phase=PHASE_PENDING,
-        message=PENDING_MESSAGE,
-        conditions=[condition(previous, CONDITION_PLACED, False, PHASE_PENDING, PENDING_MESSAGE, at, generation)],
     )
 
 

@@ -15,9 +15,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from controller.core.explanations import SolverConfig
 from controller.core.parse import Manifests
 from controller.core.reconcile import Outcome, Snapshot, reconcile
-from placement.problem import SolverConfig
 
 
 @dataclass(frozen=True)

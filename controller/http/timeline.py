@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 
 from controller.core.conditions import timestamp
+from controller.core.explanations import SolverConfig
 from controller.core.reconcile import Outcome, Snapshot
 from controller.core.timeline import Timeline, timeline
 from controller.http.models import (
@@ -22,7 +23,6 @@ from controller.http.models import (
     PlannedMoveView,
     TimelineView,
 )
-from placement.problem import SolverConfig
 
 
 def timeline_view(found: Timeline, snapshot: Snapshot) -> TimelineView:

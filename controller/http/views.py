@@ -5,9 +5,15 @@ documents, which the tests cross-check against ``reconcile`` run directly.
 
 Where figures come from: site power and pools from the outcome's ``SiteStatus`` and the
 plan's ``SiteUsage``; fleets' online devices over the next 24 hours from their
-availability windows (the engine's own ``fleet_effective_devices``); links from the
-sites' ``spec.links``; workloads from their ``MeshWorkloadStatus``; explanations from
-the engine's decision plus its per-column verdicts (:func:`placement.explain.column_verdicts`).
+availability windows (:func:`controller.core.explanations.online_devices`, the
+engine's own count); links from the sites' ``spec.links``; workloads from their
+``MeshWorkloadStatus``; explanations from :func:`controller.core.explanations.explain`:
+the plan's decision (counts per filter, feasible sites, message) as published, plus the
+per-(site, pool) verdicts and costs of that one workload, computed on request on the
+engine's mesh of every site and that workload alone. An explanation thus costs one
+workload against every site (about a millisecond at 50 sites), not a rebuild of the
+whole mesh. The engine is read only through :mod:`controller.core` (``controller.http``
+may not import ``placement``: an import-linter contract).
 """
 
 from __future__ import annotations
@@ -18,9 +24,10 @@ from collections.abc import Iterable
 from controller.api.models import Condition, SiteStatus
 from controller.api.resources import AIFactory, EdgeFleet, MeshWorkload
 from controller.core.conditions import timestamp
-from controller.core.convert import fleet_site, to_mesh
 from controller.core.delivery import CONDITION_AVAILABLE, CONDITION_REACHABLE, LOCAL, target_of
+from controller.core.explanations import SiteUsage, SolverConfig, explain, online_devices
 from controller.core.reconcile import Outcome, Snapshot
+from controller.core.statuses import PHASE_PENDING
 from controller.http.models import (
     AssignmentView,
     CandidateView,
@@ -39,10 +46,6 @@ from controller.http.models import (
     WorkloadView,
 )
 from controller.http.source import Published
-from placement.capacity import fleet_effective_devices
-from placement.decisions import SiteUsage
-from placement.explain import column_verdicts
-from placement.problem import SolverConfig
 
 FORECAST_HOURS = 24
 
@@ -63,12 +66,9 @@ def _pools(usage: SiteUsage | None) -> list[SitePool]:
 
 def online_forecast(fleet: EdgeFleet, at: dt.datetime, hours: int = FORECAST_HOURS) -> list[OnlinePoint]:
     """Devices online and opted in at ``at`` and each following hour (cordons aside)."""
-    site = fleet_site(fleet)
-    points = []
-    for hour in range(hours):
-        moment = at + dt.timedelta(hours=hour)
-        points.append(OnlinePoint(at=timestamp(moment), devices=fleet_effective_devices(site, moment)))
-    return points
+    moments = [at + dt.timedelta(hours=hour) for hour in range(hours)]
+    return [OnlinePoint(at=timestamp(moment), devices=devices)
+            for moment, devices in zip(moments, online_devices(fleet, moments), strict=True)]
 
 
 def site_view(site: AIFactory | EdgeFleet, status: SiteStatus | None, usage: SiteUsage | None,
@@ -164,7 +164,7 @@ def workload_view(workload: MeshWorkload, outcome: Outcome) -> WorkloadView:
         "priority": spec.priority, "interruptible": spec.interruptible, "users": users,
     }
     if status is None:
-        return WorkloadView(**common, phase="Pending", reason="Pending", message="", sites=[], assignments=[],
+        return WorkloadView(**common, phase=PHASE_PENDING, reason=PHASE_PENDING, message="", sites=[], assignments=[],
                             power_mw=0.0, tokens_per_second=0.0, latency_ms=None)
     placed = next((c for c in status.conditions if c.type == "Placed"), None)
     available = next((c for c in status.conditions if c.type == CONDITION_AVAILABLE), None)
@@ -190,26 +190,23 @@ def workload_views(snapshot: Snapshot, outcome: Outcome, phase: str | None = Non
     return [v for v in views if phase is None or v.phase == phase]
 
 
-def explanation(snapshot: Snapshot, outcome: Outcome, key: str, config: SolverConfig) -> ExplanationView:
-    """Why a workload is where it is: the engine's counts per filter, the sites passing
-    every filter and the cost of each feasible (site, pool) on the snapshot's mesh."""
-    decision = outcome.plan.workloads.get(key)
-    mesh = to_mesh(snapshot.factories, snapshot.fleets, snapshot.workloads, snapshot.at)
-    verdicts = column_verdicts(mesh, key, config) if decision is not None else []
-    feasible = [v for v in verdicts if not v.rejected_by]
-    candidates = sorted(feasible, key=lambda v: (v.cost, v.site, v.accelerator_model))
+def explanation(snapshot: Snapshot, outcome: Outcome, workload: MeshWorkload, config: SolverConfig) -> ExplanationView:
+    """Why a workload is where it is: the plan's counts per filter, the sites passing
+    every filter and the cost of each feasible (site, pool), computed for this workload
+    alone on the snapshot's sites (:func:`controller.core.explanations.explain`)."""
+    found = explain(snapshot, outcome, workload, config)
     return ExplanationView(
-        rejections=dict(decision.rejections) if decision else {},
-        feasible_site_count=decision.feasible_sites if decision else 0,
-        feasible_sites=list(dict.fromkeys(v.site for v in feasible)),
+        rejections=found.rejections,
+        feasible_site_count=found.feasible_site_count,
+        feasible_sites=list(found.feasible_sites),
         candidates=[
             CandidateView(site=v.site, kind="AIFactory" if v.kind == "AIFactory" else "EdgeFleet",
                           accelerator_model=v.accelerator_model, devices=v.devices, latency_ms=v.latency_ms,
                           cost=v.cost)
-            for v in candidates
+            for v in found.candidates
         ],
-        displaced_by=list(decision.displaced_by) if decision else [],
-        message=decision.message if decision else "not part of the plan",
+        displaced_by=list(found.displaced_by),
+        message=found.message,
     )
 
 
@@ -217,14 +214,14 @@ def workload_detail(published: Published, workload: MeshWorkload) -> WorkloadDet
     view = workload_view(workload, published.outcome)
     return WorkloadDetail(
         **view.model_dump(),
-        explanation=explanation(published.snapshot, published.outcome, workload.key, published.config),
+        explanation=explanation(published.snapshot, published.outcome, workload, published.config),
     )
 
 
 def solve_view(version: int, at: dt.datetime, outcome: Outcome, solve_ms: float, warm: bool) -> SolveView:
     stats = outcome.plan.stats
     return SolveView(
-        version=version, at=timestamp(at), status=str(stats.status), objective=stats.objective, bound=stats.bound,
+        version=version, at=timestamp(at), status=str(stats.status), objective=stats.placed_priority_demand, bound=stats.bound,
         gap=stats.gap, solve_ms=round(solve_ms, 3), warm=warm, placed_workloads=stats.placed_workloads,
         workloads=len(outcome.workloads), greedy_placed_priority_demand=stats.greedy_placed_priority_demand,
         placed_priority_demand=stats.placed_priority_demand, wall_limit_hit=stats.wall_limit_hit,

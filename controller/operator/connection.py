@@ -36,8 +36,13 @@ def client_configuration(settings: Settings) -> kubernetes.client.Configuration:
 
 
 def api_client(settings: Settings) -> kubernetes.client.ApiClient:
-    """A kubernetes client from the kubeconfig in the settings, else in-cluster."""
-    return kubernetes.client.ApiClient(configuration=client_configuration(settings))
+    """A kubernetes client from the kubeconfig in the settings, else in-cluster, with a
+    connection pool large enough for the status and Event writers' threads and the rest
+    (urllib3 discards a connection returned to a full pool: the next request would
+    open, and handshake, a new one)."""
+    config = client_configuration(settings)
+    config.connection_pool_maxsize = max(config.connection_pool_maxsize or 0, 2 * settings.write_concurrency + 8)
+    return kubernetes.client.ApiClient(configuration=config)
 
 
 def _default_namespace(settings: Settings) -> str | None:

@@ -5,8 +5,14 @@ Started by :mod:`controller.operator.main` in its own thread (kopf's event loop 
 serving watches while a solve runs). ``mark_dirty()`` (called by the watch handlers on
 a spec change, and by the delivery layer when a member cluster is lost or comes back)
 starts a quiet period: the solve runs once nothing has changed for
-``debounce_quiet_s``, or ``debounce_max_s`` after the first change at the latest, so a
-burst of N changes costs one solve. ``mark_observed()`` (the delivery layer: a
+``debounce_quiet_s``, or at the latest a batching window after the first change, so a
+burst of N changes costs one solve. The window is as long as the last solve took
+(at least ``debounce_quiet_s``, at most ``debounce_max_s``): a steady stream of
+changes (one every quiet period or more often, which never lets the quiet period
+elapse) is solved in batches about as long as one solve, not every ``debounce_max_s``.
+A burst (more than ``BURST_CHANGES`` changes pending, e.g. a runner creating
+thousands of workloads) waits for its quiet period, up to ``debounce_max_s``, and is
+solved once whole. ``mark_observed()`` (the delivery layer: a
 Deployment became ready, a member stopped answering) is debounced the same way but
 only *refreshes*: the statuses are computed again from the last plan with what the
 clusters now say (:func:`controller.core.reconcile.outcome_of`), and nothing is
@@ -30,6 +36,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 from controller.api.resources import AnyResource
 from controller.core.changes import ObjectRef, changes, refused_change
@@ -38,12 +45,17 @@ from controller.core.grid import next_grid_change
 from controller.core.reconcile import Outcome, Snapshot, outcome_of, reconcile
 from controller.core.schedule import next_window_change
 from controller.http.source import Published
+from controller.operator.process import release_free_memory
 from controller.operator.settings import Settings
 from controller.operator.sinks import Publisher, Sink, Solved, SolveMode, SolveReport
 from controller.operator.state import MeshState
 from placement.problem import SolverConfig
 
 log = logging.getLogger("meshplane.operator.loop")
+
+BURST_CHANGES = 50  # more changes pending than this: a burst, solved once whole (see the module docstring)
+TRIM_AFTER_S = 1.0  # malloc's free memory is given back after a solve this long ...
+TRIM_EVERY_S = 30.0  # ... and at least this often
 
 
 class _Debounce:
@@ -52,19 +64,22 @@ class _Debounce:
     def __init__(self) -> None:
         self.first: float | None = None
         self.last: float | None = None
+        self.marks = 0
 
     def mark(self, now: float) -> None:
         if self.first is None:
             self.first = now
         self.last = now
+        self.marks += 1
 
-    def due_in(self, now: float, quiet_s: float, max_s: float) -> float | None:
+    def due_in(self, now: float, quiet_s: float, window_s: float) -> float | None:
         if self.first is None or self.last is None:
             return None
-        return max(0.0, min(self.last + quiet_s - now, self.first + max_s - now))
+        return max(0.0, min(self.last + quiet_s - now, self.first + window_s - now))
 
     def clear(self) -> None:
         self.first = self.last = None
+        self.marks = 0
 
 
 class SolveLoop:
@@ -100,6 +115,8 @@ class SolveLoop:
         self._was_leader = False
         self._last_cold: float | None = None
         self._solved_for: dict[ObjectRef, int | None] = {}
+        self._last_solve_s = 0.0  # how long the last solve and its writes took (the batching window)
+        self._trimmed_at: float | None = None
         self.outcome: Outcome | None = None  # the last outcome (replaced, never mutated)
         self.report: SolveReport | None = None
         self.solves = 0
@@ -127,7 +144,9 @@ class SolveLoop:
             self._cond.notify_all()
 
     def _due(self, debounce: _Debounce, now: float) -> float | None:
-        return debounce.due_in(now, self.settings.debounce_quiet_s, self.settings.debounce_max_s)
+        quiet, most = self.settings.debounce_quiet_s, self.settings.debounce_max_s
+        window = most if debounce.marks > BURST_CHANGES else min(most, max(quiet, self._last_solve_s))
+        return debounce.due_in(now, quiet, window)
 
     def run(self, stop: threading.Event, poll_s: float = 0.5) -> None:
         """Solve whenever due, until ``stop`` is set."""
@@ -175,7 +194,7 @@ class SolveLoop:
         """One solve and its writes, now (also used by tests)."""
         started = time.perf_counter()
         at = self._now().replace(microsecond=0)
-        snapshot = self.state.snapshot(at, self._observe())
+        snapshot, versions = self.state.snapshot_and_versions(at, self._observe())
         cold_due = self._last_cold is None or (
             self._monotonic() - self._last_cold >= self.settings.cold_solve_every_s
         )
@@ -186,7 +205,8 @@ class SolveLoop:
             self._last_cold = self._monotonic()
         self._next_window = _earliest(next_window_change(snapshot.fleets, at),
                                       next_grid_change(snapshot.factories, snapshot.grid_events, at))
-        return self._hand_over(snapshot, outcome, config, "warm" if previous is not None else "cold", started)
+        return self._hand_over(snapshot, versions, outcome, config, "warm" if previous is not None else "cold",
+                               started)
 
     def refresh_once(self) -> SolveReport | None:
         """Statuses again from the last plan with what the clusters report now; a full
@@ -195,12 +215,12 @@ class SolveLoop:
             return self.solve_once()
         started = time.perf_counter()
         at = self._now().replace(microsecond=0)
-        snapshot = self.state.snapshot(at, self._observe())
+        snapshot, versions = self.state.snapshot_and_versions(at, self._observe())
         if self._generations(snapshot) != self._solved_for:
             return self.solve_once()  # the plan is for other specs: plan again
         outcome = outcome_of(snapshot, self.outcome.plan)
         config = SolverConfig(time_limit_s=self.settings.solver_time_limit_s, num_workers=self.settings.solver_workers)
-        return self._hand_over(snapshot, outcome, config, "refresh", started)
+        return self._hand_over(snapshot, versions, outcome, config, "refresh", started)
 
     @staticmethod
     def _generations(snapshot: Snapshot) -> dict[ObjectRef, int | None]:
@@ -209,20 +229,24 @@ class SolveLoop:
         return {ObjectRef.of(r): r.metadata.generation for r in resources}
 
     def _hand_over(
-        self, snapshot: Snapshot, outcome: Outcome, config: SolverConfig, mode: SolveMode, started: float
+        self, snapshot: Snapshot, versions: dict[ObjectRef, str], outcome: Outcome, config: SolverConfig,
+        mode: SolveMode, started: float,
     ) -> SolveReport:
-        pending = list(changes(snapshot, outcome))
+        computed = list(changes(snapshot, outcome))
         # a spec that changed while this solve ran: its status would carry the old
-        # generation and be rewritten by the next solve (already due): skip it now
+        # generation and be rewritten by the next solve (already due): skip it now (one
+        # that changes later is refused by the API server: the patch carries the
+        # resourceVersion the snapshot saw)
         solved_for = self._generations(snapshot)
-        current = self.state.generations()
-        pending = [c for c in pending if current.get(c.ref, solved_for.get(c.ref)) == solved_for.get(c.ref)]
+        current = self.state.generations_of(c.ref for c in computed)
+        pending = [replace(c, version=versions.get(c.ref)) for c in computed
+                   if current.get(c.ref, solved_for.get(c.ref)) == solved_for.get(c.ref)]
         refused = self.state.refused_objects()
         for ref, entry in refused:
             problems = [f"{p.field}: {p.message}" for p in entry.problems]
             change = refused_change(ref, entry.generation, entry.status, problems, snapshot.at)
             if change is not None:
-                pending.append(change)
+                pending.append(replace(change, version=entry.resource_version or None))
         leading = self._is_leader()
         if mode == "refresh":
             self.refreshes += 1
@@ -235,13 +259,21 @@ class SolveLoop:
         )
         solved = Solved(
             snapshot=snapshot, outcome=outcome, changes=pending, refused=refused, leading=leading, mode=mode,
-            at=snapshot.at, config=config, version=self.solves + self.refreshes, report=report,
+            at=snapshot.at, config=config, version=self.solves + self.refreshes, report=report, versions=versions,
         )
+        handed = time.perf_counter()
         for sink in self.sinks:
             try:
                 sink.accept(solved)
             except Exception:  # one failing sink must not stop the others
                 log.exception("%s failed", type(sink).__name__)
+        done = time.perf_counter()
+        sinks_ms = (done - handed) * 1e3
+        if mode != "refresh":
+            self._last_solve_s = done - started
+        if done - started >= TRIM_AFTER_S or self._trimmed_at is None or done - self._trimmed_at >= TRIM_EVERY_S:
+            release_free_memory()  # what a large solve allocated and freed goes back to the system
+            self._trimmed_at = time.perf_counter()
         self.outcome = outcome
         self._solved_for = solved_for
         self.report = report
@@ -255,9 +287,10 @@ class SolveLoop:
                          report.status_patches, report.events)
         else:
             log.info(
-                "solved %d workloads on %d sites (%s) in %.0f ms: %d status patches, %d events; next wake-up %s",
+                "solved %d workloads on %d sites (%s) in %.0f ms: %d status patches, %d events; next wake-up %s "
+                "(handed over in %.0f ms)",
                 len(snapshot.workloads), sites, mode, report.solve_ms, report.status_patches, report.events,
-                self._next_window.isoformat() if self._next_window else "none",
+                self._next_window.isoformat() if self._next_window else "none", sinks_ms,
             )
         return report
 

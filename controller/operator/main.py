@@ -33,7 +33,7 @@ import kopf
 import kubernetes
 
 from controller.api.resources import GROUP, KINDS, VERSION
-from controller.core.changes import Change, ObjectRef
+from controller.core.changes import Change
 from controller.http.app import create_app
 from controller.http.server import BackgroundServer
 from controller.operator.connection import api_client, kopf_login
@@ -42,12 +42,12 @@ from controller.operator.delivery.scores import PlacementScorePublisher
 from controller.operator.lease import LeaderElector, LeaseConfig
 from controller.operator.loop import SolveLoop
 from controller.operator.metrics import OperatorMetrics
-from controller.operator.process import configure_logging, health_server
+from controller.operator.process import configure_logging, health_server, limit_malloc_arenas
 from controller.operator.reviews import ReviewAuthorizer
 from controller.operator.settings import Settings, SettingsError
 from controller.operator.sinks import DeliverySink, MetricsSink, PlacementScoreSink, Publisher, Sink, StatusSink
 from controller.operator.state import MeshState
-from controller.operator.writer import StatusWriter
+from controller.operator.writer import StatusWriter, WriteStats
 
 log = logging.getLogger("meshplane.operator")
 
@@ -57,7 +57,9 @@ def build_registry(state: MeshState, loop: SolveLoop, settings: Settings) -> kop
     registry = kopf.OperatorRegistry()
     this = settings  # kopf passes its own settings as ``settings`` to the startup handler
 
-    def observe(event: kopf.RawEvent, **_: Any) -> None:
+    # a coroutine: kopf runs it on its own loop (a plain function would be handed to a
+    # thread pool, one Future and thread hop per watch event); it only parses one object
+    async def observe(event: kopf.RawEvent, **_: Any) -> None:
         if state.observe(event.get("type"), event["object"]):
             loop.mark_dirty()
 
@@ -120,6 +122,7 @@ def relist(
 def run(settings: Settings, stop: threading.Event) -> None:
     """Run the operator until ``stop`` is set (also the test entry point)."""
     client = api_client(settings)
+    metrics = OperatorMetrics()
     state = MeshState()
     elector = LeaderElector(client, LeaseConfig(
         namespace=settings.namespace, name=settings.lease_name, identity=settings.identity,
@@ -129,10 +132,9 @@ def run(settings: Settings, stop: threading.Event) -> None:
     writer = StatusWriter(
         client, events_namespace=settings.site_events_namespace, instance=settings.identity,
         max_concurrency=settings.write_concurrency, request_timeout_s=settings.request_timeout_s,
-        may_write=elector.is_leader,
+        may_write=elector.is_leader, events_in_background=True,  # the next solve need not wait for Events
+        on_event_stats=lambda stats: metrics.observe_writes(stats),
     )
-
-    metrics = OperatorMetrics()
     loop_ref: list[SolveLoop] = []  # the layer calls back into the loop built after it
     delivery = DeliveryLayer(
         client,
@@ -148,12 +150,13 @@ def run(settings: Settings, stop: threading.Event) -> None:
         now=settings.clock(),
         on_stats=metrics.observe_delivery,
     )
-    def write(pending: list[Change]) -> set[ObjectRef]:
-        stats = writer.write(pending, uids=state.uids())
+    def write(pending: list[Change]) -> WriteStats:
+        stats = writer.write(pending, uids=state.uids_of(c.ref for c in pending if c.events))
         metrics.observe_writes(stats)
-        return stats.written
+        return stats
 
-    sinks: list[Sink] = [StatusSink(write, state), DeliverySink(delivery, state)]
+    sinks: list[Sink] = [StatusSink(write, state, on_conflict=lambda: loop_ref[0].mark_dirty() if loop_ref else None),
+                         DeliverySink(delivery, state)]
     if settings.ocm_placement_scores == "true":
         sinks.append(PlacementScoreSink(PlacementScorePublisher(
             client, settings.hub_name, elector.is_leader, request_timeout_s=settings.request_timeout_s)))
@@ -205,6 +208,7 @@ def run(settings: Settings, stop: threading.Event) -> None:
         if kopf_ready.is_set() and (loop.solves > 0 or not elector.is_leader()):
             ready.set()
     server.shutdown()
+    writer.stop()
     delivery.stop()
     if api_server is not None:
         api_server.stop()
@@ -237,6 +241,7 @@ def _start_api(client: Any, loop: SolveLoop, settings: Settings) -> BackgroundSe
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    limit_malloc_arenas()  # before any thread starts
     try:
         settings = Settings.from_env()
     except SettingsError as exc:

@@ -139,7 +139,7 @@ class OperatorMetrics:
         self.solve_duration.labels(mode=mode).observe(report.solve_ms / 1e3)
         self.solves.labels(mode=mode).inc()
         stats = outcome.plan.stats
-        self.objective.set(stats.objective)
+        self.objective.set(stats.placed_priority_demand)
         self.bound.set(stats.bound)
         self.gap.set(stats.gap)
 

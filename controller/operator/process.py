@@ -6,11 +6,13 @@ Called by :mod:`controller.operator.main` and :mod:`controller.ven.main`.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
+import os
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -75,3 +77,46 @@ def configure_logging(log_format: str, quiet: Sequence[str] = ()) -> None:
 
 
 __all__ = ["METRICS_CONTENT_TYPE", "JsonFormatter", "configure_logging", "health_server"]
+
+
+# glibc's mallopt parameter M_ARENA_MAX (malloc.h)
+_M_ARENA_MAX = -8
+MALLOC_ARENAS = 2
+
+
+@functools.cache
+def _glibc() -> Any:
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    if not name or not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(name)
+        libc.gnu_get_libc_version  # noqa: B018  # glibc only (musl has neither call)
+        return libc
+    except (OSError, AttributeError):
+        return None
+
+
+def limit_malloc_arenas(arenas: int = MALLOC_ARENAS, env: Mapping[str, str] | None = None) -> bool:
+    """Cap glibc's malloc arenas (as ``MALLOC_ARENA_MAX`` would), unless that variable is
+    set: called before any thread starts. glibc gives each thread that contends its own
+    arena (up to 8 per core); the solver's threads, kopf's and the writers' fill and free
+    different ones, and memory freed in one arena is never reused by another: the
+    operator's RSS then grows to about twice what it holds (docs/benchmarks.md, "Where
+    the operator's time goes"). True when the cap was set."""
+    env = os.environ if env is None else env
+    if "MALLOC_ARENA_MAX" in env:
+        return False
+    libc = _glibc()
+    return bool(libc is not None and libc.mallopt(_M_ARENA_MAX, arenas) == 1)
+
+
+def release_free_memory() -> None:
+    """Give the memory malloc holds free back to the system (``malloc_trim``): after a
+    large solve, so the RSS between solves is what the process holds."""
+    libc = _glibc()
+    if libc is not None:
+        libc.malloc_trim(0)

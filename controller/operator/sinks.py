@@ -35,6 +35,7 @@ from controller.operator.delivery.layer import DeliveryLayer, ocm_namespace_of
 from controller.operator.delivery.scores import PlacementScorePublisher
 from controller.operator.metrics import OperatorMetrics
 from controller.operator.state import MeshState, Refused
+from controller.operator.writer import WriteStats
 from placement.problem import SolverConfig
 
 log = logging.getLogger("meshplane.operator.loop")
@@ -72,6 +73,8 @@ class Solved:
     version: int
     report: SolveReport
     written: set[ObjectRef] = field(default_factory=set)  # filled by the StatusSink
+    # metadata.resourceVersion of each object as the snapshot saw it (the changes carry them too)
+    versions: dict[ObjectRef, str] = field(default_factory=dict)
 
 
 class Sink(Protocol):
@@ -81,22 +84,40 @@ class Sink(Protocol):
 
 
 class StatusSink:
-    """Writes the changes (leader only) through ``write`` (the status writer, which
-    returns the objects whose status it wrote) and records what the server now holds."""
+    """Writes the changes (leader only) through ``write`` (the status writer: it returns
+    its :class:`~controller.operator.writer.WriteStats`, or just the objects whose status
+    it wrote) and records what the server now holds. A patch refused because its object
+    changed after the snapshot (409) is dropped; ``on_conflict`` is called when a solve
+    must follow at once to write it again (see :meth:`MeshState.conflicted`)."""
 
-    def __init__(self, write: Callable[[list[Change]], set[ObjectRef]], state: MeshState) -> None:
+    def __init__(
+        self, write: Callable[[list[Change]], set[ObjectRef] | WriteStats], state: MeshState,
+        on_conflict: Callable[[], None] | None = None,
+    ) -> None:
         self._write = write
         self._state = state
+        self._on_conflict = on_conflict
 
     def accept(self, solved: Solved) -> None:
+        stored: dict[ObjectRef, str] = {}
+        conflicted: set[ObjectRef] = set()
         if solved.leading:
-            solved.written |= self._write(solved.changes)
-        self._state.record_statuses(solved.outcome, solved.written)
+            result = self._write(solved.changes)
+            if isinstance(result, WriteStats):
+                solved.written |= result.written
+                stored, conflicted = result.versions, result.conflicted
+            else:
+                solved.written |= result
+        self._state.record_statuses(solved.outcome, solved.written, solved.versions, stored)
         refused = dict(solved.refused)
         for change in solved.changes:
             held = refused.get(change.ref)
             if held is not None and change.ref in solved.written and change.patch:
-                self._state.record_refused_status(change.ref, apply_merge_patch(held.status or {}, change.patch["status"]))
+                self._state.record_refused_status(
+                    change.ref, apply_merge_patch(held.status or {}, change.patch["status"]),
+                    sent=solved.versions.get(change.ref), stored=stored.get(change.ref))
+        if conflicted and self._state.conflicted(conflicted, solved.versions) and self._on_conflict is not None:
+            self._on_conflict()
 
 
 class DeliverySink:
@@ -166,13 +187,14 @@ class MetricsSink:
 
     def accept(self, solved: Solved) -> None:
         now = time.monotonic()
-        for workload in solved.snapshot.workloads:
-            ref = ObjectRef.of(workload)
-            status = solved.outcome.workloads.get(workload.key)
-            if status is None or ref not in solved.written:
+        for ref in sorted(solved.written):  # only a status written can start or end a measure
+            if ref.kind != "MeshWorkload":
+                continue
+            status = solved.outcome.workloads.get(f"{ref.namespace}/{ref.name}")
+            if status is None:
                 continue
             if status.phase == "Placed":
-                changed_at = self._state.take_spec_changed_at(ref, workload.metadata.generation)
+                changed_at = self._state.take_spec_changed_at(ref, status.observed_generation)
                 if changed_at is not None:
                     self._metrics.apply_to_placed.observe(now - changed_at)
             available = next((c for c in status.conditions if c.type == CONDITION_AVAILABLE), None)

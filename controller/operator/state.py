@@ -11,6 +11,12 @@ writes coming back) are stored, so the next diff is against what the API server 
 but never trigger a solve. Statuses the writer has just written are recorded at once
 (:meth:`record_statuses`), so a solve that runs before the watch delivers them does
 not write them again.
+
+Each object's ``metadata.resourceVersion`` is kept beside it: a snapshot comes with
+the versions it saw (:meth:`MeshState.snapshot_and_versions`), the writer sends them as
+preconditions, and a status patch refused with 409 Conflict (the object changed after
+the snapshot) is dropped; :meth:`MeshState.conflicted` then makes sure a solve follows
+once the state holds the object as it is now.
 """
 
 from __future__ import annotations
@@ -40,6 +46,10 @@ _KEPT_METADATA = ("name", "namespace", "generation", "uid", "labels", "creationT
 _OUR_ANNOTATIONS = "meshplane.io/"
 
 
+def _key(ref: ObjectRef) -> str:
+    return f"{ref.namespace}/{ref.name}" if ref.namespace else ref.name
+
+
 def compact(body: Mapping[str, Any]) -> dict[str, Any]:
     """The parts of a watched object the core needs."""
     metadata = body.get("metadata") or {}
@@ -64,6 +74,7 @@ class _Entry:
     # when the watch delivered this generation as an ADDED or MODIFIED event (None when
     # it came from a listing, or once it was placed): the start of apply-to-placed
     spec_changed_at: float | None = None
+    resource_version: str = ""  # metadata.resourceVersion of what the state holds
 
 
 @dataclass
@@ -74,6 +85,7 @@ class Refused:
     generation: int | None
     uid: str
     status: dict[str, Any] | None
+    resource_version: str = ""
 
 
 @dataclass
@@ -88,6 +100,9 @@ class MeshState:
     refused: dict[ObjectRef, Refused] = field(default_factory=dict)
     # when the watch saw each recent deletion, so an older listing cannot resurrect it
     _deleted: dict[tuple[str, str], float] = field(default_factory=dict, repr=False)
+    # objects whose status patch was refused (409) while the state still held the version
+    # sent: their next watch event calls for a solve, even when it changes only the status
+    _stale: set[ObjectRef] = field(default_factory=set, repr=False)
 
     def observe(self, event_type: str | None, body: Mapping[str, Any], listed_at: float | None = None) -> bool:
         """Apply one watch event; True when the placement may change (solve needed).
@@ -104,8 +119,10 @@ class MeshState:
         ref = ObjectRef(kind, name, namespace)
         if kind not in self._objects:
             return False
+        version = str((body.get("metadata") or {}).get("resourceVersion") or "")
         if event_type == "DELETED":
             with self._lock:
+                self._stale.discard(ref)
                 gone = self._objects[kind].pop(key, None)
                 refused = self.refused.pop(ref, None)
                 self._deleted[(kind, key)] = time.monotonic()
@@ -122,13 +139,15 @@ class MeshState:
                 ):
                     return False  # the watch knows better than this listing
             self._deleted.pop((kind, key), None)
+            stale = ref in self._stale
+            self._stale.discard(ref)
             if resource is None:
                 known = self._objects[kind].pop(key, None)
                 before_refused = self.refused.get(ref)
                 generation = metadata.get("generation")
                 self.refused[ref] = Refused(manifests.problems, generation, str(metadata.get("uid", "")),
-                                            body.get("status") or None)
-                if before_refused is None or before_refused.generation != generation:
+                                            body.get("status") or None, version)
+                if stale or before_refused is None or before_refused.generation != generation:
                     log.warning("%s/%s cannot be placed: %s", kind, key,
                                 "; ".join(str(p) for p in manifests.problems))
                     return True  # its status must say why (and it may have held capacity)
@@ -139,8 +158,8 @@ class MeshState:
             same_generation = before is not None and before.resource.metadata.generation == resource.metadata.generation
             changed_at = before.spec_changed_at if before is not None and same_generation else (
                 now if event_type in ("ADDED", "MODIFIED") else None)
-            self._objects[kind][key] = _Entry(resource, str(metadata.get("uid", "")), now, changed_at)
-        return before is None or before.resource.metadata.generation != resource.metadata.generation or (
+            self._objects[kind][key] = _Entry(resource, str(metadata.get("uid", "")), now, changed_at, version)
+        return stale or before is None or before.resource.metadata.generation != resource.metadata.generation or (
             before.resource.metadata.labels != resource.metadata.labels
         ) or before.resource.metadata.annotations != resource.metadata.annotations
 
@@ -165,13 +184,25 @@ class MeshState:
     def snapshot(self, at: dt.datetime, observed: Observed = NOTHING_OBSERVED) -> Snapshot:
         """The mesh now, sorted by key so the same objects always give the same plan,
         with what the clusters report (``observed``, from the delivery layer)."""
+        return self.snapshot_and_versions(at, observed)[0]
+
+    def snapshot_and_versions(
+        self, at: dt.datetime, observed: Observed = NOTHING_OBSERVED
+    ) -> tuple[Snapshot, dict[ObjectRef, str]]:
+        """:meth:`snapshot`, and the ``metadata.resourceVersion`` of every object in it
+        (refused ones too) as the state held them at that moment: the preconditions of
+        the status patches computed from it."""
         with self._lock:
-            factories = [e.resource for _, e in sorted(self._objects["AIFactory"].items())]
-            fleets = [e.resource for _, e in sorted(self._objects["EdgeFleet"].items())]
-            workloads = [e.resource for _, e in sorted(self._objects["MeshWorkload"].items())]
-            clusters = [e.resource for _, e in sorted(self._objects["MemberCluster"].items())]
-            grid_events = [e.resource for _, e in sorted(self._objects["GridEvent"].items())]
-        return Snapshot(
+            entries = {kind: [e for _, e in sorted(by_key.items())] for kind, by_key in self._objects.items()}
+            versions = {ObjectRef.of(e.resource): e.resource_version
+                        for by_kind in entries.values() for e in by_kind if e.resource_version}
+            versions.update({ref: r.resource_version for ref, r in self.refused.items() if r.resource_version})
+        factories = [e.resource for e in entries["AIFactory"]]
+        fleets = [e.resource for e in entries["EdgeFleet"]]
+        workloads = [e.resource for e in entries["MeshWorkload"]]
+        clusters = [e.resource for e in entries["MemberCluster"]]
+        grid_events = [e.resource for e in entries["GridEvent"]]
+        snapshot = Snapshot(
             [r for r in factories if isinstance(r, AIFactory)],
             [r for r in fleets if isinstance(r, EdgeFleet)],
             [r for r in workloads if isinstance(r, MeshWorkload)],
@@ -180,6 +211,28 @@ class MeshState:
             observed=observed,
             grid_events=[r for r in grid_events if isinstance(r, GridEvent)],
         )
+        return snapshot, versions
+
+    def conflicted(self, refs: Iterable[ObjectRef], sent: Mapping[ObjectRef, str]) -> bool:
+        """Status patches of ``refs`` were refused with 409 (sent with the versions
+        ``sent``): the object changed after the snapshot. True when a solve is needed now
+        (the state already holds a newer version, which may have changed only the status:
+        its watch event did not call for a solve); otherwise the object's next watch event
+        calls for one (:meth:`observe`)."""
+        now = False
+        with self._lock:
+            for ref in refs:
+                key = f"{ref.namespace}/{ref.name}" if ref.namespace else ref.name
+                entry = self._objects.get(ref.kind, {}).get(key)
+                refused = self.refused.get(ref)
+                held = entry.resource_version if entry is not None else refused.resource_version if refused else None
+                if held is None:
+                    continue  # deleted meanwhile: nothing to write
+                if held != sent.get(ref):
+                    now = True
+                else:
+                    self._stale.add(ref)
+        return now
 
     def generations(self) -> dict[ObjectRef, int | None]:
         """The generation the state holds now, per object (newer than a snapshot's when
@@ -190,35 +243,72 @@ class MeshState:
                 for by_key in self._objects.values() for e in by_key.values()
             }
 
+    def generations_of(self, refs: Iterable[ObjectRef]) -> dict[ObjectRef, int | None]:
+        """:meth:`generations` of ``refs`` only (those the state still holds)."""
+        with self._lock:
+            found = {}
+            for ref in refs:
+                entry = self._objects.get(ref.kind, {}).get(_key(ref))
+                if entry is not None:
+                    found[ref] = entry.resource.metadata.generation
+            return found
+
     def uids(self) -> dict[ObjectRef, str]:
         with self._lock:
             found = {ObjectRef.of(e.resource): e.uid for by_key in self._objects.values() for e in by_key.values()}
             found.update({ref: r.uid for ref, r in self.refused.items()})
             return found
 
+    def uids_of(self, refs: Iterable[ObjectRef]) -> dict[ObjectRef, str]:
+        """:meth:`uids` of ``refs`` only."""
+        with self._lock:
+            found = {}
+            for ref in refs:
+                entry = self._objects.get(ref.kind, {}).get(_key(ref))
+                refused = self.refused.get(ref)
+                uid = entry.uid if entry is not None else refused.uid if refused is not None else None
+                if uid is not None:
+                    found[ref] = uid
+            return found
+
     def refused_objects(self) -> list[tuple[ObjectRef, Refused]]:
         with self._lock:
             return sorted(self.refused.items(), key=lambda item: item[0])
 
-    def record_refused_status(self, ref: ObjectRef, status: dict[str, Any]) -> None:
+    def record_refused_status(
+        self, ref: ObjectRef, status: dict[str, Any], sent: str | None = None, stored: str | None = None
+    ) -> None:
+        """``status`` was written for a refused object, with the precondition ``sent``;
+        the server's new resourceVersion is ``stored``."""
         with self._lock:
             entry = self.refused.get(ref)
             if entry is not None:
                 entry.status = status
+                if stored and entry.resource_version == sent:
+                    entry.resource_version = stored
 
-    def record_statuses(self, outcome: Outcome, written: Iterable[ObjectRef]) -> None:
-        """The statuses just written are what the API server now holds."""
-        written = set(written)
-        with self._lock:
-            for kind, statuses in (
-                ("AIFactory", outcome.factories), ("EdgeFleet", outcome.fleets), ("MeshWorkload", outcome.workloads),
-                ("MemberCluster", outcome.clusters), ("GridEvent", outcome.grid_events),
-            ):
-                for key, status in statuses.items():
-                    entry = self._objects[kind].get(key)
-                    if entry is None or ObjectRef.of(entry.resource) not in written:
-                        continue
-                    entry.resource = entry.resource.model_copy(update={"status": status})
+    def record_statuses(
+        self, outcome: Outcome, written: Iterable[ObjectRef], sent: Mapping[ObjectRef, str] | None = None,
+        stored: Mapping[ObjectRef, str] | None = None,
+    ) -> None:
+        """The statuses just written are what the API server now holds. ``sent`` are the
+        resourceVersions the patches were sent with, ``stored`` the ones the server
+        answered: an object the watch has not delivered since the snapshot takes the
+        new version, so the next patch's precondition holds."""
+        sent = sent or {}
+        stored = stored or {}
+        by_kind: dict[str, Mapping[str, object]] = {"AIFactory": outcome.factories, "EdgeFleet": outcome.fleets, "MeshWorkload": outcome.workloads,
+                   "MemberCluster": outcome.clusters, "GridEvent": outcome.grid_events}
+        with self._lock:  # the objects written only: a solve that wrote one status touches one entry
+            for ref in set(written):
+                key = _key(ref)
+                status = by_kind.get(ref.kind, {}).get(key)
+                entry = self._objects.get(ref.kind, {}).get(key)
+                if status is None or entry is None:
+                    continue
+                entry.resource = entry.resource.model_copy(update={"status": status})
+                if ref in stored and entry.resource_version == sent.get(ref):
+                    entry.resource_version = stored[ref]
 
     def take_spec_changed_at(self, ref: ObjectRef, generation: int | None) -> float | None:
         """When the watch delivered ``generation`` of ``ref`` (time.monotonic()), once:

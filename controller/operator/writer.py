@@ -9,10 +9,22 @@ them to the API server:
   ``max_concurrency``; a 404 means the object was deleted meanwhile (counted, skipped);
   any other error is counted and logged with the object named, never raised, so one bad
   object does not stop the others;
+- optimistic concurrency: given the ``metadata.resourceVersion`` each object had in the
+  snapshot the status was computed from (``Change.version``), the patch carries it as a
+  precondition, so the API server answers 409 Conflict when the object changed since
+  (its spec, or a status someone else wrote). Such a patch is dropped, not retried: it
+  was computed from what is no longer there (the next solve computes it again; see
+  :meth:`controller.operator.state.MeshState.conflicted`). The objects are returned in
+  ``WriteStats.conflicted``, and each stored patch's new resourceVersion in
+  ``WriteStats.versions``;
 - core/v1 Events (what ``kubectl describe`` lists), once every status patch of the call
   is sent (statuses are what placement and users act on), and only for objects whose
   status patch succeeded (when it fails, the next reconcile computes the same
-  transition again).
+  transition again). With ``events_in_background`` (the operator), :meth:`write`
+  returns once the statuses are stored and the Events are sent by one background
+  thread, batch after batch in the order of the calls (so an object's Events keep
+  their order), the fence asked before each of them too; their counts go to
+  ``on_event_stats``. The solve loop then plans again while they are being sent.
   The same (involvedObject, type, reason, message) emitted again by this writer
   updates its Event (``count`` + 1, ``lastTimestamp``) instead of creating another,
   like client-go's event correlator; the names of the Events created are kept in a
@@ -38,8 +50,10 @@ import datetime as dt
 import hashlib
 import itertools
 import logging
+import queue
 import socket
 import threading
+import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
@@ -76,10 +90,12 @@ class WriteStats:
     fenced: int = 0  # requests skipped because may_write() said no
     written: set[ObjectRef] = field(default_factory=set)  # objects whose status patch succeeded
     fenced_refs: set[ObjectRef] = field(default_factory=set)  # objects whose status patch was fenced
+    conflicted: set[ObjectRef] = field(default_factory=set)  # 409: the object changed since its snapshot
+    versions: dict[ObjectRef, str] = field(default_factory=dict)  # resourceVersion after each stored patch
 
     def add(self, other: WriteStats) -> None:
         for f in fields(self):
-            if f.name in ("written", "fenced_refs"):
+            if f.name in _SETS:
                 getattr(self, f.name).update(getattr(other, f.name))
             else:
                 setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
@@ -90,7 +106,10 @@ class WriteStats:
         return self.status_patches + self.events_created + self.events_updated
 
     def counts(self) -> dict[str, int]:
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("written", "fenced_refs")}
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in _SETS}
+
+
+_SETS = ("written", "fenced_refs", "conflicted", "versions")
 
 
 # --------------------------------------------------------------------------- pure helpers
@@ -180,6 +199,8 @@ class StatusWriter:
         may_write: Callable[[], bool] = lambda: True,
         instance: str | None = None,
         event_cache_size: int = EVENT_CACHE_SIZE,
+        events_in_background: bool = False,
+        on_event_stats: Callable[[WriteStats], None] | None = None,
     ) -> None:
         if max_concurrency < 1:
             raise ValueError("max_concurrency must be at least 1")
@@ -196,6 +217,16 @@ class StatusWriter:
         self._events: OrderedDict[Event, _Recorded] = OrderedDict()
         self._cache_size = event_cache_size
         self._lock = threading.Lock()
+        # one pool for the status patches and one for the Events, kept for the writer's
+        # life (not a pool of new threads per call)
+        self._pools: dict[str, ThreadPoolExecutor] = {}
+        self._on_event_stats = on_event_stats
+        self._event_batches: queue.Queue[list[tuple[list[Event], str | None]] | None] | None = None
+        self._event_thread: threading.Thread | None = None
+        if events_in_background:
+            self._event_batches = queue.Queue()
+            self._event_thread = threading.Thread(target=self._send_events, name="meshplane-events", daemon=True)
+            self._event_thread.start()
 
     # ----------------------------------------------------------------- public
 
@@ -204,14 +235,19 @@ class StatusWriter:
 
         ``uids`` gives the ``metadata.uid`` of the objects, for the Events'
         ``involvedObject.uid`` (``kubectl describe`` matches on it when it is known).
+        A change's ``version`` (the ``metadata.resourceVersion`` it was computed from)
+        is sent as the precondition of its status patch.
         """
         merged: dict[ObjectRef, tuple[dict[str, Any] | None, list[Event]]] = {}
+        versions: dict[ObjectRef, str] = {}
         for change in changes:
             patch, events = merged.setdefault(change.ref, (None, []))
             if change.patch is not None:
                 patch = combine_patches(patch if patch is not None else {}, change.patch)
             events.extend(change.events)
             merged[change.ref] = (patch, events)
+            if change.version:
+                versions[change.ref] = change.version
         stats = WriteStats()
         if not merged:
             return stats
@@ -219,29 +255,86 @@ class StatusWriter:
         uids = uids or {}
         # every status first, then the Events of the objects whose status is stored: a
         # status is what placement and users act on; its Event only tells the story
-        patches = [(ref, patch, fence) for ref, (patch, _) in merged.items()]
-        for result in self._map(lambda job: self._write_status(*job), patches):
+        patches = [(ref, patch, versions.get(ref), fence) for ref, (patch, _) in merged.items()]
+        for result in self._map("status", lambda job: self._write_status(*job), patches):
             stats.add(result)
         failed = {ref for ref, (patch, _) in merged.items() if patch is not None and ref not in stats.written}
-        recorded = [(events, uids.get(ref), fence) for ref, (_, events) in merged.items()
-                    if events and ref not in failed]
-        for result in self._map(lambda job: self._write_events(*job), recorded):
-            stats.add(result)
+        if self._event_batches is not None:
+            batch = [(events, uids.get(ref)) for ref, (_, events) in merged.items() if events and ref not in failed]
+            if batch:
+                self._event_batches.put(batch)
+        else:
+            recorded = [(events, uids.get(ref), fence) for ref, (_, events) in merged.items()
+                        if events and ref not in failed]
+            for result in self._map("events", lambda job: self._write_events(*job), recorded):
+                stats.add(result)
         # the Events of a status that was fenced are fenced too
         stats.fenced += sum(len(merged[ref][1]) for ref in failed if ref in stats.fenced_refs)
-        if stats.errors or stats.fenced or stats.conflicts:
+        if stats.errors or stats.fenced:
             log.warning("status writer: %s", stats.counts())
+        elif stats.conflicts:  # expected when specs change while a solve runs
+            log.info("status writer: %d stale status patch(es) dropped (409: changed since the snapshot)",
+                     stats.conflicts)
         return stats
+
+    def flush(self, timeout_s: float | None = None) -> bool:
+        """Wait until every Event handed to the background thread is sent; True when
+        none is left (at once without ``events_in_background``)."""
+        if self._event_batches is None:
+            return True
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        while self._event_batches.unfinished_tasks:
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+            time.sleep(0.01)
+        return True
+
+    def stop(self) -> None:
+        """Stop the background thread (Events not sent yet are dropped) and the pools."""
+        if self._event_batches is not None and self._event_thread is not None:
+            self._event_batches.put(None)
+            self._event_thread.join(timeout=10)
+        with self._lock:
+            pools, self._pools = list(self._pools.values()), {}
+        for pool in pools:
+            pool.shutdown(wait=False, cancel_futures=True)
 
     # ----------------------------------------------------------------- internals
 
-    def _map(self, job: Callable[[Any], WriteStats], items: list[Any]) -> list[WriteStats]:
+    def _send_events(self) -> None:
+        assert self._event_batches is not None
+        while True:
+            batch = self._event_batches.get()
+            try:
+                if batch is None:
+                    return
+                fence = Fence(self._may_write, "event writer")
+                stats = WriteStats()
+                jobs = [(events, uid, fence) for events, uid in batch]
+                for result in self._map("events", lambda job: self._write_events(*job), jobs):
+                    stats.add(result)
+                if stats.errors or stats.fenced:
+                    log.warning("event writer: %s", stats.counts())
+                if self._on_event_stats is not None:
+                    self._on_event_stats(stats)
+            except Exception:  # never let one batch stop the thread
+                log.exception("event writer: a batch failed")
+            finally:
+                self._event_batches.task_done()
+
+    def _map(self, purpose: str, job: Callable[[Any], WriteStats], items: list[Any]) -> list[WriteStats]:
         if self.max_concurrency == 1 or len(items) <= 1:
             return [job(item) for item in items]
-        with ThreadPoolExecutor(self.max_concurrency, thread_name_prefix="meshplane-writer") as pool:
-            return list(pool.map(job, items))
+        with self._lock:
+            pool = self._pools.get(purpose)
+            if pool is None:
+                pool = self._pools[purpose] = ThreadPoolExecutor(
+                    self.max_concurrency, thread_name_prefix=f"meshplane-writer-{purpose}")
+        return list(pool.map(job, items))
 
-    def _write_status(self, ref: ObjectRef, patch: dict[str, Any] | None, fence: Fence) -> WriteStats:
+    def _write_status(
+        self, ref: ObjectRef, patch: dict[str, Any] | None, version: str | None, fence: Fence
+    ) -> WriteStats:
         stats = WriteStats()
         if patch is None:
             return stats
@@ -249,9 +342,11 @@ class StatusWriter:
             stats.fenced += 1
             stats.fenced_refs.add(ref)
             return stats
+        if version:  # the precondition: 409 when the object is no longer what the patch was computed from
+            patch = {**patch, "metadata": {"resourceVersion": version}}
         if self._patch_status(ref, patch, stats):
             stats.written.add(ref)
-        return stats  # deleted, refused or fenced: its events wait for a stored status
+        return stats  # deleted, refused, stale or fenced: its events wait for a stored status
 
     def _write_events(self, events: list[Event], uid: str | None, fence: Fence) -> WriteStats:
         stats = WriteStats()
@@ -266,16 +361,18 @@ class StatusWriter:
         try:
             plural = plural_of(ref.kind)
             if ref.namespace:
-                self._custom.patch_namespaced_custom_object_status(
+                stored = self._custom.patch_namespaced_custom_object_status(
                     GROUP, VERSION, ref.namespace, plural, ref.name, patch,
                     _content_type=MERGE_PATCH, _request_timeout=self.request_timeout_s,
                 )
             else:
-                self._custom.patch_cluster_custom_object_status(
+                stored = self._custom.patch_cluster_custom_object_status(
                     GROUP, VERSION, plural, ref.name, patch,
                     _content_type=MERGE_PATCH, _request_timeout=self.request_timeout_s,
                 )
         except ApiException as exc:
+            if exc.status == 409:
+                stats.conflicted.add(ref)
             self._count_failure(exc, f"status of {_describe(ref)}", stats)
             return False
         except Exception as exc:
@@ -283,6 +380,9 @@ class StatusWriter:
             log.error("status writer: patching the status of %s failed: %s", _describe(ref), exc)
             return False
         stats.status_patches += 1
+        version = ((stored or {}).get("metadata") or {}).get("resourceVersion") if isinstance(stored, dict) else None
+        if version:
+            stats.versions[ref] = str(version)
         return True
 
     def _count_failure(self, exc: ApiException, what: str, stats: WriteStats) -> None:
@@ -291,7 +391,7 @@ class StatusWriter:
             log.info("status writer: %s: not found (deleted meanwhile); skipped", what)
         elif exc.status == 409:
             stats.conflicts += 1
-            log.warning("status writer: %s: conflict: %s", what, exc.reason)
+            log.debug("status writer: %s: conflict: %s", what, exc.reason)
         else:
             stats.errors += 1
             log.error("status writer: %s failed: %s %s %s", what, exc.status, exc.reason, (exc.body or "")[:500])

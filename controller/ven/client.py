@@ -8,7 +8,7 @@
   on a call drops it and the call is tried once more with a new one.
 - **Reads**: ``programs()``, ``events()`` (paged with ``skip``/``limit``, 50 a page, the
   most openleadr-vtn serves, until a short page), ``event(id)``, ``reports(...)``.
-- **Writes**: ``post_report()`` (``POST /reports``), ``update_report()`` (``PUT /reports/{id}``).
+- **Writes**: ``post_report()`` (``POST /reports``): one report per ended interval, never replaced.
 - **Errors** are typed, so the caller can tell what happened without parsing text:
   :class:`VtnUnreachable` (connection, timeout), :class:`VtnAuthError` (the token
   endpoint refused the credentials, or the VTN a fresh token: 401/403),
@@ -187,11 +187,6 @@ class OpenAdrClient:
     async def post_report(self, report: Mapping[str, Any]) -> dict[str, Any]:
         """``POST /reports``: the report as the VTN stored it (with its ``id``)."""
         return self._object(await self._call("POST", "/reports", json=report), "/reports")
-
-    async def update_report(self, report_id: str, report: Mapping[str, Any]) -> dict[str, Any]:
-        """``PUT /reports/{id}``: the whole report replaced."""
-        path = f"/reports/{quote(report_id, safe='')}"
-        return self._object(await self._call("PUT", path, json=report), path)
 
     # ------------------------------------------------------------------ plumbing
 

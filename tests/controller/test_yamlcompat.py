@@ -17,8 +17,8 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from controller.core.parse import parse_texts
 from controller.core.yamlcompat import load_documents, resolve_scalar
+from tests.support.manifests import parse_texts
 
 # (YAML text after "v: ", the value Kubernetes stores); ERROR: kubectl refuses the text.
 ERROR = object()

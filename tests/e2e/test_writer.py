@@ -289,6 +289,35 @@ def test_an_object_deleted_before_the_write_is_skipped_and_the_rest_written(
     assert names == {"w0", "w2", "w3"}
 
 
+def test_a_status_computed_from_an_older_version_is_refused_and_the_current_one_written(
+    kubectl: Kubectl, example_objects, make_writer, own_namespace: str
+):
+    """(4b) the precondition: a patch carrying the resourceVersion its status was computed
+    from is refused with 409 once the spec changed (nothing stored, no Event), is stored
+    when the object is still that version, and the answer gives the new version (the
+    next patch's precondition). The ServiceAccount's ``patch`` on ``/status`` suffices."""
+    stale_ref, fresh_ref = _workloads(kubectl, example_objects, own_namespace, 2)
+    versions = {ref: kubectl.json("get", f"meshworkloads.meshplane.io/{ref.name}", "-n", own_namespace)
+                ["metadata"]["resourceVersion"] for ref in (stale_ref, fresh_ref)}
+    kubectl("patch", f"meshworkloads.meshplane.io/{stale_ref.name}", "-n", own_namespace, "--type=merge",
+            "-p", '{"spec": {"priority": 12345}}')  # the spec changes after the "snapshot"
+    writer = make_writer()
+    todo = [Change(ref, {"status": {"phase": "Pending", "message": "computed from the old spec"}},
+                   (Event(ref, "Normal", "Placed", "test"),), version=versions[ref]) for ref in (stale_ref, fresh_ref)]
+    stats = writer.write(todo)
+    assert (stats.conflicts, stats.errors, stats.status_patches, stats.events_created) == (1, 0, 1, 1)
+    assert stats.conflicted == {stale_ref} and stats.written == {fresh_ref}
+    assert _status(kubectl, stale_ref) is None  # nothing written for the changed object
+    assert _status(kubectl, fresh_ref)["message"] == "computed from the old spec"
+    stored = kubectl.json("get", f"meshworkloads.meshplane.io/{fresh_ref.name}", "-n", own_namespace)
+    assert stats.versions == {fresh_ref: stored["metadata"]["resourceVersion"]} != {fresh_ref: versions[fresh_ref]}
+    assert "resourceVersion" not in (stored.get("status") or {})
+    names = {e["involvedObject"]["name"] for e in _own_events(kubectl, own_namespace, writer)}
+    assert names == {fresh_ref.name}  # no Event of a status that was not stored
+    again = writer.write([Change(fresh_ref, {"status": {"message": "next"}}, (), version=stats.versions[fresh_ref])])
+    assert again.status_patches == 1 and again.conflicts == 0
+
+
 def test_a_closed_fence_stops_the_writes_mid_batch(kubectl: Kubectl, example_objects, make_writer,
                                                    own_namespace: str):
     """(5) may_write() is asked before each request: after its first False nothing

@@ -7,7 +7,7 @@ integer, a boolean, strings with and without a pattern) and goes both ways:
 
 - ``kubectl create --dry-run=server -o json -f -``: the real kubectl's reader, then
   the API server's decoding, schema validation and admission; nothing is stored;
-- ``controller.core.parse.parse_texts``: our loader, then the models.
+- ``controller.core.parse.parse_text`` (as ``meshctl`` reads a file): our loader, then the models.
 
 For each case (a) the API server accepts it <=> we accept it, and (b) when accepted,
 the value the server returns equals the value our loader parsed (same JSON type and
@@ -224,7 +224,7 @@ def server_outcome(kubectl: Kubectl, text: str, path: tuple[str | int, ...]) -> 
 
 
 def our_outcome(text: str, path: tuple[str | int, ...]) -> Outcome:
-    from controller.core.parse import parse_texts
+    from tests.support.manifests import parse_texts
 
     manifests = parse_texts([("probe.yaml", text)])
     resources = [*manifests.factories, *manifests.fleets, *manifests.workloads]

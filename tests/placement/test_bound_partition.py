@@ -33,10 +33,10 @@ from placement.bound import (
     lp_relaxation,
     workload_terms,
 )
-from placement.decisions import SolveStats, SolveStatus
+from placement.decisions import SolveStatus
 from placement.greedy import greedy_order, run_greedy
 from placement.partition import partition_count, site_regions, workload_parts
-from placement.pipeline import stop_reason
+from placement.report import stop_reason
 from placement.snapshot import build
 from placement_ext import filter_score_topk
 from tests.support.invariants import check_plan
@@ -86,13 +86,14 @@ def test_a_proof_over_every_pair_is_the_optimum(family: str) -> None:
 
 def test_stop_reason_names_what_stopped_the_solve() -> None:
     c = SolverConfig(target_gap=0.005, phase_a_dtime=0.3, time_limit_s=12.0)
-    assert "0.50%" in stop_reason(SolveStats(status=SolveStatus.HINT_AT_TARGET), c)
-    assert "work budget (0.3 deterministic s)" in stop_reason(SolveStats(status=SolveStatus.FEASIBLE), c)
-    wall = stop_reason(SolveStats(status=SolveStatus.FEASIBLE, wall_limit_hit=True), c)
+    assert "0.50%" in stop_reason(SolveStatus.HINT_AT_TARGET, c)
+    assert "work budget (0.3 deterministic s)" in stop_reason(SolveStatus.FEASIBLE, c)
+    wall = stop_reason(SolveStatus.FEASIBLE, c, wall_limit_hit=True)
     assert "safety net (12 s)" in wall
-    assert "over the candidates" in stop_reason(SolveStats(status=SolveStatus.AT_TARGET), c)
-    assert stop_reason(SolveStats(status=SolveStatus.OPTIMAL, partitions=4), c).startswith("4 partitions")
-    assert "boom" in stop_reason(SolveStats(status=SolveStatus.ERROR, error="boom"), c)
+    assert "over the candidates" in stop_reason(SolveStatus.AT_TARGET, c)
+    assert "over every feasible pair" in stop_reason(SolveStatus.AT_TARGET, c, complete_candidates=True)
+    assert stop_reason(SolveStatus.OPTIMAL, c, partitions=4).startswith("4 partitions")
+    assert "boom" in stop_reason(SolveStatus.ERROR, c, error="boom")
 
 
 def test_parts_cover_every_placeable_workload_once_in_equal_region_runs() -> None:

@@ -143,7 +143,7 @@ def test_same_input_same_plan():
     p1 = placement.plan(mesh, FAST)
     p2 = placement.plan(mesh, FAST)
     assert p1.workloads == p2.workloads and p1.sites == p2.sites
-    assert p1.stats.objective == p2.stats.objective and p1.stats.cost == p2.stats.cost
+    assert p1.stats.placed_priority_demand == p2.stats.placed_priority_demand and p1.stats.cost == p2.stats.cost
 
 
 def test_stats_report_bound_and_gap():
@@ -156,9 +156,9 @@ def test_stats_report_bound_and_gap():
     lagrangian = placement.plan(mesh, replace(FAST, lp_bound_max_pairs=0, exact_max_pairs=0, top_k=2)).stats
     assert lagrangian.bound_method == BOUND_METHOD and not lagrangian.complete_candidates
     assert lagrangian.bound >= s.bound * (1 - 1e-5)  # the LP / the proof are at least as tight
-    assert s.bound >= s.objective * (1 - 1e-6)
+    assert s.bound >= s.placed_priority_demand * (1 - 1e-6)
     assert 0 <= s.gap <= 1
-    assert s.objective >= s.greedy_objective
+    assert s.placed_priority_demand >= s.greedy_placed_priority_demand
     assert s.num_candidates > 0 and s.wall_ms > 0
 
 
@@ -167,7 +167,7 @@ def test_warm_hint_from_previous_plan_keeps_quality():
     cold = placement.plan(mesh, FAST)
     warm = placement.plan(mesh, FAST, previous=cold)
     check_plan(mesh, warm)
-    assert warm.stats.objective >= cold.stats.objective
+    assert warm.stats.placed_priority_demand >= cold.stats.placed_priority_demand
 
 
 def test_greedy_only_config():
@@ -212,7 +212,7 @@ def test_max_cpsat_vars_trims_candidates():
     small = placement.plan(mesh, replace(FAST, max_cpsat_vars=100))
     check_plan(mesh, small)
     assert small.stats.num_candidates < full.stats.num_candidates
-    assert small.stats.objective >= small.stats.greedy_objective
+    assert small.stats.placed_priority_demand >= small.stats.greedy_placed_priority_demand
 
 
 def test_latency_is_the_worst_user_region_and_the_mean_is_its_own_field():

@@ -1,4 +1,5 @@
-"""controller.core.materialise: the Deployments of a placed workload with a template."""
+"""controller.core.materialise: the Deployments of a placed workload with a template, as
+``controller.core.delivery.desired_objects`` gathers them for the operator's own cluster."""
 
 from __future__ import annotations
 
@@ -11,15 +12,14 @@ from hypothesis import strategies as st
 
 from controller.api.models import Assignment, MeshWorkloadStatus
 from controller.api.resources import MeshWorkload
+from controller.core.delivery import LOCAL, ClusterObjects, desired_objects
 from controller.core.materialise import (
     MANAGED_BY_LABEL,
     MODEL_LABEL,
     SITE_LABEL,
     WORKLOAD_LABEL,
     deployment_name,
-    desired_deployments,
     label_value,
-    materialise,
     replicas,
 )
 from controller.core.parse import Manifests
@@ -29,6 +29,17 @@ from tests.controller.core.conftest import CONFIG, edit_spec
 DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 LABEL_VALUE = re.compile(r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?")
 UID = "0b7d1c9e-0000-4000-8000-000000000001"
+
+
+def _local(workload: MeshWorkload, status: MeshWorkloadStatus, uid: str) -> ClusterObjects:
+    """What the operator's own cluster should hold for this workload alone, as the
+    delivery layer computes it (:func:`controller.core.delivery.desired_objects`)."""
+    return desired_objects([(workload, status, uid)], {}, hub="", targets=[LOCAL])[LOCAL]
+
+
+def desired_deployments(workload: MeshWorkload, status: MeshWorkloadStatus, uid: str) -> list[dict[str, Any]]:
+    """The apply bodies of the workload's Deployments, in their planned order."""
+    return list(_local(workload, status, uid).deployments.values())
 
 TEMPLATE: dict[str, Any] = {
     "metadata": {"labels": {"app": "chat", SITE_LABEL: "spoofed"}, "annotations": {"team": "a"}},
@@ -115,14 +126,14 @@ def test_no_deployment_without_template_placement_devices_or_uid() -> None:
         assert desired_deployments(_workload(), _placed(("s1", "m1", 8), phase=phase), UID) == []
     assert desired_deployments(_workload(), _placed(("s1", "m1", 0)), UID) == []
     assert desired_deployments(_workload(), _placed(), UID) == []
-    result = materialise(_workload(), placed, "")
-    assert result.deployments == [] and "no uid" in result.problems[0]
+    result = _local(_workload(), placed, "")
+    assert result.deployments == {} and "no uid" in result.problems[0]
 
 
 def test_a_site_name_no_node_label_can_hold_is_skipped_with_a_reason() -> None:
     long_site = "a" * 64
-    result = materialise(_workload(), _placed((long_site, "m1", 8), ("s1", "m1", 8)), UID)
-    assert [b["metadata"]["name"] for b in result.deployments] == ["chat-s1"]
+    result = _local(_workload(), _placed((long_site, "m1", 8), ("s1", "m1", 8)), UID)
+    assert [b["metadata"]["name"] for b in result.deployments.values()] == ["chat-s1"]
     (problem,) = result.problems
     assert "longer than 63" in problem
 

@@ -40,7 +40,6 @@ from controller.core.openadr import (
     format_duration,
     format_time,
     grid_event_name,
-    kw_to_mw,
     label_value,
     last_report_status,
     map_events,
@@ -61,6 +60,11 @@ CONFIG = VenConfig(vtn="utility")
 FACTORIES = {"us-memphis-1": "us-memphis-1", "fr-grenoble-1": "fr-grenoble-1"}
 PROGRAMS = [{"id": "p1", "programName": "dc-flex"}, {"id": "p2", "programName": "other"}]
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+def kw_to_mw(kw: float) -> float:
+    """kW -> MW as the mapping converts a payload in OpenADR's default unit."""
+    return to_mw(kw, "KW")
 
 
 def rust_duration(seconds: float) -> str:

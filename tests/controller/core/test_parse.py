@@ -144,7 +144,7 @@ def test_unreachable_user_region_is_a_warning_not_an_error(tmp_path, capsys):
 def test_a_null_field_is_absent_as_on_the_api_server() -> None:
     """The API server prunes a null of a non-nullable field (then defaults it), keeps
     nulls inside free-form objects, and stores a null annotation as ""."""
-    from controller.core.parse import parse_texts
+    from tests.support.manifests import parse_texts
 
     text = (
         "apiVersion: meshplane.io/v1alpha1\nkind: MeshWorkload\n"

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import datetime as dt
 
-from controller.api.models import MeshWorkloadStatus, SiteStatus
+from controller.api.models import SiteStatus
 from controller.core.changes import changes, with_statuses
 from controller.core.reconcile import Snapshot, reconcile
-from controller.core.statuses import pending_status
 from tests.controller.core.conftest import CONFIG, edit_spec
 
 KOREAN = "research/korean-llm-finetune"
@@ -105,12 +104,6 @@ def test_a_changed_spec_that_fits_nowhere_is_unschedulable_not_preempted(night: 
     korean = outcome.workloads[KOREAN]
     assert korean.phase == "Unschedulable"
     assert korean.observed_generation == 2 and korean.conditions[0].observed_generation == 2
-
-
-def test_pending_before_the_first_solve(night: Snapshot) -> None:
-    status = pending_status(night.workloads[0], night.at)
-    assert status.phase == "Pending" and status.conditions[0].reason == "Pending"
-    MeshWorkloadStatus.model_validate(status.to_api())
 
 
 def test_sites_report_their_conditions(night: Snapshot) -> None:

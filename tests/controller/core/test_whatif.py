@@ -16,7 +16,7 @@ import yaml
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from controller.core.parse import parse_objects, parse_texts
+from controller.core.parse import parse_objects
 from controller.core.reconcile import Outcome, Snapshot, reconcile
 from controller.core.statuses import status_object
 from controller.core.whatif import (
@@ -31,6 +31,7 @@ from controller.core.whatif import (
     what_if,
 )
 from tests.controller.core.conftest import CONFIG, NIGHT_IN_CALIFORNIA
+from tests.support.manifests import parse_texts
 from tests.support.meshes import synthetic_mesh, to_manifests
 
 REPO = Path(__file__).resolve().parents[3]

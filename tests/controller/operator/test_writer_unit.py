@@ -175,3 +175,88 @@ def test_the_fence_is_asked_before_each_request_and_closes_the_rest_of_the_batch
     assert len(custom.calls) + len(core.created) == 3
     # the next call asks again
     assert writer.write(changes[3:]).status_patches == 1
+
+
+class _VersionedCustom(_Custom):
+    """Answers like the API server: 409 when the precondition is not the stored version,
+    else the object with a new resourceVersion."""
+
+    def __init__(self, stored: dict[str, str]) -> None:
+        super().__init__()
+        self.stored = stored
+
+    def _call(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        self.calls.append(args)
+        name, body = args[-2], args[-1]
+        sent = (body.get("metadata") or {}).get("resourceVersion")
+        if sent is not None and sent != self.stored[name]:
+            raise ApiException(status=409, reason="Conflict")
+        self.stored[name] = str(int(self.stored[name]) + 1)
+        return {"metadata": {"name": name, "resourceVersion": self.stored[name]}, "status": body["status"]}
+
+    patch_namespaced_custom_object_status = _call
+    patch_cluster_custom_object_status = _call
+
+
+def test_a_patch_carries_its_version_and_a_stale_one_is_dropped_without_its_events():
+    writer, _, core = _writer()
+    custom = _VersionedCustom({"w0": "10", "w1": "20", "w2": "30"})
+    writer._custom = custom  # type: ignore[assignment]
+    changes = [Change(_ref(i), {"status": {"phase": "Placed"}}, (Event(_ref(i), "Normal", "Placed", "x"),),
+                      version=version) for i, version in enumerate(["10", "19", None])]
+    stats = writer.write(changes)
+    sent = {args[-2]: args[-1] for args in custom.calls}
+    assert sent["w0"] == {"status": {"phase": "Placed"}, "metadata": {"resourceVersion": "10"}}
+    assert sent["w2"] == {"status": {"phase": "Placed"}}  # no version known: no precondition
+    assert stats.conflicted == {_ref(1)} and stats.conflicts == 1 and stats.errors == 0
+    assert stats.written == {_ref(0), _ref(2)}
+    assert stats.versions == {_ref(0): "11", _ref(2): "31"}  # the next patch's precondition
+    assert sorted(body.involved_object.name for _, body in core.created) == ["w0", "w2"]  # none for w1
+
+
+class _SlowCore(_Core):
+    def __init__(self) -> None:
+        super().__init__()
+        import threading
+
+        self.release = threading.Event()
+
+    def create_namespaced_event(self, namespace: str, body: Any, **kwargs: Any) -> Any:
+        self.release.wait(5)
+        return super().create_namespaced_event(namespace, body, **kwargs)
+
+
+def test_events_in_the_background_follow_the_statuses_in_order_per_object():
+    counted: list[WriteStats] = []
+    writer, custom, _ = _writer(events_in_background=True, on_event_stats=counted.append, max_concurrency=4)
+    core = _SlowCore()
+    writer._core = core  # type: ignore[assignment]
+    try:
+        first = writer.write([Change(_ref(i), {"status": {"phase": "Placed"}},
+                                     (Event(_ref(i), "Normal", "Placed", f"first {i}"),)) for i in range(6)])
+        # the statuses are stored and write() returned while no Event could be sent yet
+        assert first.status_patches == 6 and first.events_created == 0 and core.created == []
+        writer.write([Change(_ref(i), {"status": {"phase": "Preempted"}},
+                             (Event(_ref(i), "Warning", "Preempted", f"second {i}"),)) for i in range(6)])
+        core.release.set()
+        assert writer.flush(10)
+        for i in range(6):
+            reasons = [body.reason for _, body in core.created if body.involved_object.name == f"w{i}"]
+            assert reasons == ["Placed", "Preempted"]  # one object's Events in the order of the solves
+        assert sum(s.events_created for s in counted) == 12
+    finally:
+        writer.stop()
+
+
+def test_background_events_ask_the_fence_too():
+    answers = iter([True, True, False])  # two status patches allowed, then the Lease is lost
+    writer, custom, core = _writer(events_in_background=True, may_write=lambda: next(answers, False),
+                                   max_concurrency=1)
+    try:
+        stats = writer.write([Change(_ref(i), {"status": {"phase": "Placed"}},
+                                     (Event(_ref(i), "Normal", "Placed", "x"),)) for i in range(2)])
+        assert stats.status_patches == 2
+        assert writer.flush(10)
+        assert core.created == []  # the fence closed before the first Event
+    finally:
+        writer.stop()
