@@ -45,7 +45,7 @@ from typing import Any
 import placement
 from bench.baseline import as_plan, schedule
 from bench.exact import solve as exact_solve
-from placement.problem import SolverConfig
+from placement.problem import SolverConfig, WorkBudgets
 from tests.support.invariants import check_plan
 from tests.support.meshes import FAMILIES, family_mesh, perturb
 
@@ -71,7 +71,7 @@ def engine_one(family: str, workloads: int, sites: int, seed: int) -> dict[str, 
     # A separate solve, not the cold one read differently: target_gap changes when phase A
     # stops, so its wall time is the time to that gap (or to the end of its budget).
     t = time.perf_counter()
-    gap_plan = placement.plan(mesh, SolverConfig(num_workers=2, target_gap=GAP_TARGET))
+    gap_plan = placement.plan(mesh, SolverConfig(num_workers=2, budgets=WorkBudgets(target_gap=GAP_TARGET)))
     gap05_s = time.perf_counter() - t
     check_plan(mesh, gap_plan)
     changed = perturb(mesh)

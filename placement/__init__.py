@@ -36,8 +36,10 @@ from placement.problem import (
     FleetSite,
     Link,
     Mesh,
+    ObjectivePolicy,
     SolverConfig,
     UserRegion,
+    WorkBudgets,
     WorkloadDemand,
 )
 
@@ -50,6 +52,7 @@ __all__ = [
     "FleetSite",
     "Link",
     "Mesh",
+    "ObjectivePolicy",
     "Plan",
     "PoolUsage",
     "SiteUsage",
@@ -57,6 +60,7 @@ __all__ = [
     "SolveStatus",
     "SolverConfig",
     "UserRegion",
+    "WorkBudgets",
     "WorkloadDecision",
     "WorkloadDemand",
     "plan",

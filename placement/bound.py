@@ -4,7 +4,7 @@ Called by :mod:`placement.pipeline` (cold and warm paths; the shared solve seque
 of :mod:`placement.solve` turns it into phase A's target) and the benchmarks. It
 covers every feasible workload x site-column pair, not only the kernel's top-K
 candidates, so ``gap`` is measured against the real problem. Up to
-``SolverConfig.lp_bound_max_pairs`` pairs the bound is the LP of
+``WorkBudgets.lp_bound_max_pairs`` pairs the bound is the LP of
 :mod:`placement.lp_bound` (never looser than the Lagrangian below, whose dual it
 is, strengthened); beyond, or when GLOP does not prove it, the Lagrangian:
 
@@ -26,7 +26,7 @@ deflected subgradient method with Polyak steps towards the best known plan value
 and the smallest ``L`` seen is the bound. Multipliers can be warm-started (a warm
 re-solve passes the previous plan's).
 
-The loop is bounded by its step count only (``SolverConfig.bound_max_iters``), never
+The loop is bounded by its step count only (``WorkBudgets.bound_max_iters``), never
 by the clock, so the bound (and the target it gives CP-SAT) is the same on a busy
 and an idle machine; each step is a deterministic parallel reduction.
 """

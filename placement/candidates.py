@@ -104,7 +104,7 @@ def rows_of(cands: Candidates, w: int, devices: Devices, col_map: NDArray[np.int
 
 def kernel_rows_kept(kout: Arrays, n_extra: int, max_vars: int | None) -> int:
     """How many of each workload's kernel candidates (sorted best first) to keep so
-    that the candidate count stays within ``max_vars`` (``SolverConfig.max_cpsat_vars``).
+    that the candidate count stays within ``max_vars`` (``WorkBudgets.max_cpsat_vars``).
 
     ``n_extra`` is the number of columns that are always kept (greedy / hint ones).
     At least 1 per workload is kept, so the cap can be exceeded on huge meshes.

@@ -258,7 +258,7 @@ class CpSatModel:
             cap = max(math.floor(upper_bound), placed_value(self.snap, self.cands, hint))
             self.m.add(self.obj_a <= cap)
         self.m.maximize(self.obj_a)
-        return self._run(solver_for(config, dtime, wall_s, config.target_gap, self.cands.n), wall_s)
+        return self._run(solver_for(config, dtime, wall_s, config.budgets.target_gap, self.cands.n), wall_s)
 
     def phase_b(self, start: Devices, config: SolverConfig, dtime: float, wall_s: float) -> PhaseResult:
         """Hold ``start``'s placed value; minimise energy >> latency >> stability."""
@@ -266,7 +266,7 @@ class CpSatModel:
         _call(self.m.clear_objective)
         self.m.minimize(self.obj_b)
         self.hint(start)
-        res = self._run(solver_for(config, dtime, wall_s, config.relative_gap_limit, self.cands.n), wall_s)
+        res = self._run(solver_for(config, dtime, wall_s, config.budgets.relative_gap_limit, self.cands.n), wall_s)
         if res.devices is not None and plan_cost(self.cands, res.devices) > plan_cost(self.cands, start):
             return PhaseResult(None, res.proven, res.exact, res.wall_limit_hit, res.ms, res.bound)
         return res

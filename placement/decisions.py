@@ -168,7 +168,7 @@ class SolveStats:
     # (placement.kube_greedy, kept only when it places strictly more; then also the
     # floor) or "lp-order" (the LP bound's order, strictly more); "" = warm path
     hint_source: str = ""
-    # every feasible pair was a CP-SAT candidate (small meshes, SolverConfig.exact_max_pairs):
+    # every feasible pair was a CP-SAT candidate (small meshes, WorkBudgets.exact_max_pairs):
     # CP-SAT then solved the whole problem and its proof bounds the mesh
     complete_candidates: bool = False
     bound_method: str = ""  # see placement.bound.BOUND_METHOD; "" when not computed

@@ -1,7 +1,7 @@
 """The LP bound on phase A: a linear program over every feasible pair, solved by GLOP.
 
 Called by :mod:`placement.bound` (:func:`placement.bound.full_bound`) when the
-problem is small enough (``SolverConfig.lp_bound_max_pairs``); larger problems keep the
+problem is small enough (``WorkBudgets.lp_bound_max_pairs``); larger problems keep the
 Lagrangian bound alone. Both are valid upper bounds on the best placement of the FULL
 problem (every feasible workload x column pair, not only the kernel's top-K).
 

@@ -1,7 +1,7 @@
 """The partitioned cold solve, for meshes too large to solve as one problem.
 
 Called by :func:`placement.pipeline.partitioned_plan` when the mesh has more than
-``SolverConfig.partition_min_pairs`` feasible workload x column pairs (50,000 x 5,000
+``WorkBudgets.partition_min_pairs`` feasible workload x column pairs (50,000 x 5,000
 has 38.6 million; 10,000 x 1,000 has 1.5 million and is solved whole) and the
 kube-scheduler-order greedy is not already within ``partition_target_gap`` of the
 bound (then the pipeline keeps the greedy). A decomposition, region-aware:
@@ -53,7 +53,7 @@ _PROVEN = (SolveStatus.OPTIMAL, SolveStatus.AT_TARGET, SolveStatus.HINT_AT_TARGE
 
 def partition_count(n_workloads: int, config: SolverConfig) -> int:
     """How many parts a mesh of ``n_workloads`` is cut into (at least 1)."""
-    return max(1, math.ceil(n_workloads / max(1, config.partition_workloads)))
+    return max(1, math.ceil(n_workloads / max(1, config.budgets.partition_workloads)))
 
 
 def site_regions(snap: Snapshot) -> list[str]:
@@ -123,7 +123,7 @@ def partitioned_solve(snap: Snapshot, kout: Arrays, config: SolverConfig, deadli
     floor_value = int(snap.value[whole.placed].sum())
     parts = workload_parts(snap, kout["cand_col"], partition_count(W, config))
     # the budgets are shared: all parts together get partition_dtime_scale of them
-    scale = config.partition_dtime_scale / max(1, len(parts))
+    scale = config.budgets.partition_dtime_scale / max(1, len(parts))
     every = np.arange(W, dtype=np.intp)
     col_used, site_all, site_ni = _run_usage(snap, whole, every)
     rows: list[list[Row]] = [[] for _ in range(W)]
@@ -135,9 +135,9 @@ def partitioned_solve(snap: Snapshot, kout: Arrays, config: SolverConfig, deadli
         own_c, own_all, own_ni = _run_usage(snap, whole, widx)
         rest = residual(snap, widx, col_used - own_c, site_all - own_all, site_ni - own_ni)
         start = GreedyRun(cols=whole.cols[widx], devices=whole.devices[widx], placed=whole.placed[widx])
-        part_kout = filter_score_topk(rest.cols, rest.wls, config.partition_top_k, config.threads)
+        part_kout = filter_score_topk(rest.cols, rest.wls, config.budgets.partition_top_k, config.threads)
         runs = [start, run_greedy(rest, greedy_order(rest))]
-        cands = build_candidates(rest, part_kout, all_columns(runs, widx.size), config.max_cpsat_vars)
+        cands = build_candidates(rest, part_kout, all_columns(runs, widx.size), config.budgets.max_cpsat_vars)
         hints = [devices_from_greedy(cands, r) for r in runs]
         res = solve(rest, cands, hints, hints[0], None, config, deadline, scale)
         statuses.append(res.status)

@@ -18,7 +18,7 @@ the benchmarks. It reads like kube-scheduler, but global:
                                           -> never below the greedy -> trim
 7. assign          (placement.assign)     decisions, usage, reasons (explain)
 
-A huge mesh (more than ``SolverConfig.partition_min_pairs`` feasible pairs) takes
+A huge mesh (more than ``WorkBudgets.partition_min_pairs`` feasible pairs) takes
 the partitioned cold path instead of steps 3-6 (:mod:`placement.partition`).
 
 The warm path (``previous`` carries a :class:`~placement.basis.Basis` and the sites
@@ -131,12 +131,12 @@ def cold_plan(snap: Snapshot, config: SolverConfig, previous: Plan | None, t0: f
     W = len(snap.keys)
     k0 = time.perf_counter()
     pairs = all_pairs(snap, config.threads) if W and snap.n_cols else None
-    top_k = config.top_k
-    if pairs is not None and 0 < pairs.n <= config.exact_max_pairs:
+    top_k = config.budgets.top_k
+    if pairs is not None and 0 < pairs.n <= config.budgets.exact_max_pairs:
         # small enough to hand CP-SAT every feasible pair: its proof is then global
         top_k = max(top_k, int(np.diff(pairs.ptr).max()))
     kout = filter_score_topk(snap.cols, snap.wls, top_k, config.threads)
-    if pairs is not None and pairs.n > config.partition_min_pairs:
+    if pairs is not None and pairs.n > config.budgets.partition_min_pairs:
         return partitioned_plan(snap, config, pairs, kout, k0, t0, deadline)
     runs = multi_start(snap, kout)
     # LeastAllocated spreading can leave room the cheapest-first greedy uses up: when
@@ -153,7 +153,7 @@ def cold_plan(snap: Snapshot, config: SolverConfig, previous: Plan | None, t0: f
     if config.compute_bound and pairs is not None:
         best_known = max(_run_value(snap, r) for r in runs)
         bound = full_bound(snap, float(best_known), config.threads, bound_steps(config, pairs), init,
-                           config.lp_bound_max_pairs, pairs)
+                           config.budgets.lp_bound_max_pairs, pairs)
         if bound.lp_share is not None:
             # the LP's choice first: a greedy in that order finds the few big jobs
             # worth more than the many small ones they displace (gang meshes)
@@ -162,7 +162,7 @@ def cold_plan(snap: Snapshot, config: SolverConfig, previous: Plan | None, t0: f
             lp_better = _run_value(snap, lp_run) > max(_run_value(snap, r) for r in runs)
             if lp_better:
                 runs.append(lp_run)
-    cands = build_candidates(snap, kout, all_columns(runs, W), config.max_cpsat_vars)
+    cands = build_candidates(snap, kout, all_columns(runs, W), config.budgets.max_cpsat_vars)
     complete = pairs is not None and covers_all_pairs(cands, pairs)
     floor = devices_from_greedy(cands, floor_run)
     # every hint is checked: the LP-guided run is built from parts
@@ -192,7 +192,7 @@ def cold_plan(snap: Snapshot, config: SolverConfig, previous: Plan | None, t0: f
 
 def bound_steps(config: SolverConfig, pairs: Pairs) -> int:
     """Subgradient steps for ``pairs``: ``bound_max_iters``, fewer on huge meshes."""
-    return min(config.bound_max_iters, max(10, config.bound_pair_evaluations // max(1, pairs.n)))
+    return min(config.budgets.bound_max_iters, max(10, config.budgets.bound_pair_evaluations // max(1, pairs.n)))
 
 
 def partitioned_plan(
@@ -207,13 +207,13 @@ def partitioned_plan(
     bound = None
     if config.compute_bound:
         bound = full_bound(snap, floor_value, config.threads, bound_steps(config, pairs), None, 0, pairs)
-    at_target = bound is not None and floor_value >= math.floor(bound.bound * (1.0 - config.partition_target_gap))
+    at_target = bound is not None and floor_value >= math.floor(bound.bound * (1.0 - config.budgets.partition_target_gap))
     parts = 0
     if at_target:
         # the stop rule at this scale: the greedy is proven within the target, so it
         # is the plan. Re-solving the parts for cost alone was measured to change
         # nothing at 50k x 5k within budgets that fit (0, 1 and 2.5 x: the same cost)
-        cands = build_candidates(snap, kout, whole.cols, config.max_cpsat_vars)
+        cands = build_candidates(snap, kout, whole.cols, config.budgets.max_cpsat_vars)
         devices, trimmed = trim_surplus(snap, cands, devices_from_greedy(cands, whole))
         result = SolveResult(devices=devices, status=SolveStatus.HINT_AT_TARGET, fallback_used=True,
                              trimmed_devices=trimmed, decided_at=time.perf_counter())
@@ -234,7 +234,7 @@ def partitioned_plan(
                              warm.waiting_candidates(snap, np.arange(len(snap.keys), dtype=np.intp), kout)),
         partitions=parts,
         stop_reason=(f"huge mesh: the kube-scheduler-order greedy on the whole mesh was already within the target "
-                     f"gap for huge meshes ({config.partition_target_gap:.2%}) of the bound") if at_target else "",
+                     f"gap for huge meshes ({config.budgets.partition_target_gap:.2%}) of the bound") if at_target else "",
     ), config, t0)
 
 
@@ -285,7 +285,7 @@ def warm_plan(
     when the cold path must run: the sites or ``top_k`` changed, the kept
     assignments do not fit (cannot happen with unchanged sites, checked anyway), or
     the result places less than the kube-scheduler greedy on the whole mesh."""
-    if basis.top_k != config.top_k or basis.sites_fp != sites_fingerprint(snap):
+    if basis.top_k != config.budgets.top_k or basis.sites_fp != sites_fingerprint(snap):
         return None
     W = len(snap.keys)
     k0 = time.perf_counter()
@@ -303,8 +303,8 @@ def warm_plan(
             bound, new_terms = _incremental_bound(snap, basis, sc.same, config.threads)
         else:
             pairs = all_pairs(snap, config.threads)
-            steps = min(config.warm_bound_max_iters, max(5, bound_steps(config, pairs) // 4))
-            bound = full_bound(snap, 0.0, config.threads, steps, basis.multipliers, config.lp_bound_max_pairs, pairs)
+            steps = min(config.budgets.warm_bound_max_iters, max(5, bound_steps(config, pairs) // 4))
+            bound = full_bound(snap, 0.0, config.threads, steps, basis.multipliers, config.budgets.lp_bound_max_pairs, pairs)
             new_terms = dict(zip(snap.keys, workload_terms(snap, pairs, bound.multipliers, config.threads).tolist(),
                                  strict=True))
         upper = bound.bound

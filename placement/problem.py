@@ -206,25 +206,101 @@ class Mesh:
             raise ValueError("workload keys must be unique")
 
 
-@dataclass(frozen=True, slots=True)
-class SolverConfig:
-    """Knobs of one solve. The same mesh and the same config give the same plan, on a
-    busy or an idle machine: every budget that shapes the result counts work, not
-    seconds (see docs/placement.md, "Determinism").
+def _check_finite(owner: str, obj: object, names: tuple[str, ...]) -> None:
+    for name in names:
+        value = getattr(obj, name)
+        if not (value >= 0 and math.isfinite(value)):
+            raise ValueError(f"{owner}.{name} must be a finite number >= 0")
 
-    Work budgets (deterministic):
+
+@dataclass(frozen=True, slots=True)
+class ObjectivePolicy:
+    """What a plan is worth beyond the placed priority-weighted demand: the
+    "efficiency" tier of the objective. Energy cost in $/MWh is the site's price plus
+    carbon at ``carbon_price_per_tonne`` (a shadow price); for device-count demand,
+    tokens per joule is rewarded with ``efficiency_weight``. See docs/placement.md for
+    the integer scaling. Changing these changes which plan is best, not how hard the
+    engine looks for it."""
+
+    carbon_price_per_tonne: float = 100.0
+    efficiency_weight: float = 0.5
+
+    def __post_init__(self) -> None:
+        _check_finite("ObjectivePolicy", self, ("carbon_price_per_tonne", "efficiency_weight"))
+
+
+@dataclass(frozen=True, slots=True)
+class WorkBudgets:
+    """How much work the engine spends looking for the best plan, and when it stops.
+    Every budget counts work, not seconds, so the same mesh gives the same plan on a
+    busy or an idle machine (see docs/placement.md, "Determinism").
 
     - ``phase_a_dtime`` / ``phase_b_dtime``: CP-SAT's deterministic time
       (``max_deterministic_time``, a count of solver operations scaled to about one
       second of one core) for phase A (placed priority-weighted demand) and phase B
       (energy >> latency >> stability with phase A's value held);
     - ``warm_dtime_scale``: share of both given to the warm re-solve
-      (``plan(..., previous=...)``), which solves only the changed workloads;
+      (``plan(..., previous=...)``), shrunk further with the share of the mesh it
+      re-solves;
     - ``bound_max_iters`` / ``warm_bound_max_iters``: subgradient steps of the
-      Lagrangian bound (cold / warm);
+      Lagrangian bound (cold / warm); ``bound_pair_evaluations`` caps steps x feasible
+      pairs (200 steps up to 10 million pairs; 51 at 50,000 x 5,000);
     - ``top_k`` candidate site columns per workload; ``max_cpsat_vars`` caps the
       CP-SAT candidates (beyond it each workload keeps its best kernel candidates,
-      the greedy's columns always stay, and at least one per workload).
+      the greedy's columns always stay, and at least one per workload);
+    - stop rules: phase A stops once within ``target_gap`` of the best upper bound it
+      knows (the Lagrangian bound, when computed, and CP-SAT's own); phase B once
+      within ``relative_gap_limit`` of CP-SAT's bound on the cost;
+    - ``lp_bound_max_pairs``: up to this many feasible workload x column pairs the
+      bound is the LP relaxation (placement.lp_bound, GLOP: 0.3 s at 50,000 pairs,
+      22 s at 385,000), whose solution also orders one more greedy run; beyond it the
+      Lagrangian bound alone;
+    - ``exact_max_pairs``: up to this many feasible pairs every pair is a CP-SAT
+      candidate (no top-K): CP-SAT then works on the whole problem, so its own bound
+      is a bound of the mesh;
+    - huge meshes: beyond ``partition_min_pairs`` feasible pairs the cold path
+      partitions the mesh (placement.partition) into parts of about
+      ``partition_workloads`` workloads, re-solved in turn with
+      ``partition_top_k`` candidates each, sharing ``partition_dtime_scale`` x the
+      CP-SAT budgets; when the kube-scheduler-order greedy on the whole mesh is
+      already within ``partition_target_gap`` of the bound, it is the plan.
+    """
+
+    top_k: int = 16
+    max_cpsat_vars: int = 400_000
+    phase_a_dtime: float = 0.5
+    phase_b_dtime: float = 0.5
+    warm_dtime_scale: float = 0.5
+    bound_max_iters: int = 200
+    warm_bound_max_iters: int = 50
+    bound_pair_evaluations: int = 2_000_000_000
+    target_gap: float = 1e-3
+    relative_gap_limit: float = 1e-4
+    lp_bound_max_pairs: int = 60_000
+    exact_max_pairs: int = 30_000
+    partition_min_pairs: int = 5_000_000
+    partition_workloads: int = 2_000
+    partition_dtime_scale: float = 2.5
+    partition_top_k: int = 8  # candidates per workload in a part (CP-SAT's load grows with them)
+    partition_target_gap: float = 0.005
+
+    def __post_init__(self) -> None:
+        _check_finite("WorkBudgets", self, ("phase_a_dtime", "phase_b_dtime", "warm_dtime_scale", "target_gap",
+                                            "relative_gap_limit", "partition_dtime_scale", "partition_target_gap"))
+        if self.top_k < 1 or self.partition_top_k < 1:
+            raise ValueError("WorkBudgets.top_k and partition_top_k must be >= 1")
+        if min(self.lp_bound_max_pairs, self.exact_max_pairs, self.partition_min_pairs) < 0:
+            raise ValueError("WorkBudgets pair thresholds must be >= 0")
+        if self.partition_workloads < 1 or self.bound_pair_evaluations < 1:
+            raise ValueError("WorkBudgets.partition_workloads and bound_pair_evaluations must be >= 1")
+        if self.bound_max_iters < 0 or self.warm_bound_max_iters < 0:
+            raise ValueError("WorkBudgets bound iteration caps must be >= 0")
+
+
+@dataclass(frozen=True, slots=True)
+class SolverConfig:
+    """One solve's settings: the ``objective`` policy (what a plan is worth), the work
+    ``budgets`` (how hard to look, deterministic), and how the work runs.
 
     ``num_workers`` CP-SAT workers run an interleaved (deterministic) portfolio;
     ``random_seed`` seeds it. ``kernel_threads`` (0 = ``num_workers``) only changes
@@ -238,69 +314,18 @@ class SolverConfig:
     ``compute_bound``).
     """
 
+    objective: ObjectivePolicy = ObjectivePolicy()
+    budgets: WorkBudgets = WorkBudgets()
     time_limit_s: float = 300.0
     num_workers: int = 2
     random_seed: int = 0
-    top_k: int = 16
+    kernel_threads: int = 0
     use_cpsat: bool = True
     compute_bound: bool = True
-    max_cpsat_vars: int = 400_000
-    phase_a_dtime: float = 0.5
-    phase_b_dtime: float = 0.5
-    warm_dtime_scale: float = 0.5
-    bound_max_iters: int = 200
-    warm_bound_max_iters: int = 50
-    # The "efficiency" tier of the objective: energy cost in $/MWh is the site's price
-    # plus carbon at this shadow price; for device-count demand, tokens per joule is
-    # rewarded with this weight. See docs/placement.md for the integer scaling.
-    carbon_price_per_tonne: float = 100.0
-    efficiency_weight: float = 0.5
-    # Phase A stops once within ``target_gap`` of the best upper bound it knows (the
-    # Lagrangian bound, when computed, and CP-SAT's own); phase B once within
-    # ``relative_gap_limit`` of CP-SAT's bound on the cost.
-    target_gap: float = 1e-3
-    relative_gap_limit: float = 1e-4
-    # Threads for the scoring kernels (OpenMP); 0 = num_workers.
-    kernel_threads: int = 0
-    # Up to this many feasible workload x column pairs the bound is the LP relaxation
-    # (placement.lp_bound, GLOP: 0.3 s at 50,000 pairs, 22 s at 385,000), whose
-    # solution also orders one more greedy run; beyond it the Lagrangian bound alone.
-    lp_bound_max_pairs: int = 60_000
-    # Up to this many feasible pairs every pair is a CP-SAT candidate (no top-K): CP-SAT
-    # then works on the whole problem, so its own bound is a bound of the mesh.
-    exact_max_pairs: int = 30_000
-    # Beyond this many feasible pairs the cold path partitions the mesh
-    # (placement.partition): parts of about ``partition_workloads`` workloads that
-    # are re-solved in turn and share ``partition_dtime_scale`` x the CP-SAT budgets.
-    partition_min_pairs: int = 5_000_000
-    partition_workloads: int = 2_000
-    partition_dtime_scale: float = 2.5
-    partition_top_k: int = 8  # candidates per workload in a part (CP-SAT's load grows with them)
-    # When the kube-scheduler-order greedy on the whole mesh is already within this
-    # of the bound, it is the plan of a huge mesh (no part is re-solved).
-    partition_target_gap: float = 0.005
-    # The Lagrangian bound's steps are capped so that steps x feasible pairs stays
-    # under this (200 steps up to 10 million pairs; 51 at 50,000 x 5,000).
-    bound_pair_evaluations: int = 2_000_000_000
 
     def __post_init__(self) -> None:
-        for name in ("phase_a_dtime", "phase_b_dtime", "warm_dtime_scale", "target_gap", "relative_gap_limit",
-                     "partition_dtime_scale", "partition_target_gap"):
-            value = getattr(self, name)
-            if not (value >= 0 and math.isfinite(value)):
-                raise ValueError(f"SolverConfig.{name} must be a finite number >= 0")
         if not self.time_limit_s > 0:
             raise ValueError("SolverConfig.time_limit_s must be > 0")
-        if self.top_k < 1 or self.partition_top_k < 1:
-            raise ValueError("SolverConfig.top_k and partition_top_k must be >= 1")
-        if min(self.lp_bound_max_pairs, self.exact_max_pairs, self.partition_min_pairs) < 0:
-            raise ValueError("SolverConfig pair thresholds must be >= 0")
-        if self.partition_workloads < 1 or self.bound_pair_evaluations < 1:
-            raise ValueError("SolverConfig.partition_workloads and bound_pair_evaluations must be >= 1")
-        if self.lp_bound_max_pairs < 0 or self.exact_max_pairs < 0:
-            raise ValueError("SolverConfig pair thresholds must be >= 0")
-        if self.bound_max_iters < 0 or self.warm_bound_max_iters < 0:
-            raise ValueError("SolverConfig bound iteration caps must be >= 0")
 
     @property
     def workers(self) -> int:

@@ -110,7 +110,7 @@ def finish(out: Plan, snap: Snapshot, path: PathResult, config: SolverConfig, t0
         cpsat_ms=result.cpsat_ms,
     )
     nb = path.next_basis
-    out.basis = make_basis(snap, path.cands, result.devices, nb.multipliers, config.top_k, nb.terms, nb.waiting,
+    out.basis = make_basis(snap, path.cands, result.devices, nb.multipliers, config.budgets.top_k, nb.terms, nb.waiting,
                            nb.fingerprints)
     return out
 
@@ -121,7 +121,7 @@ def stop_reason(
 ) -> str:
     """Why phase A stopped where it did, in words, from the solve's status."""
     # a partitioned solve judges the whole mesh's floor against its own target
-    target = f"{config.partition_target_gap if partitions else config.target_gap:.2%}"
+    target = f"{config.budgets.partition_target_gap if partitions else config.budgets.target_gap:.2%}"
     where = "every feasible pair" if complete_candidates else "the candidates"
     reasons = {
         SolveStatus.EMPTY: "nothing to decide: no workload has a feasible site",
@@ -131,7 +131,7 @@ def stop_reason(
         SolveStatus.HINT_AT_TARGET: f"the greedy plan was already within the target gap ({target}) of the bound",
         SolveStatus.OPTIMAL: f"CP-SAT proved the placement optimal over {where}",
         SolveStatus.AT_TARGET: f"CP-SAT proved the placement within the target gap ({target}) over {where}",
-        SolveStatus.FEASIBLE: f"phase A spent its work budget ({config.phase_a_dtime:g} deterministic s) "
+        SolveStatus.FEASIBLE: f"phase A spent its work budget ({config.budgets.phase_a_dtime:g} deterministic s) "
         f"before proving the target gap ({target})",
     }
     text = reasons.get(status, str(status))

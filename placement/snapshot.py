@@ -293,14 +293,14 @@ def energy_tiers(
         return np.zeros(0, dtype=np.float64), np.zeros(0, dtype=np.float64)
     usd_per_mwh = np.maximum(0.0, price_per_mwh) + np.maximum(
         0.0, carbon_grams_per_kwh
-    ) * config.carbon_price_per_tonne / 1000.0
+    ) * config.objective.carbon_price_per_tonne / 1000.0
     rate = watts / 1e6 * usd_per_mwh
     top = float(rate.max())
     norm = rate / top if top > 0 else np.zeros_like(rate)
     e_tok = np.floor(norm * ENERGY_LEVELS + 0.5)
     tmax = float(tps_milli.max())
     tnorm = tps_milli / tmax if tmax > 0 else np.zeros_like(rate)
-    ew = max(0.0, config.efficiency_weight)
+    ew = max(0.0, config.objective.efficiency_weight)
     raw = (norm - ew * tnorm + ew) / (1.0 + ew)
     e_dev = np.floor(np.clip(raw, 0.0, 1.0) * ENERGY_LEVELS + 0.5)
     return e_dev.astype(np.float64), e_tok.astype(np.float64)

@@ -96,13 +96,13 @@ def _cpsat(
     hint_value = placed_value(snap, cands, hint)
     model = CpSatModel(snap, cands)
     start = hint
-    if upper_bound is not None and hint_value >= math.floor(upper_bound * (1.0 - config.target_gap)):
+    if upper_bound is not None and hint_value >= math.floor(upper_bound * (1.0 - config.budgets.target_gap)):
         out.status = SolveStatus.HINT_AT_TARGET
     elif deadline - time.perf_counter() <= 0:
         out.status = SolveStatus.NO_SOLUTION
         out.wall_limit_hit = True
     else:
-        a = model.phase_a(hint, config, config.phase_a_dtime * dtime_scale, deadline - time.perf_counter(), upper_bound)
+        a = model.phase_a(hint, config, config.budgets.phase_a_dtime * dtime_scale, deadline - time.perf_counter(), upper_bound)
         out.cpsat_ms += a.ms
         out.wall_limit_hit |= a.wall_limit_hit
         accepted = _accept(snap, cands, a, hint_value)
@@ -116,7 +116,7 @@ def _cpsat(
     if deadline - time.perf_counter() <= 0:
         out.wall_limit_hit = True
         return
-    b = model.phase_b(start, config, config.phase_b_dtime * dtime_scale, deadline - time.perf_counter())
+    b = model.phase_b(start, config, config.budgets.phase_b_dtime * dtime_scale, deadline - time.perf_counter())
     out.cpsat_ms += b.ms
     out.wall_limit_hit |= b.wall_limit_hit
     accepted = _accept(snap, cands, b, placed_value(snap, cands, start))

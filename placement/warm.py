@@ -168,8 +168,8 @@ def resolve(
     sub = residual(snap, free, col_used, site_all, site_ni)
     if (sub.cols["cap_devices"] < 0).any() or (sub.site_total_watts < 0).any() or (sub.site_firm_watts < 0).any():
         return None
-    kout_raw = filter_score_topk(snap.cols, sub.wls, config.top_k, config.threads)  # reasons, sites
-    kout_res = filter_score_topk(sub.cols, sub.wls, config.top_k, config.threads)  # room left
+    kout_raw = filter_score_topk(snap.cols, sub.wls, config.budgets.top_k, config.threads)  # reasons, sites
+    kout_res = filter_score_topk(sub.cols, sub.wls, config.budgets.top_k, config.threads)  # room left
     runs = multi_start(sub, kout_res)
     pos = {int(w): i for i, w in enumerate(free.tolist())}
     width = max((len(r) for r in prior.values()), default=0)
@@ -179,7 +179,7 @@ def resolve(
             prior_cols[pos[w], j] = row[0]
     merged = {k: np.concatenate([kout_res[k], kout_raw[k]], axis=1) for k in ("cand_col", "cand_cost", "cand_devices")}
     sub_cands = build_candidates(sub, merged, np.concatenate([all_columns(runs, int(free.size)), prior_cols], axis=1),
-                                 config.max_cpsat_vars)
+                                 config.budgets.max_cpsat_vars)
     hints = [devices_from_greedy(sub_cands, r) for r in runs]
     if prior:
         hint = np.zeros(sub_cands.n, dtype=np.int64)
@@ -260,7 +260,7 @@ def warm_dtime_scale(config: SolverConfig, resolved: int, workloads: int) -> flo
     """The share of CP-SAT's budgets a re-solve of ``resolved`` of ``workloads`` gets:
     ``warm_dtime_scale`` of a cold solve's, shrunk with the share of the mesh it
     re-solves (never under a tenth of it: a small model still gets room to prove)."""
-    return config.warm_dtime_scale * max(0.1, min(1.0, resolved / max(1, workloads)))
+    return config.budgets.warm_dtime_scale * max(0.1, min(1.0, resolved / max(1, workloads)))
 
 
 def victims(snap: Snapshot, resolved: Resolved, kept_rows: dict[int, list[ChosenRow] | list[Row]],

@@ -16,11 +16,12 @@ from placement.bound import _Rows, all_pairs, lagrangian_bound
 from placement.candidates import build_candidates, placed_value
 from placement.cpsat import CpSatModel
 from placement.greedy import greedy_order, run_greedy
+from placement.problem import WorkBudgets
 from placement.snapshot import build
 from placement_ext import filter_score_topk, lagrangian_eval
 from tests.support.meshes import synthetic_mesh
 
-EXACT = SolverConfig(time_limit_s=60.0, num_workers=1, target_gap=0.0, phase_a_dtime=30.0)
+EXACT = SolverConfig(time_limit_s=60.0, num_workers=1, budgets=WorkBudgets(target_gap=0.0, phase_a_dtime=30.0))
 
 
 def true_optimum(mesh):
@@ -30,7 +31,7 @@ def true_optimum(mesh):
     cands = build_candidates(snap, kout, run_greedy(snap, greedy_order(snap)).cols)
     # every feasible pair is a candidate: the model is the full problem
     assert cands.n == all_pairs(snap, 1).n
-    res = CpSatModel(snap, cands).phase_a(np.zeros(cands.n, dtype=np.int64), EXACT, EXACT.phase_a_dtime, 60.0, None)
+    res = CpSatModel(snap, cands).phase_a(np.zeros(cands.n, dtype=np.int64), EXACT, EXACT.budgets.phase_a_dtime, 60.0, None)
     if not res.exact or res.devices is None:
         return None, snap
     return placed_value(snap, cands, res.devices), snap

@@ -36,6 +36,7 @@ from placement.bound import (
 from placement.decisions import SolveStatus
 from placement.greedy import greedy_order, run_greedy
 from placement.partition import partition_count, site_regions, workload_parts
+from placement.problem import WorkBudgets
 from placement.report import stop_reason
 from placement.snapshot import build
 from placement_ext import filter_score_topk
@@ -44,8 +45,8 @@ from tests.support.meshes import FAMILIES, family_mesh, perturb, synthetic_mesh
 
 CONFIG = SolverConfig(num_workers=2)
 # every mesh partitioned: parts of 40 workloads, each with a small CP-SAT budget
-PARTITIONED = replace(CONFIG, partition_min_pairs=0, partition_workloads=40, phase_a_dtime=0.2, phase_b_dtime=0.2,
-                      partition_target_gap=0.0)
+PARTITIONED = replace(CONFIG, budgets=replace(CONFIG.budgets, partition_min_pairs=0, partition_workloads=40,
+                                                 phase_a_dtime=0.2, phase_b_dtime=0.2, partition_target_gap=0.0))
 
 
 @settings(max_examples=20, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
@@ -85,7 +86,7 @@ def test_a_proof_over_every_pair_is_the_optimum(family: str) -> None:
 
 
 def test_stop_reason_names_what_stopped_the_solve() -> None:
-    c = SolverConfig(target_gap=0.005, phase_a_dtime=0.3, time_limit_s=12.0)
+    c = SolverConfig(budgets=WorkBudgets(target_gap=0.005, phase_a_dtime=0.3), time_limit_s=12.0)
     assert "0.50%" in stop_reason(SolveStatus.HINT_AT_TARGET, c)
     assert "work budget (0.3 deterministic s)" in stop_reason(SolveStatus.FEASIBLE, c)
     wall = stop_reason(SolveStatus.FEASIBLE, c, wall_limit_hit=True)
@@ -141,7 +142,7 @@ def test_partitioned_plan_is_valid_deterministic_and_above_the_greedy(family: st
 
 def test_a_huge_mesh_whose_greedy_is_within_its_target_keeps_the_greedy() -> None:
     mesh = family_mesh("base", 200, 30, 0)
-    at_target = replace(PARTITIONED, partition_target_gap=1.0)  # any greedy is "within 100%"
+    at_target = replace(PARTITIONED, budgets=replace(PARTITIONED.budgets, partition_target_gap=1.0))  # any greedy is "within 100%"
     plan = placement.plan(mesh, at_target)
     check_plan(mesh, plan)
     s = plan.stats
@@ -164,7 +165,7 @@ def test_the_warm_bound_of_a_huge_mesh_is_the_lagrangian_at_the_kept_multipliers
     evaluated) equals the Lagrangian evaluated over every pair of the changed mesh at
     the same multipliers, so it is a valid bound of that mesh."""
     mesh = family_mesh("base", 200, 30, 0)
-    huge = replace(PARTITIONED, partition_target_gap=1.0)
+    huge = replace(PARTITIONED, budgets=replace(PARTITIONED.budgets, partition_target_gap=1.0))
     cold = placement.plan(mesh, huge)
     assert isinstance(cold.basis, Basis) and cold.basis.terms is not None and cold.basis.multipliers is not None
     changed = perturb(mesh, fraction=0.05)

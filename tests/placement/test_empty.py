@@ -21,11 +21,12 @@ from placement import (
     Mesh,
     SolverConfig,
     UserRegion,
+    WorkBudgets,
     WorkloadDemand,
 )
 from tests.support.invariants import check_plan
 
-CONFIG = SolverConfig(num_workers=1, phase_a_dtime=0.1, phase_b_dtime=0.1)
+CONFIG = SolverConfig(num_workers=1, budgets=WorkBudgets(phase_a_dtime=0.1, phase_b_dtime=0.1))
 NOON = dt.datetime(2025, 1, 1, 12, tzinfo=dt.UTC)
 NIGHT = AvailabilityWindow(dt.time(22), dt.time(6), "UTC", 1.0)
 

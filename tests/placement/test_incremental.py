@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 import placement
 from placement import SolverConfig
+from placement.problem import WorkBudgets
 from tests.support.invariants import check_plan
 from tests.support.meshes import perturb, synthetic_mesh
 
@@ -69,7 +70,7 @@ def test_unchanged_mesh_warm_is_as_good():
        load=st.floats(0.5, 3.0), fraction=st.floats(0.05, 0.5))
 def test_warm_plans_respect_every_rule(seed, workloads, sites, load, fraction):
     mesh = synthetic_mesh(workloads, sites, seed=seed, load=load)
-    cfg = SolverConfig(num_workers=1, phase_a_dtime=0.1, phase_b_dtime=0.1)
+    cfg = SolverConfig(num_workers=1, budgets=WorkBudgets(phase_a_dtime=0.1, phase_b_dtime=0.1))
     cold = placement.plan(mesh, cfg)
     changed = perturb(mesh, fraction=fraction, seed=seed + 1)
     warm = placement.plan(changed, cfg, previous=cold)

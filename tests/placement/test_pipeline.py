@@ -16,6 +16,7 @@ from placement import (
     Mesh,
     SolverConfig,
     UserRegion,
+    WorkBudgets,
     WorkloadDemand,
 )
 from placement.bound import BOUND_METHOD, CPSAT_BOUND_METHOD, LP_BOUND_METHOD
@@ -153,7 +154,7 @@ def test_stats_report_bound_and_gap():
     # small mesh: every pair is a candidate and the LP bound runs; CP-SAT's proof may be tighter
     assert s.bound_method in (LP_BOUND_METHOD, CPSAT_BOUND_METHOD) and s.complete_candidates
     assert s.stop_reason
-    lagrangian = placement.plan(mesh, replace(FAST, lp_bound_max_pairs=0, exact_max_pairs=0, top_k=2)).stats
+    lagrangian = placement.plan(mesh, replace(FAST, budgets=replace(FAST.budgets, lp_bound_max_pairs=0, exact_max_pairs=0, top_k=2))).stats
     assert lagrangian.bound_method == BOUND_METHOD and not lagrangian.complete_candidates
     assert lagrangian.bound >= s.bound * (1 - 1e-5)  # the LP / the proof are at least as tight
     assert s.bound >= s.placed_priority_demand * (1 - 1e-6)
@@ -188,7 +189,7 @@ def test_greedy_only_config():
 def test_random_meshes_respect_every_rule(seed, workloads, sites, load, hour):
     at = dt.datetime(2025, 6, 1, hour, 15, tzinfo=dt.UTC)
     mesh = synthetic_mesh(workloads, sites, seed=seed, at=at, load=load)
-    p = placement.plan(mesh, SolverConfig(num_workers=1, phase_a_dtime=0.1, phase_b_dtime=0.1))
+    p = placement.plan(mesh, SolverConfig(num_workers=1, budgets=WorkBudgets(phase_a_dtime=0.1, phase_b_dtime=0.1)))
     check_plan(mesh, p)
 
 
@@ -209,7 +210,7 @@ def test_interruptible_load_is_accounted_on_flexible_power_first():
 def test_max_cpsat_vars_trims_candidates():
     mesh = synthetic_mesh(80, 20, seed=8)
     full = placement.plan(mesh, FAST)
-    small = placement.plan(mesh, replace(FAST, max_cpsat_vars=100))
+    small = placement.plan(mesh, replace(FAST, budgets=replace(FAST.budgets, max_cpsat_vars=100)))
     check_plan(mesh, small)
     assert small.stats.num_candidates < full.stats.num_candidates
     assert small.stats.placed_priority_demand >= small.stats.greedy_placed_priority_demand

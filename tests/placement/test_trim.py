@@ -10,6 +10,7 @@ import numpy as np
 import placement
 from placement import AcceleratorPool, FactorySite, Mesh, SolverConfig, WorkloadDemand
 from placement.candidates import Candidates, feasible_devices
+from placement.problem import WorkBudgets
 from placement.snapshot import build
 from placement.trim import trim_surplus
 from tests.support.invariants import check_plan
@@ -36,7 +37,7 @@ def test_phase_a_surplus_is_trimmed_when_phase_b_does_not_run():
     mesh = synthetic_mesh(40, 10, seed=0)
     huge = WorkloadDemand(key="x/huge", tokens_per_second=3e9, splittable=True, max_sites=64, allow_fleets=True)
     mesh = replace(mesh, workloads=(*mesh.workloads, huge))
-    p = placement.plan(mesh, SolverConfig(phase_a_dtime=0.05, phase_b_dtime=0.0))
+    p = placement.plan(mesh, SolverConfig(budgets=WorkBudgets(phase_a_dtime=0.05, phase_b_dtime=0.0)))
     assert p.stats.trimmed_devices > 0, "the scenario must leave phase A's surplus to the trim"
     assert surplus_devices(mesh, p) == []
     check_plan(mesh, p)

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 import placement
 from placement import AcceleratorPool, FactorySite, Mesh, SolverConfig, WorkloadDemand
+from placement.problem import WorkBudgets
 from tests.support.invariants import check_plan
 from tests.support.meshes import perturb, synthetic_mesh
 
@@ -92,7 +93,7 @@ def test_only_changed_workloads_and_their_victims_move(seed, workloads, sites, l
     an unchanged workload placed before either keeps its assignment or was displaced
     for a changed workload of strictly higher priority (warm preemption)."""
     mesh = synthetic_mesh(workloads, sites, seed=seed, load=load)
-    cfg = SolverConfig(num_workers=1, phase_a_dtime=0.1, phase_b_dtime=0.1)
+    cfg = SolverConfig(num_workers=1, budgets=WorkBudgets(phase_a_dtime=0.1, phase_b_dtime=0.1))
     cold = placement.plan(mesh, cfg)
     changed = perturb(mesh, fraction=fraction, seed=seed + 1)
     warm = placement.plan(changed, cfg, previous=cold)

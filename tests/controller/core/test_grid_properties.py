@@ -36,7 +36,7 @@ LEADS = ["PT0S", "PT5M", "PT15M", "PT1H", "PT90M"]
 ENGINE_LEADS = LEADS[1:]  # with a lead of zero there is nothing to prepare
 _MW = 1e-6  # statuses and plans round MW; the engine's own tolerance is far below this
 # CP-SAT with a smaller work budget: the power constraints are hard at any budget
-ENGINE_CONFIG = replace(CONFIG, phase_a_dtime=0.1, phase_b_dtime=0.1)
+ENGINE_CONFIG = replace(CONFIG, budgets=replace(CONFIG.budgets, phase_a_dtime=0.1, phase_b_dtime=0.1))
 
 # ----------------------------------------------------------------------- strategies
 
