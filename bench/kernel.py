@@ -47,7 +47,7 @@ def bytes_per_pair(snap) -> float:
     capacity, tokens/s, watts, energy tier, firm and total power), one latency per
     user (float64) and the workload's country and model flags (uint8)."""
     col = 3 * 4 + 2 * 1 + 7 * 8
-    users = float(np.diff(snap.wls["user_ptr"]).mean()) if len(snap.keys) else 0.0
+    users = float(np.diff(snap.wls.user_ptr).mean()) if len(snap.keys) else 0.0
     return col + 8 * users + 2
 
 

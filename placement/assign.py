@@ -29,19 +29,19 @@ from placement.decisions import (
     SiteUsage,
     WorkloadDecision,
 )
-from placement.snapshot import Arrays, Snapshot
-from placement_ext import evaluate_pairs
+from placement.snapshot import Snapshot
+from placement_ext.arrays import TopKArrays
 
 
 def user_latency_ms(snap: Snapshot, w: int, col: int) -> tuple[float | None, float | None]:
     """(worst, demand-weighted mean) latency in ms from workload ``w``'s user regions
     of weight > 0 to column ``col``; None without users (or when unreachable)."""
     wls = snap.wls
-    lo, hi = int(wls["user_ptr"][w]), int(wls["user_ptr"][w + 1])
+    lo, hi = int(wls.user_ptr[w]), int(wls.user_ptr[w + 1])
     if lo == hi:
         return None, None
-    ms = wls["latency"][wls["user_region"][lo:hi], col]
-    weight = wls["user_weight"][lo:hi]
+    ms = wls.latency[wls.user_region[lo:hi], col]
+    weight = wls.user_weight[lo:hi]
     worst = float(ms.max())
     mean = float((ms * weight).sum() / weight.sum())
     if not math.isfinite(worst):
@@ -65,11 +65,11 @@ def _codes(snap: Snapshot, unplaced: list[int]) -> NDArray[np.int32]:
         chunk = np.asarray(unplaced[lo:lo + step], dtype=np.int32)
         w = np.repeat(chunk, C)
         c = np.tile(np.arange(C, dtype=np.int32), chunk.size)
-        out[lo:lo + chunk.size] = evaluate_pairs(snap.cols, snap.wls, w, c).filter.reshape(chunk.size, C)
+        out[lo:lo + chunk.size] = snap.kernels.evaluate_pairs(w, c).filter.reshape(chunk.size, C)
     return out
 
 
-def assign(snap: Snapshot, reasons_in: Arrays, cands: Candidates, devices: Devices,
+def assign(snap: Snapshot, reasons_in: TopKArrays, cands: Candidates, devices: Devices,
            carried: Mapping[int, WorkloadDecision] | None = None,
            kept: Mapping[int, WorkloadDecision] | None = None) -> Plan:
     """Decisions, site usage and reasons for ``devices``. ``reasons_in`` holds the
@@ -93,7 +93,7 @@ def assign(snap: Snapshot, reasons_in: Arrays, cands: Candidates, devices: Devic
     feasible: dict[int, int] = {}
     unplaced: list[int] = []
     kept = kept or {}
-    watts, site_of, intr = cols["watts"], cols["site"], snap.wls["interruptible"]
+    watts, site_of, intr = cols.watts, cols.site, snap.wls.interruptible
     for w in range(W):
         old = kept.get(w)
         if old is not None:
@@ -117,19 +117,19 @@ def assign(snap: Snapshot, reasons_in: Arrays, cands: Candidates, devices: Devic
         dec = WorkloadDecision(
             key=snap.keys[w], phase=PHASE_UNSCHEDULABLE, rejections=rejections[w], feasible_sites=feasible[w]
         )
-        interruptible = bool(snap.wls["interruptible"][w])
+        interruptible = bool(snap.wls.interruptible[w])
         for i in cands.rows(w):
             n = int(devices[i])
             if n <= 0:
                 continue
             c = int(cands.col[i])
-            s = int(cols["site"][c])
+            s = int(cols.site[c])
             real_w = n * float(snap.col_watts_real[c])
             site_real_w[s] += real_w
-            site_w[s] += n * float(cols["watts"][c])
+            site_w[s] += n * float(cols.watts[c])
             if not interruptible:
                 site_real_ni_w[s] += real_w
-                site_ni_w[s] += n * float(cols["watts"][c])
+                site_ni_w[s] += n * float(cols.watts[c])
             col_used[c] += n
             site_tps[s] += n * float(snap.col_tps[c])
             site_workloads[s].add(w)
@@ -191,7 +191,7 @@ def _site_usage(
     workload_count: Mapping[int, int],
 ) -> dict[str, SiteUsage]:
     cols = snap.cols
-    sp = cols["site_ptr"]
+    sp = cols.site_ptr
     usage: dict[str, SiteUsage] = {}
     for s, name in enumerate(snap.site_names):
         factory = snap.site_kind[s] == KIND_FACTORY
@@ -204,7 +204,7 @@ def _site_usage(
         flex_cap = flex_av if factory else 0.0
         firm_used = ni + max(0.0, (tot - ni) - flex_cap)
         pools = [
-            PoolUsage(snap.col_model_name[c], int(col_used[c]), int(cols["cap_devices"][c]))
+            PoolUsage(snap.col_model_name[c], int(col_used[c]), int(cols.cap_devices[c]))
             for c in range(int(sp[s]), int(sp[s + 1]))
         ]
         usage[name] = SiteUsage(

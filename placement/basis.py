@@ -51,10 +51,10 @@ class Basis:
 def sites_fingerprint(snap: Snapshot) -> str:
     """Hash of everything about the sites the engine uses (columns, budgets, latency)."""
     h = hashlib.blake2b(digest_size=16)
-    for k in sorted(snap.cols):
+    for k in sorted(f.name for f in fields(snap.cols)):  # by name: the same hash as ever
         h.update(k.encode())
-        h.update(np.ascontiguousarray(snap.cols[k]).tobytes())
-    h.update(np.ascontiguousarray(snap.wls["latency"]).tobytes())
+        h.update(np.ascontiguousarray(getattr(snap.cols, k)).tobytes())
+    h.update(np.ascontiguousarray(snap.wls.latency).tobytes())
     h.update(np.ascontiguousarray(snap.site_firm_watts).tobytes())
     h.update(np.ascontiguousarray(snap.site_total_watts).tobytes())
     h.update("\0".join([*snap.site_names, *snap.col_model_name, *snap.latency.regions]).encode())

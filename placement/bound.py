@@ -42,7 +42,7 @@ from numpy.typing import NDArray
 
 from placement.lp_bound import lp_bound
 from placement.snapshot import Snapshot
-from placement_ext import feasible_pairs, lagrangian_eval
+from placement_ext import lagrangian_eval
 
 BOUND_METHOD = "Lagrangian relaxation (capacity + power), all feasible pairs"
 CPSAT_BOUND_METHOD = "CP-SAT's proof over every feasible pair (all are candidates)"
@@ -78,7 +78,7 @@ class BoundResult:
 
 
 def all_pairs(snap: Snapshot, threads: int) -> Pairs:
-    ptr, col, coef = feasible_pairs(snap.cols, snap.wls, max(1, threads))
+    ptr, col, coef = snap.kernels.feasible_pairs(max(1, threads))
     return Pairs(ptr=ptr, col=col, coef=coef)
 
 
@@ -120,11 +120,11 @@ def lp_relaxation(snap: Snapshot, pairs: Pairs) -> BoundResult | None:
         pairs.ptr,
         pairs.col,
         pairs.coef,
-        snap.wls["site_limit"] <= 1,
-        snap.wls["interruptible"].astype(bool),
-        cols["site"].astype(np.int64),
-        cols["watts"].astype(np.float64),
-        cols["cap_devices"].astype(np.float64),
+        snap.wls.site_limit <= 1,
+        snap.wls.interruptible.astype(bool),
+        cols.site.astype(np.int64),
+        cols.watts.astype(np.float64),
+        cols.cap_devices.astype(np.float64),
         snap.site_total_watts.astype(np.float64),
         np.minimum(snap.site_firm_watts, snap.site_total_watts).astype(np.float64),
     )
@@ -143,9 +143,9 @@ class _Rows:
         cols = snap.cols
         self.C = snap.n_cols
         self.S = snap.n_sites
-        self.site = cols["site"].astype(np.int64)
-        self.watts = cols["watts"].astype(np.float64)
-        self.cap = cols["cap_devices"].astype(np.float64)
+        self.site = cols.site.astype(np.int64)
+        self.watts = cols.watts.astype(np.float64)
+        self.cap = cols.cap_devices.astype(np.float64)
         self.total = snap.site_total_watts.astype(np.float64)
         self.firm = np.minimum(snap.site_firm_watts, snap.site_total_watts).astype(np.float64)
         # rows that can never bind (empty, "no cap", firm == usable) keep multiplier 0
@@ -208,7 +208,7 @@ def lagrangian_bound(
     t0 = time.perf_counter()
     rows = _Rows(snap)
     value = snap.value.astype(np.float64)
-    intr = snap.wls["interruptible"].astype(np.uint8)
+    intr = snap.wls.interruptible.astype(np.uint8)
     n = rows.C + 2 * rows.S
     pi = np.zeros(n)
     if init is not None and init.shape == (n,):
@@ -268,7 +268,7 @@ def workload_terms(
     pi = np.where(rows.active, np.maximum(multipliers, 0.0), 0.0)
     p_int, p_ni = rows.prices(pi)
     value = snap.value.astype(np.float64)
-    intr = snap.wls["interruptible"].astype(np.uint8)
+    intr = snap.wls.interruptible.astype(np.uint8)
     terms = np.zeros(value.shape[0])
     if pairs.n == 0:
         return terms

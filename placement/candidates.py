@@ -18,8 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from placement.snapshot import Arrays, Snapshot
-from placement_ext import evaluate_pairs
+from placement.snapshot import Snapshot
+from placement_ext.arrays import TopKArrays
 
 Devices = NDArray[np.int64]  # devices per candidate: a plan
 
@@ -102,7 +102,7 @@ def rows_of(cands: Candidates, w: int, devices: Devices, col_map: NDArray[np.int
                     cands.cost_per_device[r.start:r.stop].tolist(), devices[r.start:r.stop].tolist(), strict=True))
 
 
-def kernel_rows_kept(kout: Arrays, n_extra: int, max_vars: int | None) -> int:
+def kernel_rows_kept(kout: TopKArrays, n_extra: int, max_vars: int | None) -> int:
     """How many of each workload's kernel candidates (sorted best first) to keep so
     that the candidate count stays within ``max_vars`` (``WorkBudgets.max_cpsat_vars``).
 
@@ -122,7 +122,7 @@ def kernel_rows_kept(kout: Arrays, n_extra: int, max_vars: int | None) -> int:
 
 def build_candidates(
     snap: Snapshot,
-    kout: Arrays,
+    kout: TopKArrays,
     greedy_cols: NDArray[np.int32],
     max_vars: int | None = None,
 ) -> Candidates:
@@ -139,7 +139,7 @@ def build_candidates(
     kc, kn, kcost = kout["cand_col"], kout["cand_devices"], kout["cand_cost"]
     keep = kernel_rows_kept(kout, int((greedy_cols >= 0).sum()), max_vars)
     kc, kn, kcost = kc[:, :keep], kn[:, :keep], kcost[:, :keep]
-    limit = snap.wls["site_limit"]
+    limit = snap.wls.site_limit
     # The greedy scanned every column: its choices outside the top-K get their
     # candidate records from the same pair evaluation as the kernel, in one call.
     extra_w: list[int] = []
@@ -151,7 +151,7 @@ def build_candidates(
                 known.add(c)
                 extra_w.append(w)
                 extra_c.append(c)
-    extra_pairs = evaluate_pairs(cols, snap.wls, np.asarray(extra_w, np.int32), np.asarray(extra_c, np.int32))
+    extra_pairs = snap.kernels.evaluate_pairs(np.asarray(extra_w, np.int32), np.asarray(extra_c, np.int32))
     e_n, e_cost = extra_pairs.devices, extra_pairs.cost
     extra: dict[int, list[tuple[int, float, float]]] = {}
     for w, c, n, cost in zip(extra_w, extra_c, e_n.tolist(), e_cost.tolist(), strict=True):
@@ -168,11 +168,11 @@ def build_candidates(
             c_need.append(int(n))
             ub = n
             if limit[w] > 1:  # a share of the demand: what the column could give it alone
-                room = float(cols["total_watts"][c])
-                if not snap.wls["interruptible"][w]:
-                    room = min(room, float(cols["firm_watts"][c]))
-                pw = float(cols["watts"][c])
-                ub = min(n, float(cols["cap_devices"][c]), math.floor(room / pw) if pw > 0 else n)
+                room = float(cols.total_watts[c])
+                if not snap.wls.interruptible[w]:
+                    room = min(room, float(cols.firm_watts[c]))
+                pw = float(cols.watts[c])
+                ub = min(n, float(cols.cap_devices[c]), math.floor(room / pw) if pw > 0 else n)
             c_ub.append(int(ub))
             c_cpd.append(int(round(cost / n)) if n > 0 else 0)
         ptr.append(len(c_col))
@@ -201,7 +201,7 @@ def sites_used(snap: Snapshot, cands: Candidates, devices: Devices, w: int) -> i
     factory are one site)."""
     rows = cands.rows(w)
     on = [int(cands.col[i]) for i in rows if devices[i] > 0]
-    return len({int(snap.cols["site"][c]) for c in on})
+    return len({int(snap.cols.site[c]) for c in on})
 
 
 def feasible_devices(snap: Snapshot, cands: Candidates, devices: Devices) -> bool:
@@ -214,18 +214,18 @@ def feasible_devices(snap: Snapshot, cands: Candidates, devices: Devices) -> boo
         return False
     dev = devices.astype(np.float64)
     used = np.bincount(cands.col, weights=dev, minlength=snap.n_cols)
-    if (used > cols["cap_devices"] + 1e-9).any():
+    if (used > cols.cap_devices + 1e-9).any():
         return False
-    watts = dev * cols["watts"][cands.col]
-    site = cols["site"][cands.col]
+    watts = dev * cols.watts[cands.col]
+    site = cols.site[cands.col]
     tot = np.bincount(site, weights=watts, minlength=snap.n_sites)
     if (tot > snap.site_total_watts + 1e-6).any():
         return False
-    ni = ~snap.wls["interruptible"][cands.workload_of()].astype(bool)
+    ni = ~snap.wls.interruptible[cands.workload_of()].astype(bool)
     firm = np.bincount(site[ni], weights=watts[ni], minlength=snap.n_sites)
     if (firm > np.minimum(snap.site_firm_watts, snap.site_total_watts) + 1e-6).any():
         return False
-    limit = snap.wls["site_limit"]
+    limit = snap.wls.site_limit
     for w in range(cands.n_workloads):
         lo, hi = int(cands.ptr[w]), int(cands.ptr[w + 1])
         d = devices[lo:hi]
@@ -236,9 +236,9 @@ def feasible_devices(snap: Snapshot, cands: Candidates, devices: Devices) -> boo
             return False
         if limit[w] <= 1 and (len(on) != 1 or d[on[0]] != cands.need[lo + on[0]]):
             return False
-        if snap.wls["accel"][w] > 0:
-            if d.sum() != snap.wls["accel"][w]:
+        if snap.wls.accel[w] > 0:
+            if d.sum() != snap.wls.accel[w]:
                 return False
-        elif (d * cols["tps_milli"][cands.col[lo:hi]]).sum() < snap.wls["tokens_milli"][w]:
+        elif (d * cols.tps_milli[cands.col[lo:hi]]).sum() < snap.wls.tokens_milli[w]:
             return False
     return True

@@ -110,12 +110,12 @@ class CpSatModel:
         self.cands = cands
         W = len(snap.keys)
         cols = snap.cols
-        limit = snap.wls["site_limit"]
-        accel = snap.wls["accel"]
-        tok = snap.wls["tokens_milli"]
-        site_of = cols["site"]
-        watts = cols["watts"]
-        interruptible = snap.wls["interruptible"]
+        limit = snap.wls.site_limit
+        accel = snap.wls.accel
+        tok = snap.wls.tokens_milli
+        site_of = cols.site
+        watts = cols.watts
+        interruptible = snap.wls.interruptible
         self.y: list[Any] = [None] * cands.n  # per candidate: column chosen
         self.d: list[Any] = [None] * cands.n  # per candidate: devices (splittable only)
         self.x: list[Any] = [None] * W  # per workload: placed
@@ -171,7 +171,7 @@ class CpSatModel:
                 c = int(cands.col[i])
                 s = int(site_of[c])
                 by_site.setdefault(s, []).append(y)
-                tps.append(int(cols["tps_milli"][c]))
+                tps.append(int(cols.tps_milli[c]))
                 add(col_terms, c, d, 1)
                 add(site_all, s, d, int(watts[c]))
                 if not interruptible[w]:
@@ -194,7 +194,7 @@ class CpSatModel:
             else:
                 m.add(cp_model.LinearExpr.weighted_sum(ds, tps) >= int(tok[w]) * x)
         for c, (vs, cs) in col_terms.items():
-            m.add(cp_model.LinearExpr.weighted_sum(vs, cs) <= int(cols["cap_devices"][c]))
+            m.add(cp_model.LinearExpr.weighted_sum(vs, cs) <= int(cols.cap_devices[c]))
         for s, (vs, cs) in site_all.items():
             m.add(cp_model.LinearExpr.weighted_sum(vs, cs) <= int(snap.site_total_watts[s]))
         for s, (vs, cs) in site_ni.items():
@@ -220,7 +220,7 @@ class CpSatModel:
                     m.add_hint(self.y[i], bool(devices[i] > 0))
                 if self.d[i] is not None:
                     m.add_hint(self.d[i], int(devices[i]))
-                    s = int(self.snap.cols["site"][cands.col[i]])
+                    s = int(self.snap.cols.site[cands.col[i]])
                     by_site[s] = by_site.get(s, False) or bool(devices[i] > 0)
             for s, on in by_site.items():
                 z = self.z.get((w, s))

@@ -39,7 +39,7 @@ from numpy.typing import NDArray
 from placement.decisions import KIND_FLEET
 from placement.problem import DEFAULT_CONFIG, Mesh, SolverConfig
 from placement.snapshot import Snapshot, build
-from placement_ext import FILTER_LABELS, FILTER_NAMES, Filter, evaluate_pairs
+from placement_ext import FILTER_LABELS, FILTER_NAMES, Filter
 
 # displaced_by keeps the highest-priority holders only: on a big mesh the sites a
 # workload needed can hold thousands of workloads (the message gives the count).
@@ -142,12 +142,12 @@ class _Workload:
         self.snap = snap
         self.w = w
         self.codes = codes
-        self.tokens = bool(wls["accel"][w] <= 0)
-        self.demand = float(wls["tokens_milli"][w] if self.tokens else wls["accel"][w])
-        self.limit = int(wls["site_limit"][w])
-        self.interruptible = bool(wls["interruptible"][w])
-        self.tps = cols["tps_milli"].astype(np.float64)
-        self.watts = cols["watts"].astype(np.float64)
+        self.tokens = bool(wls.accel[w] <= 0)
+        self.demand = float(wls.tokens_milli[w] if self.tokens else wls.accel[w])
+        self.limit = int(wls.site_limit[w])
+        self.interruptible = bool(wls.interruptible[w])
+        self.tps = cols.tps_milli.astype(np.float64)
+        self.watts = cols.watts.astype(np.float64)
         with np.errstate(divide="ignore", invalid="ignore"):
             full = np.ceil(self.demand / self.tps) if self.tokens else np.full(snap.n_cols, self.demand)
         self.need_full = np.where(np.isfinite(full), full, np.inf)
@@ -185,7 +185,7 @@ def _filter_details(wk: _Workload) -> dict[str, str]:
     kernel measured them (``PairVerdicts.need`` / ``have``): the need against the site
     that came closest (the most devices, the most watts it may draw)."""
     snap = wk.snap
-    site = snap.cols["site"]
+    site = snap.cols.site
     out: dict[str, str] = {}
     # a site counts under the furthest filter its best pool reached (as the kernel
     # counts): only pools of sites counted under a filter explain that filter
@@ -196,7 +196,7 @@ def _filter_details(wk: _Workload) -> dict[str, str]:
         cols = np.flatnonzero((wk.codes == refusal) & counted).astype(np.int32)
         if not cols.size:
             continue
-        v = evaluate_pairs(snap.cols, snap.wls, np.full(cols.size, wk.w, dtype=np.int32), cols)
+        v = snap.kernels.evaluate_pairs(np.full(cols.size, wk.w, dtype=np.int32), cols)
         assert (v.filter == refusal).all()  # the same kernel: the same verdict
         k = int(np.argmax(v.have))
         need, have, s = float(v.need[k]), float(v.have[k]), int(site[cols[k]])
@@ -262,7 +262,7 @@ def _sites(wk: _Workload, cols: NDArray[np.intp], devices: NDArray[np.float64], 
     """Capacity of the feasible columns ``cols`` (ascending, so grouped by site) with
     ``devices`` per column and ``budget`` watts per site left."""
     snap = wk.snap
-    site = snap.cols["site"][cols].astype(np.int64)
+    site = snap.cols.site[cols].astype(np.int64)
     starts = np.flatnonzero(np.r_[True, site[1:] != site[:-1]])
     sites = site[starts]
     dev = np.maximum(devices[cols], 0.0)
@@ -302,14 +302,14 @@ def _capacity_reason(wk: _Workload, n_feasible: int, usage: Usage, holders_of: _
     snap = wk.snap
     cols = snap.cols
     feasible_cols = np.flatnonzero(wk.codes == Filter.FEASIBLE)
-    cap_left = (cols["cap_devices"] - usage.col_devices).astype(np.float64)
+    cap_left = (cols.cap_devices - usage.col_devices).astype(np.float64)
     needs = f"needs {wk.demand_text(wk.demand)}"
     its = f"its {plural(n_feasible, 'feasible site')}"
     have = "has" if n_feasible == 1 else "have"
     # 2. larger than everything its feasible sites have, even empty (a whole workload
     #    passed the filters on one pool, so it always fits there)
     if wk.limit > 1:
-        raw = _sites(wk, feasible_cols, cols["cap_devices"].astype(np.float64),
+        raw = _sites(wk, feasible_cols, cols.cap_devices.astype(np.float64),
                      wk.budget(snap.site_total_watts, snap.site_firm_watts))
         most = _best_of(raw.capacity, wk.limit)
         if most < wk.demand:
@@ -440,7 +440,7 @@ def reasons(
 ) -> dict[int, Reason]:
     """A :class:`Reason` per unplaced workload. ``codes[i, c]`` is the filter code of
     ``unplaced[i]`` on column c (``Filter.FEASIBLE`` when it passes every filter)."""
-    total_sites = int(np.count_nonzero(np.diff(snap.cols["site_ptr"]) > 0))
+    total_sites = int(np.count_nonzero(np.diff(snap.cols.site_ptr) > 0))
     holders = _Holders(snap, usage)
     out: dict[int, Reason] = {}
     for i, w in enumerate(unplaced):
@@ -483,9 +483,7 @@ def column_verdicts(mesh: Mesh, key: str, config: SolverConfig = DEFAULT_CONFIG)
     if w < 0:
         raise KeyError(key)
     columns = np.arange(snap.n_cols, dtype=np.int32)
-    verdicts = evaluate_pairs(
-        snap.cols, snap.wls, np.full(snap.n_cols, w, dtype=np.int32), columns
-    )
+    verdicts = snap.kernels.evaluate_pairs(np.full(snap.n_cols, w, dtype=np.int32), columns)
     return [
         ColumnVerdict(
             site=snap.col_site_name[c], kind=snap.col_kind[c], accelerator_model=snap.col_model_name[c],

@@ -16,8 +16,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from placement.candidates import Candidates, Devices
-from placement.snapshot import Arrays, Snapshot
-from placement_ext import greedy_place
+from placement.snapshot import Snapshot
+from placement_ext.arrays import TopKArrays
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +35,7 @@ def greedy_order(snap: Snapshot) -> NDArray[np.int32]:
     return np.lexsort((np.arange(W), -snap.priority)).astype(np.int32)
 
 
-def greedy_orders(snap: Snapshot, kout: Arrays) -> list[NDArray[np.int32]]:
+def greedy_orders(snap: Snapshot, kout: TopKArrays) -> list[NDArray[np.int32]]:
     """Queue orders for the multi-start greedy; the first is the kube-scheduler one.
 
     The others favour value density (value per watt of the cheapest candidate),
@@ -47,7 +47,7 @@ def greedy_orders(snap: Snapshot, kout: Arrays) -> list[NDArray[np.int32]]:
     kc, kn = kout["cand_col"], kout["cand_devices"]
     watts = np.full(W, np.inf)
     if W and kc.size and snap.n_cols:
-        col_watts = snap.cols["watts"][np.maximum(kc, 0)]
+        col_watts = snap.cols.watts[np.maximum(kc, 0)]
         watts = np.where(kc >= 0, kn * col_watts, np.inf).min(axis=1)
     density = snap.value / np.maximum(np.where(np.isfinite(watts), watts, 1e30), 1.0)
     return [
@@ -60,11 +60,11 @@ def greedy_orders(snap: Snapshot, kout: Arrays) -> list[NDArray[np.int32]]:
 
 def run_greedy(snap: Snapshot, order: NDArray[np.int32]) -> GreedyRun:
     """One pass of the compiled greedy placer over ``snap`` in ``order``."""
-    cols, devices, placed = greedy_place(snap.cols, snap.wls, order, snap.site_firm_watts, snap.site_total_watts)
+    cols, devices, placed = snap.kernels.greedy_place(order, snap.site_firm_watts, snap.site_total_watts)
     return GreedyRun(cols=cols, devices=devices, placed=placed)
 
 
-def multi_start(snap: Snapshot, kout: Arrays) -> list[GreedyRun]:
+def multi_start(snap: Snapshot, kout: TopKArrays) -> list[GreedyRun]:
     """One greedy run per queue order of :func:`greedy_orders` (kube-scheduler first)."""
     return [run_greedy(snap, order) for order in greedy_orders(snap, kout)]
 

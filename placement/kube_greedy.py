@@ -31,7 +31,6 @@ from numpy.typing import NDArray
 from placement.capacity import MAX_BUDGET_WATTS
 from placement.greedy import GreedyRun, greedy_order
 from placement.snapshot import Snapshot
-from placement_ext import feasible_pairs
 
 
 class _State:
@@ -39,10 +38,10 @@ class _State:
 
     def __init__(self, snap: Snapshot) -> None:
         cols = snap.cols
-        self.site = cols["site"].astype(np.intp)
-        self.cap = cols["cap_devices"].astype(np.int64)
-        self.watts = cols["watts"].astype(np.int64)
-        self.tps = cols["tps_milli"].astype(np.int64)
+        self.site = cols.site.astype(np.intp)
+        self.cap = cols.cap_devices.astype(np.int64)
+        self.watts = cols.watts.astype(np.int64)
+        self.tps = cols.tps_milli.astype(np.int64)
         total = snap.site_total_watts
         self.total = total
         self.firm = np.minimum(snap.site_firm_watts, total)
@@ -85,17 +84,17 @@ def kube_greedy(snap: Snapshot, threads: int = 1) -> GreedyRun:
     """Place ``snap``'s workloads kube-scheduler's way (see the module doc)."""
     W = len(snap.keys)
     wls = snap.wls
-    ptr, fcol, _ = feasible_pairs(snap.cols, wls, threads)
+    ptr, fcol, _ = snap.kernels.feasible_pairs(threads)
     st = _State(snap)
     chosen: list[list[tuple[int, int]]] = [[] for _ in range(W)]
     for w in greedy_order(snap).tolist():
         c = fcol[int(ptr[w]):int(ptr[w + 1])].astype(np.intp)
         if c.size == 0:
             continue
-        intr = bool(wls["interruptible"][w])
-        accel = int(wls["accel"][w])
-        demand = int(wls["tokens_milli"][w])
-        if int(wls["site_limit"][w]) <= 1:
+        intr = bool(wls.interruptible[w])
+        accel = int(wls.accel[w])
+        demand = int(wls.tokens_milli[w])
+        if int(wls.site_limit[w]) <= 1:
             need = np.full(c.size, accel, dtype=np.int64) if accel > 0 else -(-demand // np.maximum(st.tps[c], 1))
             fits = st.room(c, intr) >= need
             if not fits.any():
@@ -105,7 +104,7 @@ def kube_greedy(snap: Snapshot, threads: int = 1) -> GreedyRun:
             chosen[w] = [(int(c[k]), int(need[k]))]
             st.take(int(c[k]), int(need[k]), intr)
         else:
-            chosen[w] = _fill(st, c, intr, accel, demand, int(wls["site_limit"][w]))
+            chosen[w] = _fill(st, c, intr, accel, demand, int(wls.site_limit[w]))
     return _as_run(W, chosen)
 
 

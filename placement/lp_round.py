@@ -49,15 +49,15 @@ def lp_rounding(
     W = len(snap.keys)
     cols = snap.cols
     order = lp_order(snap, share)
-    col_left = cols["cap_devices"].astype(np.float64).copy()
+    col_left = cols.cap_devices.astype(np.float64).copy()
     all_left = snap.site_total_watts.astype(np.float64).copy()
     ni_left = np.minimum(snap.site_firm_watts, snap.site_total_watts).astype(np.float64)
     col_used = np.zeros(snap.n_cols)
     site_all = np.zeros(snap.n_sites)
     site_ni = np.zeros(snap.n_sites)
     chosen: list[tuple[int, int]] = [(-1, 0)] * W
-    whole = snap.wls["site_limit"] <= 1
-    interruptible = snap.wls["interruptible"].astype(bool)
+    whole = snap.wls.site_limit <= 1
+    interruptible = snap.wls.interruptible.astype(bool)
     for w in order.tolist():
         lo, hi = int(ptr[w]), int(ptr[w + 1])
         if not whole[w] or lo == hi:
@@ -67,8 +67,8 @@ def lp_rounding(
             continue
         c = int(col[k])
         n = float(coef[k])
-        s = int(cols["site"][c])
-        watts = n * float(cols["watts"][c])
+        s = int(cols.site[c])
+        watts = n * float(cols.watts[c])
         if col_left[c] < n or all_left[s] < watts or (not interruptible[w] and ni_left[s] < watts):
             continue
         chosen[w] = (c, int(n))

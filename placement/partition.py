@@ -43,9 +43,9 @@ from placement.candidates import Candidates, Devices, Row, build_candidates, fro
 from placement.decisions import SolveStatus
 from placement.greedy import GreedyRun, all_columns, devices_from_greedy, greedy_order, run_greedy
 from placement.problem import SolverConfig
-from placement.snapshot import Arrays, Snapshot, residual
+from placement.snapshot import Snapshot, residual
 from placement.solve import SolveResult, solve
-from placement_ext import filter_score_topk
+from placement_ext.arrays import TopKArrays
 
 _PROVEN = (SolveStatus.OPTIMAL, SolveStatus.AT_TARGET, SolveStatus.HINT_AT_TARGET, SolveStatus.EMPTY,
            SolveStatus.GREEDY)
@@ -78,7 +78,7 @@ def workload_parts(snap: Snapshot, cand_col: NDArray[np.int32], parts: int) -> l
     pos[order] = np.arange(S)
     best_col = cand_col[:, 0] if cand_col.ndim == 2 and cand_col.shape[1] else np.full(len(snap.keys), -1, np.int32)
     placeable = np.flatnonzero(best_col >= 0)
-    best_site = snap.cols["site"][best_col[placeable]].astype(np.int64)
+    best_site = snap.cols.site[best_col[placeable]].astype(np.int64)
     by_place = placeable[np.lexsort((placeable, pos[best_site]))]
     cut = np.arange(by_place.size) * parts // max(1, by_place.size)
     return [np.sort(by_place[cut == g]).astype(np.intp) for g in range(parts) if (cut == g).any()]
@@ -99,8 +99,8 @@ def _usage(snap: Snapshot, cols_of: NDArray[np.int64], devices: NDArray[np.float
     """Devices per column, watts per site (all load, non-interruptible load) of
     assignments (column, devices, the workload's interruptible flag)."""
     c = cols_of.astype(np.intp)
-    pw = devices * snap.cols["watts"][c]
-    s = snap.cols["site"][c]
+    pw = devices * snap.cols.watts[c]
+    s = snap.cols.site[c]
     ni = ~interruptible
     return (np.bincount(c, weights=devices, minlength=snap.n_cols).astype(np.float64),
             np.bincount(s, weights=pw, minlength=snap.n_sites).astype(np.float64),
@@ -111,11 +111,11 @@ def _run_usage(snap: Snapshot, run: GreedyRun, rows: NDArray[np.intp]) -> tuple[
     """:func:`_usage` of a greedy run's assignments of workloads ``rows``."""
     c = run.cols[rows]
     taken = (c >= 0) & (run.devices[rows] > 0)
-    intr = np.broadcast_to(snap.wls["interruptible"][rows].astype(bool)[:, None], c.shape)
+    intr = np.broadcast_to(snap.wls.interruptible[rows].astype(bool)[:, None], c.shape)
     return _usage(snap, c[taken].astype(np.int64), run.devices[rows][taken].astype(np.float64), intr[taken])
 
 
-def partitioned_solve(snap: Snapshot, kout: Arrays, config: SolverConfig, deadline: float,
+def partitioned_solve(snap: Snapshot, kout: TopKArrays, config: SolverConfig, deadline: float,
                       whole: GreedyRun) -> PartitionedResult:
     """Steps 1-3 of the module doc; ``kout`` is the kernel's pass over the whole mesh,
     ``whole`` the kube-scheduler-order greedy on it (the start, so also the floor)."""
@@ -135,7 +135,7 @@ def partitioned_solve(snap: Snapshot, kout: Arrays, config: SolverConfig, deadli
         own_c, own_all, own_ni = _run_usage(snap, whole, widx)
         rest = residual(snap, widx, col_used - own_c, site_all - own_all, site_ni - own_ni)
         start = GreedyRun(cols=whole.cols[widx], devices=whole.devices[widx], placed=whole.placed[widx])
-        part_kout = filter_score_topk(rest.cols, rest.wls, config.budgets.partition_top_k, config.threads)
+        part_kout = rest.kernels.filter_score_topk(config.budgets.partition_top_k, config.threads)
         runs = [start, run_greedy(rest, greedy_order(rest))]
         cands = build_candidates(rest, part_kout, all_columns(runs, widx.size), config.budgets.max_cpsat_vars)
         hints = [devices_from_greedy(cands, r) for r in runs]
@@ -145,7 +145,7 @@ def partitioned_solve(snap: Snapshot, kout: Arrays, config: SolverConfig, deadli
         cpsat_ms += res.cpsat_ms
         w_of = np.repeat(np.arange(widx.size), np.diff(cands.ptr))
         new_c, new_all, new_ni = _usage(snap, cands.col.astype(np.int64), res.devices.astype(np.float64),
-                                        rest.wls["interruptible"][w_of].astype(bool))
+                                        rest.wls.interruptible[w_of].astype(bool))
         col_used += new_c - own_c
         site_all += new_all - own_all
         site_ni += new_ni - own_ni

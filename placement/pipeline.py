@@ -72,10 +72,11 @@ from placement.lp_round import lp_rounding
 from placement.partition import partitioned_solve
 from placement.problem import DEFAULT_CONFIG, Mesh, SolverConfig
 from placement.report import NextBasis, PathResult, WarmCounts, finish
-from placement.snapshot import Arrays, Snapshot, build, residual
+from placement.snapshot import Snapshot, build, residual
 from placement.solve import SolveResult, solve
 from placement.trim import trim_surplus
-from placement_ext import FILTER_NAMES, filter_score_topk
+from placement_ext import FILTER_NAMES
+from placement_ext.arrays import TopKArrays
 
 
 def plan(mesh: Mesh, config: SolverConfig = DEFAULT_CONFIG, previous: Plan | None = None) -> Plan:
@@ -121,7 +122,7 @@ def hint_from_previous(snap: Snapshot, cands: Candidates, previous: Plan) -> Dev
             chosen[lo + int(idx[0])] = a.devices
         for i, n in chosen.items():
             dev[i] = n
-        if snap.wls["site_limit"][w] <= 1 and any(dev[i] != cands.need[i] for i in chosen):
+        if snap.wls.site_limit[w] <= 1 and any(dev[i] != cands.need[i] for i in chosen):
             dev[lo:hi] = 0  # demand changed: not valid as is
     return dev if feasible_devices(snap, cands, dev) else None
 
@@ -135,7 +136,7 @@ def cold_plan(snap: Snapshot, config: SolverConfig, previous: Plan | None, t0: f
     if pairs is not None and 0 < pairs.n <= config.budgets.exact_max_pairs:
         # small enough to hand CP-SAT every feasible pair: its proof is then global
         top_k = max(top_k, int(np.diff(pairs.ptr).max()))
-    kout = filter_score_topk(snap.cols, snap.wls, top_k, config.threads)
+    kout = snap.kernels.filter_score_topk(top_k, config.threads)
     if pairs is not None and pairs.n > config.budgets.partition_min_pairs:
         return partitioned_plan(snap, config, pairs, kout, k0, t0, deadline)
     runs = multi_start(snap, kout)
@@ -196,7 +197,7 @@ def bound_steps(config: SolverConfig, pairs: Pairs) -> int:
 
 
 def partitioned_plan(
-    snap: Snapshot, config: SolverConfig, pairs: Pairs, kout: Arrays, k0: float, t0: float, deadline: float,
+    snap: Snapshot, config: SolverConfig, pairs: Pairs, kout: TopKArrays, k0: float, t0: float, deadline: float,
 ) -> Plan:
     """The cold path of a huge mesh: :mod:`placement.partition`, then the bound over
     every pair and the assignment of the whole mesh."""
@@ -259,8 +260,8 @@ def _run_value(snap: Snapshot, run: GreedyRun) -> int:
 
 
 def _combined_reasons(
-    snap: Snapshot, previous: Plan, free: NDArray[np.intp], kout_raw: Arrays, carried: Iterable[int]
-) -> Arrays:
+    snap: Snapshot, previous: Plan, free: NDArray[np.intp], kout_raw: TopKArrays, carried: Iterable[int]
+) -> TopKArrays:
     """Per-workload filter rejections and feasible-site counts for ``assign``: the
     re-solved workloads (``free``) from this run of the kernel; those left unplaced as
     they were (``carried``) keep the previous plan's (same spec, same sites); ``assign``

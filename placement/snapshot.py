@@ -6,7 +6,11 @@ workloads against the capacity others leave (the warm re-solve). Each factory ac
 fleet becomes a *site column*; columns of one site are contiguous (``site_ptr``), so
 the kernel can count rejections per site. Workloads become flat arrays, with users
 and current assignments as CSR lists, and sovereignty / model rules as small
-``[W, n]`` boolean matrices over the countries and models present in the mesh.
+``[W, n]`` boolean matrices over the countries and models present in the mesh. The
+arrays are typed (:class:`~placement_ext.ColumnArrays`,
+:class:`~placement_ext.WorkloadArrays`), built once here; ``Snapshot.kernels`` is the
+:class:`~placement_ext.MeshKernels` handle over them, checked and bound once per
+snapshot and shared by every stage of a solve.
 
 All quantities the kernel compares are integer-valued floats (see
 :mod:`placement.capacity`), so the Cython kernel, its NumPy twin, the greedy placer
@@ -16,7 +20,7 @@ and CP-SAT agree exactly.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -26,17 +30,16 @@ from placement import capacity as cap
 from placement.decisions import KIND_FACTORY, KIND_FLEET
 from placement.problem import DEFAULT_CONFIG, Mesh, SolverConfig
 from placement.topology import LatencyMatrix, latency_matrix
+from placement_ext import ColumnArrays, MeshKernels, WorkloadArrays
 
 ENERGY_LEVELS = 1000  # energy tier per device is an integer in 0..ENERGY_LEVELS
-
-Arrays = dict[str, NDArray[Any]]  # named arrays as the kernels take them
 
 
 @dataclass(slots=True)
 class Snapshot:
     mesh: Mesh
-    cols: Arrays  # column arrays for the kernels (+ "site_ptr")
-    wls: Arrays  # workload arrays for the kernels (+ "latency", regions x columns, ms)
+    cols: ColumnArrays  # column arrays for the kernels
+    wls: WorkloadArrays  # workload arrays for the kernels
     latency: LatencyMatrix
     # column metadata
     col_site_name: list[str]
@@ -44,7 +47,7 @@ class Snapshot:
     col_model_name: list[str]
     col_tps: NDArray[np.float64]  # per-device tokens/s (real, for reporting)
     col_watts_real: NDArray[np.float64]  # per-device facility watts (real, for reporting)
-    # site metadata (index = site id used in cols["site"])
+    # site metadata (index = site id used in cols.site)
     site_names: list[str]
     site_kind: list[str]
     site_firm_watts: NDArray[np.float64]  # firm budget (fleets: the fleet cap), whole watts
@@ -56,6 +59,19 @@ class Snapshot:
     demand_units: NDArray[np.int64]  # reference-device equivalents
     value: NDArray[np.int64]  # tier-1 weight = (priority + 1) x demand_units
     ref_tps: float
+    # the kernels bound to cols / wls, built on first use (see ``kernels``); not an
+    # __init__ argument, so ``replace`` starts the copy without one
+    _kernels: MeshKernels | None = field(default=None, init=False, repr=False, compare=False)
+
+    @property
+    def kernels(self) -> MeshKernels:
+        """The compiled kernels bound to this snapshot's arrays, checked and bound on
+        first use and then shared by every stage of the solve. Rebuilt if ``cols`` or
+        ``wls`` were swapped for other arrays since."""
+        bound = self._kernels
+        if bound is None or bound.cols is not self.cols or bound.wls is not self.wls:
+            bound = self._kernels = MeshKernels(self.cols, self.wls)
+        return bound
 
     @property
     def n_cols(self) -> int:
@@ -160,22 +176,22 @@ def build(mesh: Mesh, config: SolverConfig = DEFAULT_CONFIG) -> Snapshot:
         watts, tpsm, _array(columns, "price_per_mwh", np.float64), _array(columns, "carbon_grams_per_kwh", np.float64),
         config,
     )
-    cols: Arrays = {
-        "site": _array(columns, "site", np.int32),
-        "is_fleet": _array(columns, "is_fleet", np.uint8),
-        "cordoned": _array(columns, "cordoned", np.uint8),
-        "country": _array(columns, "country", np.int32),
-        "model": _array(columns, "model", np.int32),
-        "memory_gib": _array(columns, "memory_gib", np.float64),
-        "cap_devices": _array(columns, "cap_devices", np.float64),
-        "tps_milli": tpsm,
-        "watts": watts,
-        "e_dev": e_dev,
-        "e_tok": e_tok,
-        "firm_watts": _array(columns, "firm_watts", np.float64),
-        "total_watts": _array(columns, "total_watts", np.float64),
-        "site_ptr": np.asarray(site_ptr, dtype=np.int32),
-    }
+    cols = ColumnArrays(
+        site=_array(columns, "site", np.int32),
+        is_fleet=_array(columns, "is_fleet", np.uint8),
+        cordoned=_array(columns, "cordoned", np.uint8),
+        country=_array(columns, "country", np.int32),
+        model=_array(columns, "model", np.int32),
+        memory_gib=_array(columns, "memory_gib", np.float64),
+        cap_devices=_array(columns, "cap_devices", np.float64),
+        tps_milli=tpsm,
+        watts=watts,
+        e_dev=e_dev,
+        e_tok=e_tok,
+        firm_watts=_array(columns, "firm_watts", np.float64),
+        total_watts=_array(columns, "total_watts", np.float64),
+        site_ptr=np.asarray(site_ptr, dtype=np.int32),
+    )
     # ---- workloads
     W = len(mesh.workloads)
     n_c = max(1, len(countries))
@@ -231,26 +247,26 @@ def build(mesh: Mesh, config: SolverConfig = DEFAULT_CONFIG) -> Snapshot:
         mem.append(float(w.min_memory_gib))
         maxlat.append(math.inf if w.max_latency_ms is None else float(w.max_latency_ms))
         prio[wi] = w.priority
-    wls: Arrays = {
-        "is_training": np.asarray(is_tr, dtype=np.uint8),
-        "allow_fleets": np.asarray(allow_fl, dtype=np.uint8),
-        "interruptible": np.asarray(intr, dtype=np.uint8),
-        "site_limit": np.asarray(limit, dtype=np.int32),
-        "accel": np.asarray(accel, dtype=np.float64),
-        "tokens_milli": np.asarray(tok, dtype=np.float64),
-        "min_memory_gib": np.asarray(mem, dtype=np.float64),
-        "max_latency_ms": np.asarray(maxlat, dtype=np.float64),
-        "user_ptr": np.asarray(user_ptr, dtype=np.int32),
-        "user_region": np.asarray(user_region, dtype=np.int32),
-        "user_weight": np.asarray(user_weight, dtype=np.float64),
-        "cur_ptr": np.asarray(cur_ptr, dtype=np.int32),
-        "cur_site": np.asarray(cur_site, dtype=np.int32),
-        "country_ok": country_ok,
-        "model_ok": model_ok,
-        "latency": np.ascontiguousarray(lm.ms[:, _array(columns, "latency_site", np.intp)])
+    wls = WorkloadArrays(
+        is_training=np.asarray(is_tr, dtype=np.uint8),
+        allow_fleets=np.asarray(allow_fl, dtype=np.uint8),
+        interruptible=np.asarray(intr, dtype=np.uint8),
+        site_limit=np.asarray(limit, dtype=np.int32),
+        accel=np.asarray(accel, dtype=np.float64),
+        tokens_milli=np.asarray(tok, dtype=np.float64),
+        min_memory_gib=np.asarray(mem, dtype=np.float64),
+        max_latency_ms=np.asarray(maxlat, dtype=np.float64),
+        user_ptr=np.asarray(user_ptr, dtype=np.int32),
+        user_region=np.asarray(user_region, dtype=np.int32),
+        user_weight=np.asarray(user_weight, dtype=np.float64),
+        cur_ptr=np.asarray(cur_ptr, dtype=np.int32),
+        cur_site=np.asarray(cur_site, dtype=np.int32),
+        country_ok=country_ok,
+        model_ok=model_ok,
+        latency=np.ascontiguousarray(lm.ms[:, _array(columns, "latency_site", np.intp)])
         if columns
         else np.zeros((len(lm.regions), 0)),
-    }
+    )
     return Snapshot(
         mesh=mesh,
         cols=cols,
@@ -306,23 +322,41 @@ def energy_tiers(
     return e_dev.astype(np.float64), e_tok.astype(np.float64)
 
 
-def _subset_wls(wls: Arrays, idx: NDArray[np.intp]) -> Arrays:
-    """The kernels' workload arrays restricted to rows ``idx`` (CSR lists re-based)."""
-    out: Arrays = {}
-    csr = {"user_ptr": ("user_region", "user_weight"), "cur_ptr": ("cur_site",)}
-    items = {it for its in csr.values() for it in its}
-    for k, v in wls.items():
-        if k not in csr and k not in items and k != "latency":
-            out[k] = np.ascontiguousarray(v[idx])
-    for ptr_k, its in csr.items():
-        ptr = wls[ptr_k]
-        lo, hi = ptr[idx], ptr[idx + 1]
-        out[ptr_k] = np.concatenate(([0], np.cumsum(hi - lo))).astype(ptr.dtype)
-        take = np.concatenate([np.arange(a, b) for a, b in zip(lo, hi, strict=True)]) if len(idx) else np.zeros(0)
-        for it in its:
-            out[it] = np.ascontiguousarray(wls[it][take.astype(np.intp)])
-    out["latency"] = wls["latency"]
-    return out
+def _subset_rows(ptr: NDArray[np.int32], idx: NDArray[np.intp]) -> tuple[NDArray[np.int32], NDArray[np.intp]]:
+    """CSR pointer of rows ``idx`` re-based to 0, and the item positions they hold."""
+    lo, hi = ptr[idx], ptr[idx + 1]
+    sub_ptr = np.concatenate(([0], np.cumsum(hi - lo))).astype(ptr.dtype)
+    take = np.concatenate([np.arange(a, b) for a, b in zip(lo, hi, strict=True)]) if len(idx) else np.zeros(0)
+    return sub_ptr, take.astype(np.intp)
+
+
+def _subset_wls(wls: WorkloadArrays, idx: NDArray[np.intp]) -> WorkloadArrays:
+    """The kernels' workload arrays restricted to rows ``idx`` (CSR lists re-based;
+    ``latency`` is over regions and columns, so it is kept whole)."""
+
+    def rows(a: NDArray[Any]) -> NDArray[Any]:
+        return np.ascontiguousarray(a[idx])
+
+    user_ptr, users = _subset_rows(wls.user_ptr, idx)
+    cur_ptr, cur = _subset_rows(wls.cur_ptr, idx)
+    return replace(
+        wls,
+        is_training=rows(wls.is_training),
+        allow_fleets=rows(wls.allow_fleets),
+        interruptible=rows(wls.interruptible),
+        site_limit=rows(wls.site_limit),
+        accel=rows(wls.accel),
+        tokens_milli=rows(wls.tokens_milli),
+        min_memory_gib=rows(wls.min_memory_gib),
+        max_latency_ms=rows(wls.max_latency_ms),
+        user_ptr=user_ptr,
+        user_region=np.ascontiguousarray(wls.user_region[users]),
+        user_weight=np.ascontiguousarray(wls.user_weight[users]),
+        cur_ptr=cur_ptr,
+        cur_site=np.ascontiguousarray(wls.cur_site[cur]),
+        country_ok=rows(wls.country_ok),
+        model_ok=rows(wls.model_ok),
+    )
 
 
 def residual(
@@ -341,11 +375,10 @@ def residual(
     """
     total = snap.site_total_watts - site_used_watts
     firm = np.minimum(snap.site_firm_watts, snap.site_total_watts) - site_ni_used_watts
-    cols = dict(snap.cols)
-    site = snap.cols["site"]
-    cols["cap_devices"] = snap.cols["cap_devices"] - col_used
-    cols["total_watts"] = total[site]
-    cols["firm_watts"] = firm[site]
+    site = snap.cols.site
+    cols = replace(
+        snap.cols, cap_devices=snap.cols.cap_devices - col_used, total_watts=total[site], firm_watts=firm[site]
+    )
     mesh = replace(snap.mesh, workloads=tuple(snap.mesh.workloads[i] for i in idx))
     return replace(
         snap,

@@ -23,16 +23,16 @@ def trim_surplus(snap: Snapshot, cands: Candidates, devices: Devices) -> tuple[D
     """``devices`` without surplus devices, and how many were removed."""
     out = devices.copy()
     removed = 0
-    tps_milli = snap.cols["tps_milli"]
-    watts = snap.cols["watts"]
+    tps_milli = snap.cols.tps_milli
+    watts = snap.cols.watts
     for w in range(cands.n_workloads):
-        if snap.wls["accel"][w] > 0:
+        if snap.wls.accel[w] > 0:
             continue  # device demand: the model and the greedy give exactly the demand
         on = [i for i in cands.rows(w) if out[i] > 0]
         if not on:
             continue
         supply = sum(int(out[i]) * int(tps_milli[cands.col[i]]) for i in on)
-        surplus = supply - int(snap.wls["tokens_milli"][w])
+        surplus = supply - int(snap.wls.tokens_milli[w])
         if surplus <= 0:
             continue
         on.sort(key=lambda i: (-int(cands.cost_per_device[i]), -float(watts[cands.col[i]]), -int(cands.col[i])))

@@ -53,9 +53,10 @@ from placement.candidates import (
 )
 from placement.greedy import all_columns, devices_from_greedy, greedy_order, multi_start, run_greedy
 from placement.problem import SolverConfig
-from placement.snapshot import Arrays, Snapshot, residual
+from placement.snapshot import Snapshot, residual
 from placement.solve import SolveResult, solve
-from placement_ext import filter_score_topk
+from placement_ext import MeshKernels
+from placement_ext.arrays import TopKArrays
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,26 +77,26 @@ class Resolved:
 
     free: NDArray[np.intp]  # the re-solved workloads (indices of the whole snapshot)
     sub: Snapshot
-    kout: Arrays  # the kernel over ``free`` against the WHOLE capacity: reasons, candidate sites
+    kout: TopKArrays  # the kernel over ``free`` against the WHOLE capacity: reasons, candidate sites
     cands: Candidates  # the whole plan's candidates (kept rows + re-solved ones)
     devices: Devices  # the whole plan's devices
     result: SolveResult
     sub_candidates: int
 
 
-def candidate_sites(snap: Snapshot, kout: Arrays) -> list[NDArray[np.int32]]:
+def candidate_sites(snap: Snapshot, kout: TopKArrays) -> list[NDArray[np.int32]]:
     """Per kernel row, the distinct sites of its top-K candidate columns."""
     cc = kout["cand_col"]
-    site = snap.cols["site"]
+    site = snap.cols.site
     return [np.unique(site[row[row >= 0]]).astype(np.int32) for row in cc]
 
 
-def waiting_candidates(snap: Snapshot, rows: NDArray[np.intp], kout: Arrays) -> dict[str, CandidateColumns]:
+def waiting_candidates(snap: Snapshot, rows: NDArray[np.intp], kout: TopKArrays) -> dict[str, CandidateColumns]:
     """For the basis: each of ``rows``' top-K candidate columns (kernel rows in the
     same order) and the fewest devices it could start with there (its whole need;
     one device when it may split)."""
     out: dict[str, CandidateColumns] = {}
-    limit = snap.wls["site_limit"]
+    limit = snap.wls.site_limit
     for i, w in enumerate(rows.tolist()):
         cc = kout["cand_col"][i]
         ok = cc >= 0
@@ -119,7 +120,7 @@ def scope(snap: Snapshot, basis: Basis) -> Scope:
     kept = same & placed_before
     changed = np.flatnonzero(~same)
     affected = np.zeros(snap.n_sites, dtype=bool)
-    site = snap.cols["site"]
+    site = snap.cols.site
     # capacity freed: the sites of changed and removed workloads' previous placements
     now_same = {snap.keys[w] for w in np.flatnonzero(same).tolist()}
     for key, rows in basis.chosen.items():
@@ -137,7 +138,7 @@ def _usage(snap: Snapshot, rows_of_kept: dict[int, list[ChosenRow] | list[Row]])
     col_used = np.zeros(snap.n_cols)
     site_all = np.zeros(snap.n_sites)
     site_ni = np.zeros(snap.n_sites)
-    site, watts, intr = snap.cols["site"], snap.cols["watts"], snap.wls["interruptible"]
+    site, watts, intr = snap.cols.site, snap.cols.watts, snap.wls.interruptible
     for w, rows in rows_of_kept.items():
         for c, _n, _ub, _cpd, d in rows:
             s = int(site[c])
@@ -166,10 +167,12 @@ def resolve(
     W = len(snap.keys)
     col_used, site_all, site_ni = _usage(snap, kept_rows)
     sub = residual(snap, free, col_used, site_all, site_ni)
-    if (sub.cols["cap_devices"] < 0).any() or (sub.site_total_watts < 0).any() or (sub.site_firm_watts < 0).any():
+    if (sub.cols.cap_devices < 0).any() or (sub.site_total_watts < 0).any() or (sub.site_firm_watts < 0).any():
         return None
-    kout_raw = filter_score_topk(snap.cols, sub.wls, config.budgets.top_k, config.threads)  # reasons, sites
-    kout_res = filter_score_topk(sub.cols, sub.wls, config.budgets.top_k, config.threads)  # room left
+    # the full capacity (the reasons, the sites) over the free rows: a pair of arrays
+    # no snapshot holds, bound for this one call
+    kout_raw = MeshKernels(snap.cols, sub.wls).filter_score_topk(config.budgets.top_k, config.threads)
+    kout_res = sub.kernels.filter_score_topk(config.budgets.top_k, config.threads)  # room left
     runs = multi_start(sub, kout_res)
     pos = {int(w): i for i, w in enumerate(free.tolist())}
     width = max((len(r) for r in prior.values()), default=0)
@@ -215,7 +218,7 @@ def room_left(snap: Snapshot, resolved: Resolved) -> tuple[
     for i in np.flatnonzero(used).tolist():
         rows[int(wof[i])].append((int(resolved.cands.col[i]), 0, 0, 0, int(resolved.devices[i])))
     col_used, site_all, site_ni = _usage(snap, dict(rows))
-    return (snap.cols["cap_devices"] - col_used, snap.site_total_watts - site_all,
+    return (snap.cols.cap_devices - col_used, snap.site_total_watts - site_all,
             np.minimum(snap.site_firm_watts, snap.site_total_watts) - site_ni)
 
 
@@ -228,7 +231,7 @@ def helped(snap: Snapshot, basis: Basis, sc: Scope, resolved: Resolved) -> NDArr
     unless interruptible), that room then counted as taken: so no more are re-solved
     than the freed room could hold."""
     col_left, site_all_left, site_firm_left = room_left(snap, resolved)
-    site, watts, intr = snap.cols["site"], snap.cols["watts"], snap.wls["interruptible"]
+    site, watts, intr = snap.cols.site, snap.cols.watts, snap.wls.interruptible
     done = np.zeros(len(snap.keys), dtype=bool)
     done[resolved.free] = True
     queue = np.flatnonzero(sc.waiting & ~done)
@@ -273,7 +276,7 @@ def victims(snap: Snapshot, resolved: Resolved, kept_rows: dict[int, list[Chosen
     the cheapest. Returns the victims (indices of the whole snapshot), sorted; they
     and the preemptors are re-solved together in the next round."""
     placed = placed_mask(resolved.cands, resolved.devices)
-    site, watts, intr = snap.cols["site"], snap.cols["watts"], snap.wls["interruptible"]
+    site, watts, intr = snap.cols.site, snap.cols.watts, snap.wls.interruptible
     col_left, site_all_left, site_firm_left = room_left(snap, resolved)
     holders: dict[int, list[tuple[int, int, int]]] = {}  # site -> (workload, column, devices) of kept ones
     wof = resolved.cands.workload_of()

@@ -4,6 +4,15 @@ This package holds only the typed, ``nogil`` inner loops; ``placement`` prepares
 NumPy arrays they take and turns their results into decisions. It knows nothing of
 Kubernetes, kopf or the HTTP API.
 
+``ColumnArrays`` / ``WorkloadArrays`` (``placement_ext.arrays``, plain Python) are the
+kernels' typed inputs, built once per snapshot by ``placement.snapshot.build``.
+``MeshKernels`` is the compiled handle over one pair of them: its constructor checks
+the arrays and binds them once, its methods (``filter_score_topk``, ``greedy_width``,
+``greedy_place``, ``evaluate_pairs``, ``feasible_pairs``) run the kernels over them;
+the engine's stages call it through ``Snapshot.kernels``, one per snapshot. The
+module-level functions of the same names bind the arrays for a single call (tests,
+twins, one-off arrays); ``lagrangian_eval`` runs over the feasible pairs' CSR lists.
+
 The extension is built by ``pip install -e .`` (see ``setup.py``). There is no
 pure-Python fallback in production code: if the compiled module is missing, importing
 this package fails with instructions. ``OPENMP`` tells whether the build runs its
@@ -11,6 +20,8 @@ parallel loops with OpenMP (serial otherwise, with the same results). ``Filter``
 ``IntEnum`` declared once in ``_kernels.pxd``) names the filters; ``FILTER_LABELS`` gives
 each refusing one its words in decisions and explanations.
 """
+
+from placement_ext.arrays import ColumnArrays, WorkloadArrays
 
 try:
     from placement_ext._kernels import (
@@ -22,6 +33,7 @@ try:
         OPENMP,
         STABILITY_PENALTY,
         Filter,
+        MeshKernels,
         evaluate_pairs,
         feasible_pairs,
         filter_score_topk,
@@ -45,8 +57,11 @@ __all__ = [
     "MAX_LATENCY_TIER",
     "OPENMP",
     "STABILITY_PENALTY",
+    "ColumnArrays",
     "Filter",
+    "MeshKernels",
     "PairVerdicts",
+    "WorkloadArrays",
     "evaluate_pairs",
     "feasible_pairs",
     "filter_score_topk",

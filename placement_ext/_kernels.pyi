@@ -1,16 +1,16 @@
 """Type stub of the compiled ``placement_ext._kernels`` (see ``_kernels.pyx``).
 
-``cols`` / ``wls`` are the dicts of NumPy arrays built by ``placement.snapshot``:
-any array-like values are accepted (converted to contiguous arrays of the kernel's
-dtype and checked at the boundary).
+``cols`` / ``wls`` are the ``ColumnArrays`` / ``WorkloadArrays`` built by
+``placement.snapshot`` (see ``placement_ext.arrays``); ``MeshKernels`` converts them to
+contiguous arrays of the kernel's dtype and checks them once, at construction.
 """
 
 import enum
-from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from placement_ext.arrays import ColumnArrays, TopKArrays, WorkloadArrays
 from placement_ext.pairs import PairVerdicts
 
 class Filter(enum.IntEnum):
@@ -36,26 +36,46 @@ MAX_LATENCY_TIER: float
 STABILITY_PENALTY: float
 OPENMP: bool
 
-def filter_score_topk(
-    cols: dict[str, Any], wls: dict[str, Any], top_k: int, num_threads: int = 1
-) -> dict[str, NDArray[Any]]:
-    """Keys: ``cand_col`` int32 [W, K], ``cand_cost`` / ``cand_devices`` /
-    ``cand_latency_ms`` float64 [W, K], ``rejections`` int32 [W, N_FILTERS],
-    ``feasible_sites`` int32 [W]."""
+class MeshKernels:
+    """The kernels bound to one pair of column / workload arrays (checked once)."""
 
-def greedy_width(cols: dict[str, Any], wls: dict[str, Any]) -> int: ...
+    @property
+    def cols(self) -> ColumnArrays: ...
+    @property
+    def wls(self) -> WorkloadArrays: ...
+    def __init__(self, cols: ColumnArrays, wls: WorkloadArrays) -> None: ...
+    def filter_score_topk(self, top_k: int, num_threads: int = 1) -> TopKArrays:
+        """Keys: ``cand_col`` int32 [W, K], ``cand_cost`` / ``cand_devices`` /
+        ``cand_latency_ms`` float64 [W, K], ``rejections`` int32 [W, N_FILTERS],
+        ``feasible_sites`` int32 [W]."""
+
+    def greedy_width(self) -> int: ...
+    def greedy_place(
+        self, order: ArrayLike, site_firm_watts: ArrayLike, site_total_watts: ArrayLike
+    ) -> tuple[NDArray[np.int32], NDArray[np.float64], NDArray[np.bool_]]: ...
+    def evaluate_pairs(self, workloads: ArrayLike, columns: ArrayLike) -> PairVerdicts: ...
+    def feasible_pairs(
+        self, num_threads: int = 1
+    ) -> tuple[NDArray[np.int64], NDArray[np.int32], NDArray[np.float64]]: ...
+
+def filter_score_topk(
+    cols: ColumnArrays, wls: WorkloadArrays, top_k: int, num_threads: int = 1
+) -> TopKArrays:
+    """``MeshKernels(cols, wls).filter_score_topk(top_k, num_threads)``."""
+
+def greedy_width(cols: ColumnArrays, wls: WorkloadArrays) -> int: ...
 def greedy_place(
-    cols: dict[str, Any],
-    wls: dict[str, Any],
+    cols: ColumnArrays,
+    wls: WorkloadArrays,
     order: ArrayLike,
     site_firm_watts: ArrayLike,
     site_total_watts: ArrayLike,
 ) -> tuple[NDArray[np.int32], NDArray[np.float64], NDArray[np.bool_]]: ...
 def evaluate_pairs(
-    cols: dict[str, Any], wls: dict[str, Any], workloads: ArrayLike, columns: ArrayLike
+    cols: ColumnArrays, wls: WorkloadArrays, workloads: ArrayLike, columns: ArrayLike
 ) -> PairVerdicts: ...
 def feasible_pairs(
-    cols: dict[str, Any], wls: dict[str, Any], num_threads: int = 1
+    cols: ColumnArrays, wls: WorkloadArrays, num_threads: int = 1
 ) -> tuple[NDArray[np.int64], NDArray[np.int32], NDArray[np.float64]]: ...
 def lagrangian_eval(
     ptr: ArrayLike,

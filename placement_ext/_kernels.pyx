@@ -1,12 +1,14 @@
 """Typed inner loops of the placement engine.
 
-Called by ``placement.pipeline`` (and the benchmarks) with the NumPy arrays built by
-``placement.snapshot``. Each public ``def`` is a thin typed wrapper that validates
-its inputs and releases the GIL around ``nogil`` ``cdef`` kernels on typed
-memoryviews. Compiler directives (boundscheck, wraparound, cdivision, ...) are set
-once in ``setup.py``.
+Called by the stages of ``placement`` (and the benchmarks) through ``MeshKernels``:
+the handle a snapshot builds once over its ``ColumnArrays`` / ``WorkloadArrays``
+(``placement_ext.arrays``, built by ``placement.snapshot``). Its constructor checks
+the arrays and binds them to C structs; each method is a thin typed wrapper that
+releases the GIL around ``nogil`` ``cdef`` kernels over them. The module-level
+functions of the same names bind the arrays for one call. Compiler directives
+(boundscheck, wraparound, cdivision, ...) are set once in ``setup.py``.
 
-Kernels:
+Kernels (methods of ``MeshKernels``):
 - ``filter_score_topk``: one fused pass over all workload x site-column pairs:
   feasibility (cordon, kind, sovereignty, latency, model, memory, coarse capacity and
   power), an integer-valued cost (energy >> latency >> stability), the top-K cheapest
@@ -16,9 +18,10 @@ Kernels:
   order, each filtered and scored against all columns with the capacity still left,
   best fitting column(s) taken, whole or not at all, over at most ``site_limit``
   distinct sites, with no surplus device. CP-SAT hint and fallback.
-- ``evaluate_pairs``, ``feasible_pairs``, ``lagrangian_eval``: the same pair
-  evaluation for given pairs, for all feasible pairs (CSR), and the Lagrangian
-  subproblem of ``placement.bound`` over them.
+- ``evaluate_pairs``, ``feasible_pairs``: the same pair evaluation for given pairs
+  and for all feasible pairs (CSR).
+- ``lagrangian_eval`` (module-level: it takes the CSR pairs, not the mesh arrays): the
+  Lagrangian subproblem of ``placement.bound`` over the feasible pairs.
 
 ``OPENMP`` tells whether this build runs the parallel loops (``prange``) with OpenMP;
 ``setup.py`` enables it when the compiler accepts it. Without it the loops run
@@ -30,6 +33,7 @@ agree with these kernels.
 
 import numpy as np
 
+from placement_ext.arrays import ColumnArrays, WorkloadArrays
 from placement_ext.pairs import PairVerdicts
 
 cimport numpy as cnp
@@ -321,150 +325,6 @@ def _in_range(a, Py_ssize_t hi):
     return a.shape[0] == 0 or (int(a.min()) >= 0 and int(a.max()) < hi)
 
 
-cdef class _Bound:
-    """Checks the column and workload arrays, holds contiguous copies of them and
-    the C structs pointing into those copies."""
-
-    cdef Cols c
-    cdef Wls w
-    cdef list keep
-    cdef const int[::1] site_ptr
-    cdef Py_ssize_t n_sites
-
-    def __init__(self, dict cols, dict wls):
-        cdef const int[::1] i32
-        cdef const double[::1] f64
-        cdef const unsigned char[::1] u8
-        self.keep = []
-        n = len(cols["site"])
-        nw = len(wls["accel"])
-        self.c.n = n
-
-        def keep(arr, Py_ssize_t length, str what):
-            if arr.ndim != 1 or arr.shape[0] != length:
-                raise ValueError(f"{what} arrays must all have the same length")
-            self.keep.append(arr)
-            return arr
-
-        # columns
-        site = keep(_ci32(cols["site"]), n, "column")
-        country = keep(_ci32(cols["country"]), n, "column")
-        model = keep(_ci32(cols["model"]), n, "column")
-        i32 = site; self.c.site = &i32[0] if n else NULL
-        u8 = keep(_cu8(cols["is_fleet"]), n, "column"); self.c.is_fleet = &u8[0] if n else NULL
-        u8 = keep(_cu8(cols["cordoned"]), n, "column"); self.c.cordoned = &u8[0] if n else NULL
-        i32 = country; self.c.country = &i32[0] if n else NULL
-        i32 = model; self.c.model = &i32[0] if n else NULL
-        f64 = keep(_c64(cols["memory_gib"]), n, "column"); self.c.memory_gib = &f64[0] if n else NULL
-        f64 = keep(_c64(cols["cap_devices"]), n, "column"); self.c.cap_devices = &f64[0] if n else NULL
-        f64 = keep(_c64(cols["tps_milli"]), n, "column"); self.c.tps_milli = &f64[0] if n else NULL
-        f64 = keep(_c64(cols["watts"]), n, "column"); self.c.watts = &f64[0] if n else NULL
-        f64 = keep(_c64(cols["e_dev"]), n, "column"); self.c.e_dev = &f64[0] if n else NULL
-        f64 = keep(_c64(cols["e_tok"]), n, "column"); self.c.e_tok = &f64[0] if n else NULL
-        f64 = keep(_c64(cols["firm_watts"]), n, "column"); self.c.firm_watts = &f64[0] if n else NULL
-        f64 = keep(_c64(cols["total_watts"]), n, "column"); self.c.total_watts = &f64[0] if n else NULL
-        sp = _ci32(cols["site_ptr"])
-        self.keep.append(sp)
-        self.n_sites = sp.shape[0] - 1
-        if sp.ndim != 1 or self.n_sites < 0 or not _csr_ok(sp, self.n_sites, n):
-            raise ValueError("site_ptr must be a CSR pointer over the columns")
-        if (site != np.repeat(np.arange(self.n_sites, dtype=np.int32), np.diff(sp))).any():
-            raise ValueError("site must give each column the site whose site_ptr range holds it")
-        self.site_ptr = sp
-
-        # workloads
-        u8 = keep(_cu8(wls["is_training"]), nw, "workload"); self.w.is_training = &u8[0] if nw else NULL
-        u8 = keep(_cu8(wls["allow_fleets"]), nw, "workload"); self.w.allow_fleets = &u8[0] if nw else NULL
-        u8 = keep(_cu8(wls["interruptible"]), nw, "workload"); self.w.interruptible = &u8[0] if nw else NULL
-        i32 = keep(_ci32(wls["site_limit"]), nw, "workload"); self.w.site_limit = &i32[0] if nw else NULL
-        f64 = keep(_c64(wls["accel"]), nw, "workload"); self.w.accel = &f64[0] if nw else NULL
-        f64 = keep(_c64(wls["tokens_milli"]), nw, "workload"); self.w.tokens_milli = &f64[0] if nw else NULL
-        f64 = keep(_c64(wls["min_memory_gib"]), nw, "workload"); self.w.min_memory_gib = &f64[0] if nw else NULL
-        f64 = keep(_c64(wls["max_latency_ms"]), nw, "workload"); self.w.max_latency_ms = &f64[0] if nw else NULL
-        lat = np.ascontiguousarray(wls["latency"], dtype=np.float64)
-        if lat.ndim != 2 or lat.shape[1] != n:
-            raise ValueError("latency must be a [regions, columns] matrix")
-        region = _ci32(wls["user_region"])
-        weight = _c64(wls["user_weight"])
-        up = _ci32(wls["user_ptr"])
-        if up.ndim != 1 or not _csr_ok(up, nw, region.shape[0]) or weight.shape[0] != region.shape[0]:
-            raise ValueError("user_ptr must have W + 1 entries, a CSR pointer over user_region / user_weight")
-        if not _in_range(region, lat.shape[0]):
-            raise ValueError("user_region must index the rows of latency")
-        cp = _ci32(wls["cur_ptr"])
-        cur = _ci32(wls["cur_site"])
-        if cp.ndim != 1 or not _csr_ok(cp, nw, cur.shape[0]):
-            raise ValueError("cur_ptr must have W + 1 entries, a CSR pointer over cur_site")
-        co = _cu8(wls["country_ok"])
-        mo = _cu8(wls["model_ok"])
-        if co.ndim != 2 or co.shape[0] != nw or mo.ndim != 2 or mo.shape[0] != nw:
-            raise ValueError("country_ok / model_ok must be [W, n] matrices")
-        if not _in_range(country, co.shape[1]) or not _in_range(model, mo.shape[1]):
-            raise ValueError("column country / model must index the columns of country_ok / model_ok")
-        # one trailing entry each so that a pointer to element 0 exists even when empty
-        i32 = keep(_ci32(np.append(up, 0)), nw + 2, "user_ptr"); self.w.user_ptr = &i32[0]
-        i32 = keep(_ci32(np.append(region, 0)), region.shape[0] + 1, "user"); self.w.user_region = &i32[0]
-        f64 = keep(_c64(np.append(weight, 0.0)), weight.shape[0] + 1, "user"); self.w.user_weight = &f64[0]
-        i32 = keep(_ci32(np.append(cp, 0)), nw + 2, "cur_ptr"); self.w.cur_ptr = &i32[0]
-        i32 = keep(_ci32(np.append(cur, -1)), cur.shape[0] + 1, "cur_site"); self.w.cur_site = &i32[0]
-        self.w.n_countries = co.shape[1]
-        u8 = keep(_cu8(np.append(co.ravel(), 0)), co.size + 1, "country_ok"); self.w.country_ok = &u8[0]
-        self.w.n_models = mo.shape[1]
-        u8 = keep(_cu8(np.append(mo.ravel(), 0)), mo.size + 1, "model_ok"); self.w.model_ok = &u8[0]
-        self.w.n_cols = n
-        f64 = keep(_c64(np.append(lat.ravel(), 0.0)), lat.size + 1, "latency"); self.w.latency = &f64[0]
-
-
-def filter_score_topk(dict cols, dict wls, int top_k, int num_threads=1):
-    """Fused filter + score + top-K over all workload x column pairs.
-
-    ``cols``/``wls`` are the dicts of arrays built by ``placement.snapshot`` (see
-    there for the meaning of each). Returns a dict:
-    ``cand_col`` int32 [W, K] (-1 = empty slot), ``cand_cost`` float64 [W, K]
-    (lower is better; inf = empty), ``cand_devices`` float64 [W, K] (devices to
-    serve the whole demand on that column), ``cand_latency_ms`` float64 [W, K]
-    (demand-weighted), ``rejections`` int32 [W, N_FILTERS] (sites rejected per
-    filter), ``feasible_sites`` int32 [W].
-    """
-    if top_k < 1:
-        raise ValueError("top_k must be >= 1")
-    cdef _Bound bnd = _Bound(cols, wls)
-    cdef Py_ssize_t W = len(wls["accel"])
-    cand_cost = np.empty((W, top_k), dtype=np.float64)
-    cand_col = np.empty((W, top_k), dtype=np.int32)
-    cand_n = np.empty((W, top_k), dtype=np.float64)
-    cand_lat = np.empty((W, top_k), dtype=np.float64)
-    rej = np.zeros((W, N_FILTERS), dtype=np.int32)
-    feas = np.zeros(W, dtype=np.int32)
-    cdef double[:, ::1] cc = cand_cost
-    cdef int[:, ::1] ccol = cand_col
-    cdef double[:, ::1] cn = cand_n
-    cdef double[:, ::1] cl = cand_lat
-    cdef int[:, ::1] rr = rej
-    cdef int[::1] ff = feas
-    cdef Py_ssize_t wi
-    cdef int K = top_k
-    cdef Cols* cp = &bnd.c
-    cdef Wls* wp = &bnd.w
-    cdef const int* sp = &bnd.site_ptr[0]
-    cdef Py_ssize_t ns = bnd.n_sites
-    if W > 0:
-        if num_threads < 1:
-            num_threads = 1
-        with nogil:
-            for wi in prange(W, num_threads=num_threads, schedule="static"):
-                _one_workload(cp, wp, wi, sp, ns, K, &cc[wi, 0], &ccol[wi, 0],
-                              &cn[wi, 0], &cl[wi, 0], &rr[wi, 0], &ff[wi])
-    return {
-        "cand_col": cand_col,
-        "cand_cost": cand_cost,
-        "cand_devices": cand_n,
-        "cand_latency_ms": cand_lat,
-        "rejections": rej,
-        "feasible_sites": feas,
-    }
-
-
 # --------------------------------------------------------------------------- greedy
 
 cdef inline double _fit_devices(
@@ -628,73 +488,6 @@ cdef void _greedy(
                 placed[wi] = 1
 
 
-def greedy_width(cols, wls):
-    """Width of ``greedy_place``'s output rows: the most columns a workload can use.
-
-    1 when no workload may split; else the column counts of the ``max(site_limit)``
-    sites with the most columns, added (at most every column): a split uses at most
-    ``site_limit`` distinct sites and each of their columns (pools) at most once.
-    """
-    sizes = np.diff(np.asarray(cols["site_ptr"], dtype=np.int64))
-    limit = np.asarray(wls["site_limit"])
-    max_limit = int(limit.max()) if limit.shape[0] else 1
-    if max_limit <= 1:
-        return 1
-    return max(1, int(np.sort(sizes)[::-1][:max_limit].sum()))
-
-
-def greedy_place(dict cols, dict wls, order, site_firm_watts, site_total_watts):
-    """Place workloads one at a time in ``order`` (kube-scheduler style).
-
-    Each workload is filtered and scored against every column with the capacity
-    still left, and goes whole to the cheapest column where it fits (ties: the lowest
-    column index). Else, if it may split (``site_limit`` > 1), it takes the cheapest
-    columns with room, as much as fits on each, until its demand is met, on at most
-    ``site_limit`` distinct SITES (several pools of a site already used cost no
-    further site); a token demand then gives back surplus devices, the most
-    expensive per device first, so that no device can be removed with the demand
-    still met. All or nothing.
-
-    Returns ``(cols [W, L] int32 (-1 = none), devices [W, L] float64,
-    placed [W] bool)``; a placed row lists its columns in the order taken, then -1 /
-    0.0 padding. L = ``greedy_width(cols, wls)``.
-    """
-    cdef _Bound bnd = _Bound(cols, wls)
-    cdef Py_ssize_t W = len(wls["accel"])
-    cdef Py_ssize_t C = bnd.c.n
-    cdef const int[::1] od = _ci32(order)
-    if od.shape[0] != W or (W and (np.sort(np.asarray(od)) != np.arange(W)).any()):
-        raise ValueError("order must be a permutation of range(W)")
-    cdef const double[::1] sf = _c64(site_firm_watts)
-    cdef const double[::1] st = _c64(site_total_watts)
-    if sf.shape[0] != bnd.n_sites or st.shape[0] != bnd.n_sites:
-        raise ValueError("site power arrays must have one entry per site")
-    cdef int width = greedy_width(cols, wls)
-    cdef double[::1] cap_left = _c64(cols["cap_devices"]).copy()
-    cdef double[::1] tot_used = np.zeros(max(1, bnd.n_sites))
-    cdef double[::1] ni_used = np.zeros(max(1, bnd.n_sites))
-    cdef unsigned char[::1] site_used = np.zeros(max(1, bnd.n_sites), dtype=np.uint8)
-    cdef int[::1] code_buf = np.zeros(max(1, C), dtype=np.int32)
-    cdef double[::1] n_buf = np.zeros(max(1, C))
-    cdef double[::1] cost_buf = np.zeros(max(1, C))
-    cdef unsigned char[::1] used_buf = np.zeros(max(1, C), dtype=np.uint8)
-    out_col = np.full((W, width), -1, dtype=np.int32)
-    out_n = np.zeros((W, width), dtype=np.float64)
-    placed = np.zeros(W, dtype=np.uint8)
-    cdef int[:, ::1] oc = out_col
-    cdef double[:, ::1] on = out_n
-    cdef unsigned char[::1] pl = placed
-    if W == 0:
-        return out_col, out_n, placed.astype(bool)
-    cdef const double* sfp = &sf[0] if bnd.n_sites else NULL
-    cdef const double* stp = &st[0] if bnd.n_sites else NULL
-    with nogil:
-        _greedy(&bnd.c, &bnd.w, &od[0], W, width, sfp, stp,
-                &cap_left[0], &tot_used[0], &ni_used[0], &code_buf[0], &n_buf[0],
-                &cost_buf[0], &used_buf[0], &site_used[0], &oc[0, 0], &on[0, 0], &pl[0])
-    return out_col, out_n, placed.astype(bool)
-
-
 # --------------------------------------------------------------------------- bound
 
 cdef inline double _pair_coef(const Cols* c, const Wls* w, Py_ssize_t wi, Py_ssize_t ci,
@@ -712,49 +505,6 @@ cdef inline double _pair_coef(const Cols* c, const Wls* w, Py_ssize_t wi, Py_ssi
     if w.accel[wi] > 0.0:
         return w.accel[wi]
     return w.tokens_milli[wi] / c.tps_milli[ci]
-
-
-def evaluate_pairs(dict cols, dict wls, workloads, columns):
-    """The verdict of each given (workload, column) pair: a
-    :class:`placement_ext.pairs.PairVerdicts` (the refusing filter and its figures,
-    or the devices, latency (ms) and cost of a feasible pair).
-
-    The same ``_pair_eval`` as the scoring pass, for the pairs a caller needs outside
-    the top-K: the greedy placer's choices (``placement.candidates``), the filter of
-    every pair of an unplaced workload and the figures behind its refusals
-    (``placement.assign``, ``placement.explain``).
-    """
-    cdef _Bound bnd = _Bound(cols, wls)
-    cdef const int[::1] wv = _ci32(workloads)
-    cdef const int[::1] cv = _ci32(columns)
-    if wv.shape[0] != cv.shape[0]:
-        raise ValueError("workloads and columns must have the same length")
-    if wv.shape[0] and not (0 <= np.min(wv) and np.max(wv) < len(wls["accel"])
-                            and 0 <= np.min(cv) and np.max(cv) < bnd.c.n):
-        raise IndexError("a workload or column index is out of range")
-    cdef Py_ssize_t P = wv.shape[0], k
-    code = np.empty(P, dtype=np.int32)
-    devices = np.empty(P, dtype=np.float64)
-    latency_ms = np.empty(P, dtype=np.float64)
-    cost = np.empty(P, dtype=np.float64)
-    need = np.empty(P, dtype=np.float64)
-    have = np.empty(P, dtype=np.float64)
-    cdef int[::1] oc = code
-    cdef double[::1] od = devices, ol = latency_ms, ocost = cost, oneed = need, ohave = have
-    cdef Figures fig
-    cdef Cols* cp = &bnd.c
-    cdef Wls* wp = &bnd.w
-    with nogil:
-        for k in range(P):
-            od[k] = 0.0
-            ol[k] = 0.0
-            ocost[k] = 0.0
-            fig.need = 0.0
-            fig.have = 0.0
-            oc[k] = _pair_eval(cp, wp, wv[k], cv[k], &od[k], &ol[k], &ocost[k], &fig)
-            oneed[k] = fig.need
-            ohave[k] = fig.have
-    return PairVerdicts(code, devices, latency_ms, cost, need, have)
 
 
 cdef long long _workload_pairs(const Cols* c, const Wls* w, Py_ssize_t wi,
@@ -775,40 +525,332 @@ cdef long long _workload_pairs(const Cols* c, const Wls* w, Py_ssize_t wi,
     return k
 
 
-def feasible_pairs(dict cols, dict wls, int num_threads=1):
-    """Every feasible workload x column pair of the FULL problem (no top-K), as CSR.
+# --------------------------------------------------------------------------- the handle
 
-    Same filters as ``filter_score_topk`` (one ``_pair_eval`` per pair). Returns
-    ``(ptr int64 [W+1], col int32 [N], coef float64 [N])`` where ``coef`` is the
-    devices the pair consumes in the Lagrangian subproblem (see ``_pair_coef``).
-    Two parallel passes (count, then fill). Called by ``placement.bound``.
+cdef class MeshKernels:
+    """The compiled kernels bound to one mesh's column and workload arrays.
+
+    Built once per snapshot (``placement.snapshot.Snapshot.kernels``), like
+    scikit-learn's ``BinaryTree``: the constructor checks the arrays (lengths, CSR
+    pointers, index ranges), keeps contiguous copies of them and the C structs
+    pointing into those copies; each method runs a ``nogil`` kernel over them, so a
+    solve checks and binds its arrays once, not once per kernel call. ``cols`` and
+    ``wls`` are the arrays it was built from (the snapshot compares them by identity).
     """
-    cdef _Bound bnd = _Bound(cols, wls)
-    cdef Py_ssize_t W = len(wls["accel"])
-    cdef Py_ssize_t C = bnd.c.n
-    counts = np.zeros(W + 1, dtype=np.int64)
-    cdef long long[::1] cnt = counts
-    cdef Py_ssize_t wi
-    cdef Cols* cp = &bnd.c
-    cdef Wls* wp = &bnd.w
-    if num_threads < 1:
-        num_threads = 1
-    if W > 0 and C > 0:
+
+    cdef Cols c
+    cdef Wls w
+    cdef list keep
+    cdef const int[::1] site_ptr
+    cdef Py_ssize_t n_sites
+    cdef Py_ssize_t n_workloads
+    cdef readonly object cols
+    cdef readonly object wls
+
+    def __init__(self, cols, wls):
+        cdef const int[::1] i32
+        cdef const double[::1] f64
+        cdef const unsigned char[::1] u8
+        if not isinstance(cols, ColumnArrays) or not isinstance(wls, WorkloadArrays):
+            raise TypeError("MeshKernels takes a ColumnArrays and a WorkloadArrays")
+        self.cols = cols
+        self.wls = wls
+        self.keep = []
+        n = len(cols.site)
+        nw = len(wls.accel)
+        self.c.n = n
+        self.n_workloads = nw
+
+        def keep(arr, Py_ssize_t length, str what):
+            if arr.ndim != 1 or arr.shape[0] != length:
+                raise ValueError(f"{what} arrays must all have the same length")
+            self.keep.append(arr)
+            return arr
+
+        # columns
+        site = keep(_ci32(cols.site), n, "column")
+        country = keep(_ci32(cols.country), n, "column")
+        model = keep(_ci32(cols.model), n, "column")
+        i32 = site; self.c.site = &i32[0] if n else NULL
+        u8 = keep(_cu8(cols.is_fleet), n, "column"); self.c.is_fleet = &u8[0] if n else NULL
+        u8 = keep(_cu8(cols.cordoned), n, "column"); self.c.cordoned = &u8[0] if n else NULL
+        i32 = country; self.c.country = &i32[0] if n else NULL
+        i32 = model; self.c.model = &i32[0] if n else NULL
+        f64 = keep(_c64(cols.memory_gib), n, "column"); self.c.memory_gib = &f64[0] if n else NULL
+        f64 = keep(_c64(cols.cap_devices), n, "column"); self.c.cap_devices = &f64[0] if n else NULL
+        f64 = keep(_c64(cols.tps_milli), n, "column"); self.c.tps_milli = &f64[0] if n else NULL
+        f64 = keep(_c64(cols.watts), n, "column"); self.c.watts = &f64[0] if n else NULL
+        f64 = keep(_c64(cols.e_dev), n, "column"); self.c.e_dev = &f64[0] if n else NULL
+        f64 = keep(_c64(cols.e_tok), n, "column"); self.c.e_tok = &f64[0] if n else NULL
+        f64 = keep(_c64(cols.firm_watts), n, "column"); self.c.firm_watts = &f64[0] if n else NULL
+        f64 = keep(_c64(cols.total_watts), n, "column"); self.c.total_watts = &f64[0] if n else NULL
+        sp = _ci32(cols.site_ptr)
+        self.keep.append(sp)
+        self.n_sites = sp.shape[0] - 1
+        if sp.ndim != 1 or self.n_sites < 0 or not _csr_ok(sp, self.n_sites, n):
+            raise ValueError("site_ptr must be a CSR pointer over the columns")
+        if (site != np.repeat(np.arange(self.n_sites, dtype=np.int32), np.diff(sp))).any():
+            raise ValueError("site must give each column the site whose site_ptr range holds it")
+        self.site_ptr = sp
+
+        # workloads
+        u8 = keep(_cu8(wls.is_training), nw, "workload"); self.w.is_training = &u8[0] if nw else NULL
+        u8 = keep(_cu8(wls.allow_fleets), nw, "workload"); self.w.allow_fleets = &u8[0] if nw else NULL
+        u8 = keep(_cu8(wls.interruptible), nw, "workload"); self.w.interruptible = &u8[0] if nw else NULL
+        i32 = keep(_ci32(wls.site_limit), nw, "workload"); self.w.site_limit = &i32[0] if nw else NULL
+        f64 = keep(_c64(wls.accel), nw, "workload"); self.w.accel = &f64[0] if nw else NULL
+        f64 = keep(_c64(wls.tokens_milli), nw, "workload"); self.w.tokens_milli = &f64[0] if nw else NULL
+        f64 = keep(_c64(wls.min_memory_gib), nw, "workload"); self.w.min_memory_gib = &f64[0] if nw else NULL
+        f64 = keep(_c64(wls.max_latency_ms), nw, "workload"); self.w.max_latency_ms = &f64[0] if nw else NULL
+        lat = np.ascontiguousarray(wls.latency, dtype=np.float64)
+        if lat.ndim != 2 or lat.shape[1] != n:
+            raise ValueError("latency must be a [regions, columns] matrix")
+        region = _ci32(wls.user_region)
+        weight = _c64(wls.user_weight)
+        up = _ci32(wls.user_ptr)
+        if up.ndim != 1 or not _csr_ok(up, nw, region.shape[0]) or weight.shape[0] != region.shape[0]:
+            raise ValueError("user_ptr must have W + 1 entries, a CSR pointer over user_region / user_weight")
+        if not _in_range(region, lat.shape[0]):
+            raise ValueError("user_region must index the rows of latency")
+        cp = _ci32(wls.cur_ptr)
+        cur = _ci32(wls.cur_site)
+        if cp.ndim != 1 or not _csr_ok(cp, nw, cur.shape[0]):
+            raise ValueError("cur_ptr must have W + 1 entries, a CSR pointer over cur_site")
+        co = _cu8(wls.country_ok)
+        mo = _cu8(wls.model_ok)
+        if co.ndim != 2 or co.shape[0] != nw or mo.ndim != 2 or mo.shape[0] != nw:
+            raise ValueError("country_ok / model_ok must be [W, n] matrices")
+        if not _in_range(country, co.shape[1]) or not _in_range(model, mo.shape[1]):
+            raise ValueError("column country / model must index the columns of country_ok / model_ok")
+        # one trailing entry each so that a pointer to element 0 exists even when empty
+        i32 = keep(_ci32(np.append(up, 0)), nw + 2, "user_ptr"); self.w.user_ptr = &i32[0]
+        i32 = keep(_ci32(np.append(region, 0)), region.shape[0] + 1, "user"); self.w.user_region = &i32[0]
+        f64 = keep(_c64(np.append(weight, 0.0)), weight.shape[0] + 1, "user"); self.w.user_weight = &f64[0]
+        i32 = keep(_ci32(np.append(cp, 0)), nw + 2, "cur_ptr"); self.w.cur_ptr = &i32[0]
+        i32 = keep(_ci32(np.append(cur, -1)), cur.shape[0] + 1, "cur_site"); self.w.cur_site = &i32[0]
+        self.w.n_countries = co.shape[1]
+        u8 = keep(_cu8(np.append(co.ravel(), 0)), co.size + 1, "country_ok"); self.w.country_ok = &u8[0]
+        self.w.n_models = mo.shape[1]
+        u8 = keep(_cu8(np.append(mo.ravel(), 0)), mo.size + 1, "model_ok"); self.w.model_ok = &u8[0]
+        self.w.n_cols = n
+        f64 = keep(_c64(np.append(lat.ravel(), 0.0)), lat.size + 1, "latency"); self.w.latency = &f64[0]
+
+    def filter_score_topk(self, int top_k, int num_threads=1):
+        """Fused filter + score + top-K over all workload x column pairs.
+
+        Over the bound ``ColumnArrays`` / ``WorkloadArrays`` (see
+        ``placement_ext.arrays`` for the meaning of each). Returns a dict:
+        ``cand_col`` int32 [W, K] (-1 = empty slot), ``cand_cost`` float64 [W, K]
+        (lower is better; inf = empty), ``cand_devices`` float64 [W, K] (devices to
+        serve the whole demand on that column), ``cand_latency_ms`` float64 [W, K]
+        (demand-weighted), ``rejections`` int32 [W, N_FILTERS] (sites rejected per
+        filter), ``feasible_sites`` int32 [W].
+        """
+        if top_k < 1:
+            raise ValueError("top_k must be >= 1")
+        cdef Py_ssize_t W = self.n_workloads
+        cand_cost = np.empty((W, top_k), dtype=np.float64)
+        cand_col = np.empty((W, top_k), dtype=np.int32)
+        cand_n = np.empty((W, top_k), dtype=np.float64)
+        cand_lat = np.empty((W, top_k), dtype=np.float64)
+        rej = np.zeros((W, N_FILTERS), dtype=np.int32)
+        feas = np.zeros(W, dtype=np.int32)
+        cdef double[:, ::1] cc = cand_cost
+        cdef int[:, ::1] ccol = cand_col
+        cdef double[:, ::1] cn = cand_n
+        cdef double[:, ::1] cl = cand_lat
+        cdef int[:, ::1] rr = rej
+        cdef int[::1] ff = feas
+        cdef Py_ssize_t wi
+        cdef int K = top_k
+        cdef Cols* cp = &self.c
+        cdef Wls* wp = &self.w
+        cdef const int* sp = &self.site_ptr[0]
+        cdef Py_ssize_t ns = self.n_sites
+        if W > 0:
+            if num_threads < 1:
+                num_threads = 1
+            with nogil:
+                for wi in prange(W, num_threads=num_threads, schedule="static"):
+                    _one_workload(cp, wp, wi, sp, ns, K, &cc[wi, 0], &ccol[wi, 0],
+                                  &cn[wi, 0], &cl[wi, 0], &rr[wi, 0], &ff[wi])
+        return {
+            "cand_col": cand_col,
+            "cand_cost": cand_cost,
+            "cand_devices": cand_n,
+            "cand_latency_ms": cand_lat,
+            "rejections": rej,
+            "feasible_sites": feas,
+        }
+
+    def greedy_width(self):
+        """Width of ``greedy_place``'s output rows: the most columns a workload can use.
+
+        1 when no workload may split; else the column counts of the ``max(site_limit)``
+        sites with the most columns, added (at most every column): a split uses at most
+        ``site_limit`` distinct sites and each of their columns (pools) at most once.
+        """
+        sizes = np.diff(np.asarray(self.cols.site_ptr, dtype=np.int64))
+        limit = np.asarray(self.wls.site_limit)
+        max_limit = int(limit.max()) if limit.shape[0] else 1
+        if max_limit <= 1:
+            return 1
+        return max(1, int(np.sort(sizes)[::-1][:max_limit].sum()))
+
+    def greedy_place(self, order, site_firm_watts, site_total_watts):
+        """Place workloads one at a time in ``order`` (kube-scheduler style).
+
+        Each workload is filtered and scored against every column with the capacity
+        still left, and goes whole to the cheapest column where it fits (ties: the lowest
+        column index). Else, if it may split (``site_limit`` > 1), it takes the cheapest
+        columns with room, as much as fits on each, until its demand is met, on at most
+        ``site_limit`` distinct SITES (several pools of a site already used cost no
+        further site); a token demand then gives back surplus devices, the most
+        expensive per device first, so that no device can be removed with the demand
+        still met. All or nothing.
+
+        Returns ``(cols [W, L] int32 (-1 = none), devices [W, L] float64,
+        placed [W] bool)``; a placed row lists its columns in the order taken, then -1 /
+        0.0 padding. L = ``self.greedy_width()``.
+        """
+        cdef Py_ssize_t W = self.n_workloads
+        cdef Py_ssize_t C = self.c.n
+        cdef const int[::1] od = _ci32(order)
+        if od.shape[0] != W or (W and (np.sort(np.asarray(od)) != np.arange(W)).any()):
+            raise ValueError("order must be a permutation of range(W)")
+        cdef const double[::1] sf = _c64(site_firm_watts)
+        cdef const double[::1] st = _c64(site_total_watts)
+        if sf.shape[0] != self.n_sites or st.shape[0] != self.n_sites:
+            raise ValueError("site power arrays must have one entry per site")
+        cdef int width = self.greedy_width()
+        cdef double[::1] cap_left = _c64(self.cols.cap_devices).copy()
+        cdef double[::1] tot_used = np.zeros(max(1, self.n_sites))
+        cdef double[::1] ni_used = np.zeros(max(1, self.n_sites))
+        cdef unsigned char[::1] site_used = np.zeros(max(1, self.n_sites), dtype=np.uint8)
+        cdef int[::1] code_buf = np.zeros(max(1, C), dtype=np.int32)
+        cdef double[::1] n_buf = np.zeros(max(1, C))
+        cdef double[::1] cost_buf = np.zeros(max(1, C))
+        cdef unsigned char[::1] used_buf = np.zeros(max(1, C), dtype=np.uint8)
+        out_col = np.full((W, width), -1, dtype=np.int32)
+        out_n = np.zeros((W, width), dtype=np.float64)
+        placed = np.zeros(W, dtype=np.uint8)
+        cdef int[:, ::1] oc = out_col
+        cdef double[:, ::1] on = out_n
+        cdef unsigned char[::1] pl = placed
+        if W == 0:
+            return out_col, out_n, placed.astype(bool)
+        cdef const double* sfp = &sf[0] if self.n_sites else NULL
+        cdef const double* stp = &st[0] if self.n_sites else NULL
         with nogil:
-            for wi in prange(W, num_threads=num_threads, schedule="static"):
-                cnt[wi + 1] = _workload_pairs(cp, wp, wi, NULL, NULL)
-    ptr = np.cumsum(counts).astype(np.int64)
-    cdef long long[::1] pp = ptr
-    N = int(ptr[W])
-    col = np.empty(max(1, N), dtype=np.int32)
-    coef = np.empty(max(1, N), dtype=np.float64)
-    cdef int[::1] oc = col
-    cdef double[::1] of = coef
-    if N > 0:
+            _greedy(&self.c, &self.w, &od[0], W, width, sfp, stp,
+                    &cap_left[0], &tot_used[0], &ni_used[0], &code_buf[0], &n_buf[0],
+                    &cost_buf[0], &used_buf[0], &site_used[0], &oc[0, 0], &on[0, 0], &pl[0])
+        return out_col, out_n, placed.astype(bool)
+
+    def evaluate_pairs(self, workloads, columns):
+        """The verdict of each given (workload, column) pair: a
+        :class:`placement_ext.pairs.PairVerdicts` (the refusing filter and its figures,
+        or the devices, latency (ms) and cost of a feasible pair).
+
+        The same ``_pair_eval`` as the scoring pass, for the pairs a caller needs outside
+        the top-K: the greedy placer's choices (``placement.candidates``), the filter of
+        every pair of an unplaced workload and the figures behind its refusals
+        (``placement.assign``, ``placement.explain``).
+        """
+        cdef const int[::1] wv = _ci32(workloads)
+        cdef const int[::1] cv = _ci32(columns)
+        if wv.shape[0] != cv.shape[0]:
+            raise ValueError("workloads and columns must have the same length")
+        if wv.shape[0] and not (0 <= np.min(wv) and np.max(wv) < self.n_workloads
+                                and 0 <= np.min(cv) and np.max(cv) < self.c.n):
+            raise IndexError("a workload or column index is out of range")
+        cdef Py_ssize_t P = wv.shape[0], k
+        code = np.empty(P, dtype=np.int32)
+        devices = np.empty(P, dtype=np.float64)
+        latency_ms = np.empty(P, dtype=np.float64)
+        cost = np.empty(P, dtype=np.float64)
+        need = np.empty(P, dtype=np.float64)
+        have = np.empty(P, dtype=np.float64)
+        cdef int[::1] oc = code
+        cdef double[::1] od = devices, ol = latency_ms, ocost = cost, oneed = need, ohave = have
+        cdef Figures fig
+        cdef Cols* cp = &self.c
+        cdef Wls* wp = &self.w
         with nogil:
-            for wi in prange(W, num_threads=num_threads, schedule="static"):
-                _workload_pairs(cp, wp, wi, &oc[pp[wi]], &of[pp[wi]])
-    return ptr, col[:N], coef[:N]
+            for k in range(P):
+                od[k] = 0.0
+                ol[k] = 0.0
+                ocost[k] = 0.0
+                fig.need = 0.0
+                fig.have = 0.0
+                oc[k] = _pair_eval(cp, wp, wv[k], cv[k], &od[k], &ol[k], &ocost[k], &fig)
+                oneed[k] = fig.need
+                ohave[k] = fig.have
+        return PairVerdicts(code, devices, latency_ms, cost, need, have)
+
+    def feasible_pairs(self, int num_threads=1):
+        """Every feasible workload x column pair of the FULL problem (no top-K), as CSR.
+
+        Same filters as ``filter_score_topk`` (one ``_pair_eval`` per pair). Returns
+        ``(ptr int64 [W+1], col int32 [N], coef float64 [N])`` where ``coef`` is the
+        devices the pair consumes in the Lagrangian subproblem (see ``_pair_coef``).
+        Two parallel passes (count, then fill). Called by ``placement.bound``.
+        """
+        cdef Py_ssize_t W = self.n_workloads
+        cdef Py_ssize_t C = self.c.n
+        counts = np.zeros(W + 1, dtype=np.int64)
+        cdef long long[::1] cnt = counts
+        cdef Py_ssize_t wi
+        cdef Cols* cp = &self.c
+        cdef Wls* wp = &self.w
+        if num_threads < 1:
+            num_threads = 1
+        if W > 0 and C > 0:
+            with nogil:
+                for wi in prange(W, num_threads=num_threads, schedule="static"):
+                    cnt[wi + 1] = _workload_pairs(cp, wp, wi, NULL, NULL)
+        ptr = np.cumsum(counts).astype(np.int64)
+        cdef long long[::1] pp = ptr
+        N = int(ptr[W])
+        col = np.empty(max(1, N), dtype=np.int32)
+        coef = np.empty(max(1, N), dtype=np.float64)
+        cdef int[::1] oc = col
+        cdef double[::1] of = coef
+        if N > 0:
+            with nogil:
+                for wi in prange(W, num_threads=num_threads, schedule="static"):
+                    _workload_pairs(cp, wp, wi, &oc[pp[wi]], &of[pp[wi]])
+        return ptr, col[:N], coef[:N]
+
+
+# One call on arrays bound for that call only: for callers (tests, twins, one-off
+# arrays) that run a single kernel over them. A solve binds a snapshot's arrays once
+# (``Snapshot.kernels``).
+
+def filter_score_topk(cols, wls, int top_k, int num_threads=1):
+    """``MeshKernels(cols, wls).filter_score_topk(top_k, num_threads)``."""
+    return MeshKernels(cols, wls).filter_score_topk(top_k, num_threads)
+
+
+def greedy_width(cols, wls):
+    """``MeshKernels(cols, wls).greedy_width()``."""
+    return MeshKernels(cols, wls).greedy_width()
+
+
+def greedy_place(cols, wls, order, site_firm_watts, site_total_watts):
+    """``MeshKernels(cols, wls).greedy_place(order, site_firm_watts, site_total_watts)``."""
+    return MeshKernels(cols, wls).greedy_place(order, site_firm_watts, site_total_watts)
+
+
+def evaluate_pairs(cols, wls, workloads, columns):
+    """``MeshKernels(cols, wls).evaluate_pairs(workloads, columns)``."""
+    return MeshKernels(cols, wls).evaluate_pairs(workloads, columns)
+
+
+def feasible_pairs(cols, wls, int num_threads=1):
+    """``MeshKernels(cols, wls).feasible_pairs(num_threads)``."""
+    return MeshKernels(cols, wls).feasible_pairs(num_threads)
+
 
 
 def lagrangian_eval(ptr, col, coef, value, interruptible, price_int, price_ni,

@@ -72,7 +72,7 @@ def test_any_nonnegative_multipliers_give_a_valid_bound(seed, workloads, sites, 
     pairs = all_pairs(snap, 1)
     p_int, p_ni = rows.prices(pi)
     total, _ = lagrangian_eval(pairs.ptr, pairs.col, pairs.coef, snap.value.astype(float),
-                               snap.wls["interruptible"], p_int, p_ni, 1)
+                               snap.wls.interruptible, p_int, p_ni, 1)
     assert pi.sum() + total >= opt * (1 - 1e-12)
 
 

@@ -112,7 +112,7 @@ def test_parts_cover_every_placeable_workload_once_in_equal_region_runs() -> Non
     regions = site_regions(snap)
     order = sorted(range(snap.n_sites), key=lambda s: (regions[s], snap.site_names[s]))
     pos = {s: i for i, s in enumerate(order)}
-    spans = [(min(pos[int(snap.cols["site"][best[w]])] for w in p), max(pos[int(snap.cols["site"][best[w]])] for w in p))
+    spans = [(min(pos[int(snap.cols.site[best[w]])] for w in p), max(pos[int(snap.cols.site[best[w]])] for w in p))
              for p in parts]
     assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:], strict=False))
 

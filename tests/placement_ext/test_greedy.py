@@ -4,27 +4,27 @@ pure-Python twin on random arrays and synthetic meshes with multi-pool factories
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import fields, replace
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from placement_ext import filter_score_topk, greedy_place, greedy_width
+from placement_ext import ColumnArrays, WorkloadArrays, filter_score_topk, greedy_place, greedy_width
 from placement_ext.reference import greedy_place_python
 from placement_ext.reference import greedy_width as greedy_width_python
 from tests.placement_ext.arrays import mesh_arrays, random_arrays, site_power
 
 
-def check_greedy(cols: dict[str, Any], wls: dict[str, Any], out: tuple, firm: np.ndarray, total: np.ndarray) -> None:
+def check_greedy(cols: ColumnArrays, wls: WorkloadArrays, out: tuple, firm: np.ndarray, total: np.ndarray) -> None:
     """Every rule a greedy placement must keep, checked from its output alone."""
     gcol, gn, placed = out
-    W = len(wls["accel"])
+    W = len(wls.accel)
     width = greedy_width(cols, wls)
     assert gcol.shape == gn.shape == (W, width) and gcol.dtype == np.int32 and gn.dtype == np.float64
     assert placed.shape == (W,) and placed.dtype == bool
-    site, tps = cols["site"], cols["tps_milli"]
+    site, tps = cols.site, cols.tps_milli
     feasible = filter_score_topk(cols, wls, max(1, len(site)))
     used = np.zeros(len(site))
     tot = np.zeros(len(firm))
@@ -40,22 +40,22 @@ def check_greedy(cols: dict[str, Any], wls: dict[str, Any], out: tuple, firm: np
         assert len(set(columns)) == k, "a column appears twice"
         assert all(n >= 1 for _, n in chosen), "a listed column with no device"
         assert set(columns) <= set(feasible["cand_col"][w].tolist()), "a column some filter rejects"
-        assert len({int(site[c]) for c in columns}) <= max(1, wls["site_limit"][w])
-        if wls["site_limit"][w] <= 1:
+        assert len({int(site[c]) for c in columns}) <= max(1, wls.site_limit[w])
+        if wls.site_limit[w] <= 1:
             assert k == 1 and chosen[0][1] == feasible["cand_devices"][w][list(feasible["cand_col"][w]).index(chosen[0][0])]
-        if wls["accel"][w] > 0:
-            assert sum(n for _, n in chosen) == wls["accel"][w]
+        if wls.accel[w] > 0:
+            assert sum(n for _, n in chosen) == wls.accel[w]
         else:
             served = sum(n * tps[c] for c, n in chosen)
-            assert served >= wls["tokens_milli"][w]
+            assert served >= wls.tokens_milli[w]
             # minimal: no single device can go with the demand still met
-            assert all(served - tps[c] < wls["tokens_milli"][w] for c in columns)
+            assert all(served - tps[c] < wls.tokens_milli[w] for c in columns)
         for c, n in chosen:
             used[c] += n
-            tot[site[c]] += n * cols["watts"][c]
-            if not wls["interruptible"][w]:
-                ni[site[c]] += n * cols["watts"][c]
-    assert (used <= cols["cap_devices"]).all()
+            tot[site[c]] += n * cols.watts[c]
+            if not wls.interruptible[w]:
+                ni[site[c]] += n * cols.watts[c]
+    assert (used <= cols.cap_devices).all()
     assert (tot <= total).all()
     assert (ni <= np.minimum(firm, total)).all()
 
@@ -81,10 +81,10 @@ def test_greedy_cython_equals_python_twin_and_keeps_the_rules(seed, W, S, shuffl
 @pytest.mark.parametrize(("seed", "load", "cap_scale"), [(0, 1.3, 1.0), (1, 1.0, 0.05), (3, 1.3, 0.1), (4, 1.0, 0.03)])
 def test_greedy_cython_equals_python_twin_on_synthetic_meshes(seed, load, cap_scale):
     cols, wls, firm, total = mesh_arrays(250, 60, seed, load)
-    assert (np.diff(cols["site_ptr"]) > 1).any(), "the mesh should have multi-pool factories"
+    assert (np.diff(cols.site_ptr) > 1).any(), "the mesh should have multi-pool factories"
     # scarce pools: fewer workloads fit whole, more split (over pools of one factory too)
-    cols = dict(cols, cap_devices=np.floor(cols["cap_devices"] * cap_scale))
-    order = np.random.default_rng(seed).permutation(len(wls["accel"])).astype(np.int32)
+    cols = replace(cols, cap_devices=np.floor(cols.cap_devices * cap_scale))
+    order = np.random.default_rng(seed).permutation(len(wls.accel)).astype(np.int32)
     out = greedy_place(cols, wls, order, firm, total)
     assert_same_greedy(out, greedy_place_python(cols, wls, order, firm, total))
     check_greedy(cols, wls, out, firm, total)
@@ -92,7 +92,7 @@ def test_greedy_cython_equals_python_twin_on_synthetic_meshes(seed, load, cap_sc
         gcol = out[0]
         pools_of_one_site = [
             w for w in range(len(gcol))
-            if len(set(cols["site"][gcol[w][gcol[w] >= 0]].tolist())) < (gcol[w] >= 0).sum()
+            if len(set(cols.site[gcol[w][gcol[w] >= 0]].tolist())) < (gcol[w] >= 0).sum()
         ]
         assert pools_of_one_site, "some split should use several pools of one factory"
 
@@ -106,49 +106,49 @@ def small_mesh(columns: list[dict[str, float]], site: list[int], workloads: list
     def col(key: str, default: float) -> np.ndarray:
         return np.array([c.get(key, default) for c in columns], dtype=np.float64)
 
-    cols = {
-        "site": np.array(site, dtype=np.int32),
-        "is_fleet": np.zeros(C, dtype=np.uint8),
-        "cordoned": np.zeros(C, dtype=np.uint8),
-        "country": np.zeros(C, dtype=np.int32),
-        "model": np.zeros(C, dtype=np.int32),
-        "memory_gib": np.full(C, 80.0),
-        "cap_devices": col("cap", 10.0),
-        "tps_milli": col("tps", 1000.0),
-        "watts": np.full(C, 1000.0),
-        "e_dev": col("e", 1.0),
-        "e_tok": col("e", 1.0),
-        "firm_watts": firm[site],
-        "total_watts": firm[site],
-        "site_ptr": np.concatenate(([0], np.cumsum(np.bincount(site, minlength=S)))).astype(np.int32),
-    }
+    cols = ColumnArrays(
+        site=np.array(site, dtype=np.int32),
+        is_fleet=np.zeros(C, dtype=np.uint8),
+        cordoned=np.zeros(C, dtype=np.uint8),
+        country=np.zeros(C, dtype=np.int32),
+        model=np.zeros(C, dtype=np.int32),
+        memory_gib=np.full(C, 80.0),
+        cap_devices=col("cap", 10.0),
+        tps_milli=col("tps", 1000.0),
+        watts=np.full(C, 1000.0),
+        e_dev=col("e", 1.0),
+        e_tok=col("e", 1.0),
+        firm_watts=firm[site],
+        total_watts=firm[site],
+        site_ptr=np.concatenate(([0], np.cumsum(np.bincount(site, minlength=S)))).astype(np.int32),
+    )
 
     def wl(key: str, default: float) -> np.ndarray:
         return np.array([w.get(key, default) for w in workloads], dtype=np.float64)
 
-    wls = {
-        "is_training": np.zeros(W, dtype=np.uint8),
-        "allow_fleets": np.ones(W, dtype=np.uint8),
-        "interruptible": np.ones(W, dtype=np.uint8),
-        "site_limit": wl("limit", 1).astype(np.int32),
-        "accel": wl("accel", 0.0),
-        "tokens_milli": wl("tokens", 0.0),
-        "min_memory_gib": np.zeros(W),
-        "max_latency_ms": np.full(W, np.inf),
-        "user_ptr": np.zeros(W + 1, dtype=np.int32),
-        "user_region": np.zeros(0, dtype=np.int32),
-        "user_weight": np.zeros(0),
-        "cur_ptr": np.zeros(W + 1, dtype=np.int32),
-        "cur_site": np.zeros(0, dtype=np.int32),
-        "country_ok": np.ones((W, 1), dtype=np.uint8),
-        "model_ok": np.ones((W, 1), dtype=np.uint8),
-        "latency": np.zeros((1, C)),
-    }
+    wls = WorkloadArrays(
+        is_training=np.zeros(W, dtype=np.uint8),
+        allow_fleets=np.ones(W, dtype=np.uint8),
+        interruptible=np.ones(W, dtype=np.uint8),
+        site_limit=wl("limit", 1).astype(np.int32),
+        accel=wl("accel", 0.0),
+        tokens_milli=wl("tokens", 0.0),
+        min_memory_gib=np.zeros(W),
+        max_latency_ms=np.full(W, np.inf),
+        user_ptr=np.zeros(W + 1, dtype=np.int32),
+        user_region=np.zeros(0, dtype=np.int32),
+        user_weight=np.zeros(0),
+        cur_ptr=np.zeros(W + 1, dtype=np.int32),
+        cur_site=np.zeros(0, dtype=np.int32),
+        country_ok=np.ones((W, 1), dtype=np.uint8),
+        model_ok=np.ones((W, 1), dtype=np.uint8),
+        latency=np.zeros((1, C)),
+    )
     return cols, wls, firm, firm.copy()
 
 
 def place(cols, wls, firm, total):
-    order = np.arange(len(wls["accel"]), dtype=np.int32)
+    order = np.arange(len(wls.accel), dtype=np.int32)
     out = greedy_place(cols, wls, order, firm, total)
     assert_same_greedy(out, greedy_place_python(cols, wls, order, firm, total))
     check_greedy(cols, wls, out, firm, total)
@@ -219,17 +219,19 @@ def test_surplus_trim_drops_a_whole_column_and_frees_its_devices():
 def test_width_is_the_most_columns_a_split_can_use(seed, W, S):
     cols, wls = random_arrays(seed, max(W, 1), S)
     if W == 0:
-        wls = {k: (v[:0] if k not in ("user_ptr", "cur_ptr") else v[:1]) for k, v in wls.items()}
-        wls["latency"] = random_arrays(seed, 1, S)[1]["latency"]
+        wls = replace(wls, **{
+            f.name: getattr(wls, f.name)[:0] if f.name not in ("user_ptr", "cur_ptr") else getattr(wls, f.name)[:1]
+            for f in fields(wls) if f.name != "latency"
+        })
     width = greedy_width(cols, wls)
     assert width == greedy_width_python(cols, wls)
-    limit = int(wls["site_limit"].max()) if len(wls["site_limit"]) else 1
-    sizes = sorted(np.diff(cols["site_ptr"]).tolist(), reverse=True)
+    limit = int(wls.site_limit.max()) if len(wls.site_limit) else 1
+    sizes = sorted(np.diff(cols.site_ptr).tolist(), reverse=True)
     assert width == (1 if limit <= 1 else max(1, sum(sizes[:limit])))
-    assert width <= max(1, len(cols["site"]))
+    assert width <= max(1, len(cols.site))
     firm, total = site_power(cols)
-    gcol, gn, placed = greedy_place(cols, wls, np.arange(len(wls["accel"]), dtype=np.int32), firm, total)
-    assert gcol.shape == gn.shape == (len(wls["accel"]), width) and placed.shape == (len(wls["accel"]),)
+    gcol, gn, placed = greedy_place(cols, wls, np.arange(len(wls.accel), dtype=np.int32), firm, total)
+    assert gcol.shape == gn.shape == (len(wls.accel), width) and placed.shape == (len(wls.accel),)
 
 
 def test_order_must_be_a_permutation():

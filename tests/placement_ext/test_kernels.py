@@ -1,5 +1,7 @@
 """The Cython kernels against their NumPy and pure-Python twins, on random inputs."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -44,7 +46,7 @@ def test_bad_shapes_rejected():
     cols, wls = random_arrays(0, 5, 3)
     with pytest.raises(ValueError):
         filter_score_topk(cols, wls, 0)
-    bad = dict(wls, user_ptr=wls["user_ptr"][:-1])
+    bad = replace(wls, user_ptr=wls.user_ptr[:-1])
     with pytest.raises(ValueError):
         filter_score_topk(cols, bad, 2)
     with pytest.raises(ValueError):
@@ -65,28 +67,28 @@ def test_feasible_pairs_and_lagrangian_eval_match_python(seed, W, S, threads):
     k = 0
     for w in range(W):
         assert ptr[w] == k
-        for c in range(len(cols["site"])):
+        for c in range(len(cols.site)):
             code, n, _lat, _cost, _need, _have = pair_eval_python(cols, wls, w, c)
             if code != N_FILTERS:
                 continue
             assert col[k] == c
-            if wls["site_limit"][w] <= 1:
+            if wls.site_limit[w] <= 1:
                 expect = n
-            elif wls["accel"][w] > 0:
-                expect = wls["accel"][w]
+            elif wls.accel[w] > 0:
+                expect = wls.accel[w]
             else:
-                expect = wls["tokens_milli"][w] / cols["tps_milli"][c]
+                expect = wls.tokens_milli[w] / cols.tps_milli[c]
             assert math.isclose(coef[k], expect, rel_tol=1e-12)
             k += 1
     assert ptr[W] == k == len(col)
     rng = np.random.default_rng(seed)
-    C = len(cols["site"])
+    C = len(cols.site)
     p_int, p_ni = rng.uniform(0, 5, C), rng.uniform(0, 5, C)
     value = rng.uniform(0, 500, W)
-    total, choice = lagrangian_eval(ptr, col, coef, value, wls["interruptible"], p_int, p_ni, threads)
+    total, choice = lagrangian_eval(ptr, col, coef, value, wls.interruptible, p_int, p_ni, threads)
     expect_total = 0.0
     for w in range(W):
-        price = p_int if wls["interruptible"][w] else p_ni
+        price = p_int if wls.interruptible[w] else p_ni
         costs = [coef[j] * price[col[j]] for j in range(ptr[w], ptr[w + 1])]
         best = min(costs, default=math.inf)
         if best < value[w]:
@@ -104,7 +106,7 @@ def test_evaluate_pairs_matches_python(seed, W, S):
     from placement_ext.reference import N_FILTERS, pair_eval_python
 
     cols, wls = random_arrays(seed, W, S)
-    C = len(cols["site"])
+    C = len(cols.site)
     pairs = [(w, c) for w in range(W) for c in range(C)]
     got = evaluate_pairs(cols, wls, [w for w, _ in pairs], [c for _, c in pairs])
     for k, (w, c) in enumerate(pairs):
@@ -124,7 +126,7 @@ def test_evaluate_pairs_refuses_out_of_range_indices():
 
     cols, wls = random_arrays(0, 3, 2)
     with pytest.raises(IndexError):
-        evaluate_pairs(cols, wls, [0], [len(cols["site"])])
+        evaluate_pairs(cols, wls, [0], [len(cols.site)])
     assert len(evaluate_pairs(cols, wls, [], []).filter) == 0
 
 
@@ -147,11 +149,13 @@ def test_filters_are_one_enum_shared_by_the_kernel_the_twins_and_the_explanation
 def tied_arrays(seed: int, W: int, S: int):
     """Random arrays where many pairs cost the same: two energy tiers, one latency."""
     cols, wls = random_arrays(seed, W, S)
-    cols["e_dev"] = np.floor(cols["e_dev"] / 500.0)
-    cols["e_tok"] = np.floor(cols["e_tok"] / 500.0)
-    cols["tps_milli"] = np.where(cols["tps_milli"] > 0, 1e6, 0.0)
-    wls["latency"] = np.full_like(wls["latency"], 20.0)
-    return cols, wls
+    cols = replace(
+        cols,
+        e_dev=np.floor(cols.e_dev / 500.0),
+        e_tok=np.floor(cols.e_tok / 500.0),
+        tps_milli=np.where(cols.tps_milli > 0, 1e6, 0.0),
+    )
+    return cols, replace(wls, latency=np.full_like(wls.latency, 20.0))
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -174,8 +178,8 @@ def test_results_do_not_depend_on_the_thread_count(seed):
     for a, b in zip(p1, p2, strict=True):
         np.testing.assert_array_equal(a, b)
     rng = np.random.default_rng(seed)
-    C = len(cols["site"])
-    args = (rng.uniform(0, 500, 400), wls["interruptible"], rng.uniform(0, 5, C), rng.uniform(0, 5, C))
+    C = len(cols.site)
+    args = (rng.uniform(0, 500, 400), wls.interruptible, rng.uniform(0, 5, C), rng.uniform(0, 5, C))
     t1, c1 = lagrangian_eval(*p1, *args, num_threads=1)
     t2, c2 = lagrangian_eval(*p1, *args, num_threads=2)
     np.testing.assert_array_equal(c1, c2)
@@ -185,18 +189,18 @@ def test_results_do_not_depend_on_the_thread_count(seed):
 def test_bad_inputs_are_refused_at_the_boundary():
     cols, wls = random_arrays(0, 5, 3)
     for bad_cols in (
-        dict(cols, site=cols["site"][::-1].copy()),  # not the sites of site_ptr
-        dict(cols, watts=cols["watts"][:-1]),
-        dict(cols, country=np.full_like(cols["country"], 99)),
-        dict(cols, site_ptr=cols["site_ptr"][:-1]),
+        replace(cols, site=cols.site[::-1].copy()),  # not the sites of site_ptr
+        replace(cols, watts=cols.watts[:-1]),
+        replace(cols, country=np.full_like(cols.country, 99)),
+        replace(cols, site_ptr=cols.site_ptr[:-1]),
     ):
         with pytest.raises(ValueError):
             filter_score_topk(bad_cols, wls, 2)
     for bad_wls in (
-        dict(wls, accel=wls["accel"][:-1]),
-        dict(wls, user_region=np.full_like(wls["user_region"], 99)),
-        dict(wls, cur_ptr=wls["cur_ptr"] + 1),
-        dict(wls, latency=wls["latency"][:, :-1]),
+        replace(wls, accel=wls.accel[:-1]),
+        replace(wls, user_region=np.full_like(wls.user_region, 99)),
+        replace(wls, cur_ptr=wls.cur_ptr + 1),
+        replace(wls, latency=wls.latency[:, :-1]),
     ):
         with pytest.raises(ValueError):
             filter_score_topk(cols, bad_wls, 2)
@@ -224,5 +228,54 @@ def test_stub_lists_every_public_name_with_the_runtime_parameters():
     assert public == set(stub_funcs) | stub_consts | stub_classes
     for name, params in stub_funcs.items():
         assert list(inspect.signature(getattr(_kernels, name)).parameters) == params, name
-    assert set(placement_ext.__all__) == public | {"PairVerdicts"}
+    # the typed inputs (placement_ext.arrays) and the typed result (placement_ext.pairs) are plain Python
+    assert set(placement_ext.__all__) == public | {"PairVerdicts", "ColumnArrays", "WorkloadArrays"}
     assert isinstance(placement_ext.OPENMP, bool)
+
+
+def test_a_snapshot_binds_its_kernels_once_and_a_residual_gets_its_own():
+    """``Snapshot.kernels`` is built on first use and then the same handle; a residual
+    snapshot (other arrays) gets its own; the handle's results are the one-call
+    functions' and the NumPy twin's."""
+    from dataclasses import replace as replace_snapshot
+
+    from placement import snapshot
+    from placement_ext import MeshKernels
+    from tests.support.meshes import synthetic_mesh
+
+    snap = snapshot.build(synthetic_mesh(40, 12, seed=3))
+    kernels = snap.kernels
+    assert isinstance(kernels, MeshKernels)
+    assert snap.kernels is kernels
+    assert kernels.cols is snap.cols and kernels.wls is snap.wls
+
+    idx = np.arange(0, len(snap.keys), 2, dtype=np.intp)
+    rest = snapshot.residual(
+        snap, idx, np.zeros(snap.n_cols), np.zeros(snap.n_sites), np.zeros(snap.n_sites)
+    )
+    assert rest.kernels is not kernels
+    assert rest.kernels is rest.kernels
+    assert rest.kernels.wls is rest.wls and len(rest.wls.accel) == idx.size
+    assert snap.kernels is kernels  # the original keeps its own
+    # a snapshot given other arrays by ``replace`` does not reuse the old handle
+    fewer = replace_snapshot(snap, cols=replace(snap.cols, cap_devices=np.zeros(snap.n_cols)))
+    assert fewer.kernels is not kernels and fewer.kernels.cols is fewer.cols
+
+    out = kernels.filter_score_topk(4)
+    assert (out["feasible_sites"] > 0).any()
+    assert_same(out, filter_score_topk(snap.cols, snap.wls, 4))
+    assert_same(out, MeshKernels(snap.cols, snap.wls).filter_score_topk(4))
+    assert_same(out, filter_score_topk_numpy(snap.cols, snap.wls, 4))
+    # no device left anywhere: nothing is feasible any more, through the new handle
+    assert (fewer.kernels.filter_score_topk(4)["feasible_sites"] == 0).all()
+    assert_same(rest.kernels.filter_score_topk(4), filter_score_topk_numpy(rest.cols, rest.wls, 4))
+
+
+def test_mesh_kernels_take_the_typed_arrays_only():
+    from placement_ext import MeshKernels
+
+    cols, wls = random_arrays(0, 5, 3)
+    with pytest.raises(TypeError):
+        MeshKernels({"site": cols.site}, wls)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="same length"):
+        MeshKernels(cols, replace(wls, accel=wls.accel[:-1]))

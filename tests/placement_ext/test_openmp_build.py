@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -28,11 +29,12 @@ RUN = textwrap.dedent(
     import json, sys
     import numpy as np
     import placement_ext
-    from placement_ext import evaluate_pairs, feasible_pairs, filter_score_topk, greedy_place, lagrangian_eval
+    from placement_ext import (ColumnArrays, WorkloadArrays, evaluate_pairs, feasible_pairs, filter_score_topk,
+                               greedy_place, lagrangian_eval)
 
     data = dict(np.load("inputs.npz"))
-    cols = {k[5:]: v for k, v in data.items() if k.startswith("cols.")}
-    wls = {k[4:]: v for k, v in data.items() if k.startswith("wls.")}
+    cols = ColumnArrays(**{k[5:]: v for k, v in data.items() if k.startswith("cols.")})
+    wls = WorkloadArrays(**{k[4:]: v for k, v in data.items() if k.startswith("wls.")})
     out = {}
     for k, v in filter_score_topk(cols, wls, 8, 2).items():
         out["topk." + k] = v
@@ -40,7 +42,7 @@ RUN = textwrap.dedent(
     out["greedy.col"], out["greedy.n"], out["greedy.placed"] = g
     ptr, col, coef = feasible_pairs(cols, wls, 2)
     out["pairs.ptr"], out["pairs.col"], out["pairs.coef"] = ptr, col, coef
-    total, choice = lagrangian_eval(ptr, col, coef, data["value"], wls["interruptible"],
+    total, choice = lagrangian_eval(ptr, col, coef, data["value"], wls.interruptible,
                                     data["p_int"], data["p_ni"], num_threads=2)
     out["lagr.total"], out["lagr.choice"] = np.array(total), choice
     for k, v in zip(("code", "n", "lat", "cost", "need", "have"), evaluate_pairs(cols, wls, data["pw"], data["pc"]),
@@ -57,7 +59,7 @@ def build_without_openmp(tmp: Path) -> Path:
     (src / "placement_ext").mkdir(parents=True)
     shutil.copy2(REPO / "setup.py", src)
     # the generated C file too (mtimes kept), so that cythonize has nothing to redo
-    for name in ("__init__.py", "reference.py", "_kernels.pyx", "_kernels.pyi", "_kernels.c"):
+    for name in ("__init__.py", "arrays.py", "reference.py", "_kernels.pyx", "_kernels.pyi", "_kernels.c"):
         if (REPO / "placement_ext" / name).exists():
             shutil.copy2(REPO / "placement_ext" / name, src / "placement_ext")
     env = dict(os.environ, MESHPLANE_OPENMP="0")
@@ -75,8 +77,8 @@ def build_without_openmp(tmp: Path) -> Path:
 def test_kernels_built_without_openmp_say_so_and_agree(tmp_path):
     lib = build_without_openmp(tmp_path)
     cols, wls, firm, total = mesh_arrays(300, 60, seed=5)
-    cols = dict(cols, cap_devices=np.floor(cols["cap_devices"] * 0.1))  # some splits
-    W, C = len(wls["accel"]), len(cols["site"])
+    cols = replace(cols, cap_devices=np.floor(cols.cap_devices * 0.1))  # some splits
+    W, C = len(wls.accel), len(cols.site)
     rng = np.random.default_rng(5)
     pw, pc = np.divmod(rng.choice(W * C, size=500, replace=False), C)
     extra = {
@@ -86,7 +88,7 @@ def test_kernels_built_without_openmp_say_so_and_agree(tmp_path):
     }
     np.savez(
         lib / "inputs.npz",
-        **{"cols." + k: v for k, v in cols.items()}, **{"wls." + k: v for k, v in wls.items()}, **extra,
+        **{"cols." + k: v for k, v in asdict(cols).items()}, **{"wls." + k: v for k, v in asdict(wls).items()}, **extra,
     )
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "MESHPLANE_OPENMP")}
     result = subprocess.run([sys.executable, "-c", RUN], cwd=lib, env=env, capture_output=True, text=True, check=False)
@@ -102,7 +104,7 @@ def test_kernels_built_without_openmp_say_so_and_agree(tmp_path):
     )
     ptr, col, coef = feasible_pairs(cols, wls, 2)
     want["pairs.ptr"], want["pairs.col"], want["pairs.coef"] = ptr, col, coef
-    lt, choice = lagrangian_eval(ptr, col, coef, extra["value"], wls["interruptible"], extra["p_int"],
+    lt, choice = lagrangian_eval(ptr, col, coef, extra["value"], wls.interruptible, extra["p_int"],
                                  extra["p_ni"], num_threads=2)
     want["lagr.total"], want["lagr.choice"] = np.array(lt), choice
     for k, v in zip(("code", "n", "lat", "cost", "need", "have"), evaluate_pairs(cols, wls, pw, pc), strict=True):
