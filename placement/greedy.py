@@ -1,8 +1,9 @@
 """Greedy placement: the kube-scheduler way, as CP-SAT hint, fallback and floor.
 
 Called by :mod:`placement.pipeline` (cold and warm paths). The compiled
-``placement_ext.greedy_place`` places workloads one at a time in a queue order, each
-on the cheapest column(s) with room left, whole or not at all. Here: the queue
+``placement_ext.MeshKernels.greedy_place`` (the snapshot's ``kernels``) places
+workloads one at a time in a queue order, each on the cheapest column(s) with room
+left, whole or not at all. Here: the queue
 orders of the multi-start (:func:`greedy_orders`; the first is the kube-scheduler
 one, priority then input order), running them (:func:`run_greedy`), and turning a
 run into devices per candidate (:func:`devices_from_greedy`).

@@ -10,8 +10,9 @@ below what a kube-scheduler-style placement of the same mesh would give.
 The rules, on the engine's own integer arrays (:mod:`placement.snapshot`):
 
 * queue: priority high to low, then input order;
-* filter: the kernel's static filters (``placement_ext.feasible_pairs``), then room
-  now (devices left, the site's usable power, firm power for non-interruptible load);
+* filter: the kernel's static filters (``placement_ext.MeshKernels.feasible_pairs``),
+  then room now (devices left, the site's usable power, firm power for
+  non-interruptible load);
 * score: LeastAllocated, the mean of the column's free device fraction and the
   site's free power fraction after binding (an uncapped site counts as all free);
   ties go to the lowest column index;

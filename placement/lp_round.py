@@ -10,8 +10,9 @@ LP, nearly tight there, answers it where a greedy order cannot:
    then the kube-scheduler order;
 2. whole workloads the LP puts at least half on one column take that column, in
    queue order, when it still has the devices and the site the power;
-3. everything else by the cheapest-first greedy (``placement_ext.greedy_place``) in
-   queue order, against what step 2 left.
+3. everything else by the cheapest-first greedy
+   (``placement_ext.MeshKernels.greedy_place``) in queue order, against what step 2
+   left.
 
 Deterministic: a function of the snapshot and the LP's solution (GLOP's simplex is).
 """

@@ -3,7 +3,9 @@
 Not used in production: the tests (tests/placement_ext) prove, on random inputs and
 synthetic meshes, that the twins give the same masks, rejection counts, candidates,
 scores and greedy placements as the Cython kernels; the benchmarks (bench/kernel.py)
-time them. Same arrays in, same results out (see ``_kernels``).
+time them. Same arrays in (``placement_ext.ColumnArrays`` /
+``placement_ext.WorkloadArrays``, or :func:`to_python`'s lists under the same names),
+same results out (see ``_kernels``).
 
 - :func:`filter_score_topk_numpy` (vectorised) and :func:`filter_score_topk_python`
   (plain loops over Python lists, see :func:`to_python`): ``filter_score_topk``.
