@@ -536,6 +536,9 @@ cdef class MeshKernels:
     pointing into those copies; each method runs a ``nogil`` kernel over them, so a
     solve checks and binds its arrays once, not once per kernel call. ``cols`` and
     ``wls`` are the arrays it was built from (the snapshot compares them by identity).
+    Arrays already contiguous in the kernel's dtype are bound without a copy, so they
+    must not be changed in place while the handle is in use (the engine never does:
+    it makes new arrays, see ``placement.snapshot.residual``).
     """
 
     cdef Cols c
