@@ -180,6 +180,9 @@ class SolveStats:
     # warm: kept workloads that joined the re-solve because an unplaced one of higher
     # priority could use their site (warm preemption, placement.warm stage 3)
     preemption_candidates: int = 0
+    # a previous plan was given but the warm path gave way to the cold one: why
+    # (placement.pipeline: the sites changed, below the floor, ...); "" otherwise
+    warm_fallback: str = ""
     # why the solve stopped where it did, in words (see placement.pipeline.stop_reason)
     stop_reason: str = ""
     # > 0: the cold path re-solved this many partitions of the mesh in turn

@@ -91,11 +91,16 @@ def plan(mesh: Mesh, config: SolverConfig = DEFAULT_CONFIG, previous: Plan | Non
     t0 = time.perf_counter()
     deadline = t0 + config.time_limit_s
     snap = build(mesh, config)
-    if previous is not None and previous.basis is not None:
-        warm = warm_plan(snap, config, previous, previous.basis, t0, deadline)
-        if warm is not None:
+    fallback = ""
+    if previous is not None:
+        warm = warm_plan(snap, config, previous, previous.basis, t0, deadline) if previous.basis is not None else (
+            NO_BASIS)
+        if isinstance(warm, Plan):
             return warm
-    return cold_plan(snap, config, previous, t0, deadline)
+        fallback = warm
+    cold = cold_plan(snap, config, previous, t0, deadline)
+    cold.stats.warm_fallback = fallback
+    return cold
 
 
 # ---------------------------------------------------------------- cold path
@@ -279,15 +284,26 @@ def _combined_reasons(
     return {"rejections": rej, "feasible_sites": feas}
 
 
+# why the warm path gave way to the cold one (SolveStats.warm_fallback)
+NO_BASIS = "the previous plan has no basis"
+TOP_K_CHANGED = "top_k changed"
+SITES_CHANGED = "the sites changed"
+KEPT_DO_NOT_FIT = "the kept assignments do not fit"
+BELOW_FLOOR = "the warm plan placed less than the kube-scheduler-style greedy"
+NOT_FEASIBLE = "the warm plan was not feasible"
+
+
 def warm_plan(
     snap: Snapshot, config: SolverConfig, previous: Plan, basis: Basis, t0: float, deadline: float
-) -> Plan | None:
-    """Re-solve what a change can affect (:mod:`placement.warm`, stages 1-4), or None
-    when the cold path must run: the sites or ``top_k`` changed, the kept
-    assignments do not fit (cannot happen with unchanged sites, checked anyway), or
-    the result places less than the kube-scheduler greedy on the whole mesh."""
-    if basis.top_k != config.budgets.top_k or basis.sites_fp != sites_fingerprint(snap):
-        return None
+) -> Plan | str:
+    """Re-solve what a change can affect (:mod:`placement.warm`, stages 1-4), or say
+    why the cold path must run: the sites or ``top_k`` changed, the kept assignments
+    do not fit (cannot happen with unchanged sites, checked anyway), or the result
+    places less than the kube-scheduler greedy on the whole mesh."""
+    if basis.top_k != config.budgets.top_k:
+        return TOP_K_CHANGED
+    if basis.sites_fp != sites_fingerprint(snap):
+        return SITES_CHANGED
     W = len(snap.keys)
     k0 = time.perf_counter()
     sc = warm.scope(snap, basis)
@@ -312,7 +328,7 @@ def warm_plan(
     # round 1, greedy only: where the changed workloads land and what they free
     first = warm.resolve(snap, kept_rows, sc.changed, {}, None, replace(config, use_cpsat=False), deadline)
     if first is None:
-        return None
+        return KEPT_DO_NOT_FIT
     # warm preemption: victims of changed workloads the greedy left unplaced; and the
     # unplaced, unchanged workloads that now find room where a change freed it
     displaced = np.asarray(warm.victims(snap, first, kept_rows, sc.changed), dtype=np.intp)
@@ -324,12 +340,12 @@ def warm_plan(
     res = warm.resolve(snap, {w: r for w, r in kept_rows.items() if w not in set(displaced.tolist())}, free, prior,
                        upper, config, deadline)
     if res is None:
-        return None
+        return KEPT_DO_NOT_FIT
     floor = warm.floor_value(snap)
     if warm.plan_value(snap, res) < floor:
-        return None  # worse than the kube-scheduler way: full solve instead
+        return BELOW_FLOOR  # worse than the kube-scheduler way: full solve instead
     if not feasible_devices(snap, res.cands, res.devices):  # defensive: never trade correctness
-        return None
+        return NOT_FEASIBLE
     kernel_ms = (time.perf_counter() - k0) * 1e3 - res.result.cpsat_ms - (bound.ms if bound else 0.0)
     # unplaced before, unchanged and not re-solved: their reason stands (unless its
     # holders moved: assign checks)

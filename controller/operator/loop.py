@@ -288,11 +288,21 @@ class SolveLoop:
         else:
             log.info(
                 "solved %d workloads on %d sites (%s) in %.0f ms: %d status patches, %d events; next wake-up %s "
-                "(handed over in %.0f ms)",
+                "(handed over in %.0f ms; engine %s)",
                 len(snapshot.workloads), sites, mode, report.solve_ms, report.status_patches, report.events,
-                self._next_window.isoformat() if self._next_window else "none", sinks_ms,
+                self._next_window.isoformat() if self._next_window else "none", sinks_ms, _engine_path(outcome),
             )
         return report
+
+
+def _engine_path(outcome: Outcome) -> str:
+    """The engine's path in words, for the log: how much it re-solved, or why a warm
+    solve gave way to a cold one (the slow case worth knowing about)."""
+    stats = outcome.plan.stats
+    if stats.warm:
+        return f"warm: {stats.resolved_workloads} re-solved, {stats.fixed_workloads} kept, {stats.wall_ms:.0f} ms"
+    fallback = f", the warm path gave way: {stats.warm_fallback}" if stats.warm_fallback else ""
+    return f"cold{fallback}, {stats.wall_ms:.0f} ms"
 
 
 def _earliest(*moments: dt.datetime | None) -> dt.datetime | None:

@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 import placement
 from placement import SolverConfig
+from placement.pipeline import SITES_CHANGED, TOP_K_CHANGED
 from placement.problem import WorkBudgets
 from tests.support.invariants import check_plan
 from tests.support.meshes import perturb, synthetic_mesh
@@ -55,6 +56,10 @@ def test_site_change_falls_back_to_a_full_solve():
     p = placement.plan(changed, FAST, previous=cold)
     check_plan(changed, p)
     assert not p.stats.warm
+    assert p.stats.warm_fallback == SITES_CHANGED  # the operator logs why a re-plan was cold
+    assert cold.stats.warm_fallback == ""  # no previous plan: nothing fell back
+    other_k = placement.plan(mesh, replace(FAST, budgets=replace(FAST.budgets, top_k=3)), previous=cold)
+    assert not other_k.stats.warm and other_k.stats.warm_fallback == TOP_K_CHANGED
 
 
 def test_unchanged_mesh_warm_is_as_good():
@@ -63,6 +68,7 @@ def test_unchanged_mesh_warm_is_as_good():
     warm = placement.plan(mesh, FAST, previous=cold)
     check_plan(mesh, warm)
     assert warm.stats.warm and warm.stats.placed_priority_demand >= cold.stats.placed_priority_demand
+    assert warm.stats.warm_fallback == ""
 
 
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
