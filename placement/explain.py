@@ -108,11 +108,6 @@ def plural(n: int, word: str) -> str:
     return f"{n:,} {word}{'' if n == 1 else 's'}"
 
 
-def _names(sites: Sequence[str], limit: int = 2) -> str:
-    shown = ", ".join(sites[:limit])
-    return shown + (f" and {len(sites) - limit} more" if len(sites) > limit else "")
-
-
 # ---------------------------------------------------------------- case 1: filters
 
 

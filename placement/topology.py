@@ -13,6 +13,7 @@ matrix is cached on the links alone, so it is recomputed only when links change.
 from __future__ import annotations
 
 import math
+import threading
 from collections import OrderedDict
 from typing import Any
 
@@ -25,6 +26,9 @@ from placement.problem import Mesh
 Node = tuple[str, str]  # ("region", name) or ("site", name)
 _CACHE: OrderedDict[tuple[Any, ...], LatencyMatrix] = OrderedDict()
 _CACHE_SIZE = 8
+# the operator's solve loop and the HTTP API's threads plan at the same time: a lookup's
+# move_to_end must not meet another thread's eviction of that key
+_CACHE_LOCK = threading.Lock()
 
 
 class LatencyMatrix:
@@ -97,10 +101,11 @@ def latency_matrix(mesh: Mesh) -> LatencyMatrix:
     """Latency (ms) from every region to every site (factories, then fleets)."""
     regions = all_regions(mesh)
     key = _topology_key(mesh, regions)
-    hit = _CACHE.get(key)
-    if hit is not None:
-        _CACHE.move_to_end(key)
-        return hit
+    with _CACHE_LOCK:
+        hit = _CACHE.get(key)
+        if hit is not None:
+            _CACHE.move_to_end(key)
+            return hit
     g = build_graph(mesh)
     sites = tuple(f.name for f in mesh.factories) + tuple(f.name for f in mesh.fleets)
     ms = np.full((len(regions), len(sites)), np.inf)
@@ -118,7 +123,8 @@ def latency_matrix(mesh: Mesh) -> LatencyMatrix:
                 best = min(best, dist.get(("region", link.to), math.inf) + link.latency_ms)
             ms[ri, nf + fi] = best + fl.uplink_latency_ms
     result = LatencyMatrix(regions, sites, ms)
-    _CACHE[key] = result
-    if len(_CACHE) > _CACHE_SIZE:
-        _CACHE.popitem(last=False)
+    with _CACHE_LOCK:
+        _CACHE[key] = result
+        if len(_CACHE) > _CACHE_SIZE:
+            _CACHE.popitem(last=False)
     return result

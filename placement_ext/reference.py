@@ -1,9 +1,11 @@
 """NumPy and pure-Python twins of the Cython kernels in ``_kernels``.
 
-Not used in production: the tests (tests/placement_ext) prove, on random inputs and
-synthetic meshes, that the twins give the same masks, rejection counts, candidates,
-scores and greedy placements as the Cython kernels; the benchmarks (bench/kernel.py)
-time them. Same arrays in (``placement_ext.ColumnArrays`` /
+Not used in production, and shipped anyway: the tests (tests/placement_ext) prove, on
+random inputs and synthetic meshes, that the twins give the same masks, rejection
+counts, candidates, scores and greedy placements as the Cython kernels, and the
+benchmarks (bench/kernel.py) time them; both run against an installed wheel too, and
+the twins are the readable statement of what each kernel computes (a reader checking
+a filter reads :func:`pair_eval_python`, not C). Same arrays in (``placement_ext.ColumnArrays`` /
 ``placement_ext.WorkloadArrays``, or :func:`to_python`'s lists under the same names),
 same results out (see ``_kernels``).
 

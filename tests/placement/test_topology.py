@@ -33,3 +33,22 @@ def test_matrix_cached_until_links_change():
     assert latency_matrix(m) is latency_matrix(mesh())
     changed = Mesh(factories=(m.factories[0],), fleets=m.fleets)
     assert latency_matrix(changed) is not latency_matrix(m)
+
+
+def test_the_cache_serves_threads_planning_at_once():
+    """The operator's solve loop and the HTTP API's threads look matrices up at the
+    same time; with more topologies than the cache holds, lookups meet evictions.
+    Every thread must get its own topology's matrix and no error."""
+    from concurrent.futures import ThreadPoolExecutor
+    from dataclasses import replace
+
+    base = mesh()
+    variants = [replace(base, factories=(replace(base.factories[0], links=(Link("rb", 10.0 + i),)),
+                                         base.factories[1])) for i in range(20)]
+
+    def look(i: int) -> float:
+        return latency_matrix(variants[i % len(variants)]).latency_ms("rb", "fa")
+
+    with ThreadPoolExecutor(8) as pool:
+        got = list(pool.map(look, range(2_000)))
+    assert got == [10.0 + i % len(variants) for i in range(2_000)]
