@@ -289,7 +289,7 @@ NO_BASIS = "the previous plan has no basis"
 TOP_K_CHANGED = "top_k changed"
 SITES_CHANGED = "the sites changed"
 KEPT_DO_NOT_FIT = "the kept assignments do not fit"
-BELOW_FLOOR = "the warm plan placed less than the kube-scheduler-style greedy"
+BELOW_FLOOR = "the warm plan, repaired toward the floor, placed less than the kube-scheduler-style greedy"
 NOT_FEASIBLE = "the warm plan was not feasible"
 
 
@@ -341,9 +341,13 @@ def warm_plan(
                        upper, config, deadline)
     if res is None:
         return KEPT_DO_NOT_FIT
-    floor = warm.floor_value(snap)
-    if warm.plan_value(snap, res) < floor:
-        return BELOW_FLOOR  # worse than the kube-scheduler way: full solve instead
+    floor_run = warm.floor_run(snap)
+    floor = warm.floor_value(snap, floor_run)
+    if warm.plan_value(snap, res) < floor:  # a cascade local preemption does not find
+        towards = warm.toward_floor(snap, res, floor_run, upper, config, deadline)
+        if towards is None or warm.plan_value(snap, towards) < floor:
+            return BELOW_FLOOR  # worse than the kube-scheduler way: full solve instead
+        res = replace(towards, sub_candidates=res.sub_candidates + towards.sub_candidates)
     if not feasible_devices(snap, res.cands, res.devices):  # defensive: never trade correctness
         return NOT_FEASIBLE
     kernel_ms = (time.perf_counter() - k0) * 1e3 - res.result.cpsat_ms - (bound.ms if bound else 0.0)

@@ -24,9 +24,12 @@ below:
    round 1's plan (the victims where they were), so CP-SAT moves a victim only when
    that places more priority-weighted demand; its budgets shrink with the share of
    the mesh re-solved (:func:`warm_dtime_scale`).
-5. **floor** (:func:`floor_value`): the kube-scheduler-order greedy over the whole
-   mesh; a warm plan below it gives way to the cold path (``SolveStats.warm`` is then
-   False; the benchmarks report it).
+5. **floor** (:func:`floor_run`): the kube-scheduler-order greedy over the whole
+   mesh. A warm plan below it is repaired (:func:`toward_floor`): the workloads the
+   two plans place differently are re-solved, hinted with both, so the result places
+   at least what the floor does. Only when that fails too (it cannot, with unchanged
+   sites; checked anyway) does the cold path run (``SolveStats.warm`` is then False
+   and ``SolveStats.warm_fallback`` says why).
 
 Deterministic: each stage is a function of the snapshot and the basis (no clock
 except the solve sequence's wall-clock safety net).
@@ -34,6 +37,7 @@ except the solve sequence's wall-clock safety net).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -51,7 +55,7 @@ from placement.candidates import (
     placed_value,
     rows_of,
 )
-from placement.greedy import all_columns, devices_from_greedy, greedy_order, multi_start, run_greedy
+from placement.greedy import GreedyRun, all_columns, devices_from_greedy, greedy_order, multi_start, run_greedy
 from placement.problem import SolverConfig
 from placement.snapshot import Snapshot, residual
 from placement.solve import SolveResult, solve
@@ -153,7 +157,7 @@ def resolve(
     snap: Snapshot,
     kept_rows: dict[int, list[ChosenRow] | list[Row]],
     free: NDArray[np.intp],
-    prior: dict[int, list[Row]],
+    prior: dict[int, list[Row]] | Sequence[dict[int, list[Row]]],
     upper_total: float | None,
     config: SolverConfig,
     deadline: float,
@@ -161,7 +165,8 @@ def resolve(
     """Stage 2: re-solve ``free`` against the capacity ``kept_rows`` (workload index →
     its rows, global columns) leave. ``prior`` (workload index → rows) is a placement of
     some free workloads known to fit together with the kept ones: the first hint, so
-    the solve only moves them for more placed value. ``upper_total`` bounds the whole
+    the solve only moves them for more placed value (several: each is a hint, the
+    first one first). ``upper_total`` bounds the whole
     plan's phase-A value (None: no bound). None when the kept rows do not fit (cannot
     happen with unchanged sites; checked anyway)."""
     W = len(snap.keys)
@@ -175,24 +180,30 @@ def resolve(
     kout_res = sub.kernels.filter_score_topk(config.budgets.top_k, config.threads)  # room left
     runs = multi_start(sub, kout_res)
     pos = {int(w): i for i, w in enumerate(free.tolist())}
-    width = max((len(r) for r in prior.values()), default=0)
-    prior_cols = np.full((free.size, width), -1, dtype=np.int32)
-    for w, rows in prior.items():
-        for j, row in enumerate(rows):
-            prior_cols[pos[w], j] = row[0]
+    priors = [prior] if isinstance(prior, dict) else list(prior)
+    prior_cols = []
+    for one in priors:
+        width = max((len(r) for r in one.values()), default=0)
+        cols = np.full((free.size, width), -1, dtype=np.int32)
+        for w, rows in one.items():
+            for j, row in enumerate(rows):
+                cols[pos[w], j] = row[0]
+        prior_cols.append(cols)
     merged = {k: np.concatenate([kout_res[k], kout_raw[k]], axis=1) for k in ("cand_col", "cand_cost", "cand_devices")}
-    sub_cands = build_candidates(sub, merged, np.concatenate([all_columns(runs, int(free.size)), prior_cols], axis=1),
+    sub_cands = build_candidates(sub, merged, np.concatenate([all_columns(runs, int(free.size)), *prior_cols], axis=1),
                                  config.budgets.max_cpsat_vars)
     hints = [devices_from_greedy(sub_cands, r) for r in runs]
-    if prior:
+    for one in reversed(priors):  # the first prior ends up first
+        if not one:
+            continue
         hint = np.zeros(sub_cands.n, dtype=np.int64)
-        for w, rows in prior.items():
+        for w, rows in one.items():
             r = sub_cands.rows(pos[w])
             for c, *_rest, d in rows:
                 hint[r.start + int(np.flatnonzero(sub_cands.col[r.start:r.stop] == c)[0])] += d
         if feasible_devices(sub, sub_cands, hint):
             hints.insert(0, hint)
-    fixed_value = float(sum(int(snap.value[w]) for w in kept_rows))
+    fixed_value = float(snap.value[np.fromiter(kept_rows, dtype=np.intp, count=len(kept_rows))].sum())
     upper = None if upper_total is None else upper_total - fixed_value
     result = solve(sub, sub_cands, hints, hints[0], upper, config, deadline, warm_dtime_scale(config, free.size, W))
     sub_index = np.full(W, -1, dtype=np.int64)
@@ -339,15 +350,58 @@ def victims(snap: Snapshot, resolved: Resolved, kept_rows: dict[int, list[Chosen
     return sorted(chosen)
 
 
-def floor_value(snap: Snapshot) -> float:
-    """Stage 4: the kube-scheduler-order greedy's placed value over the whole mesh."""
-    whole = run_greedy(snap, greedy_order(snap))
+def floor_run(snap: Snapshot) -> GreedyRun:
+    """Stage 5: the kube-scheduler-order greedy over the whole mesh (the floor)."""
+    return run_greedy(snap, greedy_order(snap))
+
+
+def floor_value(snap: Snapshot, run: GreedyRun | None = None) -> float:
+    """The floor's placed value (of ``run`` when the caller has it)."""
+    whole = floor_run(snap) if run is None else run
     return float(snap.value[whole.placed].sum())
+
+
+def toward_floor(
+    snap: Snapshot, resolved: Resolved, floor: GreedyRun, upper_total: float | None, config: SolverConfig,
+    deadline: float,
+) -> Resolved | None:
+    """Stage 5, when the warm plan places less than the floor: a change can call for a
+    cascade no local preemption finds (a higher-priority workload moving to another
+    site to make room, as the greedy from scratch does). The workloads the two plans
+    place alike stay as they are; every other one, and every one re-solved already
+    (their reasons are new), is re-solved, hinted with both plans' placements of them:
+    each, with the alike ones, is a whole feasible plan, the floor's being the floor
+    itself, so the result places at least what the floor does; CP-SAT's stability
+    tier keeps what it can where it was. (A re-solve of only the cascade's
+    neighbourhood, the floor-only workloads and the holders of their floor sites, was
+    tried first and dropped: on the 1,000-workload benchmark mesh it found no room in
+    one hop; the floor's cascades run through most sites.)"""
+    W = len(snap.keys)
+    placed = placed_mask(resolved.cands, resolved.devices)
+    warm_rows: dict[int, list[Row]] = {
+        w: [r for r in rows_of(resolved.cands, w, resolved.devices) if r[4] > 0] for w in np.flatnonzero(placed).tolist()}
+    floor_rows: dict[int, list[Row]] = {}
+    for w in np.flatnonzero(floor.placed).tolist():
+        taken = floor.cols[w] >= 0
+        floor_rows[w] = [(int(c), 0, 0, 0, int(d)) for c, d in zip(floor.cols[w][taken].tolist(),
+                                                                  floor.devices[w][taken].tolist(), strict=True)]
+
+    def alike(w: int) -> bool:
+        return sorted(r[::4] for r in warm_rows.get(w, [])) == sorted(r[::4] for r in floor_rows.get(w, []))
+
+    differing = ~np.fromiter((alike(w) for w in range(W)), dtype=bool, count=W)
+    differing[resolved.free] = True
+    free = np.flatnonzero(differing).astype(np.intp)
+    in_free = set(free.tolist())
+    kept = {w: rows for w, rows in warm_rows.items() if w not in in_free}
+    return resolve(snap, kept, free, [{w: floor_rows[w] for w in in_free if w in floor_rows},
+                                      {w: warm_rows[w] for w in in_free if w in warm_rows}],
+                   upper_total, config, deadline)
 
 
 def plan_value(snap: Snapshot, resolved: Resolved) -> float:
     return float(placed_value(snap, resolved.cands, resolved.devices))
 
 
-__all__ = ["Resolved", "Scope", "candidate_sites", "floor_value", "helped", "plan_value", "resolve", "room_left", "scope",
-           "victims", "waiting_candidates", "warm_dtime_scale"]
+__all__ = ["Resolved", "Scope", "candidate_sites", "floor_run", "floor_value", "helped", "plan_value", "resolve", "room_left", "scope",
+           "toward_floor", "victims", "waiting_candidates", "warm_dtime_scale"]
