@@ -303,17 +303,20 @@ def _solver_at(stored: dict, size: tuple[int, int]) -> dict | None:
     return None
 
 
-def _stayed(value: bool | None) -> str:
+def _stayed(value: bool | None, why: str | None = None) -> str:
+    if value is False and why:
+        return f"**fell back to cold** ({why})"
     return {True: "stayed warm", False: "**fell back to cold**", None: "warm path not recorded"}[value]
 
 
-def _warm_detail(stayed: bool | None, resolved: int | None, candidates: int | None) -> str:
-    """Whether a warm solve stayed warm, the workloads it re-solved and its preemption candidates
-    (a figure an older result does not have reads "?")."""
+def _warm_detail(stayed: bool | None, resolved: int | None, candidates: int | None, why: str | None = None) -> str:
+    """Whether a warm solve stayed warm (if not, why: ``SolveStats.warm_fallback``), the
+    workloads it re-solved and its preemption candidates (a figure an older result does
+    not have reads "?")."""
     def n(value: int | None) -> str:
         return "?" if value is None else f"{value:,}"
 
-    return f"{_stayed(stayed)}, {n(resolved)} re-solved, {n(candidates)} preemption candidates"
+    return f"{_stayed(stayed, why)}, {n(resolved)} re-solved, {n(candidates)} preemption candidates"
 
 
 def _size(size: tuple[int, int]) -> str:
@@ -400,7 +403,7 @@ def _engine_rows(stored: dict) -> list[dict]:
                                   + (f' (warm plan / cold plan\'s bound {_pct(s["warm_ratio_to_cold_bound"])})'
                                      if "warm_ratio_to_cold_bound" in s else "") + "; "
                                   + _warm_detail(s.get("warm_stayed_warm"), s.get("warm_resolved_workloads"),
-                                                 s.get("warm_preemption_candidates")))})
+                                                 s.get("warm_preemption_candidates"), s.get("warm_warm_fallback")))})
     target = f"{_size(SINGLE_SIZE)}: a single changed workload re-planned in <= {SINGLE_S:g} s"
     s = _solver_at(stored, SINGLE_SIZE)
     if s is None or "single_s" not in s:
@@ -410,7 +413,7 @@ def _engine_rows(stored: dict) -> list[dict]:
         rows.append({"area": area, "target": target, "met": s["single_s"] <= SINGLE_S,
                      "measured": (f'{s["single_s"]:.2f} s; '
                                   + _warm_detail(s.get("single_stayed_warm"), s.get("single_resolved_workloads"),
-                                                 s.get("single_preemption_candidates"))
+                                                 s.get("single_preemption_candidates"), s.get("single_warm_fallback"))
                                   + f'; plan / bound {_pct(s["single_ratio_to_bound"])}')})
     for size, (limit_s, quality_pct) in COLD_TARGETS.items():
         target = f"{_size(size)}: cold plan <= {limit_s:g} s at today's quality (>= {quality_pct:.2f}% of the bound)"
@@ -435,7 +438,8 @@ def _engine_rows(stored: dict) -> list[dict]:
         stayed = w.get("warm")
         rows.append({"area": area, "target": target, "met": scale["warm_s"] <= SCALE_WARM_S and stayed is True,
                      "measured": (f'{scale["warm_s"]:.1f} s; '
-                                  + _warm_detail(stayed, w.get("resolved_workloads"), w.get("preemption_candidates"))
+                                  + _warm_detail(stayed, w.get("resolved_workloads"), w.get("preemption_candidates"),
+                                                 w.get("warm_fallback"))
                                   + f'; warm plan / bound {_pct(w["ratio_to_bound"])} (cold {scale["cold_s"]:.1f} s)')})
     return rows
 

@@ -96,6 +96,7 @@ def _stats(stats: SolveStats) -> dict[str, Any]:
         "fixed_workloads": stats.fixed_workloads,
         "resolved_workloads": stats.resolved_workloads,
         "preemption_candidates": getattr(stats, "preemption_candidates", 0),
+        "warm_fallback": getattr(stats, "warm_fallback", ""),  # why a warm re-solve fell back, if it did
     }
 
 

@@ -38,6 +38,7 @@ def warm_figures(prefix: str, stats: SolveStats) -> dict:
         f"{prefix}_resolved_workloads": getattr(stats, "resolved_workloads", 0),
         # newer SolveStats field: read with a default so this runs against either engine
         f"{prefix}_preemption_candidates": getattr(stats, "preemption_candidates", 0),
+        f"{prefix}_warm_fallback": getattr(stats, "warm_fallback", ""),  # why it fell back, if it did
     }
 
 

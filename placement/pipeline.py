@@ -291,6 +291,9 @@ SITES_CHANGED = "the sites changed"
 KEPT_DO_NOT_FIT = "the kept assignments do not fit"
 BELOW_FLOOR = "the warm plan, repaired toward the floor, placed less than the kube-scheduler-style greedy"
 NOT_FEASIBLE = "the warm plan was not feasible"
+MOSTLY_CHANGED = "more of the workloads changed than WorkBudgets.warm_max_changed_share"
+REPAIR_TOO_LARGE = ("the warm plan placed less than the kube-scheduler-style greedy, and repairing it would "
+                    "re-solve more than WorkBudgets.warm_repair_max_share of the workloads")
 
 
 def warm_plan(
@@ -307,6 +310,8 @@ def warm_plan(
     W = len(snap.keys)
     k0 = time.perf_counter()
     sc = warm.scope(snap, basis)
+    if sc.changed.size > config.budgets.warm_max_changed_share * W:
+        return MOSTLY_CHANGED
     kept_rows = {w: basis.chosen[snap.keys[w]] for w in np.flatnonzero(sc.kept).tolist()}
     bound = None
     new_terms = None
@@ -344,7 +349,10 @@ def warm_plan(
     floor_run = warm.floor_run(snap)
     floor = warm.floor_value(snap, floor_run)
     if warm.plan_value(snap, res) < floor:  # a cascade local preemption does not find
-        towards = warm.toward_floor(snap, res, floor_run, upper, config, deadline)
+        repair = warm.repair_scope(snap, res, floor_run)
+        if repair.free.size > config.budgets.warm_repair_max_share * W:
+            return REPAIR_TOO_LARGE
+        towards = warm.toward_floor(snap, repair, upper, config, deadline)
         if towards is None or warm.plan_value(snap, towards) < floor:
             return BELOW_FLOOR  # worse than the kube-scheduler way: full solve instead
         res = replace(towards, sub_candidates=res.sub_candidates + towards.sub_candidates)

@@ -242,6 +242,12 @@ class WorkBudgets:
     - ``warm_dtime_scale``: share of both given to the warm re-solve
       (``plan(..., previous=...)``), shrunk further with the share of the mesh it
       re-solves;
+    - ``warm_max_changed_share``: a warm re-solve runs only when at most this share of
+      the workloads changed (a burst of creations is planned cold: re-solving most of
+      the mesh around a few kept workloads costs as much and places less);
+      ``warm_repair_max_share``: a warm plan below the kube-scheduler-style floor is
+      repaired toward it only when the repair re-solves at most this share of the
+      workloads, else the cold path runs;
     - ``bound_max_iters`` / ``warm_bound_max_iters``: subgradient steps of the
       Lagrangian bound (cold / warm); ``bound_pair_evaluations`` caps steps x feasible
       pairs (200 steps up to 10 million pairs; 51 at 50,000 x 5,000);
@@ -271,6 +277,8 @@ class WorkBudgets:
     phase_a_dtime: float = 0.5
     phase_b_dtime: float = 0.5
     warm_dtime_scale: float = 0.5
+    warm_max_changed_share: float = 0.5
+    warm_repair_max_share: float = 0.5
     bound_max_iters: int = 200
     warm_bound_max_iters: int = 50
     bound_pair_evaluations: int = 2_000_000_000
@@ -286,7 +294,8 @@ class WorkBudgets:
 
     def __post_init__(self) -> None:
         _check_finite("WorkBudgets", self, ("phase_a_dtime", "phase_b_dtime", "warm_dtime_scale", "target_gap",
-                                            "relative_gap_limit", "partition_dtime_scale", "partition_target_gap"))
+                                            "relative_gap_limit", "partition_dtime_scale", "partition_target_gap",
+                                            "warm_max_changed_share", "warm_repair_max_share"))
         if self.top_k < 1 or self.partition_top_k < 1:
             raise ValueError("WorkBudgets.top_k and partition_top_k must be >= 1")
         if min(self.lp_bound_max_pairs, self.exact_max_pairs, self.partition_min_pairs) < 0:

@@ -25,9 +25,10 @@ below:
    that places more priority-weighted demand; its budgets shrink with the share of
    the mesh re-solved (:func:`warm_dtime_scale`).
 5. **floor** (:func:`floor_run`): the kube-scheduler-order greedy over the whole
-   mesh. A warm plan below it is repaired (:func:`toward_floor`): the workloads the
-   two plans place differently are re-solved, hinted with both, so the result places
-   at least what the floor does. Only when that fails too (it cannot, with unchanged
+   mesh. A warm plan below it is repaired (:func:`repair_scope`, :func:`toward_floor`):
+   the workloads the two plans place differently are re-solved, hinted with both, so
+   the result places at least what the floor does (unless that would re-solve more
+   than ``warm_repair_max_share`` of the mesh: the cold path is then as cheap). Only when that fails too (it cannot, with unchanged
    sites; checked anyway) does the cold path run (``SolveStats.warm`` is then False
    and ``SolveStats.warm_fallback`` says why).
 
@@ -361,10 +362,16 @@ def floor_value(snap: Snapshot, run: GreedyRun | None = None) -> float:
     return float(snap.value[whole.placed].sum())
 
 
-def toward_floor(
-    snap: Snapshot, resolved: Resolved, floor: GreedyRun, upper_total: float | None, config: SolverConfig,
-    deadline: float,
-) -> Resolved | None:
+@dataclass(frozen=True, slots=True)
+class Repair:
+    """What the repair toward the floor re-solves (stage 5, :func:`repair_scope`)."""
+
+    free: NDArray[np.intp]  # the workloads re-solved
+    kept: dict[int, list[Row]]  # the others, as the warm plan (and the floor) place them
+    hints: list[dict[int, list[Row]]]  # the floor's placement of ``free``, then the warm plan's
+
+
+def repair_scope(snap: Snapshot, resolved: Resolved, floor: GreedyRun) -> Repair:
     """Stage 5, when the warm plan places less than the floor: a change can call for a
     cascade no local preemption finds (a higher-priority workload moving to another
     site to make room, as the greedy from scratch does). The workloads the two plans
@@ -393,15 +400,21 @@ def toward_floor(
     differing[resolved.free] = True
     free = np.flatnonzero(differing).astype(np.intp)
     in_free = set(free.tolist())
-    kept = {w: rows for w, rows in warm_rows.items() if w not in in_free}
-    return resolve(snap, kept, free, [{w: floor_rows[w] for w in in_free if w in floor_rows},
-                                      {w: warm_rows[w] for w in in_free if w in warm_rows}],
-                   upper_total, config, deadline)
+    return Repair(free=free, kept={w: rows for w, rows in warm_rows.items() if w not in in_free},
+                  hints=[{w: floor_rows[w] for w in in_free if w in floor_rows},
+                         {w: warm_rows[w] for w in in_free if w in warm_rows}])
+
+
+def toward_floor(
+    snap: Snapshot, repair: Repair, upper_total: float | None, config: SolverConfig, deadline: float,
+) -> Resolved | None:
+    """Stage 5: the re-solve of :func:`repair_scope`'s workloads."""
+    return resolve(snap, repair.kept, repair.free, repair.hints, upper_total, config, deadline)
 
 
 def plan_value(snap: Snapshot, resolved: Resolved) -> float:
     return float(placed_value(snap, resolved.cands, resolved.devices))
 
 
-__all__ = ["Resolved", "Scope", "candidate_sites", "floor_run", "floor_value", "helped", "plan_value", "resolve", "room_left", "scope",
-           "toward_floor", "victims", "waiting_candidates", "warm_dtime_scale"]
+__all__ = ["Repair", "Resolved", "Scope", "candidate_sites", "floor_run", "floor_value", "helped", "plan_value", "resolve", "room_left", "scope",
+           "repair_scope", "toward_floor", "victims", "waiting_candidates", "warm_dtime_scale"]

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 import placement
 from placement import SolverConfig
-from placement.pipeline import SITES_CHANGED, TOP_K_CHANGED
+from placement.pipeline import MOSTLY_CHANGED, SITES_CHANGED, TOP_K_CHANGED
 from placement.problem import WorkBudgets
 from tests.support.invariants import check_plan
 from tests.support.meshes import perturb, synthetic_mesh
@@ -46,6 +46,19 @@ def test_removed_and_added_workloads():
     warm = placement.plan(changed, FAST, previous=cold)
     check_plan(changed, warm)
     assert warm.stats.warm and set(warm.workloads) == {w.key for w in changed.workloads}
+
+
+def test_a_burst_of_new_workloads_is_planned_cold():
+    """More than half the workloads new (a burst of creations): re-solving them around
+    the few kept ones would cost a cold plan's time and place less."""
+    mesh = synthetic_mesh(80, 15, seed=5)
+    first = replace(mesh, workloads=mesh.workloads[:30])
+    p = placement.plan(mesh, FAST, previous=placement.plan(first, FAST))
+    check_plan(mesh, p)
+    assert not p.stats.warm and p.stats.warm_fallback == MOSTLY_CHANGED
+    half = replace(mesh, workloads=mesh.workloads[:60])
+    q = placement.plan(mesh, FAST, previous=placement.plan(half, FAST))
+    assert q.stats.warm or q.stats.warm_fallback != MOSTLY_CHANGED  # 20 of 80 new: warm
 
 
 def test_site_change_falls_back_to_a_full_solve():

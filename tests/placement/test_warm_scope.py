@@ -92,16 +92,19 @@ def test_a_cascade_local_preemption_cannot_find_is_repaired_toward_the_floor() -
     "n/top" leaves and "n/kr" is raised to 1000: no kept workload on "a" has a lower
     priority, so warm preemption finds no victim, and the freed "b" helps no waiting
     workload. The kube-scheduler-style greedy from scratch moves "n/mid" to "b" and
-    places "n/kr" on "a": the warm path must do as well, warm, not by a cold plan."""
-    a, b = factory("a", "KR", price=50.0), factory("b", "US", price=10.0)
+    places "n/kr" on "a": the warm path must do as well, warm, not by a cold plan.
+    Five bystanders on "c" (FR) are placed alike by both plans and stay."""
+    a, b, c = factory("a", "KR", price=50.0), factory("b", "US", price=10.0), factory("c", "FR")
     top = WorkloadDemand(key="n/top", accelerators=10, priority=2000, allowed_countries=("US",))
     mid = WorkloadDemand(key="n/mid", accelerators=10, priority=1500, allowed_countries=("KR", "US"))
     kr = WorkloadDemand(key="n/kr", accelerators=10, priority=0, allowed_countries=("KR",))
-    before = Mesh(factories=(a, b), workloads=(top, mid, kr))
+    bystanders = tuple(WorkloadDemand(key=f"n/fr{i}", accelerators=2, priority=10, allowed_countries=("FR",))
+                       for i in range(5))
+    before = Mesh(factories=(a, b, c), workloads=(top, mid, kr, *bystanders))
     cold = placement.plan(before, FAST)
     assert [a.site for a in cold.workloads["n/mid"].assignments] == ["a"]
     assert cold.workloads["n/kr"].phase == "Unschedulable"
-    after = replace(before, workloads=(mid, replace(kr, priority=1000)))
+    after = replace(before, workloads=(mid, replace(kr, priority=1000), *bystanders))
     warm = placement.plan(after, FAST, previous=cold)
     check_plan(after, warm)
     assert warm.stats.warm and warm.stats.warm_fallback == ""
@@ -109,6 +112,8 @@ def test_a_cascade_local_preemption_cannot_find_is_repaired_toward_the_floor() -
     assert [a.site for a in warm.workloads["n/kr"].assignments] == ["a"]
     assert warm.stats.placed_priority_demand >= warm.stats.greedy_placed_priority_demand
     assert warm.stats.preemption_candidates == 0  # found by the repair, not by preemption
+    assert warm.stats.resolved_workloads == 2  # "n/kr" and "n/mid": the bystanders stayed
+    assert placements(warm)["n/fr0"] == placements(cold)["n/fr0"]
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 10_000), workloads=st.integers(5, 60), sites=st.integers(1, 8),
