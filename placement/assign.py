@@ -112,8 +112,12 @@ def assign(snap: Snapshot, reasons_in: TopKArrays, cands: Candidates, devices: D
                 site_tps[s] += n * float(snap.col_tps[c])
                 site_workloads[s].add(w)
             continue
-        rejections[w] = explain.rejection_dict(reasons_in["rejections"][w])
-        feasible[w] = int(reasons_in["feasible_sites"][w])
+        before = carried.get(w) if carried else None
+        if before is not None:  # not re-solved: its counts are the previous decision's, as they were
+            rejections[w], feasible[w] = dict(before.rejections), before.feasible_sites
+        else:
+            rejections[w] = explain.rejection_dict(reasons_in["rejections"][w])
+            feasible[w] = int(reasons_in["feasible_sites"][w])
         dec = WorkloadDecision(
             key=snap.keys[w], phase=PHASE_UNSCHEDULABLE, rejections=rejections[w], feasible_sites=feasible[w]
         )

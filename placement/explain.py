@@ -95,7 +95,10 @@ FILTER_OF_LABEL = {label: f for f, label in FILTER_LABELS.items()}
 
 def rejection_dict(counts: Sequence[int] | NDArray[np.int32]) -> dict[str, int]:
     """The kernel's per-filter site counts as a decision's ``rejections``."""
-    return {FILTER_NAMES[k]: int(v) for k, v in enumerate(counts) if v > 0}
+    # one conversion of the row to Python ints: indexing a NumPy row per element costs
+    # 50 us a workload, 0.25 s for the 5,000 unplaced workloads of a 10,000 mesh
+    values: list[int] = counts.tolist() if isinstance(counts, np.ndarray) else [int(v) for v in counts]
+    return {FILTER_NAMES[k]: v for k, v in enumerate(values) if v > 0}
 
 
 def mw(watts: float) -> str:
