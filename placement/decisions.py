@@ -180,6 +180,10 @@ class SolveStats:
     # warm: kept workloads that joined the re-solve because an unplaced one of higher
     # priority could use their site (warm preemption, placement.warm stage 3)
     preemption_candidates: int = 0
+    # warm: > 0 when the plan fell below the kube-scheduler-style floor and was repaired
+    # toward it (placement.warm.repair_scope): the workloads that repair re-solved, kept
+    # ones of any priority among them
+    floor_repair_workloads: int = 0
     # a previous plan was given but the warm path gave way to the cold one: why
     # (placement.pipeline: the sites changed, below the floor, ...); "" otherwise
     warm_fallback: str = ""

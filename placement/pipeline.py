@@ -348,11 +348,13 @@ def warm_plan(
         return KEPT_DO_NOT_FIT
     floor_run = warm.floor_run(snap)
     floor = warm.floor_value(snap, floor_run)
+    repaired = 0
     if warm.plan_value(snap, res) < floor:  # a cascade local preemption does not find
         repair = warm.repair_scope(snap, res, floor_run)
         if repair.free.size > config.budgets.warm_repair_max_share * W:
             return REPAIR_TOO_LARGE
         towards = warm.toward_floor(snap, repair, upper, config, deadline)
+        repaired = int(repair.free.size)
         if towards is None or warm.plan_value(snap, towards) < floor:
             return BELOW_FLOOR  # worse than the kube-scheduler way: full solve instead
         res = replace(towards, sub_candidates=res.sub_candidates + towards.sub_candidates)
@@ -376,7 +378,7 @@ def warm_plan(
         num_candidates=res.sub_candidates,
         next_basis=NextBasis(bound.multipliers if bound else basis.multipliers, new_terms, waiting, sc.fingerprints),
         warm=WarmCounts(fixed_workloads=W - int(res.free.size), resolved_workloads=int(res.free.size),
-                        preemption_candidates=int(displaced.size)),
+                        preemption_candidates=int(displaced.size), floor_repair_workloads=repaired),
     ), config, t0)
 
 

@@ -33,6 +33,7 @@ class WarmCounts:
     fixed_workloads: int  # kept as they were
     resolved_workloads: int  # changed + preemption victims + waiting ones the freed room could hold
     preemption_candidates: int  # kept workloads displaceable by a changed one of higher priority
+    floor_repair_workloads: int = 0  # re-solved by the repair toward the floor (0: none ran)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +100,7 @@ def finish(out: Plan, snap: Snapshot, path: PathResult, config: SolverConfig, t0
         fixed_workloads=warm.fixed_workloads,
         resolved_workloads=warm.resolved_workloads,
         preemption_candidates=warm.preemption_candidates,
+        floor_repair_workloads=warm.floor_repair_workloads,
         stop_reason=path.stop_reason or stop_reason(
             result.status, config, complete_candidates=path.complete_candidates, partitions=path.partitions,
             wall_limit_hit=result.wall_limit_hit, error=result.error),

@@ -300,7 +300,8 @@ def _engine_path(outcome: Outcome) -> str:
     solve gave way to a cold one (the slow case worth knowing about)."""
     stats = outcome.plan.stats
     if stats.warm:
-        return f"warm: {stats.resolved_workloads} re-solved, {stats.fixed_workloads} kept, {stats.wall_ms:.0f} ms"
+        repair = f" ({stats.floor_repair_workloads} by a repair toward the floor)" if stats.floor_repair_workloads else ""
+        return f"warm: {stats.resolved_workloads} re-solved{repair}, {stats.fixed_workloads} kept, {stats.wall_ms:.0f} ms"
     fallback = f", the warm path gave way: {stats.warm_fallback}" if stats.warm_fallback else ""
     return f"cold{fallback}, {stats.wall_ms:.0f} ms"
 
