@@ -299,10 +299,11 @@ REPAIR_TOO_LARGE = ("the warm plan placed less than the kube-scheduler-style gre
 def warm_plan(
     snap: Snapshot, config: SolverConfig, previous: Plan, basis: Basis, t0: float, deadline: float
 ) -> Plan | str:
-    """Re-solve what a change can affect (:mod:`placement.warm`, stages 1-4), or say
-    why the cold path must run: the sites or ``top_k`` changed, the kept assignments
-    do not fit (cannot happen with unchanged sites, checked anyway), or the result
-    places less than the kube-scheduler greedy on the whole mesh."""
+    """Re-solve what a change can affect (:mod:`placement.warm`, stages 1-5), or say
+    why the cold path must run (the reasons above: the sites or ``top_k`` changed,
+    most workloads changed, the kept assignments do not fit, or the result places less
+    than the kube-scheduler greedy on the whole mesh and the repair toward it is too
+    large or falls short)."""
     if basis.top_k != config.budgets.top_k:
         return TOP_K_CHANGED
     if basis.sites_fp != sites_fingerprint(snap):
@@ -331,7 +332,7 @@ def warm_plan(
                                  strict=True))
         upper = bound.bound
     # round 1, greedy only: where the changed workloads land and what they free
-    first = warm.resolve(snap, kept_rows, sc.changed, {}, None, replace(config, use_cpsat=False), deadline)
+    first = warm.resolve(snap, kept_rows, sc.changed, [], None, replace(config, use_cpsat=False), deadline)
     if first is None:
         return KEPT_DO_NOT_FIT
     # warm preemption: victims of changed workloads the greedy left unplaced; and the
@@ -342,7 +343,7 @@ def warm_plan(
     # where they are): it moves them only to place more
     free = np.union1d(np.union1d(sc.changed, displaced), helped).astype(np.intp)
     prior = {w: rows for w in free.tolist() if (rows := [r for r in rows_of(first.cands, w, first.devices) if r[4] > 0])}
-    res = warm.resolve(snap, {w: r for w, r in kept_rows.items() if w not in set(displaced.tolist())}, free, prior,
+    res = warm.resolve(snap, {w: r for w, r in kept_rows.items() if w not in set(displaced.tolist())}, free, [prior],
                        upper, config, deadline)
     if res is None:
         return KEPT_DO_NOT_FIT

@@ -89,13 +89,6 @@ class Resolved:
     sub_candidates: int
 
 
-def candidate_sites(snap: Snapshot, kout: TopKArrays) -> list[NDArray[np.int32]]:
-    """Per kernel row, the distinct sites of its top-K candidate columns."""
-    cc = kout["cand_col"]
-    site = snap.cols.site
-    return [np.unique(site[row[row >= 0]]).astype(np.int32) for row in cc]
-
-
 def waiting_candidates(snap: Snapshot, rows: NDArray[np.intp], kout: TopKArrays) -> dict[str, CandidateColumns]:
     """For the basis: each of ``rows``' top-K candidate columns (kernel rows in the
     same order) and the fewest devices it could start with there (its whole need;
@@ -158,16 +151,15 @@ def resolve(
     snap: Snapshot,
     kept_rows: dict[int, list[ChosenRow] | list[Row]],
     free: NDArray[np.intp],
-    prior: dict[int, list[Row]] | Sequence[dict[int, list[Row]]],
+    priors: Sequence[dict[int, list[Row]]],
     upper_total: float | None,
     config: SolverConfig,
     deadline: float,
 ) -> Resolved | None:
     """Stage 2: re-solve ``free`` against the capacity ``kept_rows`` (workload index →
-    its rows, global columns) leave. ``prior`` (workload index → rows) is a placement of
-    some free workloads known to fit together with the kept ones: the first hint, so
-    the solve only moves them for more placed value (several: each is a hint, the
-    first one first). ``upper_total`` bounds the whole
+    its rows, global columns) leave. Each of ``priors`` (workload index → rows) is a
+    placement of some free workloads known to fit together with the kept ones: a hint,
+    the first one first, so the solve only moves them for more placed value. ``upper_total`` bounds the whole
     plan's phase-A value (None: no bound). None when the kept rows do not fit (cannot
     happen with unchanged sites; checked anyway)."""
     W = len(snap.keys)
@@ -181,7 +173,6 @@ def resolve(
     kout_res = sub.kernels.filter_score_topk(config.budgets.top_k, config.threads)  # room left
     runs = multi_start(sub, kout_res)
     pos = {int(w): i for i, w in enumerate(free.tolist())}
-    priors = [prior] if isinstance(prior, dict) else list(prior)
     prior_cols = []
     for one in priors:
         width = max((len(r) for r in one.values()), default=0)
@@ -356,10 +347,9 @@ def floor_run(snap: Snapshot) -> GreedyRun:
     return run_greedy(snap, greedy_order(snap))
 
 
-def floor_value(snap: Snapshot, run: GreedyRun | None = None) -> float:
-    """The floor's placed value (of ``run`` when the caller has it)."""
-    whole = floor_run(snap) if run is None else run
-    return float(snap.value[whole.placed].sum())
+def floor_value(snap: Snapshot, run: GreedyRun) -> float:
+    """The placed value of the floor's ``run``."""
+    return float(snap.value[run.placed].sum())
 
 
 @dataclass(frozen=True, slots=True)
@@ -416,5 +406,5 @@ def plan_value(snap: Snapshot, resolved: Resolved) -> float:
     return float(placed_value(snap, resolved.cands, resolved.devices))
 
 
-__all__ = ["Repair", "Resolved", "Scope", "candidate_sites", "floor_run", "floor_value", "helped", "plan_value", "resolve", "room_left", "scope",
+__all__ = ["Repair", "Resolved", "Scope", "floor_run", "floor_value", "helped", "plan_value", "resolve", "room_left", "scope",
            "repair_scope", "toward_floor", "victims", "waiting_candidates", "warm_dtime_scale"]

@@ -76,7 +76,8 @@ def configure_logging(log_format: str, quiet: Sequence[str] = ()) -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
-__all__ = ["METRICS_CONTENT_TYPE", "JsonFormatter", "configure_logging", "health_server"]
+__all__ = ["METRICS_CONTENT_TYPE", "JsonFormatter", "configure_logging", "health_server", "limit_malloc_arenas",
+           "release_free_memory"]
 
 
 # glibc's mallopt parameter M_ARENA_MAX (malloc.h)

@@ -84,14 +84,14 @@ class Sink(Protocol):
 
 
 class StatusSink:
-    """Writes the changes (leader only) through ``write`` (the status writer: it returns
-    its :class:`~controller.operator.writer.WriteStats`, or just the objects whose status
-    it wrote) and records what the server now holds. A patch refused because its object
+    """Writes the changes (leader only) through ``write`` (the status writer, which
+    returns its :class:`~controller.operator.writer.WriteStats`) and records what the
+    server now holds. A patch refused because its object
     changed after the snapshot (409) is dropped; ``on_conflict`` is called when a solve
     must follow at once to write it again (see :meth:`MeshState.conflicted`)."""
 
     def __init__(
-        self, write: Callable[[list[Change]], set[ObjectRef] | WriteStats], state: MeshState,
+        self, write: Callable[[list[Change]], WriteStats], state: MeshState,
         on_conflict: Callable[[], None] | None = None,
     ) -> None:
         self._write = write
@@ -103,11 +103,8 @@ class StatusSink:
         conflicted: set[ObjectRef] = set()
         if solved.leading:
             result = self._write(solved.changes)
-            if isinstance(result, WriteStats):
-                solved.written |= result.written
-                stored, conflicted = result.versions, result.conflicted
-            else:
-                solved.written |= result
+            solved.written |= result.written
+            stored, conflicted = result.versions, result.conflicted
         self._state.record_statuses(solved.outcome, solved.written, solved.versions, stored)
         refused = dict(solved.refused)
         for change in solved.changes:

@@ -234,17 +234,9 @@ class MeshState:
                     self._stale.add(ref)
         return now
 
-    def generations(self) -> dict[ObjectRef, int | None]:
-        """The generation the state holds now, per object (newer than a snapshot's when
-        a spec changed while that snapshot was being solved)."""
-        with self._lock:
-            return {
-                ObjectRef.of(e.resource): e.resource.metadata.generation
-                for by_key in self._objects.values() for e in by_key.values()
-            }
-
     def generations_of(self, refs: Iterable[ObjectRef]) -> dict[ObjectRef, int | None]:
-        """:meth:`generations` of ``refs`` only (those the state still holds)."""
+        """The generation the state holds now of each of ``refs`` it still holds (newer
+        than a snapshot's when the watch delivered a change since)."""
         with self._lock:
             found = {}
             for ref in refs:

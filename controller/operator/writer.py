@@ -290,7 +290,8 @@ class StatusWriter:
         return True
 
     def stop(self) -> None:
-        """Stop the background thread (Events not sent yet are dropped) and the pools."""
+        """Stop the background thread, once the Events handed to it are sent (at most
+        10 s; what is left then is dropped), and the pools."""
         if self._event_batches is not None and self._event_thread is not None:
             self._event_batches.put(None)
             self._event_thread.join(timeout=10)

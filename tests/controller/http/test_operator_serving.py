@@ -22,6 +22,7 @@ from controller.operator.reviews import ReviewAuthorizer
 from controller.operator.settings import Settings, SettingsError
 from controller.operator.sinks import Publisher, StatusSink
 from controller.operator.state import MeshState
+from controller.operator.writer import WriteStats
 
 NIGHT = dt.datetime(2026, 11, 22, 7, 30, tzinfo=dt.UTC)
 
@@ -32,7 +33,7 @@ def _loop(examples: Manifests) -> SolveLoop:
         body = resource.model_dump(by_alias=True, mode="json", exclude_none=True)
         body["metadata"].update({"generation": 1, "uid": f"uid-{index}"})
         state.observe(None, body)
-    return SolveLoop(state, Settings(identity="test"), [StatusSink(lambda changes: set(), state), Publisher()],
+    return SolveLoop(state, Settings(identity="test"), [StatusSink(lambda changes: WriteStats(), state), Publisher()],
                      now=lambda: NIGHT)
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from controller.core.changes import Change, ObjectRef
+from controller.core.changes import Change
 from controller.core.parse import Manifests
 from controller.operator.loop import SolveLoop
 from controller.operator.metrics import OperatorMetrics
@@ -41,8 +41,8 @@ def solved_loop(examples: Manifests) -> tuple[SolveLoop, MeshState, list[dict[st
         state.observe(None, body)
     metrics = OperatorMetrics()
 
-    def write(pending: list[Change]) -> set[ObjectRef]:
-        return {c.ref for c in pending if c.patch is not None}
+    def write(pending: list[Change]) -> WriteStats:
+        return WriteStats(written={c.ref for c in pending if c.patch is not None})
 
     loop = SolveLoop(state, Settings(identity="test"), [StatusSink(write, state), MetricsSink(metrics, state), Publisher()],
                      now=lambda: NIGHT)

@@ -89,9 +89,9 @@ def test_a_refused_object_gets_a_status_and_one_event(examples: Manifests) -> No
     assert state.observe("MODIFIED", broken)
     written: list[list[Change]] = []
 
-    def write(pending: list[Change]) -> set[ObjectRef]:
+    def write(pending: list[Change]) -> WriteStats:
         written.append(pending)
-        return {c.ref for c in pending if c.patch is not None}
+        return WriteStats(written={c.ref for c in pending if c.patch is not None})
 
     loop = SolveLoop(state, Settings(identity="test"), [StatusSink(write, state), Publisher()], now=lambda: NIGHT)
     loop.solve_once()
@@ -112,9 +112,9 @@ def test_a_burst_of_changes_costs_one_solve(examples: Manifests) -> None:
         state.observe(None, body)
     written: list[list[Change]] = []
 
-    def write(pending: list[Change]) -> set[ObjectRef]:
+    def write(pending: list[Change]) -> WriteStats:
         written.append(pending)
-        return {c.ref for c in pending if c.patch is not None}
+        return WriteStats(written={c.ref for c in pending if c.patch is not None})
 
     settings = Settings(identity="test", debounce_quiet_s=0.3, debounce_max_s=5.0)
     loop = SolveLoop(state, settings, [StatusSink(write, state), Publisher()], now=lambda: NIGHT)
