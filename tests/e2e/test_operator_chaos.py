@@ -56,7 +56,7 @@ from kubernetes.client.exceptions import ApiException
 from controller.api.resources import GROUP, VERSION
 from tests.e2e.e2e_support import Kubectl, unique_name
 from tests.e2e.member_support import MemberCluster, kubeconfig_secret, member_kubeconfig
-from tests.e2e.ocm_support import OcmHub
+from tests.e2e.ocm_support import OcmHub, condition
 from tests.e2e.operator_support import EXAMPLE_WORKLOADS, OperatorProcess, wait_for
 from tests.support.invariants import fleet_online_devices, status_violations
 from tests.support.meshes import synthetic_mesh, to_manifests
@@ -82,6 +82,10 @@ BATCH = 50
 AT = dt.datetime(2025, 6, 1, 23, 30, tzinfo=dt.UTC)  # fleets' night windows are open then
 CLOCK = {"MESHPLANE_CLOCK_START": AT.isoformat(), "MESHPLANE_CLOCK_RATE": "1e-9"}
 SETTLE_S = 60.0  # settling takes 5-30 s
+# the members' Deployments follow the statuses: member-b's through its OCM work agent,
+# which applies each ManifestWork on its own informer (seconds to tens of seconds when
+# the machine is busy with hundreds of them)
+DELIVERY_S = 180.0
 QUIET_S = 4.0  # settled: no write to any meshplane object for this long
 MERGE_PATCH = "application/merge-patch+json"
 PLURALS = {"AIFactory": "aifactories", "EdgeFleet": "edgefleets", "MeshWorkload": "meshworkloads",
@@ -342,6 +346,52 @@ def _member_deployments(member: MemberCluster, hub: str) -> Counter[tuple[str, s
     return found
 
 
+def _on_site(held: Counter[tuple[str, str, str]], site: str) -> Counter[tuple[str, str, str]]:
+    """What a member holds for ``site``, with any Deployment still being deleted."""
+    return +Counter({k: v for k, v in held.items() if k[2] == site or k[0] == "?"})
+
+
+def _hub_works(ocm_hub: OcmHub, cluster_name: str, hub: str) -> dict[tuple[str, str, str], str]:
+    """(workload namespace, workload, site) -> how each of this operator's ManifestWorks
+    for ``cluster_name`` stands on the hub (its generation, the Applied condition)."""
+    items = ocm_hub.kubectl.json("get", "manifestwork", "-n", cluster_name, "-l", f"meshplane.io/origin={hub}")["items"]
+    found: dict[tuple[str, str, str], str] = {}
+    for item in items:
+        deployments = [m for m in item["spec"]["workload"]["manifests"] if m.get("kind") == "Deployment"]
+        for deployment in deployments:
+            labels = deployment["metadata"].get("labels") or {}
+            applied = condition(item.get("status") or {}, "Applied") or {}
+            found[(labels.get("meshplane.io/workload-namespace", "?"), labels.get("meshplane.io/workload", "?"),
+                   labels.get("meshplane.io/site", "?"))] = (
+                f"{item['metadata']['name']} generation {item['metadata']['generation']}"
+                f"{' (being deleted)' if item['metadata'].get('deletionTimestamp') else ''}, Applied="
+                f"{applied.get('status')} for generation {applied.get('observedGeneration')} ({applied.get('reason')})")
+    return found
+
+
+def _undelivered(
+    timeout: str, member: MemberCluster, site: str, want: Counter[tuple[str, str, str]], hub: str,
+    ocm_hub: OcmHub, process: OperatorProcess,
+) -> str:
+    """Why a member does not hold the plan's Deployments: each Deployment missing or
+    extra, and (OCM) how its ManifestWork stands on the hub, so a late agent tells
+    itself apart from an operator that did not write; the delivery lines of the log."""
+    held = _on_site(_member_deployments(member, hub), site)
+    lines = [f"{timeout}: {sum(want.values())} wanted, {sum(held.values())} held"]
+    works = _hub_works(ocm_hub, member.name, hub) if member.name in ocm_hub.agents else None
+    for key in sorted(set(want) | set(held)):
+        if want[key] != held[key]:
+            work = "" if works is None else f"; its ManifestWork: {works.get(key, 'none')}"
+            lines.append(f"  {key}: wanted {want[key]}, held {held[key]}{work}")
+    if works is not None:
+        stray = sorted(k for k in works if k[2] == site and not want[k])
+        lines += [f"  ManifestWork of no planned Deployment {k}: {works[k]}" for k in stray[:20]]
+        lines.append(f"---- {member.name}'s work agent ----\n{ocm_hub.agent_log(member.name)}")
+    log = process.log_path.read_text(errors="replace").splitlines()
+    delivery = [line for line in log if member.name in line or "deliver" in line.lower()]
+    return "\n".join(lines) + f"\n---- {process.log_path} (delivery) ----\n" + "\n".join(delivery[-40:])
+
+
 def _planned_deployments(stored: dict[str, dict[str, Any]], site: str) -> Counter[tuple[str, str, str]]:
     """What the stored statuses put on ``site``: one Deployment per accelerator model of
     each placed workload with a template."""
@@ -461,9 +511,12 @@ def test_operator_survives_kills_under_a_stream_of_changes(
                 continue
             member = member_clusters[member_name]
             want = _planned_deployments(stored, site_name)
-            wait_for(f"{member_name} to hold exactly the plan's Deployments on {site_name}", lambda m=member, w=want,
-                     n=site_name: +Counter({k: v for k, v in _member_deployments(m, hub).items()
-                                            if k[2] == n or k[0] == "?"}) == +w, timeout_s=SETTLE_S)
+            try:
+                wait_for(f"{member_name} to hold exactly the plan's Deployments on {site_name}",
+                         lambda m=member, w=want, n=site_name: _on_site(_member_deployments(m, hub), n) == +w,
+                         timeout_s=DELIVERY_S)
+            except AssertionError as timeout:
+                raise AssertionError(_undelivered(str(timeout), member, site_name, want, hub, ocm_hub, process)) from None
             delivered += sum(want.values())
         assert delivered > 0, "no workload with a template was placed on a member site: the check checked nothing"
         phase(f"members hold the plan's {delivered} Deployments")
