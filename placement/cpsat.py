@@ -260,6 +260,19 @@ class CpSatModel:
         self.m.maximize(self.obj_a)
         return self._run(solver_for(config, dtime, wall_s, config.budgets.target_gap, self.cands.n), wall_s)
 
+    def phase_fewest_moves(
+        self, start: Devices, stay: Devices, target_value: int, config: SolverConfig, dtime: float, wall_s: float,
+    ) -> PhaseResult:
+        """Place at least ``target_value``, keeping as many of ``stay``'s chosen
+        columns as it can (the warm plan's, so the fewest workloads move); ``start``
+        (such a plan) is the hint. The repair toward the floor runs this instead of
+        phases A and B: a status patch per moved workload is what a user pays for."""
+        self.m.add(self.obj_a >= target_value)
+        kept = [self.y[i] for i in np.flatnonzero(stay > 0).tolist() if self.y[i] is not None]
+        self.m.maximize(cp_model.LinearExpr.sum(kept))
+        self.hint(start)
+        return self._run(solver_for(config, dtime, wall_s, 0.0, self.cands.n), wall_s)
+
     def phase_b(self, start: Devices, config: SolverConfig, dtime: float, wall_s: float) -> PhaseResult:
         """Hold ``start``'s placed value; minimise energy >> latency >> stability."""
         self.m.add(self.obj_a >= placed_value(self.snap, self.cands, start))

@@ -165,3 +165,36 @@ def solve(
     out.devices, out.trimmed_devices = trim_surplus(snap, cands, out.devices)
     out.decided_at = out.decided_at or time.perf_counter()
     return out
+
+
+def solve_fewest_moves(
+    snap: Snapshot,
+    cands: Candidates,
+    start: Devices,
+    stay: Devices,
+    config: SolverConfig,
+    deadline: float,
+    dtime_scale: float,
+) -> SolveResult:
+    """The repair toward the floor (:func:`placement.warm.toward_floor`): ``start`` is
+    a feasible plan that places what must be placed (the floor's placement of the
+    re-solved workloads); CP-SAT looks for one that places as much and keeps the most
+    of ``stay`` (the warm plan's placement of them) where it is, on the budget of both phases (it runs instead of them).
+    Falls back to ``start``; trimmed as every plan is."""
+    out = SolveResult(devices=start, status=SolveStatus.HINT_AT_TARGET, fallback_used=True)
+    target = placed_value(snap, cands, start)
+    if cands.n and config.use_cpsat and deadline - time.perf_counter() > 0:
+        try:
+            phase = CpSatModel(snap, cands).phase_fewest_moves(
+                start, stay, target, config, (config.budgets.phase_a_dtime + config.budgets.phase_b_dtime) * dtime_scale, deadline - time.perf_counter())
+            out.cpsat_ms += phase.ms
+            out.wall_limit_hit |= phase.wall_limit_hit
+            accepted = _accept(snap, cands, phase, target)
+            if accepted is not None:
+                out.devices, out.status, out.fallback_used = accepted, SolveStatus.FEASIBLE, False
+        except Exception as exc:  # never crash on a model we built: ``start`` is the plan
+            out.status, out.error = SolveStatus.ERROR, f"{type(exc).__name__}: {exc}"
+    out.decided_at = time.perf_counter()
+    out.devices, out.trimmed_devices = trim_surplus(snap, cands, out.devices)
+    return out
+

@@ -59,7 +59,7 @@ from placement.candidates import (
 from placement.greedy import GreedyRun, all_columns, devices_from_greedy, greedy_order, multi_start, run_greedy
 from placement.problem import SolverConfig
 from placement.snapshot import Snapshot, residual
-from placement.solve import SolveResult, solve
+from placement.solve import SolveResult, solve, solve_fewest_moves
 from placement_ext import MeshKernels
 from placement_ext.arrays import TopKArrays
 
@@ -155,12 +155,16 @@ def resolve(
     upper_total: float | None,
     config: SolverConfig,
     deadline: float,
+    fewest_moves: bool = False,
 ) -> Resolved | None:
     """Stage 2: re-solve ``free`` against the capacity ``kept_rows`` (workload index →
     its rows, global columns) leave. Each of ``priors`` (workload index → rows) is a
     placement of some free workloads known to fit together with the kept ones: a hint,
     the first one first, so the solve only moves them for more placed value. ``upper_total`` bounds the whole
-    plan's phase-A value (None: no bound). None when the kept rows do not fit (cannot
+    plan's phase-A value (None: no bound). ``fewest_moves`` (the repair toward the
+    floor): ``priors`` are [a plan to reach, the plan to stay close to]; CP-SAT keeps
+    the first's value and moves the fewest workloads off the second instead of
+    maximising value (:func:`placement.solve.solve_fewest_moves`). None when the kept rows do not fit (cannot
     happen with unchanged sites; checked anyway)."""
     W = len(snap.keys)
     col_used, site_all, site_ni = _usage(snap, kept_rows)
@@ -185,19 +189,22 @@ def resolve(
     sub_cands = build_candidates(sub, merged, np.concatenate([all_columns(runs, int(free.size)), *prior_cols], axis=1),
                                  config.budgets.max_cpsat_vars)
     hints = [devices_from_greedy(sub_cands, r) for r in runs]
-    for one in reversed(priors):  # the first prior ends up first
-        if not one:
-            continue
+    prior_devices = []
+    for one in priors:
         hint = np.zeros(sub_cands.n, dtype=np.int64)
         for w, rows in one.items():
             r = sub_cands.rows(pos[w])
             for c, *_rest, d in rows:
                 hint[r.start + int(np.flatnonzero(sub_cands.col[r.start:r.stop] == c)[0])] += d
-        if feasible_devices(sub, sub_cands, hint):
-            hints.insert(0, hint)
-    fixed_value = float(snap.value[np.fromiter(kept_rows, dtype=np.intp, count=len(kept_rows))].sum())
-    upper = None if upper_total is None else upper_total - fixed_value
-    result = solve(sub, sub_cands, hints, hints[0], upper, config, deadline, warm_dtime_scale(config, free.size, W))
+        prior_devices.append(hint if one and feasible_devices(sub, sub_cands, hint) else None)
+    dtime_scale = warm_dtime_scale(config, free.size, W)
+    if fewest_moves and len(prior_devices) == 2 and prior_devices[0] is not None and prior_devices[1] is not None:
+        result = solve_fewest_moves(sub, sub_cands, prior_devices[0], prior_devices[1], config, deadline, dtime_scale)
+    else:
+        hints = [h for h in prior_devices if h is not None] + hints  # the first prior first
+        fixed_value = float(snap.value[np.fromiter(kept_rows, dtype=np.intp, count=len(kept_rows))].sum())
+        upper = None if upper_total is None else upper_total - fixed_value
+        result = solve(sub, sub_cands, hints, hints[0], upper, config, deadline, dtime_scale)
     sub_index = np.full(W, -1, dtype=np.int64)
     sub_index[free] = np.arange(free.size)
     plan_rows: list[list[Row]] = []
@@ -366,13 +373,14 @@ def repair_scope(snap: Snapshot, resolved: Resolved, floor: GreedyRun) -> Repair
     cascade no local preemption finds (a higher-priority workload moving to another
     site to make room, as the greedy from scratch does). The workloads the two plans
     place alike stay as they are; every other one, and every one re-solved already
-    (their reasons are new), is re-solved, hinted with both plans' placements of them:
-    each, with the alike ones, is a whole feasible plan, the floor's being the floor
-    itself, so the result places at least what the floor does; CP-SAT's stability
-    tier keeps what it can where it was. (A re-solve of only the cascade's
-    neighbourhood, the floor-only workloads and the holders of their floor sites, was
-    tried first and dropped: on the 1,000-workload benchmark mesh it found no room in
-    one hop; the floor's cascades run through most sites.)"""
+    (their reasons are new), is re-solved from the floor's placement of them (with the
+    alike ones, the floor itself: a whole feasible plan), keeping as many as it can
+    where the warm plan has them (:func:`toward_floor`), so the result places at
+    least what the floor does and moves few. (Smaller scopes were measured and
+    dropped: the floor-only workloads and the holders of their floor sites found no
+    room in one hop on the 1,000-workload benchmark mesh, and the transitive closure
+    of that, which would be enough, was 212 of the 218 differing workloads: the
+    floor's cascades run through most sites.)"""
     W = len(snap.keys)
     placed = placed_mask(resolved.cands, resolved.devices)
     warm_rows: dict[int, list[Row]] = {
@@ -398,8 +406,9 @@ def repair_scope(snap: Snapshot, resolved: Resolved, floor: GreedyRun) -> Repair
 def toward_floor(
     snap: Snapshot, repair: Repair, upper_total: float | None, config: SolverConfig, deadline: float,
 ) -> Resolved | None:
-    """Stage 5: the re-solve of :func:`repair_scope`'s workloads."""
-    return resolve(snap, repair.kept, repair.free, repair.hints, upper_total, config, deadline)
+    """Stage 5: the re-solve of :func:`repair_scope`'s workloads: as much as the
+    floor places, moving the fewest of them off the warm plan."""
+    return resolve(snap, repair.kept, repair.free, repair.hints, upper_total, config, deadline, fewest_moves=True)
 
 
 def plan_value(snap: Snapshot, resolved: Resolved) -> float:

@@ -4,12 +4,19 @@ a hypothesis property over synthetic ones."""
 
 from dataclasses import replace
 
+import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import placement
 from placement import AcceleratorPool, FactorySite, Mesh, SolverConfig, WorkloadDemand
+from placement.bound import all_pairs
+from placement.candidates import build_candidates, placed_value
+from placement.greedy import greedy_order, run_greedy
 from placement.problem import WorkBudgets
+from placement.snapshot import build
+from placement.solve import solve_fewest_moves
+from placement_ext import filter_score_topk
 from tests.support.invariants import check_plan
 from tests.support.meshes import perturb, synthetic_mesh
 
@@ -148,3 +155,34 @@ def test_only_changed_workloads_and_their_victims_move(seed, workloads, sites, l
         assert held == usage.devices_used, name
         assert usage.workload_count == sum(1 for d in warm.workloads.values()
                                            if any(a.site == name for a in d.assignments))
+
+
+def test_the_repair_reaches_the_floor_moving_the_fewest_workloads() -> None:
+    """``solve_fewest_moves``, the repair's solve: the floor's plan moves all four
+    small workloads to make room for "n/big"; the warm plan has them on "a" and "b"
+    and "n/big" unplaced, while "c" is empty. The repair must place as much as the
+    floor (everything) and move none of the four: "n/big" goes to "c"."""
+    sites = tuple(factory(name) for name in ("a", "b", "c"))
+    small = tuple(WorkloadDemand(key=f"n/w{i}", accelerators=5, priority=10) for i in range(4))
+    big = WorkloadDemand(key="n/big", accelerators=10, priority=100)
+    snap = build(Mesh(factories=sites, workloads=(*small, big)), FAST)
+    kout = filter_score_topk(snap.cols, snap.wls, snap.n_cols, 1)
+    cands = build_candidates(snap, kout, run_greedy(snap, greedy_order(snap)).cols)
+    assert cands.n == all_pairs(snap, 1).n  # every pair: the whole problem
+
+    def plan_of(where: dict[str, str]) -> np.ndarray:
+        devices = np.zeros(cands.n, dtype=np.int64)
+        for key, site in where.items():
+            w = snap.keys.index(key)
+            for i in cands.rows(w):
+                if snap.site_names[int(snap.cols.site[cands.col[i]])] == site:
+                    devices[i] = int(cands.need[i])
+        return devices
+
+    warm = plan_of({"n/w0": "a", "n/w1": "a", "n/w2": "b", "n/w3": "b"})
+    floor = plan_of({"n/big": "a", "n/w0": "b", "n/w1": "b", "n/w2": "c", "n/w3": "c"})
+    out = solve_fewest_moves(snap, cands, floor, warm, FAST, deadline=float("inf"), dtime_scale=1.0)
+    assert placed_value(snap, cands, out.devices) >= placed_value(snap, cands, floor)
+    assert not out.fallback_used, out
+    assert (out.devices[warm > 0] == warm[warm > 0]).all()  # none of the four moved
+    assert (out.devices == plan_of({"n/big": "c", "n/w0": "a", "n/w1": "a", "n/w2": "b", "n/w3": "b"})).all()
