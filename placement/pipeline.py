@@ -350,7 +350,12 @@ def warm_plan(
     floor_run = warm.floor_run(snap)
     floor = warm.floor_value(snap, floor_run)
     repaired = 0
-    if warm.plan_value(snap, res) < floor:  # a cascade local preemption does not find
+    if warm.plan_value(snap, res) < floor:  # the floor's preemptions first: cheap
+        again = warm.preempt_toward_floor(snap, res, floor_run, upper, config, deadline)
+        if again is not None and warm.plan_value(snap, again) >= floor:
+            repaired = int(again.free.size)
+            res = replace(again, sub_candidates=res.sub_candidates + again.sub_candidates)
+    if warm.plan_value(snap, res) < floor:  # a cascade preemption does not find
         repair = warm.repair_scope(snap, res, floor_run)
         if repair.free.size > config.budgets.warm_repair_max_share * W:
             return REPAIR_TOO_LARGE

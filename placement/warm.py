@@ -39,7 +39,7 @@ except the solve sequence's wall-clock safety net).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from numpy.typing import NDArray
@@ -368,6 +368,35 @@ class Repair:
     hints: list[dict[int, list[Row]]]  # the floor's placement of ``free``, then the warm plan's
 
 
+def preempt_toward_floor(
+    snap: Snapshot, resolved: Resolved, floor: GreedyRun, upper_total: float | None, config: SolverConfig,
+    deadline: float,
+) -> Resolved | None:
+    """Stage 5, first try, when the warm plan places less than the floor: the
+    workloads the floor places and the warm plan does not (a victim of warm
+    preemption the floor placed elsewhere, typically) preempt in turn, as the
+    changed ones did (:func:`victims`); they, their victims and the workloads re-solved
+    already are re-solved once more, hinted with the warm plan (victims where they
+    are). Few workloads, so cheap; the caller checks the floor again and runs the
+    full repair (:func:`repair_scope`) when this falls short. None when there is
+    nothing to preempt for."""
+    placed = placed_mask(resolved.cands, resolved.devices)
+    seeds = np.flatnonzero(floor.placed & ~placed).astype(np.intp)
+    if not seeds.size:
+        return None
+    rows: dict[int, list[Row]] = {
+        w: [r for r in rows_of(resolved.cands, w, resolved.devices) if r[4] > 0] for w in np.flatnonzero(placed).tolist()}
+    first = resolve(snap, rows, seeds, [], None, replace(config, use_cpsat=False), deadline)
+    if first is None:
+        return None
+    displaced = victims(snap, first, rows, seeds)
+    free = np.union1d(np.union1d(resolved.free, seeds), np.asarray(displaced, dtype=np.intp)).astype(np.intp)
+    in_free = set(free.tolist())
+    prior = {w: r for w in free.tolist() if (r := [x for x in rows_of(first.cands, w, first.devices) if x[4] > 0])}
+    kept = {w: r for w, r in rows.items() if w not in in_free}
+    return resolve(snap, kept, free, [prior], upper_total, config, deadline)
+
+
 def repair_scope(snap: Snapshot, resolved: Resolved, floor: GreedyRun) -> Repair:
     """Stage 5, when the warm plan places less than the floor: a change can call for a
     cascade no local preemption finds (a higher-priority workload moving to another
@@ -415,5 +444,6 @@ def plan_value(snap: Snapshot, resolved: Resolved) -> float:
     return float(placed_value(snap, resolved.cands, resolved.devices))
 
 
-__all__ = ["Repair", "Resolved", "Scope", "floor_run", "floor_value", "helped", "plan_value", "resolve", "room_left", "scope",
+__all__ = ["Repair", "Resolved", "Scope", "floor_run", "floor_value", "helped", "plan_value", "preempt_toward_floor",
+           "resolve", "room_left", "scope",
            "repair_scope", "toward_floor", "victims", "waiting_candidates", "warm_dtime_scale"]

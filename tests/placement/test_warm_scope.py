@@ -5,6 +5,7 @@ a hypothesis property over synthetic ones."""
 from dataclasses import replace
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -122,6 +123,40 @@ def test_a_cascade_local_preemption_cannot_find_is_repaired_toward_the_floor() -
     assert warm.stats.floor_repair_workloads == 2
     assert warm.stats.resolved_workloads == 2  # "n/kr" and "n/mid": the bystanders stayed
     assert placements(warm)["n/fr0"] == placements(cold)["n/fr0"]
+
+def test_a_victim_the_floor_places_elsewhere_preempts_in_turn(monkeypatch: pytest.MonkeyPatch) -> None:
+    """"n/v" (priority 100, US or FR) holds "a" (US); "n/low" (priority 1, FR only)
+    holds "b" (FR); "n/top" (US only) waits. "n/top" is raised to 1000 and preempts
+    "n/v", the only holder of its one site; "n/v" then finds no room, and the warm
+    plan places less than the kube-scheduler-style greedy, which puts "n/top" on "a"
+    and "n/v" on "b". So "n/v" preempts in turn (over "n/low", priority 1): the floor
+    is reached warm, re-solving only those three, without the full repair toward the
+    floor (made to fail here); the bystanders on "c" stay."""
+    a, b, c = factory("a", "US", price=10.0), factory("b", "FR"), factory("c", "DE")
+    top = WorkloadDemand(key="n/top", accelerators=10, priority=0, allowed_countries=("US",))
+    v = WorkloadDemand(key="n/v", accelerators=10, priority=100, allowed_countries=("US", "FR"))
+    low = WorkloadDemand(key="n/low", accelerators=10, priority=1, allowed_countries=("FR",))
+    bystanders = tuple(WorkloadDemand(key=f"n/de{i}", accelerators=2, priority=10, allowed_countries=("DE",))
+                       for i in range(5))
+    before = Mesh(factories=(a, b, c), workloads=(top, v, low, *bystanders))
+    cold = placement.plan(before, FAST)
+    assert placements(cold)["n/v"] == [("a", "h100", 10)] and placements(cold)["n/low"] == [("b", "h100", 10)]
+    after = replace(before, workloads=(replace(top, priority=1000), v, low, *bystanders))
+
+    def no_full_repair(*_args: object) -> None:
+        raise AssertionError("the full repair toward the floor ran")
+
+    monkeypatch.setattr(placement.warm, "repair_scope", no_full_repair)
+    warm = placement.plan(after, FAST, previous=cold)
+    check_plan(after, warm)
+    assert warm.stats.warm and warm.stats.warm_fallback == ""
+    assert placements(warm)["n/top"] == [("a", "h100", 10)]
+    assert placements(warm)["n/v"] == [("b", "h100", 10)]
+    assert warm.workloads["n/low"].phase in ("Preempted", "Unschedulable")
+    assert warm.stats.placed_priority_demand >= warm.stats.greedy_placed_priority_demand
+    assert warm.stats.floor_repair_workloads == 3 and warm.stats.resolved_workloads == 3
+    assert all(placements(warm)[f"n/de{i}"] == placements(cold)[f"n/de{i}"] for i in range(5))
+
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 10_000), workloads=st.integers(5, 60), sites=st.integers(1, 8),
