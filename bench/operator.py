@@ -461,9 +461,14 @@ def measure(kubeconfig: str, kubectl: Kubectl, workdir: Path, args: argparse.Nam
         # a changed object written more often than its spec changed (a second write for one change)
         extra = {k: writes[k] - c for k, c in spec_changes.items() if writes[k] > c}
         result["changed_objects_with_extra_patches"] = len(extra)
+        # each event with the status fields it changed: a second write that moved the
+        # workload (assignments) is collateral of a later change; one that changed only
+        # conditions or the message is the operator's own churn
         result["extra_patch_examples"] = {
-            k: [f"{e.type} gen={e.generation} observed={e.observed_generation} {e.phase}"
-                for e in events[k] if e.t >= stream_start] for k in sorted(extra)[:3]}
+            k: [f"{e.type} gen={e.generation} observed={e.observed_generation} {e.phase} "
+                f"{sorted(f for f in set(b.status) | set(e.status) if b.status.get(f) != e.status.get(f))}"
+                for b, e in zip(events[k], events[k][1:], strict=False) if e.t >= stream_start]
+            for k in sorted(extra)[:5]}
         result["status_patches_of_unchanged_objects"] = sum(writes[k] for k in keys if k not in spec_changes)
         # what those writes changed (assignments: moved or resized; phase: preempted or placed again)
         fields_changed: dict[str, dict[str, int]] = {"changed_objects": {}, "unchanged_objects": {}}

@@ -175,7 +175,8 @@ def resolve(
     # no snapshot holds, bound for this one call
     kout_raw = MeshKernels(snap.cols, sub.wls).filter_score_topk(config.budgets.top_k, config.threads)
     kout_res = sub.kernels.filter_score_topk(config.budgets.top_k, config.threads)  # room left
-    runs = multi_start(sub, kout_res)
+    # the repair's start is its priors: no greedy runs (a second at 50k workloads)
+    runs = [] if fewest_moves else multi_start(sub, kout_res)
     pos = {int(w): i for i, w in enumerate(free.tolist())}
     prior_cols = []
     for one in priors:
@@ -196,10 +197,14 @@ def resolve(
             r = sub_cands.rows(pos[w])
             for c, *_rest, d in rows:
                 hint[r.start + int(np.flatnonzero(sub_cands.col[r.start:r.stop] == c)[0])] += d
-        prior_devices.append(hint if one and feasible_devices(sub, sub_cands, hint) else None)
+        # (the repair's priors may be empty: none of its workloads placed by one plan)
+        prior_devices.append(hint if (one or fewest_moves) and feasible_devices(sub, sub_cands, hint) else None)
     dtime_scale = warm_dtime_scale(config, free.size, W)
-    if fewest_moves and len(prior_devices) == 2 and prior_devices[0] is not None and prior_devices[1] is not None:
-        result = solve_fewest_moves(sub, sub_cands, prior_devices[0], prior_devices[1], config, deadline, dtime_scale)
+    if fewest_moves:
+        reach, stay = prior_devices if len(prior_devices) == 2 else (None, None)
+        if reach is None or stay is None:
+            return None  # not two feasible plans (cannot happen with unchanged sites)
+        result = solve_fewest_moves(sub, sub_cands, reach, stay, config, deadline, dtime_scale)
     else:
         hints = [h for h in prior_devices if h is not None] + hints  # the first prior first
         fixed_value = float(snap.value[np.fromiter(kept_rows, dtype=np.intp, count=len(kept_rows))].sum())
