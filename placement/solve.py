@@ -167,12 +167,13 @@ def solve(
     return out
 
 
-# Up to this many candidates the repair toward the floor is solve_fewest_moves; beyond,
-# its one phase, on its share of the budget, moved almost nothing back (4,726 status
-# patches for a repair of 4,782 workloads on the operator's 10,000-workload benchmark),
-# where the solve sequence's phase B (energy >> latency >> stability, from move_back's
-# plan) keeps far more in place (1,242 for 4,647). A size, so the choice is the same on
-# every machine.
+# Beyond this many candidates the repair toward the floor is move_back's plan alone:
+# CP-SAT, on the repair's share of the budget, kept almost nothing more in place (on the
+# operator's 10,000-workload benchmark 4,835 status patches for a repair of 4,782
+# workloads with its fewest-moves phase, 4,683 for 4,731 with phases A and B from
+# move_back's plan), while building and presolving its model cost 8 s and 3 GiB at 50k x
+# 5k (11,584 workloads, 300k candidates). A size, so the choice is the same on every
+# machine.
 FEWEST_MOVES_MAX_CANDIDATES = 20_000
 
 
@@ -229,16 +230,18 @@ def solve_fewest_moves(
     config: SolverConfig,
     deadline: float,
     dtime_scale: float,
+    use_cpsat: bool = True,
 ) -> SolveResult:
     """The repair toward the floor (:func:`placement.warm.toward_floor`): ``start`` is
     a feasible plan that places what must be placed (the floor's placement of the
     re-solved workloads); CP-SAT looks for one that places as much and keeps the most
     of ``stay`` (the warm plan's placement of them) where it is, on the budget of both phases (it runs instead of them).
-    Falls back to ``start``; trimmed as every plan is."""
+    Falls back to ``start``; trimmed as every plan is. Without ``use_cpsat`` the plan
+    is :func:`move_back`'s."""
     target = placed_value(snap, cands, start)
     start = move_back(snap, cands, start, stay)
     out = SolveResult(devices=start, status=SolveStatus.HINT_AT_TARGET, fallback_used=True)
-    if cands.n and config.use_cpsat and deadline - time.perf_counter() > 0:
+    if cands.n and use_cpsat and config.use_cpsat and deadline - time.perf_counter() > 0:
         try:
             phase = CpSatModel(snap, cands).phase_fewest_moves(
                 start, stay, target, config, (config.budgets.phase_a_dtime + config.budgets.phase_b_dtime) * dtime_scale, deadline - time.perf_counter())

@@ -59,7 +59,7 @@ from placement.candidates import (
 from placement.greedy import GreedyRun, all_columns, devices_from_greedy, greedy_order, multi_start, run_greedy
 from placement.problem import SolverConfig
 from placement.snapshot import Snapshot, residual
-from placement.solve import FEWEST_MOVES_MAX_CANDIDATES, SolveResult, move_back, solve, solve_fewest_moves
+from placement.solve import FEWEST_MOVES_MAX_CANDIDATES, SolveResult, solve, solve_fewest_moves
 from placement_ext import MeshKernels
 from placement_ext.arrays import TopKArrays
 
@@ -164,9 +164,8 @@ def resolve(
     plan's phase-A value (None: no bound). ``fewest_moves`` (the repair toward the
     floor): ``priors`` are [a plan to reach, the plan to stay close to]; CP-SAT keeps
     the first's value and moves the fewest workloads off the second instead of
-    maximising value (:func:`placement.solve.solve_fewest_moves`), or, over
-    ``FEWEST_MOVES_MAX_CANDIDATES`` candidates, runs the solve sequence from the first
-    with the easy moves back made (:func:`placement.solve.move_back`). None when the kept rows do not fit (cannot
+    maximising value (:func:`placement.solve.solve_fewest_moves`; over
+    ``FEWEST_MOVES_MAX_CANDIDATES`` candidates without CP-SAT). None when the kept rows do not fit (cannot
     happen with unchanged sites; checked anyway)."""
     W = len(snap.keys)
     col_used, site_all, site_ni = _usage(snap, kept_rows)
@@ -208,11 +207,8 @@ def resolve(
         reach, stay = prior_devices if len(prior_devices) == 2 else (None, None)
         if reach is None or stay is None:
             return None  # not two feasible plans (cannot happen with unchanged sites)
-        if sub_cands.n <= FEWEST_MOVES_MAX_CANDIDATES:
-            result = solve_fewest_moves(sub, sub_cands, reach, stay, config, deadline, dtime_scale)
-        else:  # the solve sequence from the floor's plan with the easy moves back made
-            start = move_back(sub, sub_cands, reach, stay)
-            result = solve(sub, sub_cands, [start, stay], start, upper, config, deadline, dtime_scale)
+        result = solve_fewest_moves(sub, sub_cands, reach, stay, config, deadline, dtime_scale,
+                                    use_cpsat=sub_cands.n <= FEWEST_MOVES_MAX_CANDIDATES)
     else:
         hints = [h for h in prior_devices if h is not None] + hints  # the first prior first
         result = solve(sub, sub_cands, hints, hints[0], upper, config, deadline, dtime_scale)

@@ -16,7 +16,7 @@ from placement.candidates import build_candidates, placed_value
 from placement.greedy import greedy_order, run_greedy
 from placement.problem import WorkBudgets
 from placement.snapshot import build
-from placement.solve import solve_fewest_moves
+from placement.solve import move_back, solve_fewest_moves
 from placement_ext import filter_score_topk
 from tests.support.invariants import check_plan
 from tests.support.meshes import perturb, synthetic_mesh
@@ -221,3 +221,14 @@ def test_the_repair_reaches_the_floor_moving_the_fewest_workloads() -> None:
     assert not out.fallback_used, out
     assert (out.devices[warm > 0] == warm[warm > 0]).all()  # none of the four moved
     assert (out.devices == plan_of({"n/big": "c", "n/w0": "a", "n/w1": "a", "n/w2": "b", "n/w3": "b"})).all()
+    # without CP-SAT (a big repair) the plan is move_back's: every workload that fits
+    # where the warm plan has it goes back; here each blocks another's way back
+    # ("n/big" holds "a", "n/w0" and "n/w1" hold "b"), so none can
+    alone = solve_fewest_moves(snap, cands, floor, warm, FAST, float("inf"), 1.0, use_cpsat=False)
+    assert (alone.devices == floor).all()
+    # from a plan with "n/big" on "c" and "n/w0", "n/w1" on "b": those two go back to the
+    # empty "a", then "n/w2" and "n/w3" (unplaced there) to the "b" they left
+    floor_c = plan_of({"n/big": "c", "n/w0": "b", "n/w1": "b"})
+    back = move_back(snap, cands, floor_c, warm)
+    assert placed_value(snap, cands, back) > placed_value(snap, cands, floor_c)
+    assert (back == plan_of({"n/big": "c", "n/w0": "a", "n/w1": "a", "n/w2": "b", "n/w3": "b"})).all()
