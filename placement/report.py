@@ -69,7 +69,9 @@ def finish(out: Plan, snap: Snapshot, path: PathResult, config: SolverConfig, t0
     result, bound = path.solve, path.bound
     placed = float(placed_value(snap, path.cands, result.devices))
     if bound is not None:
-        upper = bound.bound
+        # a bound of a maximisation is at least any plan's value: one below it is the
+        # LP's floating point (13.999999999999998 for a plan of 14)
+        upper = max(bound.bound, placed)
     elif result.status in (SolveStatus.OPTIMAL, SolveStatus.EMPTY) or not snap.keys:
         upper = placed
     else:
