@@ -234,10 +234,11 @@ def solve_fewest_moves(
 ) -> SolveResult:
     """The repair toward the floor (:func:`placement.warm.toward_floor`): ``start`` is
     a feasible plan that places what must be placed (the floor's placement of the
-    re-solved workloads); CP-SAT looks for one that places as much and keeps the most
-    of ``stay`` (the warm plan's placement of them) where it is, on the budget of both phases (it runs instead of them).
-    Falls back to ``start``; trimmed as every plan is. Without ``use_cpsat`` the plan
-    is :func:`move_back`'s."""
+    re-solved workloads). From :func:`move_back`'s version of it, CP-SAT looks for a
+    plan that places as much and keeps the most of ``stay`` (the warm plan's
+    placement of them) where it is, on the budget of phases A and B together (it runs
+    instead of them). Falls back to move_back's plan, which is the plan without
+    ``use_cpsat``; trimmed as every plan is."""
     target = placed_value(snap, cands, start)
     start = move_back(snap, cands, start, stay)
     out = SolveResult(devices=start, status=SolveStatus.HINT_AT_TARGET, fallback_used=True)
@@ -255,4 +256,3 @@ def solve_fewest_moves(
     out.decided_at = time.perf_counter()
     out.devices, out.trimmed_devices = trim_surplus(snap, cands, out.devices)
     return out
-
