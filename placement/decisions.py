@@ -36,6 +36,7 @@ class SolveStatus(StrEnum):
     FEASIBLE = "FEASIBLE"  # phase A used its whole deterministic budget without a proof
     NO_SOLUTION = "NO_SOLUTION"  # CP-SAT returned no solution: the hint is the plan
     GREEDY = "GREEDY"  # use_cpsat=False: the best greedy placement is the plan
+    TOO_MANY_CANDIDATES = "TOO_MANY_CANDIDATES"  # beyond WorkBudgets.cpsat_max_candidates: the hint is the plan
     ERROR = "ERROR"  # CP-SAT raised (SolveStats.error): the hint is the plan
 
 

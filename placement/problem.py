@@ -254,6 +254,13 @@ class WorkBudgets:
     - ``top_k`` candidate site columns per workload; ``max_cpsat_vars`` caps the
       CP-SAT candidates (beyond it each workload keeps its best kernel candidates,
       the greedy's columns always stay, and at least one per workload);
+    - ``cpsat_max_candidates``: CP-SAT runs on at most this many candidates; beyond
+      it the best hint is the plan (status ``TOO_MANY_CANDIDATES``). On a problem
+      that large CP-SAT's budgets are spent loading the model into its portfolio:
+      from 23,470 candidates (2,000 x 200) to 154,268 (10,000 x 1,000) both phases
+      returned only their hint, for 2.2-13 s and a peak RSS of 0.9-4.9 GiB
+      (docs/benchmarks.md); at 21,434 (the night family at 1,000 x 100) phase A
+      still proved the target gap and phase B lowered the cost;
     - stop rules: phase A stops once within ``target_gap`` of the best upper bound it
       knows (the Lagrangian bound, when computed, and CP-SAT's own); phase B once
       within ``relative_gap_limit`` of CP-SAT's bound on the cost;
@@ -274,6 +281,7 @@ class WorkBudgets:
 
     top_k: int = 16
     max_cpsat_vars: int = 400_000
+    cpsat_max_candidates: int = 50_000
     phase_a_dtime: float = 0.5
     phase_b_dtime: float = 0.5
     warm_dtime_scale: float = 0.5
@@ -298,7 +306,7 @@ class WorkBudgets:
                                             "warm_max_changed_share", "warm_repair_max_share"))
         if self.top_k < 1 or self.partition_top_k < 1:
             raise ValueError("WorkBudgets.top_k and partition_top_k must be >= 1")
-        if min(self.lp_bound_max_pairs, self.exact_max_pairs, self.partition_min_pairs) < 0:
+        if min(self.lp_bound_max_pairs, self.exact_max_pairs, self.partition_min_pairs, self.cpsat_max_candidates) < 0:
             raise ValueError("WorkBudgets pair thresholds must be >= 0")
         if self.partition_workloads < 1 or self.bound_pair_evaluations < 1:
             raise ValueError("WorkBudgets.partition_workloads and bound_pair_evaluations must be >= 1")

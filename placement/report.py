@@ -130,6 +130,8 @@ def stop_reason(
     reasons = {
         SolveStatus.EMPTY: "nothing to decide: no workload has a feasible site",
         SolveStatus.GREEDY: "CP-SAT is off (use_cpsat=False): the best greedy plan",
+        SolveStatus.TOO_MANY_CANDIDATES: f"more candidates than CP-SAT is given "
+        f"(cpsat_max_candidates {config.budgets.cpsat_max_candidates:,}): the best greedy plan",
         SolveStatus.ERROR: f"CP-SAT raised ({error}): the best greedy plan",
         SolveStatus.NO_SOLUTION: "CP-SAT returned no plan: the best greedy plan",
         SolveStatus.HINT_AT_TARGET: f"the greedy plan was already within the target gap ({target}) of the bound",

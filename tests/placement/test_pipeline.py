@@ -20,6 +20,7 @@ from placement import (
     WorkloadDemand,
 )
 from placement.bound import BOUND_METHOD, CPSAT_BOUND_METHOD, LP_BOUND_METHOD
+from placement.decisions import SolveStatus
 from tests.support.invariants import check_plan
 from tests.support.meshes import synthetic_mesh
 
@@ -214,6 +215,24 @@ def test_max_cpsat_vars_trims_candidates():
     check_plan(mesh, small)
     assert small.stats.num_candidates < full.stats.num_candidates
     assert small.stats.placed_priority_demand >= small.stats.greedy_placed_priority_demand
+
+
+def test_beyond_cpsat_max_candidates_the_best_hint_is_the_plan():
+    mesh = synthetic_mesh(80, 20, seed=8)
+    with_cpsat = placement.plan(mesh, FAST)
+    assert with_cpsat.stats.status not in (SolveStatus.TOO_MANY_CANDIDATES, SolveStatus.GREEDY)
+    n = with_cpsat.stats.num_candidates
+    beyond = placement.plan(mesh, replace(FAST, budgets=replace(FAST.budgets, cpsat_max_candidates=n - 1)))
+    check_plan(mesh, beyond)
+    assert beyond.stats.status == SolveStatus.TOO_MANY_CANDIDATES and beyond.stats.cpsat_ms == 0
+    assert f"cpsat_max_candidates {n - 1:,}" in beyond.stats.stop_reason
+    assert beyond.stats.placed_priority_demand >= beyond.stats.greedy_placed_priority_demand
+    # the same plan as with CP-SAT off: the best hint, not a degraded one
+    hints_only = placement.plan(mesh, replace(FAST, use_cpsat=False))
+    assert {k: d.assignments for k, d in beyond.workloads.items()} == {
+        k: d.assignments for k, d in hints_only.workloads.items()}
+    at_limit = placement.plan(mesh, replace(FAST, budgets=replace(FAST.budgets, cpsat_max_candidates=n)))
+    assert at_limit.stats.status == with_cpsat.stats.status
 
 
 def test_latency_is_the_worst_user_region_and_the_mean_is_its_own_field():
