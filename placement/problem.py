@@ -258,9 +258,10 @@ class WorkBudgets:
       it the best hint is the plan (status ``TOO_MANY_CANDIDATES``). On a problem
       that large CP-SAT's budgets are spent loading the model into its portfolio:
       from 23,470 candidates (2,000 x 200) to 154,268 (10,000 x 1,000) both phases
-      returned only their hint, for 2.2-13 s and a peak RSS of 0.9-4.9 GiB
-      (docs/benchmarks.md); at 21,434 (the night family at 1,000 x 100) phase A
-      still proved the target gap and phase B lowered the cost;
+      returned only their hint, for 2.2-13 s and a peak RSS of 0.9-4.9 GiB; at 21,434
+      (the night family at 1,000 x 100) phase A still proved the target gap and
+      phase B lowered the cost. 25,000 keeps every family mesh and caps the engine's
+      peak near 1 GiB (docs/placement.md, "How far CP-SAT goes");
     - stop rules: phase A stops once within ``target_gap`` of the best upper bound it
       knows (the Lagrangian bound, when computed, and CP-SAT's own); phase B once
       within ``relative_gap_limit`` of CP-SAT's bound on the cost;
@@ -281,7 +282,7 @@ class WorkBudgets:
 
     top_k: int = 16
     max_cpsat_vars: int = 400_000
-    cpsat_max_candidates: int = 50_000
+    cpsat_max_candidates: int = 25_000
     phase_a_dtime: float = 0.5
     phase_b_dtime: float = 0.5
     warm_dtime_scale: float = 0.5
