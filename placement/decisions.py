@@ -146,7 +146,8 @@ class SolveStats:
     ``bound`` bounds it from above (see docs/placement.md);
     ``gap = (bound - placed_priority_demand) / max(1, |bound|)``.
     ``greedy_placed_priority_demand`` is the same for the kube-scheduler-order greedy
-    placement, which the plan never goes below.
+    placement, which a cold plan never goes below and a warm re-plan at most by
+    ``WorkBudgets.warm_floor_gap`` (``floor_shortfall`` says how far it is).
     """
 
     placed_priority_demand: float = 0.0
@@ -185,6 +186,9 @@ class SolveStats:
     # toward it (placement.warm.repair_scope): the workloads that repair re-solved, kept
     # ones of any priority among them
     floor_repair_workloads: int = 0
+    # warm: the share of the floor's value (greedy_placed_priority_demand) the plan is
+    # below it, kept because it is within WorkBudgets.warm_floor_gap; 0 at or above it
+    floor_shortfall: float = 0.0
     # a previous plan was given but the warm path gave way to the cold one: why
     # (placement.pipeline: the sites changed, below the floor, ...); "" otherwise
     warm_fallback: str = ""

@@ -355,7 +355,9 @@ def warm_plan(
         if again is not None and warm.plan_value(snap, again) >= floor:
             repaired = int(again.free.size)
             res = replace(again, sub_candidates=res.sub_candidates + again.sub_candidates)
-    if warm.plan_value(snap, res) < floor:  # a cascade preemption does not find
+    # a cascade preemption does not find; within warm_floor_gap of the floor the plan
+    # is kept (the repair moves whatever the greedy from scratch places differently)
+    if warm.plan_value(snap, res) < floor * (1.0 - config.budgets.warm_floor_gap):
         repair = warm.repair_scope(snap, res, floor_run)
         if repair.free.size > config.budgets.warm_repair_max_share * W:
             return REPAIR_TOO_LARGE

@@ -93,6 +93,7 @@ def finish(out: Plan, snap: Snapshot, path: PathResult, config: SolverConfig, t0
         num_site_columns=snap.n_cols,
         placed_workloads=sum(1 for d in out.workloads.values() if d.phase == PHASE_PLACED),
         greedy_placed_priority_demand=path.floor_placed_priority_demand,
+        floor_shortfall=max(0.0, path.floor_placed_priority_demand - placed) / max(1.0, path.floor_placed_priority_demand),
         hint_source=path.hint_source,
         complete_candidates=path.complete_candidates,
         bound_method=bound.method if bound is not None else "",

@@ -25,7 +25,9 @@ below:
    that places more priority-weighted demand; its budgets shrink with the share of
    the mesh re-solved (:func:`warm_dtime_scale`).
 5. **floor** (:func:`floor_run`): the kube-scheduler-order greedy over the whole
-   mesh. A warm plan below it is repaired (:func:`repair_scope`, :func:`toward_floor`):
+   mesh. A warm plan below it first tries the floor's own preemptions
+   (:func:`preempt_toward_floor`); one still more than ``warm_floor_gap`` below it is
+   repaired (:func:`repair_scope`, :func:`toward_floor`):
    the workloads the two plans place differently are re-solved, hinted with both, so
    the result places at least what the floor does (unless that would re-solve more
    than ``warm_repair_max_share`` of the mesh: the cold path is then as cheap). Only when that fails too (it cannot, with unchanged

@@ -301,7 +301,10 @@ def _engine_path(outcome: Outcome) -> str:
     stats = outcome.plan.stats
     if stats.warm:
         repair = f" ({stats.floor_repair_workloads} by a repair toward the floor)" if stats.floor_repair_workloads else ""
-        return f"warm: {stats.resolved_workloads} re-solved{repair}, {stats.fixed_workloads} kept, {stats.wall_ms:.0f} ms"
+        short = (f", {stats.floor_shortfall:.4%} below the kube-scheduler-style floor (within warm_floor_gap)"
+                 if stats.floor_shortfall else "")
+        return (f"warm: {stats.resolved_workloads} re-solved{repair}, {stats.fixed_workloads} kept{short}, "
+                f"{stats.wall_ms:.0f} ms")
     fallback = f", the warm path gave way: {stats.warm_fallback}" if stats.warm_fallback else ""
     return f"cold{fallback}, {stats.wall_ms:.0f} ms"
 

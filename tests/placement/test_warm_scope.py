@@ -124,6 +124,33 @@ def test_a_cascade_local_preemption_cannot_find_is_repaired_toward_the_floor() -
     assert warm.stats.resolved_workloads == 2  # "n/kr" and "n/mid": the bystanders stayed
     assert placements(warm)["n/fr0"] == placements(cold)["n/fr0"]
 
+def test_within_warm_floor_gap_the_warm_plan_is_kept_and_says_how_far_below() -> None:
+    """The cascade above, with ``warm_floor_gap`` wide enough for the shortfall: the
+    warm plan is kept as it is (nothing moves, "n/kr" waits), the repair does not run,
+    and the stats say how far below the floor the plan is. The default gap repairs it
+    (the test above)."""
+    a, b, c = factory("a", "KR", price=50.0), factory("b", "US", price=10.0), factory("c", "FR")
+    top = WorkloadDemand(key="n/top", accelerators=10, priority=2000, allowed_countries=("US",))
+    mid = WorkloadDemand(key="n/mid", accelerators=10, priority=1500, allowed_countries=("KR", "US"))
+    kr = WorkloadDemand(key="n/kr", accelerators=10, priority=0, allowed_countries=("KR",))
+    bystanders = tuple(WorkloadDemand(key=f"n/fr{i}", accelerators=2, priority=10, allowed_countries=("FR",))
+                       for i in range(5))
+    before = Mesh(factories=(a, b, c), workloads=(top, mid, kr, *bystanders))
+    cold = placement.plan(before, FAST)
+    after = replace(before, workloads=(mid, replace(kr, priority=1000), *bystanders))
+    wide = replace(FAST, budgets=replace(FAST.budgets, warm_floor_gap=0.9))
+    warm = placement.plan(after, wide, previous=cold)
+    check_plan(after, warm, warm_floor_gap=0.9)
+    assert warm.stats.warm and warm.stats.floor_repair_workloads == 0
+    assert [a.site for a in warm.workloads["n/mid"].assignments] == ["a"]
+    assert warm.workloads["n/kr"].phase == "Unschedulable"
+    floor, placed = warm.stats.greedy_placed_priority_demand, warm.stats.placed_priority_demand
+    assert floor * 0.1 <= placed < floor
+    assert warm.stats.floor_shortfall == (floor - placed) / floor
+    repaired = placement.plan(after, FAST, previous=cold)
+    assert repaired.stats.floor_shortfall == 0.0 and repaired.stats.floor_repair_workloads == 2
+
+
 def test_a_victim_the_floor_places_elsewhere_preempts_in_turn(monkeypatch: pytest.MonkeyPatch) -> None:
     """"n/v" (priority 100, US or FR) holds "a" (US); "n/low" (priority 1, FR only)
     holds "b" (FR); "n/top" (US only) waits. "n/top" is raised to 1000 and preempts
@@ -162,8 +189,8 @@ def test_a_victim_the_floor_places_elsewhere_preempts_in_turn(monkeypatch: pytes
 @given(seed=st.integers(0, 10_000), workloads=st.integers(5, 60), sites=st.integers(1, 8),
        load=st.floats(0.8, 3.0), fraction=st.floats(0.02, 0.3))
 def test_only_changed_workloads_and_their_victims_move(seed, workloads, sites, load, fraction) -> None:
-    """Every rule holds; a warm plan is never below the kube-scheduler-order greedy;
-    unless the plan was repaired toward that floor (a cascade: any workload the floor
+    """Every rule holds; a warm plan is never more than ``warm_floor_gap`` below the
+    kube-scheduler-order greedy, and says how far below it is; unless the plan was repaired toward that floor (a cascade: any workload the floor
     places differently may move), an unchanged workload placed before either keeps its
     assignment or was displaced for a changed workload of strictly higher priority
     (warm preemption)."""
@@ -173,7 +200,9 @@ def test_only_changed_workloads_and_their_victims_move(seed, workloads, sites, l
     changed = perturb(mesh, fraction=fraction, seed=seed + 1)
     warm = placement.plan(changed, cfg, previous=cold)
     check_plan(changed, warm)
-    assert warm.stats.placed_priority_demand >= warm.stats.greedy_placed_priority_demand
+    floor = warm.stats.greedy_placed_priority_demand
+    assert warm.stats.placed_priority_demand >= floor * (1 - cfg.budgets.warm_floor_gap)
+    assert warm.stats.floor_shortfall == max(0.0, floor - warm.stats.placed_priority_demand) / max(1.0, floor)
     if not warm.stats.warm:
         return
     before, after = placements(cold), placements(warm)

@@ -12,7 +12,7 @@ from dataclasses import asdict, fields
 
 from placement import capacity
 from placement.decisions import PHASE_PLACED, PHASE_UNSCHEDULABLE, TIMING_FIELDS, Plan
-from placement.problem import Mesh
+from placement.problem import Mesh, WorkBudgets
 from placement.topology import latency_matrix
 
 TOL = 1e-6
@@ -33,7 +33,10 @@ def canonical(plan: Plan) -> str:
     return json.dumps(doc, sort_keys=True, default=str)
 
 
-def check_plan(mesh: Mesh, plan: Plan) -> None:
+def check_plan(mesh: Mesh, plan: Plan, warm_floor_gap: float = WorkBudgets().warm_floor_gap) -> None:
+    """Every rule of a plan holds for ``mesh``. The floor: a cold plan places at least
+    the kube-scheduler-style greedy; a warm re-plan at most ``warm_floor_gap`` (the
+    ``WorkBudgets`` it was made with) below it, and its stats say how far."""
     lm = latency_matrix(mesh)
     factories = {f.name: f for f in mesh.factories}
     fleets = {f.name: f for f in mesh.fleets}
@@ -126,7 +129,9 @@ def check_plan(mesh: Mesh, plan: Plan) -> None:
         u = plan.sites[site]
         assert abs(u.power_mw_used - w_used / 1e6) <= 1e-3 * max(1.0, w_used / 1e6)
     s = plan.stats
-    assert s.placed_priority_demand >= s.greedy_placed_priority_demand
+    floor = s.greedy_placed_priority_demand
+    assert s.floor_shortfall == max(0.0, floor - s.placed_priority_demand) / max(1.0, floor)
+    assert s.placed_priority_demand >= floor or (s.warm and s.floor_shortfall <= warm_floor_gap)
     assert s.placed_workloads == sum(1 for d in plan.workloads.values() if d.phase == PHASE_PLACED)
     assert all(getattr(s, name) >= 0 for name in TIMING_FIELDS)
 
