@@ -350,22 +350,23 @@ def warm_plan(
     floor_run = warm.floor_run(snap)
     floor = warm.floor_value(snap, floor_run)
     repaired = 0
-    if warm.plan_value(snap, res) < floor:  # the floor's preemptions first: cheap
+    # within warm_floor_gap of the floor the plan is kept as it is; beyond it the floor's
+    # preemptions first (they move few), then the repair a cascade needs (it moves what
+    # the greedy from scratch places differently)
+    if warm.plan_value(snap, res) < floor * (1.0 - config.budgets.warm_floor_gap):
         again = warm.preempt_toward_floor(snap, res, floor_run, upper, config, deadline)
         if again is not None and warm.plan_value(snap, again) >= floor:
             repaired = int(again.free.size)
             res = replace(again, sub_candidates=res.sub_candidates + again.sub_candidates)
-    # a cascade preemption does not find; within warm_floor_gap of the floor the plan
-    # is kept (the repair moves whatever the greedy from scratch places differently)
-    if warm.plan_value(snap, res) < floor * (1.0 - config.budgets.warm_floor_gap):
-        repair = warm.repair_scope(snap, res, floor_run)
-        if repair.free.size > config.budgets.warm_repair_max_share * W:
-            return REPAIR_TOO_LARGE
-        towards = warm.toward_floor(snap, repair, upper, config, deadline)
-        repaired = int(repair.free.size)
-        if towards is None or warm.plan_value(snap, towards) < floor:
-            return BELOW_FLOOR  # worse than the kube-scheduler way: full solve instead
-        res = replace(towards, sub_candidates=res.sub_candidates + towards.sub_candidates)
+        else:
+            repair = warm.repair_scope(snap, res, floor_run)
+            if repair.free.size > config.budgets.warm_repair_max_share * W:
+                return REPAIR_TOO_LARGE
+            towards = warm.toward_floor(snap, repair, upper, config, deadline)
+            repaired = int(repair.free.size)
+            if towards is None or warm.plan_value(snap, towards) < floor:
+                return BELOW_FLOOR  # worse than the kube-scheduler way: full solve instead
+            res = replace(towards, sub_candidates=res.sub_candidates + towards.sub_candidates)
     if not feasible_devices(snap, res.cands, res.devices):  # defensive: never trade correctness
         return NOT_FEASIBLE
     kernel_ms = (time.perf_counter() - k0) * 1e3 - res.result.cpsat_ms - (bound.ms if bound else 0.0)

@@ -249,8 +249,8 @@ class WorkBudgets:
       repaired toward it only when the repair re-solves at most this share of the
       workloads, else the cold path runs;
     - ``warm_floor_gap``: a warm plan that places at least (1 - this) of the
-      kube-scheduler-style greedy from scratch is kept as it is once the floor's own
-      preemptions (which move few workloads) fall short; below it the repair runs. The
+      kube-scheduler-style greedy from scratch is kept as it is; below it the floor's
+      own preemptions (which move few workloads), then the repair, run. The
       repair moves every workload the greedy from scratch places differently, and on a
       priority change that greedy reorders its queue: on the operator's 10,000-workload
       benchmark one repair re-solved 4,737 workloads and wrote 4,825 status patches,

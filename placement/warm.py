@@ -25,8 +25,8 @@ below:
    that places more priority-weighted demand; its budgets shrink with the share of
    the mesh re-solved (:func:`warm_dtime_scale`).
 5. **floor** (:func:`floor_run`): the kube-scheduler-order greedy over the whole
-   mesh. A warm plan below it first tries the floor's own preemptions
-   (:func:`preempt_toward_floor`); one still more than ``warm_floor_gap`` below it is
+   mesh. A warm plan more than ``warm_floor_gap`` below it first tries the floor's
+   own preemptions (:func:`preempt_toward_floor`); one they do not lift to the floor is
    repaired (:func:`repair_scope`, :func:`toward_floor`):
    the workloads the two plans place differently are re-solved, hinted with both, so
    the result places at least what the floor does (unless that would re-solve more
