@@ -269,7 +269,10 @@ class WorkBudgets:
       returned only their hint, for 2.2-13 s and a peak RSS of 0.9-4.9 GiB; at 21,434
       (the night family at 1,000 x 100) phase A still proved the target gap and
       phase B lowered the cost. 25,000 keeps every family mesh and caps the engine's
-      peak near 1 GiB (docs/placement.md, "How far CP-SAT goes");
+      peak near 1 GiB (docs/placement.md, "How far CP-SAT goes"). A solve on a share
+      of the budgets gets the same share of the limit (the warm re-solve's
+      ``warm_dtime_scale`` x its share of the mesh: 1,250 candidates for a re-solve
+      of under a tenth of the mesh; a partition's part its share);
     - stop rules: phase A stops once within ``target_gap`` of the best upper bound it
       knows (the Lagrangian bound, when computed, and CP-SAT's own); phase B once
       within ``relative_gap_limit`` of CP-SAT's bound on the cost;

@@ -8,8 +8,8 @@ path's residual problem), its candidates, the greedy plans and a known upper bou
    Lagrangian bound of :mod:`placement.bound`); a hint already there skips it;
 3. CP-SAT phase A (placed priority-weighted demand), then phase B (energy >>
    latency >> stability with A's value held), each on its deterministic budget
-   (:mod:`placement.cpsat`), on at most ``cpsat_max_candidates`` candidates (beyond
-   them the hint is the plan);
+   (:mod:`placement.cpsat`), on at most ``cpsat_max_candidates`` x ``dtime_scale``
+   candidates (beyond them the hint is the plan);
 4. fallback: a phase that fails, raises or returns an infeasible plan leaves the
    previous step's plan (ultimately the hint) in place;
 5. floor: never below the kube-scheduler greedy (the first queue order);
@@ -152,7 +152,7 @@ def solve(
     elif not config.use_cpsat:
         out.status = SolveStatus.GREEDY
         out.fallback_used = True
-    elif cands.n > config.budgets.cpsat_max_candidates:
+    elif cands.n > config.budgets.cpsat_max_candidates * dtime_scale:
         out.status = SolveStatus.TOO_MANY_CANDIDATES  # CP-SAT's budgets would only load the model
         out.fallback_used = True
     else:
