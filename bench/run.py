@@ -231,14 +231,24 @@ def _at_most(value: float | None, limit: float) -> bool | None:
     return None if value is None else value <= limit
 
 
+def _one_write_per_change(r: dict) -> bool | None:
+    """At most one status patch per change and no object written more often than it
+    changed; None when not measured. Counted per change, not per changed object: the
+    stream picks objects at random, and one it changes twice needs two writes (100
+    changes of 98 objects give 1.02 per changed object with no extra write at all)."""
+    extra, per_change = r.get("changed_objects_with_extra_patches"), r.get("status_patches_per_change")
+    if extra is None or per_change is None:
+        return None
+    return extra == 0 and per_change <= OP_PATCHES_PER_CHANGED
+
+
 def operator_targets(r: dict) -> dict[str, bool | None]:
     """Issue #19's targets at 1,000 workloads, met (True), missed (False) or not reached (None)."""
     return {
         "all_placed_within_5_s": _at_most(r.get("seconds_to_all_placed"), OP_PLACED_S),
         "p50_change_to_status_within_0_5_s": _at_most(r.get("p50_change_to_status_s"), OP_P50_S),
         "p99_change_to_status_within_2_s": _at_most(r.get("p99_change_to_status_s"), OP_P99_S),
-        "at_most_1_patch_per_changed_object": _at_most(r.get("status_patches_per_changed_object"),
-                                                       OP_PATCHES_PER_CHANGED),
+        "at_most_1_patch_per_changed_object": _one_write_per_change(r),
         "zero_noop_writes": None if r.get("noop_writes") is None else r["noop_writes"] == 0,
     }
 
@@ -278,7 +288,8 @@ def operator_table(r: dict) -> str:
         f'{r["change_rate_achieved_per_s"]}/s) | p50 <= {OP_P50_S:g} s, p99 <= {OP_P99_S:g} s | '
         f'{hit("p50_change_to_status_within_0_5_s", "p99_change_to_status_within_2_s")} |',
         f'| status patches per changed object | {r["status_patches_per_changed_object"]} '
-        f'({r["changed_objects_with_extra_patches"]} of {r["changed_objects"]} written more often than changed; '
+        f'({r.get("status_patches_per_change")} per change; '
+        f'{r["changed_objects_with_extra_patches"]} of {r["changed_objects"]} written more often than changed; '
         f'{r["status_patches_of_unchanged_objects"]} patches of unchanged objects) | <= {OP_PATCHES_PER_CHANGED:g} | '
         f'{hit("at_most_1_patch_per_changed_object")} |',
         f'| status patches per created object (burst) | {r["status_patches_per_created_object"]} | 1 | '
@@ -375,8 +386,9 @@ def _operator_rows(r: dict | None, large: bool) -> list[dict]:
         {"area": area, "target": targets[2], "measured": f"{secs(p99)} (max {secs(r.get('max_change_to_status_s'))})",
          "met": met(t["p99_change_to_status_within_2_s"])},
         {"area": area, "target": targets[3],
-         "measured": (f'{r.get("status_patches_per_changed_object")} ({r.get("changed_objects_with_extra_patches")} '
-                      f'of {r.get("changed_objects")} changed objects written more often than changed)'),
+         "measured": (f'{r.get("status_patches_per_change")} per change, {r.get("status_patches_per_changed_object")} '
+                      f'per changed object ({r.get("changes")} changes of {r.get("changed_objects")} objects; '
+                      f'{r.get("changed_objects_with_extra_patches")} written more often than changed)'),
          "met": met(t["at_most_1_patch_per_changed_object"])},
         {"area": area, "target": targets[4],
          "measured": (f'{r.get("noop_writes")} in a quiet 5 s ({(r.get("noop_writes_detail") or {}).get("operator_solves", 0)} '

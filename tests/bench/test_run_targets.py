@@ -22,6 +22,7 @@ def _operator(**over: Any) -> dict[str, Any]:
          "solves_per_burst": 2, "solved_after_burst": 1000, "p50_change_to_status_s": 0.3,
          "p99_change_to_status_s": 1.5, "max_change_to_status_s": 1.8, "changes": 100, "changes_solved": 100,
          "change_rate_achieved_per_s": 5.0, "status_patches_per_changed_object": 1.0, "changed_objects": 98,
+         "status_patches_per_change": 1.0,
          "changed_objects_with_extra_patches": 0, "status_patches_of_unchanged_objects": 3,
          "status_patches_per_created_object": 1.0, "max_status_patches_of_a_created_object": 1, "noop_writes": 0,
          "noop_writes_detail": {"operator_solves": 0}, "rss_mb": 500.0, "rss_mb_end": 480.0}
@@ -109,6 +110,20 @@ def test_every_target_is_met_or_missed_with_its_figure() -> None:
     assert text.splitlines()[-1] == "8 of 16 targets met, 8 missed."
 
 
+@pytest.mark.parametrize(("per_change", "extra", "met"), [(1.0, 0, True), (1.0, 1, False), (1.04, 0, False)])
+def test_one_patch_per_change_is_counted_per_change(per_change: float, extra: int, met: bool) -> None:
+    """100 changes of 98 objects: 1.02 patches per changed object without any extra
+    write is met; an object written more often than it changed, or more than one
+    patch per change, is missed."""
+    rows = target_rows(_results(operator=_operator(status_patches_per_changed_object=1.02, changes=100,
+                                                   status_patches_per_change=per_change,
+                                                   changed_objects_with_extra_patches=extra)))
+    row = next(r for r in rows if r["target"] == "<= 1.0 status patch per changed object")
+    assert row["met"] is met
+    assert f"{per_change} per change, 1.02 per changed object (100 changes of 98 objects; {extra} written" \
+        in row["measured"]
+
+
 def test_missing_results_are_not_measured_and_a_failed_run_misses() -> None:
     rows = target_rows({})
     assert all(r["met"] is None and r["measured"] == "not measured" for r in rows)
@@ -151,7 +166,8 @@ def test_not_all_placed_is_missed_and_the_last_create_is_subtracted() -> None:
 
 
 def test_the_operator_table_states_the_issue_19_targets() -> None:
-    text = operator_table(_operator(p50_change_to_status_s=0.9, status_patches_per_changed_object=1.04))
+    text = operator_table(_operator(p50_change_to_status_s=0.9, status_patches_per_changed_object=1.04,
+                                    status_patches_per_change=1.04, changed_objects_with_extra_patches=4))
     lines = {line.split("|")[1].strip(): line for line in text.splitlines() if line.startswith("| ")}
     assert "| <= 5 s | yes |" in lines["first create -> all placed"]
     assert lines["change -> status p50 / p99"].endswith("| p50 <= 0.5 s, p99 <= 2 s | **no** |")
