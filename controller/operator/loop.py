@@ -45,7 +45,7 @@ from controller.core.grid import next_grid_change
 from controller.core.reconcile import Outcome, Snapshot, outcome_of, reconcile
 from controller.core.schedule import next_window_change
 from controller.http.source import Published
-from controller.operator.process import release_free_memory
+from controller.operator.process import release_free_memory, settle_heap
 from controller.operator.settings import Settings
 from controller.operator.sinks import Publisher, Sink, Solved, SolveMode, SolveReport
 from controller.operator.state import MeshState
@@ -56,6 +56,7 @@ log = logging.getLogger("meshplane.operator.loop")
 BURST_CHANGES = 50  # more changes pending than this: a burst, solved once whole (see the module docstring)
 TRIM_AFTER_S = 1.0  # malloc's free memory is given back after a solve this long ...
 TRIM_EVERY_S = 30.0  # ... and at least this often
+COLLECT_EVERY_S = 300.0  # a full cyclic collection at most this often (see settle_heap)
 
 
 class _Debounce:
@@ -117,6 +118,7 @@ class SolveLoop:
         self._solved_for: dict[ObjectRef, int | None] = {}
         self._last_solve_s = 0.0  # how long the last solve and its writes took (the batching window)
         self._trimmed_at: float | None = None
+        self._collected_at: float | None = None
         self.outcome: Outcome | None = None  # the last outcome (replaced, never mutated)
         self.report: SolveReport | None = None
         self.solves = 0
@@ -271,6 +273,10 @@ class SolveLoop:
         sinks_ms = (done - handed) * 1e3
         if mode != "refresh":
             self._last_solve_s = done - started
+        collect = self._collected_at is None or done - self._collected_at >= COLLECT_EVERY_S
+        settle_heap(collect)
+        if collect:
+            self._collected_at = time.perf_counter()
         if done - started >= TRIM_AFTER_S or self._trimmed_at is None or done - self._trimmed_at >= TRIM_EVERY_S:
             release_free_memory()  # what a large solve allocated and freed goes back to the system
             self._trimmed_at = time.perf_counter()

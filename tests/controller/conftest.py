@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,3 +19,12 @@ def examples() -> Manifests:
     loaded = load_manifests([REPO / "examples"])
     assert loaded.problems == []
     return loaded
+
+
+@pytest.fixture(autouse=True)
+def _collector_unfrozen() -> Iterator[None]:
+    """A solve loop run in this process freezes the heap after each solve
+    (``controller.operator.process.settle_heap``): unfreeze it after every test, so no
+    test's objects stay frozen for the next."""
+    yield
+    gc.unfreeze()
