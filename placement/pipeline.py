@@ -361,7 +361,8 @@ def warm_plan(
         else:
             repair = warm.repair_scope(snap, res, floor_run)
             if repair.free.size > config.budgets.warm_repair_max_share * W:
-                return REPAIR_TOO_LARGE
+                short = (floor - warm.plan_value(snap, res)) / max(1.0, floor)
+                return f"{REPAIR_TOO_LARGE} ({short:.4%} below it; {repair.free.size} of {W} workloads to re-solve)"
             towards = warm.toward_floor(snap, repair, upper, config, deadline)
             repaired = int(repair.free.size)
             if towards is None or warm.plan_value(snap, towards) < floor:
