@@ -20,7 +20,12 @@ from placement import (
     WorkloadDemand,
 )
 from placement.bound import BOUND_METHOD, CPSAT_BOUND_METHOD, LP_BOUND_METHOD
+from placement.candidates import build_candidates
 from placement.decisions import SolveStatus
+from placement.greedy import devices_from_greedy, greedy_order, run_greedy
+from placement.snapshot import build
+from placement.solve import solve
+from placement_ext import filter_score_topk
 from tests.support.invariants import check_plan
 from tests.support.meshes import synthetic_mesh
 
@@ -260,3 +265,21 @@ def test_status_is_a_text_enum_and_warm_is_a_flag():
     assert warm.stats.warm and not cold.stats.warm
     assert warm.stats.status in set(placement.SolveStatus)
     assert not warm.stats.status.startswith("INCREMENTAL")
+
+
+def test_the_cpsat_limit_scales_with_the_share_of_the_budgets() -> None:
+    """A solve given a share of the budgets (``dtime_scale``: the warm re-solve, a
+    partition's part) gets that share of ``cpsat_max_candidates``: the same problem
+    runs CP-SAT on the full budgets and, on a tenth of them, keeps its hint."""
+    mesh = synthetic_mesh(40, 10, seed=3)
+    snap = build(mesh, FAST)
+    kout = filter_score_topk(snap.cols, snap.wls, 8, 1)
+    run = run_greedy(snap, greedy_order(snap))
+    cands = build_candidates(snap, kout, run.cols)
+    floor = devices_from_greedy(cands, run)
+    config = replace(FAST, budgets=replace(FAST.budgets, cpsat_max_candidates=cands.n))
+    full = solve(snap, cands, [floor], floor, None, config, deadline=float("inf"), dtime_scale=1.0)
+    assert full.status not in (SolveStatus.TOO_MANY_CANDIDATES, SolveStatus.ERROR) and full.cpsat_ms > 0
+    tenth = solve(snap, cands, [floor], floor, None, config, deadline=float("inf"), dtime_scale=0.1)
+    assert tenth.status == SolveStatus.TOO_MANY_CANDIDATES and tenth.cpsat_ms == 0
+    assert (tenth.devices >= 0).all() and tenth.fallback_used
