@@ -121,13 +121,17 @@ def settle_heap(collect: bool) -> None:
     operator's steady heap. Move them out of the cyclic collector's generations
     (``gc.freeze``), so the collections the next solve triggers scan only what it
     allocates rather than the whole mesh: at 10,000 workloads those full collections
-    were 0.3-0.6 s of a stream solve of 0.9-1.5 s (docs/benchmarks.md, "Where the
-    operator's time goes"). An object that dies by its reference count is freed at once
-    either way; only cyclic garbage among frozen objects waits, for ``collect`` (the
+    were 0.3-0.6 s of a stream solve of 0.9-1.5 s (docs/benchmarks.md, "The evening of
+    2026-12-07"). An object that dies by its reference count is freed at once
+    either way; only a cycle that dies after it was frozen waits, for ``collect`` (the
     caller's periodic full collection: unfreeze, collect, freeze again)."""
     if collect:
         gc.unfreeze()
         gc.collect()
+    else:
+        # the young generations' garbage first, so what is frozen is alive (about 1 ms
+        # after a solve at 10,000 workloads, and it found none there)
+        gc.collect(1)
     gc.freeze()
 
 

@@ -35,3 +35,14 @@ def test_the_periodic_collection_frees_a_cycle_that_died_while_frozen() -> None:
     settle_heap(collect=True)
     assert alive() is None
     assert gc.get_freeze_count() > 0  # and what is alive is frozen again
+
+
+def test_young_garbage_is_collected_not_frozen() -> None:
+    gc.unfreeze()
+    gc.collect()  # counts at zero: no automatic collection promotes the cycle below
+    a, b = _Node(), _Node()
+    a.other, b.other = b, a
+    alive = weakref.ref(a)
+    del a, b  # unreachable before the solve ends: collected by settling, never frozen
+    settle_heap(collect=False)
+    assert alive() is None
