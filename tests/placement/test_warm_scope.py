@@ -94,6 +94,18 @@ def test_freed_capacity_resolves_the_unplaced_workloads_that_could_use_it() -> N
 
 
 
+def _cascade() -> tuple[Mesh, Mesh]:
+    """The mesh of the cascade test below, before and after its change."""
+    a, b, c = factory("a", "KR", price=50.0), factory("b", "US", price=10.0), factory("c", "FR")
+    top = WorkloadDemand(key="n/top", accelerators=10, priority=2000, allowed_countries=("US",))
+    mid = WorkloadDemand(key="n/mid", accelerators=10, priority=1500, allowed_countries=("KR", "US"))
+    kr = WorkloadDemand(key="n/kr", accelerators=10, priority=0, allowed_countries=("KR",))
+    bystanders = tuple(WorkloadDemand(key=f"n/fr{i}", accelerators=2, priority=10, allowed_countries=("FR",))
+                       for i in range(5))
+    before = Mesh(factories=(a, b, c), workloads=(top, mid, kr, *bystanders))
+    return before, replace(before, workloads=(mid, replace(kr, priority=1000), *bystanders))
+
+
 def test_a_cascade_local_preemption_cannot_find_is_repaired_toward_the_floor() -> None:
     """Factory "a" (KR) holds "n/mid" (priority 1500, allowed in KR or US), because the
     cheaper "b" (US) was taken by "n/top" (2000, US only); "n/kr" (KR only) waits. Then
@@ -102,17 +114,10 @@ def test_a_cascade_local_preemption_cannot_find_is_repaired_toward_the_floor() -
     workload. The kube-scheduler-style greedy from scratch moves "n/mid" to "b" and
     places "n/kr" on "a": the warm path must do as well, warm, not by a cold plan.
     Five bystanders on "c" (FR) are placed alike by both plans and stay."""
-    a, b, c = factory("a", "KR", price=50.0), factory("b", "US", price=10.0), factory("c", "FR")
-    top = WorkloadDemand(key="n/top", accelerators=10, priority=2000, allowed_countries=("US",))
-    mid = WorkloadDemand(key="n/mid", accelerators=10, priority=1500, allowed_countries=("KR", "US"))
-    kr = WorkloadDemand(key="n/kr", accelerators=10, priority=0, allowed_countries=("KR",))
-    bystanders = tuple(WorkloadDemand(key=f"n/fr{i}", accelerators=2, priority=10, allowed_countries=("FR",))
-                       for i in range(5))
-    before = Mesh(factories=(a, b, c), workloads=(top, mid, kr, *bystanders))
+    before, after = _cascade()
     cold = placement.plan(before, FAST)
     assert [a.site for a in cold.workloads["n/mid"].assignments] == ["a"]
     assert cold.workloads["n/kr"].phase == "Unschedulable"
-    after = replace(before, workloads=(mid, replace(kr, priority=1000), *bystanders))
     warm = placement.plan(after, FAST, previous=cold)
     check_plan(after, warm)
     assert warm.stats.warm and warm.stats.warm_fallback == ""
@@ -124,20 +129,14 @@ def test_a_cascade_local_preemption_cannot_find_is_repaired_toward_the_floor() -
     assert warm.stats.resolved_workloads == 2  # "n/kr" and "n/mid": the bystanders stayed
     assert placements(warm)["n/fr0"] == placements(cold)["n/fr0"]
 
+
 def test_within_warm_floor_gap_the_warm_plan_is_kept_and_says_how_far_below() -> None:
     """The cascade above, with ``warm_floor_gap`` wide enough for the shortfall: the
     warm plan is kept as it is (nothing moves, "n/kr" waits), the repair does not run,
     and the stats say how far below the floor the plan is. The default gap repairs it
     (the test above)."""
-    a, b, c = factory("a", "KR", price=50.0), factory("b", "US", price=10.0), factory("c", "FR")
-    top = WorkloadDemand(key="n/top", accelerators=10, priority=2000, allowed_countries=("US",))
-    mid = WorkloadDemand(key="n/mid", accelerators=10, priority=1500, allowed_countries=("KR", "US"))
-    kr = WorkloadDemand(key="n/kr", accelerators=10, priority=0, allowed_countries=("KR",))
-    bystanders = tuple(WorkloadDemand(key=f"n/fr{i}", accelerators=2, priority=10, allowed_countries=("FR",))
-                       for i in range(5))
-    before = Mesh(factories=(a, b, c), workloads=(top, mid, kr, *bystanders))
+    before, after = _cascade()
     cold = placement.plan(before, FAST)
-    after = replace(before, workloads=(mid, replace(kr, priority=1000), *bystanders))
     wide = replace(FAST, budgets=replace(FAST.budgets, warm_floor_gap=0.9))
     warm = placement.plan(after, wide, previous=cold)
     check_plan(after, warm, warm_floor_gap=0.9)
