@@ -20,6 +20,7 @@ and warm paths, :func:`plan`).
 
 from placement.decisions import (
     Assignment,
+    FloorRepair,
     Plan,
     PoolUsage,
     SiteUsage,
@@ -50,6 +51,7 @@ __all__ = [
     "CurrentAssignment",
     "FactorySite",
     "FleetSite",
+    "FloorRepair",
     "Link",
     "Mesh",
     "ObjectivePolicy",

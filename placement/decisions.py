@@ -40,6 +40,17 @@ class SolveStatus(StrEnum):
     ERROR = "ERROR"  # CP-SAT raised (SolveStats.error): the hint is the plan
 
 
+class FloorRepair(StrEnum):
+    """Which step of the warm path's floor stage (:mod:`placement.warm`, stage 5) lifted
+    a warm plan that fell more than ``WorkBudgets.warm_floor_gap`` below the
+    kube-scheduler-style floor. A ``str``: prints and compares as its text."""
+
+    NONE = ""  # no repair ran (cold, or the warm plan was within the gap)
+    PREEMPTION = "preemption"  # the floor's own preemptions (warm.preempt_toward_floor)
+    IN_PLACE = "in-place"  # the floor's greedy, each workload first where it is (warm.in_place_toward_floor)
+    RESOLVE = "re-solve"  # every workload the floor places differently re-solved (warm.toward_floor)
+
+
 @dataclass(slots=True)
 class Assignment:
     """Devices of one site (one accelerator pool of it) given to a workload."""
@@ -186,6 +197,7 @@ class SolveStats:
     # toward it (placement.warm.repair_scope): the workloads that repair re-solved, kept
     # ones of any priority among them
     floor_repair_workloads: int = 0
+    floor_repair: FloorRepair = FloorRepair.NONE  # warm: which step of that repair reached the floor
     # warm: the share of the floor's value (greedy_placed_priority_demand) the plan is
     # below it, kept because it is within WorkBudgets.warm_floor_gap; 0 at or above it
     floor_shortfall: float = 0.0

@@ -65,7 +65,7 @@ from placement.candidates import (
     placed_value,
     rows_of,
 )
-from placement.decisions import Plan, SolveStatus
+from placement.decisions import FloorRepair, Plan, SolveStatus
 from placement.greedy import GreedyRun, all_columns, devices_from_greedy, greedy_order, multi_start, run_greedy
 from placement.kube_greedy import kube_greedy
 from placement.lp_round import lp_rounding
@@ -349,22 +349,26 @@ def warm_plan(
         return KEPT_DO_NOT_FIT
     floor_run = warm.floor_run(snap)
     floor = warm.floor_value(snap, floor_run)
-    repaired = 0
+    repaired, repair_step = 0, FloorRepair.NONE
     # within warm_floor_gap of the floor the plan is kept as it is; beyond it the floor's
     # preemptions first (they move few), then the repair a cascade needs (it moves what
     # the greedy from scratch places differently)
     if warm.plan_value(snap, res) < floor * (1.0 - config.budgets.warm_floor_gap):
         again = warm.preempt_toward_floor(snap, res, floor_run, upper, config, deadline)
         if again is not None and warm.plan_value(snap, again) >= floor:
-            repaired = int(again.free.size)
+            repaired, repair_step = int(again.free.size), FloorRepair.PREEMPTION
             res = replace(again, sub_candidates=res.sub_candidates + again.sub_candidates)
+        elif (in_place := warm.in_place_toward_floor(snap, res, floor, upper, config, deadline)) is not None and \
+                warm.plan_value(snap, in_place) >= floor * (1.0 - config.budgets.warm_floor_gap):
+            repaired, repair_step = int(in_place.free.size), FloorRepair.IN_PLACE
+            res = replace(in_place, sub_candidates=res.sub_candidates + in_place.sub_candidates)
         else:
             repair = warm.repair_scope(snap, res, floor_run)
             if repair.free.size > config.budgets.warm_repair_max_share * W:
                 short = (floor - warm.plan_value(snap, res)) / max(1.0, floor)
                 return f"{REPAIR_TOO_LARGE} ({short:.4%} below it; {repair.free.size} of {W} workloads to re-solve)"
             towards = warm.toward_floor(snap, repair, upper, config, deadline)
-            repaired = int(repair.free.size)
+            repaired, repair_step = int(repair.free.size), FloorRepair.RESOLVE
             if towards is None or warm.plan_value(snap, towards) < floor:
                 return BELOW_FLOOR  # worse than the kube-scheduler way: full solve instead
             res = replace(towards, sub_candidates=res.sub_candidates + towards.sub_candidates)
@@ -388,7 +392,8 @@ def warm_plan(
         num_candidates=res.sub_candidates,
         next_basis=NextBasis(bound.multipliers if bound else basis.multipliers, new_terms, waiting, sc.fingerprints),
         warm=WarmCounts(fixed_workloads=W - int(res.free.size), resolved_workloads=int(res.free.size),
-                        preemption_candidates=int(displaced.size), floor_repair_workloads=repaired),
+                        preemption_candidates=int(displaced.size), floor_repair_workloads=repaired,
+                        floor_repair=repair_step),
     ), config, t0)
 
 

@@ -20,7 +20,7 @@ from numpy.typing import NDArray
 from placement.basis import CandidateColumns, make_basis
 from placement.bound import BoundResult
 from placement.candidates import Candidates, placed_value, plan_cost
-from placement.decisions import PHASE_PLACED, Plan, SolveStats, SolveStatus
+from placement.decisions import PHASE_PLACED, FloorRepair, Plan, SolveStats, SolveStatus
 from placement.problem import SolverConfig
 from placement.snapshot import Snapshot
 from placement.solve import SolveResult
@@ -34,6 +34,7 @@ class WarmCounts:
     resolved_workloads: int  # changed + preemption victims + waiting ones the freed room could hold
     preemption_candidates: int  # kept workloads displaceable by a changed one of higher priority
     floor_repair_workloads: int = 0  # re-solved by the repair toward the floor (0: none ran)
+    floor_repair: FloorRepair = FloorRepair.NONE  # which step of it reached the floor
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +105,7 @@ def finish(out: Plan, snap: Snapshot, path: PathResult, config: SolverConfig, t0
         resolved_workloads=warm.resolved_workloads,
         preemption_candidates=warm.preemption_candidates,
         floor_repair_workloads=warm.floor_repair_workloads,
+        floor_repair=warm.floor_repair,
         stop_reason=path.stop_reason or stop_reason(
             result.status, config, complete_candidates=path.complete_candidates, partitions=path.partitions,
             wall_limit_hit=result.wall_limit_hit, error=result.error),

@@ -51,7 +51,8 @@ class MeshKernels:
 
     def greedy_width(self) -> int: ...
     def greedy_place(
-        self, order: ArrayLike, site_firm_watts: ArrayLike, site_total_watts: ArrayLike
+        self, order: ArrayLike, site_firm_watts: ArrayLike, site_total_watts: ArrayLike,
+        preferred_cols: ArrayLike | None = None, preferred_devices: ArrayLike | None = None,
     ) -> tuple[NDArray[np.int32], NDArray[np.float64], NDArray[np.bool_]]: ...
     def evaluate_pairs(self, workloads: ArrayLike, columns: ArrayLike) -> PairVerdicts: ...
     def feasible_pairs(
@@ -70,6 +71,8 @@ def greedy_place(
     order: ArrayLike,
     site_firm_watts: ArrayLike,
     site_total_watts: ArrayLike,
+    preferred_cols: ArrayLike | None = None,
+    preferred_devices: ArrayLike | None = None,
 ) -> tuple[NDArray[np.int32], NDArray[np.float64], NDArray[np.bool_]]: ...
 def evaluate_pairs(
     cols: ColumnArrays, wls: WorkloadArrays, workloads: ArrayLike, columns: ArrayLike

@@ -17,7 +17,8 @@ Kernels (methods of ``MeshKernels``):
 - ``greedy_place``: the kube-scheduler way: workloads one at a time in the given
   order, each filtered and scored against all columns with the capacity still left,
   best fitting column(s) taken, whole or not at all, over at most ``site_limit``
-  distinct sites, with no surplus device. CP-SAT hint and fallback.
+  distinct sites, with no surplus device. CP-SAT hint and fallback. Optionally each
+  workload first where a given plan has it (the warm path's in-place floor).
 - ``evaluate_pairs``, ``feasible_pairs``: the same pair evaluation for given pairs
   and for all feasible pairs (CSR).
 - ``lagrangian_eval`` (module-level: it takes the CSR pairs, not the mesh arrays): the
@@ -455,15 +456,39 @@ cdef void _greedy(
     const double* site_firm, const double* site_total, double* cap_left,
     double* tot_used, double* ni_used, int* code_buf, double* n_buf, double* cost_buf,
     unsigned char* used_buf, unsigned char* site_used, int* out_col, double* out_n,
-    unsigned char* placed,
+    unsigned char* placed, const int* pref_col, const double* pref_n, int pref_width,
 ) noexcept nogil:
     cdef Py_ssize_t oi, wi, ci, C = c.n
-    cdef double l = 0.0, best_cost
-    cdef int best
+    cdef double l = 0.0, best_cost, pn = 0.0, pcost = 0.0
+    cdef int best, j, taken
     cdef Figures fig
     for oi in range(W):
         wi = order[oi]
         placed[wi] = 0
+        # 0) where it is now (``pref_col``), when all of that still passes and fits:
+        # only those pairs are evaluated
+        taken = 0
+        if pref_col != NULL:
+            for j in range(pref_width):
+                ci = pref_col[wi * pref_width + j]
+                if ci < 0:
+                    break
+                if _pair_eval(c, w, wi, ci, &pn, &l, &pcost, &fig) != FEASIBLE or _fit_devices(
+                        c, w, wi, ci, cap_left, tot_used, ni_used, site_firm, site_total) < pref_n[wi * pref_width + j]:
+                    taken = -taken - 1  # give back what was taken
+                    break
+                _take(c, w, wi, ci, pref_n[wi * pref_width + j], cap_left, tot_used, ni_used)
+                out_col[wi * width + j] = <int>ci
+                out_n[wi * width + j] = pref_n[wi * pref_width + j]
+                taken += 1
+            if taken > 0:
+                placed[wi] = 1
+                continue
+            if taken < 0:
+                for j in range(-taken - 1):
+                    _take(c, w, wi, out_col[wi * width + j], -out_n[wi * width + j], cap_left, tot_used, ni_used)
+                    out_col[wi * width + j] = -1
+                    out_n[wi * width + j] = 0.0
         for ci in range(C):
             code_buf[ci] = _pair_eval(c, w, wi, ci, &n_buf[ci], &l, &cost_buf[ci], &fig)
             used_buf[ci] = 0
@@ -700,9 +725,14 @@ cdef class MeshKernels:
             return 1
         return max(1, int(np.sort(sizes)[::-1][:max_limit].sum()))
 
-    def greedy_place(self, order, site_firm_watts, site_total_watts):
+    def greedy_place(self, order, site_firm_watts, site_total_watts, preferred_cols=None, preferred_devices=None):
         """Place workloads one at a time in ``order`` (kube-scheduler style).
 
+        With ``preferred_cols`` / ``preferred_devices`` ([W, L] int32 / float64, L <=
+        ``greedy_width()``, -1 padded: a plan to keep in place), a workload first goes
+        where its row says, when every pair of that row passes the filters and still
+        has room for those devices (only those pairs are evaluated then); else, or
+        with no preferred row, as follows.
         Each workload is filtered and scored against every column with the capacity
         still left, and goes whole to the cheapest column where it fits (ties: the lowest
         column index). Else, if it may split (``site_limit`` > 1), it takes the cheapest
@@ -744,10 +774,29 @@ cdef class MeshKernels:
             return out_col, out_n, placed.astype(bool)
         cdef const double* sfp = &sf[0] if self.n_sites else NULL
         cdef const double* stp = &st[0] if self.n_sites else NULL
+        cdef const int[:, ::1] pc
+        cdef const double[:, ::1] pn
+        cdef const int* pcp = NULL
+        cdef const double* pnp = NULL
+        cdef int pref_width = 0
+        if (preferred_cols is None) != (preferred_devices is None):
+            raise ValueError("preferred_cols and preferred_devices go together")
+        if preferred_cols is not None:
+            pc = np.ascontiguousarray(preferred_cols, dtype=np.int32)
+            pn = np.ascontiguousarray(preferred_devices, dtype=np.float64)
+            if pc.shape[0] != W or pn.shape[0] != W or pc.shape[1] != pn.shape[1] or pc.shape[1] > width:
+                raise ValueError("preferred_cols / preferred_devices must be [W, L] with L <= greedy_width()")
+            if not _in_range(np.asarray(pc).ravel()[np.asarray(pc).ravel() >= 0], C):
+                raise IndexError("a preferred column is out of range")
+            pref_width = <int>pc.shape[1]
+            if pref_width:
+                pcp = &pc[0, 0]
+                pnp = &pn[0, 0]
         with nogil:
             _greedy(&self.c, &self.w, &od[0], W, width, sfp, stp,
                     &cap_left[0], &tot_used[0], &ni_used[0], &code_buf[0], &n_buf[0],
-                    &cost_buf[0], &used_buf[0], &site_used[0], &oc[0, 0], &on[0, 0], &pl[0])
+                    &cost_buf[0], &used_buf[0], &site_used[0], &oc[0, 0], &on[0, 0], &pl[0],
+                    pcp, pnp, pref_width)
         return out_col, out_n, placed.astype(bool)
 
     def evaluate_pairs(self, workloads, columns):
@@ -840,9 +889,10 @@ def greedy_width(cols, wls):
     return MeshKernels(cols, wls).greedy_width()
 
 
-def greedy_place(cols, wls, order, site_firm_watts, site_total_watts):
-    """``MeshKernels(cols, wls).greedy_place(order, site_firm_watts, site_total_watts)``."""
-    return MeshKernels(cols, wls).greedy_place(order, site_firm_watts, site_total_watts)
+def greedy_place(cols, wls, order, site_firm_watts, site_total_watts, preferred_cols=None, preferred_devices=None):
+    """``MeshKernels(cols, wls).greedy_place(order, site_firm_watts, site_total_watts, ...)``."""
+    return MeshKernels(cols, wls).greedy_place(order, site_firm_watts, site_total_watts, preferred_cols,
+                                               preferred_devices)
 
 
 def evaluate_pairs(cols, wls, workloads, columns):

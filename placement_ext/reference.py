@@ -283,13 +283,16 @@ def greedy_width(cols: ColumnLists, wls: WorkloadLists) -> int:
 
 def greedy_place_python(
     cols: ColumnArrays, wls: WorkloadArrays, order: Sequence[int], site_firm_watts: Sequence[float],
-    site_total_watts: Sequence[float],
+    site_total_watts: Sequence[float], preferred_cols: NDArray[np.int32] | None = None,
+    preferred_devices: NDArray[np.float64] | None = None,
 ) -> tuple[NDArray[np.int32], NDArray[np.float64], NDArray[np.bool_]]:
     """Pure-Python twin of ``_kernels.greedy_place`` (same arrays in, same out).
 
-    Workloads one at a time in ``order``: whole on the cheapest feasible column where
-    it fits (ties: lowest column index); else, if ``site_limit`` > 1, over the
-    cheapest columns with room, on at most ``site_limit`` distinct sites, then
+    Workloads one at a time in ``order``: where ``preferred_cols`` / ``preferred_devices``
+    put it (a row of columns, -1 padded, and their devices), when every one of those
+    pairs passes the filters and still has room; else whole on the cheapest feasible
+    column where it fits (ties: lowest column index); else, if ``site_limit`` > 1, over
+    the cheapest columns with room, on at most ``site_limit`` distinct sites, then
     (token demand) surplus devices dropped, the most expensive per device first;
     all or nothing.
     """
@@ -324,6 +327,23 @@ def greedy_place_python(
             ni_used[s] += k * watts[ci]
 
     for wi in order:
+        if preferred_cols is not None and preferred_devices is not None:
+            prefer = [(int(ci), float(k)) for ci, k in zip(preferred_cols[wi], preferred_devices[wi], strict=True)]
+            prefer = prefer[:next((j for j, (ci, _k) in enumerate(prefer) if ci < 0), len(prefer))]
+            taken: list[tuple[int, float]] = []
+            for ci, k in prefer:
+                if pair_eval_python(c, w, wi, ci)[0] != N_FILTERS or fit(wi, ci) < k:
+                    break
+                take(wi, ci, k)
+                taken.append((ci, k))
+            if prefer and len(taken) == len(prefer):
+                for slot, (ci, k) in enumerate(taken):
+                    out_col[wi, slot] = ci
+                    out_n[wi, slot] = k
+                placed[wi] = True
+                continue
+            for ci, k in taken:
+                take(wi, ci, -k)
         evals = [pair_eval_python(c, w, wi, ci) for ci in range(C)]
         ok = [ci for ci in range(C) if evals[ci][0] == N_FILTERS]
         whole = [ci for ci in ok if fit(wi, ci) >= evals[ci][1]]

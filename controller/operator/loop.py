@@ -306,7 +306,8 @@ def _engine_path(outcome: Outcome) -> str:
     solve gave way to a cold one (the slow case worth knowing about)."""
     stats = outcome.plan.stats
     if stats.warm:
-        repair = f" ({stats.floor_repair_workloads} by a repair toward the floor)" if stats.floor_repair_workloads else ""
+        repair = (f" ({stats.floor_repair_workloads} by a repair toward the floor: {stats.floor_repair})"
+                  if stats.floor_repair_workloads else "")
         short = (f", {stats.floor_shortfall:.4%} below the kube-scheduler-style floor (within warm_floor_gap)"
                  if stats.floor_shortfall else "")
         return (f"warm: {stats.resolved_workloads} re-solved{repair}, {stats.fixed_workloads} kept{short}, "

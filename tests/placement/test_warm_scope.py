@@ -184,6 +184,48 @@ def test_a_victim_the_floor_places_elsewhere_preempts_in_turn(monkeypatch: pytes
     assert all(placements(warm)[f"n/de{i}"] == placements(cold)[f"n/de{i}"] for i in range(5))
 
 
+def test_a_burst_below_the_floor_is_lifted_in_place_without_moving_the_bystanders(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """"n/old" (4 devices, US) holds the cheap US factory "a"; the other US factory
+    "b" has only 4 devices. "n/big" (10 devices, US, same priority, earlier in the
+    queue) arrives: it fits nowhere beside "n/old", and preemption needs a strictly
+    lower priority, so the warm plan places less than the kube-scheduler-style greedy
+    from scratch, which puts "n/big" on "a" and "n/old" on "b". The floor's greedy
+    with every workload first where it is (the in-place step) does the same and
+    leaves the five bystanders on "d" (DE), where the greedy from scratch (and the
+    cold plan) would move them to "c" (NL), cheaper, which "n/hog" (NL only) held until
+    it left: two workloads
+    re-solved, not seven, and the full repair never runs."""
+    a, c = factory("a", "US", price=10.0), factory("c", "NL", price=10.0)
+    b = replace(factory("b", "US"), pools=(replace(H100, count=4),))
+    d = factory("d", "DE")
+    old = WorkloadDemand(key="n/old", accelerators=4, priority=5, allowed_countries=("US",))
+    hog = WorkloadDemand(key="n/hog", accelerators=10, priority=100, allowed_countries=("NL",))
+    bystanders = tuple(WorkloadDemand(key=f"n/de{i}", accelerators=2, priority=10, allowed_countries=("DE", "NL"))
+                       for i in range(5))
+    before = Mesh(factories=(a, b, c, d), workloads=(old, hog, *bystanders))
+    cold = placement.plan(before, FAST)
+    assert placements(cold)["n/old"] == [("a", "h100", 4)]
+    assert all(placements(cold)[f"n/de{i}"] == [("d", "h100", 2)] for i in range(5))
+    big = WorkloadDemand(key="n/big", accelerators=10, priority=5, allowed_countries=("US",))
+    after = replace(before, workloads=(big, old, *bystanders))
+
+    def no_full_repair(*_args: object) -> None:
+        raise AssertionError("the full repair toward the floor ran")
+
+    monkeypatch.setattr(placement.warm, "repair_scope", no_full_repair)
+    warm = placement.plan(after, FAST, previous=cold)
+    check_plan(after, warm)
+    assert warm.stats.warm and warm.stats.warm_fallback == ""
+    assert warm.stats.floor_repair == placement.FloorRepair.IN_PLACE
+    assert warm.stats.floor_repair_workloads == 2 and warm.stats.resolved_workloads == 2
+    assert placements(warm)["n/big"] == [("a", "h100", 10)] and placements(warm)["n/old"] == [("b", "h100", 4)]
+    assert all(placements(warm)[f"n/de{i}"] == [("d", "h100", 2)] for i in range(5))
+    assert warm.stats.placed_priority_demand >= warm.stats.greedy_placed_priority_demand
+    fresh = placement.plan(after, FAST)  # what the cold path would have done: the bystanders move
+    assert all(placements(fresh)[f"n/de{i}"] == [("c", "h100", 2)] for i in range(5))
+
+
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 10_000), workloads=st.integers(5, 60), sites=st.integers(1, 8),
        load=st.floats(0.8, 3.0), fraction=st.floats(0.02, 0.3))

@@ -78,6 +78,45 @@ def test_greedy_cython_equals_python_twin_and_keeps_the_rules(seed, W, S, shuffl
     check_greedy(cols, wls, out, firm, total)
 
 
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**31), W=st.integers(1, 40), S=st.integers(1, 12))
+def test_greedy_in_place_keeps_a_feasible_plan_and_equals_the_twin(seed, W, S):
+    """Preferred rows (a plan to keep in place): a greedy run in another order is a
+    feasible plan; with its placed workloads first in the queue, each finds its own
+    row still free, so every one stays exactly where the plan has it, and the rest fill
+    in by the usual rules. The twin agrees, for any queue order."""
+    cols, wls = random_arrays(seed, W, S)
+    firm, total = site_power(cols)
+    rng = np.random.default_rng(seed)
+    plan_cols, plan_n, plan_placed = greedy_place(cols, wls, rng.permutation(W).astype(np.int32), firm, total)
+    order = np.concatenate([np.flatnonzero(plan_placed), np.flatnonzero(~plan_placed)]).astype(np.int32)
+    out = greedy_place(cols, wls, order, firm, total, plan_cols, plan_n)
+    assert_same_greedy(out, greedy_place_python(cols, wls, order, firm, total, plan_cols, plan_n))
+    check_greedy(cols, wls, out, firm, total)
+    np.testing.assert_array_equal(out[0][plan_placed], plan_cols[plan_placed])
+    np.testing.assert_array_equal(out[1][plan_placed], plan_n[plan_placed])
+    shuffled = rng.permutation(W).astype(np.int32)  # others may take a preferred row first
+    out = greedy_place(cols, wls, shuffled, firm, total, plan_cols, plan_n)
+    assert_same_greedy(out, greedy_place_python(cols, wls, shuffled, firm, total, plan_cols, plan_n))
+    check_greedy(cols, wls, out, firm, total)
+
+
+def test_greedy_in_place_checks_its_preferred_rows():
+    cols, wls = random_arrays(0, 5, 3)
+    firm, total = site_power(cols)
+    order = np.arange(5, dtype=np.int32)
+    width = greedy_width(cols, wls)
+    with pytest.raises(ValueError, match="go together"):
+        greedy_place(cols, wls, order, firm, total, np.full((5, 1), -1, dtype=np.int32))
+    with pytest.raises(ValueError, match="greedy_width"):
+        greedy_place(cols, wls, order, firm, total, np.full((4, 1), -1, dtype=np.int32), np.zeros((4, 1)))
+    with pytest.raises(ValueError, match="greedy_width"):
+        greedy_place(cols, wls, order, firm, total, np.full((5, width + 1), -1, dtype=np.int32),
+                     np.zeros((5, width + 1)))
+    with pytest.raises(IndexError, match="preferred column"):
+        greedy_place(cols, wls, order, firm, total, np.full((5, 1), 10**6, dtype=np.int32), np.ones((5, 1)))
+
+
 @pytest.mark.parametrize(("seed", "load", "cap_scale"), [(0, 1.3, 1.0), (1, 1.0, 0.05), (3, 1.3, 0.1), (4, 1.0, 0.03)])
 def test_greedy_cython_equals_python_twin_on_synthetic_meshes(seed, load, cap_scale):
     cols, wls, firm, total = mesh_arrays(250, 60, seed, load)
