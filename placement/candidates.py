@@ -196,14 +196,6 @@ def plan_cost(cands: Candidates, devices: Devices) -> int:
     return int((cands.cost_per_device * devices).sum())
 
 
-def sites_used(snap: Snapshot, cands: Candidates, devices: Devices, w: int) -> int:
-    """Distinct sites workload ``w`` uses (what maxSites bounds: two pools of one
-    factory are one site)."""
-    rows = cands.rows(w)
-    on = [int(cands.col[i]) for i in rows if devices[i] > 0]
-    return len({int(snap.cols.site[c]) for c in on})
-
-
 def feasible_devices(snap: Snapshot, cands: Candidates, devices: Devices) -> bool:
     """Does a devices-per-candidate vector respect every capacity, power and
     placement rule (whole or nothing, maxSites in sites, exact device demand)?"""
@@ -221,24 +213,28 @@ def feasible_devices(snap: Snapshot, cands: Candidates, devices: Devices) -> boo
     tot = np.bincount(site, weights=watts, minlength=snap.n_sites)
     if (tot > snap.site_total_watts + 1e-6).any():
         return False
-    ni = ~snap.wls.interruptible[cands.workload_of()].astype(bool)
+    wof = cands.workload_of()
+    ni = ~snap.wls.interruptible[wof].astype(bool)
     firm = np.bincount(site[ni], weights=watts[ni], minlength=snap.n_sites)
     if (firm > np.minimum(snap.site_firm_watts, snap.site_total_watts) + 1e-6).any():
         return False
+    # per workload, over the candidates with devices (vectorised: a warm re-solve checks
+    # the whole plan of a 10,000-workload mesh, 40 ms a check as a loop)
     limit = snap.wls.site_limit
-    for w in range(cands.n_workloads):
-        lo, hi = int(cands.ptr[w]), int(cands.ptr[w + 1])
-        d = devices[lo:hi]
-        if d.sum() == 0:
-            continue
-        on = np.flatnonzero(d > 0)
-        if sites_used(snap, cands, devices, w) > limit[w]:
-            return False
-        if limit[w] <= 1 and (len(on) != 1 or d[on[0]] != cands.need[lo + on[0]]):
-            return False
-        if snap.wls.accel[w] > 0:
-            if d.sum() != snap.wls.accel[w]:
-                return False
-        elif (d * cols.tps_milli[cands.col[lo:hi]]).sum() < snap.wls.tokens_milli[w]:
-            return False
-    return True
+    W = cands.n_workloads
+    on = devices > 0
+    w_on, s_on = wof[on].astype(np.int64), site[on].astype(np.int64)
+    pairs = np.unique(w_on * max(1, snap.n_sites) + s_on)
+    if (np.bincount(pairs // max(1, snap.n_sites), minlength=W) > limit[:W]).any():
+        return False  # more distinct sites than maxSites
+    whole = limit[w_on] <= 1
+    if (np.bincount(w_on[whole], minlength=W) > 1).any() or (devices[on][whole] != cands.need[on][whole]).any():
+        return False  # a whole workload: one candidate, with exactly its need
+    placed = np.bincount(w_on, minlength=W) > 0
+    accel = snap.wls.accel[:W]
+    by_devices = placed & (accel > 0)
+    if (np.bincount(wof, weights=dev, minlength=W)[by_devices] != accel[by_devices]).any():
+        return False
+    by_tokens = placed & ~(accel > 0)
+    tokens = np.bincount(wof, weights=dev * cols.tps_milli[cands.col], minlength=W)
+    return not (tokens[by_tokens] < snap.wls.tokens_milli[:W][by_tokens]).any()

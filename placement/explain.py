@@ -132,11 +132,33 @@ def no_fit_message(
     return head + (": " + ", ".join(parts) if parts else "")
 
 
+@dataclass(frozen=True, slots=True)
+class _Left:
+    """What the plan leaves, and the column figures every workload reads: worked out
+    once per :func:`reasons` call, not once per unplaced workload."""
+
+    tps: NDArray[np.float64]  # per column
+    watts: NDArray[np.float64]  # per column
+    empty_cap_devices: NDArray[np.float64]  # per column, nothing placed
+    cap_devices: NDArray[np.float64]  # per column, left by the plan
+    site_total_watts: NDArray[np.float64]  # per site, left by the plan
+    site_firm_watts: NDArray[np.float64]  # per site, firm, left by the plan
+
+    @classmethod
+    def of(cls, snap: Snapshot, usage: Usage) -> _Left:
+        cols = snap.cols
+        return cls(tps=cols.tps_milli.astype(np.float64), watts=cols.watts.astype(np.float64),
+                   empty_cap_devices=cols.cap_devices.astype(np.float64),
+                   cap_devices=(cols.cap_devices - usage.col_devices).astype(np.float64),
+                   site_total_watts=snap.site_total_watts - usage.site_watts,
+                   site_firm_watts=snap.site_firm_watts - usage.site_ni_watts)
+
+
 class _Workload:
     """Per-column figures of one workload, in the engine's integer units."""
 
-    def __init__(self, snap: Snapshot, w: int, codes: NDArray[np.int32]):
-        cols, wls = snap.cols, snap.wls
+    def __init__(self, snap: Snapshot, w: int, codes: NDArray[np.int32], left: _Left):
+        wls = snap.wls
         self.snap = snap
         self.w = w
         self.codes = codes
@@ -144,8 +166,7 @@ class _Workload:
         self.demand = float(wls.tokens_milli[w] if self.tokens else wls.accel[w])
         self.limit = int(wls.site_limit[w])
         self.interruptible = bool(wls.interruptible[w])
-        self.tps = cols.tps_milli.astype(np.float64)
-        self.watts = cols.watts.astype(np.float64)
+        self.tps, self.watts = left.tps, left.watts
         with np.errstate(divide="ignore", invalid="ignore"):
             full = np.ceil(self.demand / self.tps) if self.tokens else np.full(snap.n_cols, self.demand)
         self.need_full = np.where(np.isfinite(full), full, np.inf)
@@ -295,20 +316,18 @@ def _best_of(values: NDArray[np.float64], limit: int) -> float:
     return float(np.sort(values)[::-1][:limit].sum())
 
 
-def _capacity_reason(wk: _Workload, n_feasible: int, usage: Usage, holders_of: _Holders,
+def _capacity_reason(wk: _Workload, n_feasible: int, left: _Left, holders_of: _Holders,
                      current_sites: set[int]) -> Reason:
     snap = wk.snap
-    cols = snap.cols
     feasible_cols = np.flatnonzero(wk.codes == Filter.FEASIBLE)
-    cap_left = (cols.cap_devices - usage.col_devices).astype(np.float64)
+    cap_left = left.cap_devices
     needs = f"needs {wk.demand_text(wk.demand)}"
     its = f"its {plural(n_feasible, 'feasible site')}"
     have = "has" if n_feasible == 1 else "have"
     # 2. larger than everything its feasible sites have, even empty (a whole workload
     #    passed the filters on one pool, so it always fits there)
     if wk.limit > 1:
-        raw = _sites(wk, feasible_cols, cols.cap_devices.astype(np.float64),
-                     wk.budget(snap.site_total_watts, snap.site_firm_watts))
+        raw = _sites(wk, feasible_cols, left.empty_cap_devices, wk.budget(snap.site_total_watts, snap.site_firm_watts))
         most = _best_of(raw.capacity, wk.limit)
         if most < wk.demand:
             if wk.limit < raw.site.size:
@@ -316,8 +335,8 @@ def _capacity_reason(wk: _Workload, n_feasible: int, usage: Usage, holders_of: _
                               f"have at most {wk.amount_text(most)}")
             return Reason(f"{needs}; {its} {have} at most {wk.amount_text(most)}")
     # 3. the capacity exists, but the plan gave it to others
-    now = _sites(wk, feasible_cols, cap_left,
-                 wk.budget(snap.site_total_watts - usage.site_watts, snap.site_firm_watts - usage.site_ni_watts))
+    left_budget = wk.budget(left.site_total_watts, left.site_firm_watts)
+    now = _sites(wk, feasible_cols, cap_left, left_budget)
     room_total = _best_of(now.room, wk.limit) if wk.limit > 1 else float(now.room.max())
     # What a status may say from here on (cases 3 and 4 alike): the workload fits its
     # feasible sites when they are empty (case 2 is past), and the plan placed others
@@ -332,7 +351,6 @@ def _capacity_reason(wk: _Workload, n_feasible: int, usage: Usage, holders_of: _
         #    within the power left): this solve did not find it
         return Reason(f"{needs}; {its} {have} room for {wk.amount_text(room_total)} now, "
                       "but this solve found no placement that fits it whole", summary=summary)
-    left_budget = wk.budget(snap.site_total_watts - usage.site_watts, snap.site_firm_watts - usage.site_ni_watts)
     # the blocked sites, most room first (then by name): vectorised, since on a huge
     # mesh one workload can find thousands of fleets full; only the first few are named
     blocked = np.flatnonzero(now.blocked)
@@ -393,7 +411,7 @@ class _Holders:
     def __init__(self, snap: Snapshot, usage: Usage):
         self.priority = snap.priority
         self.on_site = [np.fromiter(sorted(ws), dtype=np.int64, count=len(ws)) for ws in usage.site_workloads]
-        order = sorted(range(len(snap.keys)), key=lambda o: (-int(snap.priority[o]), snap.keys[o]))
+        order = np.lexsort((np.asarray(snap.keys, dtype=str), -snap.priority.astype(np.int64)))
         self.rank = np.empty(len(snap.keys), dtype=np.int64)
         self.rank[order] = np.arange(len(order))
         self.is_fleet = np.asarray([k == KIND_FLEET for k in snap.site_kind], dtype=bool)
@@ -440,15 +458,16 @@ def reasons(
     ``unplaced[i]`` on column c (``Filter.FEASIBLE`` when it passes every filter)."""
     total_sites = int(np.count_nonzero(np.diff(snap.cols.site_ptr) > 0))
     holders = _Holders(snap, usage)
+    left = _Left.of(snap, usage)
     out: dict[int, Reason] = {}
     for i, w in enumerate(unplaced):
         wd = snap.mesh.workloads[w]
-        wk = _Workload(snap, w, codes[i])
+        wk = _Workload(snap, w, codes[i], left)
         if feasible_sites[w] == 0 or not (wk.codes == Filter.FEASIBLE).any():
             out[w] = Reason(no_fit_message(total_sites, rejections[w], wd.max_latency_ms, _filter_details(wk)))
             continue
         current = {snap.site_index[a.site] for a in wd.current if a.site in snap.site_index and a.devices > 0}
-        out[w] = _capacity_reason(wk, feasible_sites[w], usage, holders, current)
+        out[w] = _capacity_reason(wk, feasible_sites[w], left, holders, current)
     return out
 
 

@@ -260,12 +260,17 @@ def helped(snap: Snapshot, basis: Basis, sc: Scope, resolved: Resolved) -> NDArr
     done[resolved.free] = True
     queue = np.flatnonzero(sc.waiting & ~done)
     queue = queue[np.lexsort((queue, -snap.priority[queue]))]
+    # only those with a candidate column on an affected site can be helped: found for
+    # all at once (thousands wait on a big mesh; a change affects a few sites)
+    found = [(w, cand) for w in queue.tolist() if (cand := basis.waiting.get(snap.keys[w])) is not None]
+    if not found:
+        return np.zeros(0, dtype=np.intp)
+    sizes = np.fromiter((cand[0].size for _w, cand in found), dtype=np.intp, count=len(found))
+    on_affected = sc.affected_sites[site[np.concatenate([cand[0] for _w, cand in found])]]
+    hits = np.bincount(np.repeat(np.arange(len(found)), sizes), weights=on_affected, minlength=len(found))
     out = []
-    for w in queue.tolist():
-        cand = basis.waiting.get(snap.keys[w])
-        if cand is None:
-            continue
-        c, need = cand
+    for i in np.flatnonzero(hits > 0).tolist():
+        w, (c, need) = found[i]
         s = site[c]
         power = need * watts[c]
         ok = sc.affected_sites[s] & (col_left[c] >= need) & (site_all_left[s] >= power)
