@@ -146,6 +146,16 @@ def _phase_and_message(
     return PHASE_UNSCHEDULABLE, decision.status_message
 
 
+def reads_only_its_own(workload: MeshWorkload, decision: WorkloadDecision) -> bool:
+    """Whether :func:`workload_status` reads nothing but the workload and its decision
+    (and the time, for a condition that changes): every case except a workload placed
+    under this spec and now not, whose Preempted message says what happened to its
+    sites (``SiteFacts``)."""
+    previous = workload.status
+    return bool(decision.assignments) or previous is None or previous.phase != PHASE_PLACED \
+        or previous.observed_generation != workload.metadata.generation
+
+
 def workload_status(
     workload: MeshWorkload, decision: WorkloadDecision, facts: SiteFacts, at: dt.datetime
 ) -> MeshWorkloadStatus:

@@ -202,7 +202,7 @@ class SolveLoop:
         )
         previous = None if cold_due or self.outcome is None else self.outcome.plan
         config = SolverConfig(time_limit_s=self.settings.solver_time_limit_s, num_workers=self.settings.solver_workers)
-        outcome = reconcile(snapshot, config, previous=previous)
+        outcome = reconcile(snapshot, config, previous=previous, previous_outcome=self.outcome)
         if previous is None:
             self._last_cold = self._monotonic()
         self._next_window = _earliest(next_window_change(snapshot.fleets, at),
@@ -220,7 +220,7 @@ class SolveLoop:
         snapshot, versions = self.state.snapshot_and_versions(at, self._observe())
         if self._generations(snapshot) != self._solved_for:
             return self.solve_once()  # the plan is for other specs: plan again
-        outcome = outcome_of(snapshot, self.outcome.plan)
+        outcome = outcome_of(snapshot, self.outcome.plan, self.outcome)
         config = SolverConfig(time_limit_s=self.settings.solver_time_limit_s, num_workers=self.settings.solver_workers)
         return self._hand_over(snapshot, versions, outcome, config, "refresh", started)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ from controller.api.models import MeshWorkloadStatus, SiteStatus
 from controller.cli.files import load_manifests
 from controller.core.convert import to_mesh
 from controller.core.reconcile import Snapshot, reconcile
+from controller.core.statuses import reads_only_its_own
 from placement.problem import SolverConfig
 
 REPO = Path(__file__).resolve().parents[3]
@@ -125,6 +127,34 @@ def test_a_warm_reconcile_keeps_unchanged_workloads_and_places_the_new_one(manif
     assert warm.workloads[extra.key].phase == "Placed"
     for key, status in night.workloads.items():
         assert warm.workloads[key].assignments == status.assignments, key
+
+
+def test_a_warm_reconcile_reuses_the_statuses_nothing_changed_for(manifests, night):
+    """With the last outcome, a workload whose parsed object and decision are the very
+    objects its status was built from gets that status again (no rebuild); the result
+    equals a reconcile without it. A workload object that changed (here: its status
+    written back) is built afresh, and a status that reads the sites (Preempted: placed
+    under this spec, now not) is never reused."""
+    extra = manifests.workloads[-2].model_copy(
+        update={"metadata": manifests.workloads[-2].metadata.model_copy(update={"name": "factory-floor-vision-2"})}
+    )
+    rewritten = manifests.workloads[0].model_copy(update={"status": night.workloads[manifests.workloads[0].key]})
+    workloads = [rewritten, *manifests.workloads[1:], extra]
+    snapshot = Snapshot(manifests.factories, manifests.fleets, workloads, NIGHT_IN_CALIFORNIA)
+    memoised = reconcile(snapshot, CONFIG, previous=night.plan, previous_outcome=night)
+    plain = reconcile(snapshot, CONFIG, previous=night.plan)
+    assert memoised.workloads == plain.workloads
+    kept = [w.key for w in manifests.workloads[1:] if memoised.plan.workloads[w.key] is night.plan.workloads[w.key]]
+    assert kept, "the warm path keeps the unchanged decisions as they were"
+    for key in kept:
+        assert memoised.workloads[key] is night.workloads[key], key
+    assert memoised.workloads[rewritten.key] is not night.workloads[rewritten.key]
+    assert memoised.status_memo[rewritten.key][0] is rewritten
+    placed = next(w for w in manifests.workloads if night.workloads[w.key].phase == "Placed")
+    was_placed = placed.model_copy(update={"status": night.workloads[placed.key]})
+    unplaced = replace(night.plan.workloads[placed.key], assignments=[], phase="Unschedulable")
+    assert not reads_only_its_own(was_placed, unplaced)
+    assert reads_only_its_own(was_placed, night.plan.workloads[placed.key])
 
 
 def test_a_fleet_only_workload_says_the_fleet_is_offline(manifests):
