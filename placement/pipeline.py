@@ -25,7 +25,8 @@ The warm path (``previous`` carries a :class:`~placement.basis.Basis` and the si
 did not change) keeps the unchanged placed workloads as they are and runs steps 2-6
 on the changed, new and unplaced ones only, against the capacity the kept ones
 leave; the bound still covers the whole mesh. It gives way to the cold path when its
-plan would place less than the kube-scheduler greedy on the whole mesh.
+plan, after the floor's repairs (:mod:`placement.warm`, stage 5), would still place
+more than ``warm_floor_gap`` less than the kube-scheduler greedy on the whole mesh.
 
 Same mesh + same config (+ same previous plan) = same plan, byte for byte, on a busy
 or an idle machine: every budget counts work (kernel passes, greedy runs,

@@ -25,14 +25,17 @@ below:
    that places more priority-weighted demand; its budgets shrink with the share of
    the mesh re-solved (:func:`warm_dtime_scale`).
 5. **floor** (:func:`floor_run`): the kube-scheduler-order greedy over the whole
-   mesh. A warm plan more than ``warm_floor_gap`` below it first tries the floor's
-   own preemptions (:func:`preempt_toward_floor`); one they do not lift to the floor is
-   repaired (:func:`repair_scope`, :func:`toward_floor`):
-   the workloads the two plans place differently are re-solved, hinted with both, so
-   the result places at least what the floor does (unless that would re-solve more
-   than ``warm_repair_max_share`` of the mesh: the cold path is then as cheap). Only when that fails too (it cannot, with unchanged
-   sites; checked anyway) does the cold path run (``SolveStats.warm`` is then False
-   and ``SolveStats.warm_fallback`` says why).
+   mesh. A warm plan more than ``warm_floor_gap`` below it tries, cheapest first
+   (``SolveStats.floor_repair`` names the one that worked): the floor's own
+   preemptions (:func:`preempt_toward_floor`); the floor's greedy with every
+   workload first where the warm plan has it (:func:`in_place_toward_floor`: it
+   moves only what a workload earlier in the queue displaces); the repair
+   (:func:`repair_scope`, :func:`toward_floor`): the workloads the two plans place
+   differently are re-solved, hinted with both, so the result places at least what
+   the floor does (unless that would re-solve more than ``warm_repair_max_share`` of
+   the mesh: the cold path is then as cheap). Only when that fails too (it cannot,
+   with unchanged sites; checked anyway) does the cold path run
+   (``SolveStats.warm`` is then False and ``SolveStats.warm_fallback`` says why).
 
 Deterministic: each stage is a function of the snapshot and the basis (no clock
 except the solve sequence's wall-clock safety net).
