@@ -418,19 +418,33 @@ class _Holders:
         by_name = sorted(range(len(snap.site_names)), key=lambda s: snap.site_names[s])
         self.name_rank = np.empty(len(snap.site_names), dtype=np.int64)
         self.name_rank[by_name] = np.arange(len(by_name))
+        self._on_memo: dict[frozenset[int], NDArray[np.int64]] = {}
+        self._higher_memo: dict[tuple[frozenset[int], int, int], tuple[int, list[int]]] = {}
 
-    def _on(self, sites: set[int]) -> NDArray[np.int64]:
+    def _on(self, sites: frozenset[int]) -> NDArray[np.int64]:
         if not sites:
             return np.zeros(0, dtype=np.int64)
+        found = self._on_memo.get(sites)
+        if found is not None:
+            return found
         # a mask, not np.unique: one pass over the workloads instead of a sort or hash
         # of every site's list (an unplaced workload on a huge mesh may name thousands)
         mask = np.zeros(self.priority.shape[0], dtype=bool)
         mask[np.concatenate([self.on_site[s] for s in sites])] = True
-        return np.flatnonzero(mask).astype(np.int64)
+        found = self._on_memo[sites] = np.flatnonzero(mask).astype(np.int64)
+        return found
 
     def higher(self, w: int, sites: set[int], limit: int) -> tuple[int, list[int]]:
         """How many placed workloads of higher priority than ``w`` are on ``sites``, and
-        the first ``limit`` of them, highest first."""
+        the first ``limit`` of them, highest first. Remembered per (sites, priority):
+        unplaced workloads of one kind share their feasible sites."""
+        key = (frozenset(sites), int(self.priority[w]), limit)
+        found = self._higher_memo.get(key)
+        if found is None:
+            found = self._higher_memo[key] = self._higher(w, key[0], limit)
+        return found[0], list(found[1])
+
+    def _higher(self, w: int, sites: frozenset[int], limit: int) -> tuple[int, list[int]]:
         on = self._on(sites)
         on = on[self.priority[on] > self.priority[w]]
         count = int(on.size)
@@ -442,7 +456,7 @@ class _Holders:
         return count, ranked
 
     def count_others(self, w: int, sites: set[int]) -> int:
-        on = self._on(sites)
+        on = self._on(frozenset(sites))
         return int((on != w).sum())
 
 
