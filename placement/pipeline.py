@@ -344,8 +344,9 @@ def warm_plan(
     # where they are): it moves them only to place more
     free = np.union1d(np.union1d(sc.changed, displaced), helped).astype(np.intp)
     prior = {w: rows for w in free.tolist() if (rows := [r for r in rows_of(first.cands, w, first.devices) if r[4] > 0])}
-    res = warm.resolve(snap, {w: r for w, r in kept_rows.items() if w not in set(displaced.tolist())}, free, [prior],
-                       upper, config, deadline)
+    gone = set(displaced.tolist())
+    res = warm.resolve(snap, {w: r for w, r in kept_rows.items() if w not in gone}, free, [prior], upper, config,
+                       deadline)
     if res is None:
         return KEPT_DO_NOT_FIT
     floor_run = warm.floor_run(snap)

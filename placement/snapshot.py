@@ -213,14 +213,26 @@ def build(mesh: Mesh, config: SolverConfig = DEFAULT_CONFIG) -> Snapshot:
     ref_tps = float(np.median(positive)) / 1000.0 if positive.size else 1.0
     units = np.zeros(W, dtype=np.int64)
     prio = np.zeros(W, dtype=np.int64)
+    # workloads share their country and model lists: each distinct one is worked out once
+    country_rows: dict[tuple[tuple[str, ...], tuple[str, ...]], NDArray[np.uint8]] = {}
+    model_rows: dict[tuple[str, ...], NDArray[np.uint8]] = {}
     for wi, w in enumerate(mesh.workloads):
-        allowed = set(w.allowed_countries)
-        denied = set(w.denied_countries)
-        for c, k in countries.items():
-            country_ok[wi, k] = (not allowed or c in allowed) and c not in denied
-        wanted = set(w.accelerator_models)
-        for m, k in models.items():
-            model_ok[wi, k] = not wanted or m in wanted
+        key = (tuple(w.allowed_countries), tuple(w.denied_countries))
+        row = country_rows.get(key)
+        if row is None:
+            allowed, denied = set(key[0]), set(key[1])
+            row = country_rows[key] = np.zeros(n_c, dtype=np.uint8)
+            for c, k in countries.items():
+                row[k] = (not allowed or c in allowed) and c not in denied
+        country_ok[wi] = row
+        wanted_key = tuple(w.accelerator_models)
+        row = model_rows.get(wanted_key)
+        if row is None:
+            wanted = set(wanted_key)
+            row = model_rows[wanted_key] = np.zeros(n_m, dtype=np.uint8)
+            for m, k in models.items():
+                row[k] = not wanted or m in wanted
+        model_ok[wi] = row
         for u in w.users:
             if u.weight > 0:
                 user_region.append(lm.region_index[u.region])
