@@ -5,9 +5,10 @@
 creations (``bench.operator``: the debounced solve loop plans the workloads created so
 far, then again with the next ones, ``previous=`` the last plan): the first
 ``steps[0]`` workloads of ``synthetic_mesh(workloads, sites, seed)`` cold, then the first
-``steps[1]``, ``steps[2]``, ... warm. The default steps are the batch sizes of one
-10,000-workload operator run (scaled to ``--workloads``). Per step it prints (or, with
-``--json``, gives as one JSON object):
+``steps[1]``, ``steps[2]``, ... warm. The default steps (as shares of ``--workloads``)
+end like the burst of one 10,000-workload operator run of 2026-12-07 (8,866, then
+10,000); the operator's batches vary from run to run with the create rate. Per step
+it prints (or, with ``--json``, gives as one JSON object):
 
 * the engine's path (``warm``, or why it went cold: ``SolveStats.warm_fallback``), the
   floor repair that ran (``SolveStats.floor_repair``) and how many workloads it re-solved;
@@ -33,7 +34,7 @@ import placement
 from placement.problem import Mesh
 from tests.support.meshes import synthetic_mesh
 
-# the burst solves of one `bench.operator --workloads 10000` run, as shares of the mesh
+# steps as shares of the mesh, ending like one `bench.operator --workloads 10000` burst
 DEFAULT_SHARES = (0.12, 0.26, 0.40, 0.55, 0.70, 0.8866, 1.0)
 
 

@@ -138,18 +138,23 @@ def _usage(snap: Snapshot, rows_of_kept: dict[int, list[ChosenRow] | list[Row]])
         NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
     """Devices per column, all watts and firm (non-interruptible) watts per site that
     the kept workloads take."""
-    col_used = np.zeros(snap.n_cols)
-    site_all = np.zeros(snap.n_sites)
-    site_ni = np.zeros(snap.n_sites)
-    site, watts, intr = snap.cols.site, snap.cols.watts, snap.wls.interruptible
-    for w, rows in rows_of_kept.items():
-        for c, _n, _ub, _cpd, d in rows:
-            s = int(site[c])
-            col_used[c] += d
-            site_all[s] += d * watts[c]
-            if not intr[w]:
-                site_ni[s] += d * watts[c]
-    return col_used, site_all, site_ni
+    cols = [r[0] for rows in rows_of_kept.values() for r in rows]
+    devices = [r[4] for rows in rows_of_kept.values() for r in rows]
+    workloads = [w for w, rows in rows_of_kept.items() for _r in rows]
+    return _usage_of(snap, np.asarray(cols, dtype=np.intp), np.asarray(devices, dtype=np.float64),
+                     np.asarray(workloads, dtype=np.intp))
+
+
+def _usage_of(snap: Snapshot, cols: NDArray[np.intp], devices: NDArray[np.float64],
+              workloads: NDArray[np.intp]) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+    """:func:`_usage` of rows given as arrays (column, devices, workload per row): each
+    sum is taken in row order, as a loop over them would."""
+    site = snap.cols.site[cols]
+    watts = devices * snap.cols.watts[cols]
+    firm = ~snap.wls.interruptible[workloads].astype(bool)
+    return (np.bincount(cols, weights=devices, minlength=snap.n_cols).astype(np.float64),
+            np.bincount(site, weights=watts, minlength=snap.n_sites).astype(np.float64),
+            np.bincount(site[firm], weights=watts[firm], minlength=snap.n_sites).astype(np.float64))
 
 
 def resolve(
@@ -239,12 +244,10 @@ def room_left(snap: Snapshot, resolved: Resolved) -> tuple[
         NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
     """Devices per column, usable watts and firm watts per site that the whole plan of
     ``resolved`` leaves."""
-    wof = resolved.cands.workload_of()
     used = resolved.devices > 0
-    rows: dict[int, list[Row]] = {int(w): [] for w in wof[used].tolist()}
-    for i in np.flatnonzero(used).tolist():
-        rows[int(wof[i])].append((int(resolved.cands.col[i]), 0, 0, 0, int(resolved.devices[i])))
-    col_used, site_all, site_ni = _usage(snap, dict(rows))
+    col_used, site_all, site_ni = _usage_of(snap, resolved.cands.col[used].astype(np.intp),
+                                            resolved.devices[used].astype(np.float64),
+                                            resolved.cands.workload_of()[used].astype(np.intp))
     return (snap.cols.cap_devices - col_used, snap.site_total_watts - site_all,
             np.minimum(snap.site_firm_watts, snap.site_total_watts) - site_ni)
 
@@ -476,9 +479,9 @@ def in_place_orders(snap: Snapshot) -> list[NDArray[np.int32]]:
 
 def in_place_run(snap: Snapshot, resolved: Resolved, order: NDArray[np.int32]) -> GreedyRun:
     """Stage 5, second try: the floor's greedy in ``order``, each workload first where
-    the warm plan of ``resolved`` has it (``greedy_place``'s preferred rows): what the
-    greedy from scratch would give, moving only the workloads whose room a workload
-    earlier in the queue takes."""
+    the warm plan of ``resolved`` has it (``greedy_place``'s preferred rows): the
+    greedy's rules, moving only the workloads whose room a workload earlier in the
+    queue takes."""
     W = len(snap.keys)
     width = snap.kernels.greedy_width()
     pref_cols = np.full((W, width), -1, dtype=np.int32)
@@ -513,8 +516,9 @@ def in_place_toward_floor(
     (:func:`in_place_run`); the workloads it places differently from the warm plan,
     and those re-solved already, are re-solved hinted with it (so the result places
     at least as much), the others kept as they are. None when no order reaches it
-    (the full repair runs). On the 10,000-workload burst of ``bench.operator`` this
-    moved 18-990 workloads where the greedy from scratch moved 3,780-4,125."""
+    (the full repair runs). On ``python -m bench.burst --workloads 10000`` the two
+    re-plans it kept warm moved 2,842 and 3,082 workloads, where the cold path they
+    fell back to before moved 3,780 and 4,049 (docs/benchmarks.md)."""
     placed = placed_mask(resolved.cands, resolved.devices)
     warm_rows: dict[int, list[Row]] = {
         w: [r for r in rows_of(resolved.cands, w, resolved.devices) if r[4] > 0] for w in np.flatnonzero(placed).tolist()}
