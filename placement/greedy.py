@@ -36,6 +36,13 @@ def greedy_order(snap: Snapshot) -> NDArray[np.int32]:
     return np.lexsort((np.arange(W), -snap.priority)).astype(np.int32)
 
 
+def value_order(snap: Snapshot) -> NDArray[np.int32]:
+    """Priority-weighted demand first (high to low), then input order: a few big
+    workloads ahead of the many small ones they are worth more than."""
+    W = len(snap.keys)
+    return np.lexsort((np.arange(W), -snap.value)).astype(np.int32)
+
+
 def greedy_orders(snap: Snapshot, kout: TopKArrays) -> list[NDArray[np.int32]]:
     """Queue orders for the multi-start greedy; the first is the kube-scheduler one.
 
@@ -54,7 +61,7 @@ def greedy_orders(snap: Snapshot, kout: TopKArrays) -> list[NDArray[np.int32]]:
     return [
         greedy_order(snap),
         np.lexsort((idx, -density)).astype(np.int32),
-        np.lexsort((idx, -snap.value)).astype(np.int32),
+        value_order(snap),
         np.lexsort((idx, kout["feasible_sites"], -snap.priority)).astype(np.int32),
     ]
 

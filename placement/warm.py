@@ -61,7 +61,15 @@ from placement.candidates import (
     placed_value,
     rows_of,
 )
-from placement.greedy import GreedyRun, all_columns, devices_from_greedy, greedy_order, multi_start, run_greedy
+from placement.greedy import (
+    GreedyRun,
+    all_columns,
+    devices_from_greedy,
+    greedy_order,
+    multi_start,
+    run_greedy,
+    value_order,
+)
 from placement.problem import SolverConfig
 from placement.snapshot import Snapshot, residual
 from placement.solve import FEWEST_MOVES_MAX_CANDIDATES, SolveResult, solve, solve_fewest_moves
@@ -393,6 +401,29 @@ class Repair:
     hints: list[dict[int, list[Row]]]  # the floor's placement of ``free``, then the warm plan's
 
 
+def placed_rows(resolved: Resolved) -> dict[int, list[Row]]:
+    """Each placed workload's rows in the plan of ``resolved`` (those with devices)."""
+    placed = placed_mask(resolved.cands, resolved.devices)
+    return {w: [r for r in rows_of(resolved.cands, w, resolved.devices) if r[4] > 0]
+            for w in np.flatnonzero(placed).tolist()}
+
+
+def run_rows(run: GreedyRun, w: int) -> list[Row]:
+    """Workload ``w``'s rows in ``run`` (columns taken, with their devices)."""
+    taken = run.cols[w] >= 0
+    return [(int(c), 0, 0, 0, int(d)) for c, d in zip(run.cols[w][taken].tolist(), run.devices[w][taken].tolist(),
+                                                      strict=True)]
+
+
+def places_differently(n_workloads: int, a: dict[int, list[Row]], b: dict[int, list[Row]]) -> NDArray[np.bool_]:
+    """[W] whether two plans (placed workload -> rows) give a workload other columns or
+    devices, or place it in one and not the other."""
+    def alike(w: int) -> bool:
+        return sorted(r[::4] for r in a.get(w, [])) == sorted(r[::4] for r in b.get(w, []))
+
+    return ~np.fromiter((alike(w) for w in range(n_workloads)), dtype=bool, count=n_workloads)
+
+
 def preempt_toward_floor(
     snap: Snapshot, resolved: Resolved, floor: GreedyRun, upper_total: float | None, config: SolverConfig,
     deadline: float,
@@ -409,8 +440,7 @@ def preempt_toward_floor(
     seeds = np.flatnonzero(floor.placed & ~placed).astype(np.intp)
     if not seeds.size:
         return None
-    rows: dict[int, list[Row]] = {
-        w: [r for r in rows_of(resolved.cands, w, resolved.devices) if r[4] > 0] for w in np.flatnonzero(placed).tolist()}
+    rows = placed_rows(resolved)
     first = resolve(snap, rows, seeds, [], None, replace(config, use_cpsat=False), deadline)
     if first is None:
         return None
@@ -435,20 +465,9 @@ def repair_scope(snap: Snapshot, resolved: Resolved, floor: GreedyRun) -> Repair
     room in one hop on the 1,000-workload benchmark mesh, and the transitive closure
     of that, which would be enough, was 212 of the 218 differing workloads: the
     floor's cascades run through most sites.)"""
-    W = len(snap.keys)
-    placed = placed_mask(resolved.cands, resolved.devices)
-    warm_rows: dict[int, list[Row]] = {
-        w: [r for r in rows_of(resolved.cands, w, resolved.devices) if r[4] > 0] for w in np.flatnonzero(placed).tolist()}
-    floor_rows: dict[int, list[Row]] = {}
-    for w in np.flatnonzero(floor.placed).tolist():
-        taken = floor.cols[w] >= 0
-        floor_rows[w] = [(int(c), 0, 0, 0, int(d)) for c, d in zip(floor.cols[w][taken].tolist(),
-                                                                  floor.devices[w][taken].tolist(), strict=True)]
-
-    def alike(w: int) -> bool:
-        return sorted(r[::4] for r in warm_rows.get(w, [])) == sorted(r[::4] for r in floor_rows.get(w, []))
-
-    differing = ~np.fromiter((alike(w) for w in range(W)), dtype=bool, count=W)
+    warm_rows = placed_rows(resolved)
+    floor_rows = {w: run_rows(floor, w) for w in np.flatnonzero(floor.placed).tolist()}
+    differing = places_differently(len(snap.keys), warm_rows, floor_rows)
     differing[resolved.free] = True
     free = np.flatnonzero(differing).astype(np.intp)
     in_free = set(free.tolist())
@@ -473,8 +492,7 @@ def in_place_orders(snap: Snapshot) -> list[NDArray[np.int32]]:
     """The queues the in-place floor tries, in turn: the kube-scheduler one (priority,
     then input order), then by value (the order of the multi-start that packs the
     most value when a few big workloads are worth more than many small ones)."""
-    W = len(snap.keys)
-    return [greedy_order(snap), np.lexsort((np.arange(W), -snap.value)).astype(np.int32)]
+    return [greedy_order(snap), value_order(snap)]
 
 
 def in_place_run(snap: Snapshot, resolved: Resolved, order: NDArray[np.int32]) -> GreedyRun:
@@ -500,13 +518,6 @@ def in_place_run(snap: Snapshot, resolved: Resolved, order: NDArray[np.int32]) -
     return GreedyRun(cols=cols, devices=devices, placed=placed)
 
 
-def run_rows(run: GreedyRun, w: int) -> list[Row]:
-    """Workload ``w``'s rows in ``run`` (columns taken, with their devices)."""
-    taken = run.cols[w] >= 0
-    return [(int(c), 0, 0, 0, int(d)) for c, d in zip(run.cols[w][taken].tolist(), run.devices[w][taken].tolist(),
-                                                      strict=True)]
-
-
 def in_place_toward_floor(
     snap: Snapshot, resolved: Resolved, floor: float, upper_total: float | None, config: SolverConfig,
     deadline: float,
@@ -519,27 +530,24 @@ def in_place_toward_floor(
     (the full repair runs). On ``python -m bench.burst --workloads 10000`` the two
     re-plans it kept warm moved 2,842 and 3,082 workloads, where the cold path they
     fell back to before moved 3,780 and 4,049 (docs/benchmarks.md)."""
-    placed = placed_mask(resolved.cands, resolved.devices)
-    warm_rows: dict[int, list[Row]] = {
-        w: [r for r in rows_of(resolved.cands, w, resolved.devices) if r[4] > 0] for w in np.flatnonzero(placed).tolist()}
+    warm_rows = placed_rows(resolved)
     for order in in_place_orders(snap):
         run = in_place_run(snap, resolved, order)
         if floor_value(snap, run) < floor * (1.0 - config.budgets.warm_floor_gap):
             continue
-        differing = run.placed != placed
-        for w in np.flatnonzero(run.placed & placed).tolist():
-            differing[w] = sorted(r[::4] for r in run_rows(run, w)) != sorted(r[::4] for r in warm_rows[w])
+        run_placed = {w: run_rows(run, w) for w in np.flatnonzero(run.placed).tolist()}
+        differing = places_differently(len(snap.keys), warm_rows, run_placed)
         differing[resolved.free] = True
         free = np.flatnonzero(differing).astype(np.intp)
         in_free = set(free.tolist())
-        prior = {w: run_rows(run, w) for w in in_free if run.placed[w]}
+        prior = {w: run_placed[w] for w in in_free if w in run_placed}
         kept = {w: rows for w, rows in warm_rows.items() if w not in in_free}
         return resolve(snap, kept, free, [prior], upper_total, config, deadline, greedy_starts=False)
     return None
 
 
 __all__ = ["Repair", "Resolved", "Scope", "floor_run", "floor_value", "helped", "in_place_orders", "in_place_run",
-           "in_place_toward_floor", "plan_value", "preempt_toward_floor", "run_rows",
+           "in_place_toward_floor", "placed_rows", "places_differently", "plan_value", "preempt_toward_floor", "run_rows",
            "resolve", "room_left", "scope",
            "repair_scope", "toward_floor", "victims", "waiting_candidates", "warm_dtime_scale"]
 

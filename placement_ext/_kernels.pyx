@@ -922,11 +922,11 @@ def lagrangian_eval(ptr, col, coef, value, interruptible, price_int, price_ni,
     cdef const int[::1] cc = col_a
     cdef const double[::1] cf = np.ascontiguousarray(coef, dtype=np.float64)
     cdef const double[::1] v = np.ascontiguousarray(value, dtype=np.float64)
-    cdef const unsigned char[::1] ni = np.ascontiguousarray(interruptible, dtype=np.uint8)
+    cdef const unsigned char[::1] intr = np.ascontiguousarray(interruptible, dtype=np.uint8)
     cdef const double[::1] pi = np.ascontiguousarray(price_int, dtype=np.float64)
     cdef const double[::1] pn = np.ascontiguousarray(price_ni, dtype=np.float64)
     cdef Py_ssize_t W = v.shape[0]
-    if p.shape[0] != W + 1 or ni.shape[0] != W:
+    if p.shape[0] != W + 1 or intr.shape[0] != W:
         raise ValueError("ptr must have W + 1 entries and interruptible W")
     if cc.shape[0] != cf.shape[0] or p[0] != 0 or p[W] > cc.shape[0] or (np.diff(ptr_a) < 0).any():
         raise ValueError("ptr must be a CSR pointer over col and coef")
@@ -945,7 +945,7 @@ def lagrangian_eval(ptr, col, coef, value, interruptible, price_int, price_ni,
             num_threads = 1
         with nogil:
             for wi in prange(W, num_threads=num_threads, schedule="static"):
-                price = &pi[0] if ni[wi] else &pn[0]
+                price = &pi[0] if intr[wi] else &pn[0]
                 best = INFINITY
                 best_j = -1
                 for j in range(p[wi], p[wi + 1]):

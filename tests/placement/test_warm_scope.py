@@ -125,6 +125,7 @@ def test_a_cascade_local_preemption_cannot_find_is_repaired_toward_the_floor() -
     assert [a.site for a in warm.workloads["n/kr"].assignments] == ["a"]
     assert warm.stats.placed_priority_demand >= warm.stats.greedy_placed_priority_demand
     assert warm.stats.preemption_candidates == 0  # found by the repair, not by preemption
+    assert warm.stats.floor_repair == placement.FloorRepair.RESOLVE
     assert warm.stats.floor_repair_workloads == 2
     assert warm.stats.resolved_workloads == 2  # "n/kr" and "n/mid": the bystanders stayed
     assert placements(warm)["n/fr0"] == placements(cold)["n/fr0"]
@@ -150,6 +151,19 @@ def test_within_warm_floor_gap_the_warm_plan_is_kept_and_says_how_far_below() ->
     assert repaired.stats.floor_shortfall == 0.0 and repaired.stats.floor_repair_workloads == 2
 
 
+def _warm_without_full_repair(monkeypatch: pytest.MonkeyPatch, after: Mesh, cold: placement.Plan) -> placement.Plan:
+    """The warm plan of ``after`` from ``cold``, the full repair toward the floor made
+    to fail: a cheaper step must reach the floor. Checked, and warm."""
+    def no_full_repair(*_args: object) -> None:
+        raise AssertionError("the full repair toward the floor ran")
+
+    monkeypatch.setattr(placement.warm, "repair_scope", no_full_repair)
+    warm = placement.plan(after, FAST, previous=cold)
+    check_plan(after, warm)
+    assert warm.stats.warm and warm.stats.warm_fallback == ""
+    return warm
+
+
 def test_a_victim_the_floor_places_elsewhere_preempts_in_turn(monkeypatch: pytest.MonkeyPatch) -> None:
     """"n/v" (priority 100, US or FR) holds "a" (US); "n/low" (priority 1, FR only)
     holds "b" (FR); "n/top" (US only) waits. "n/top" is raised to 1000 and preempts
@@ -168,18 +182,12 @@ def test_a_victim_the_floor_places_elsewhere_preempts_in_turn(monkeypatch: pytes
     cold = placement.plan(before, FAST)
     assert placements(cold)["n/v"] == [("a", "h100", 10)] and placements(cold)["n/low"] == [("b", "h100", 10)]
     after = replace(before, workloads=(replace(top, priority=1000), v, low, *bystanders))
-
-    def no_full_repair(*_args: object) -> None:
-        raise AssertionError("the full repair toward the floor ran")
-
-    monkeypatch.setattr(placement.warm, "repair_scope", no_full_repair)
-    warm = placement.plan(after, FAST, previous=cold)
-    check_plan(after, warm)
-    assert warm.stats.warm and warm.stats.warm_fallback == ""
+    warm = _warm_without_full_repair(monkeypatch, after, cold)
     assert placements(warm)["n/top"] == [("a", "h100", 10)]
     assert placements(warm)["n/v"] == [("b", "h100", 10)]
     assert warm.workloads["n/low"].phase in ("Preempted", "Unschedulable")
     assert warm.stats.placed_priority_demand >= warm.stats.greedy_placed_priority_demand
+    assert warm.stats.floor_repair == placement.FloorRepair.PREEMPTION
     assert warm.stats.floor_repair_workloads == 3 and warm.stats.resolved_workloads == 3
     assert all(placements(warm)[f"n/de{i}"] == placements(cold)[f"n/de{i}"] for i in range(5))
 
@@ -194,8 +202,7 @@ def test_a_burst_below_the_floor_is_lifted_in_place_without_moving_the_bystander
     with every workload first where it is (the in-place step) does the same and
     leaves the five bystanders on "d" (DE), where the greedy from scratch (and the
     cold plan) would move them to "c" (NL), cheaper, which "n/hog" (NL only) held until
-    it left: two workloads
-    re-solved, not seven, and the full repair never runs."""
+    it left: two workloads re-solved, not seven, and the full repair never runs."""
     a, c = factory("a", "US", price=10.0), factory("c", "NL", price=10.0)
     b = replace(factory("b", "US"), pools=(replace(H100, count=4),))
     d = factory("d", "DE")
@@ -209,14 +216,7 @@ def test_a_burst_below_the_floor_is_lifted_in_place_without_moving_the_bystander
     assert all(placements(cold)[f"n/de{i}"] == [("d", "h100", 2)] for i in range(5))
     big = WorkloadDemand(key="n/big", accelerators=10, priority=5, allowed_countries=("US",))
     after = replace(before, workloads=(big, old, *bystanders))
-
-    def no_full_repair(*_args: object) -> None:
-        raise AssertionError("the full repair toward the floor ran")
-
-    monkeypatch.setattr(placement.warm, "repair_scope", no_full_repair)
-    warm = placement.plan(after, FAST, previous=cold)
-    check_plan(after, warm)
-    assert warm.stats.warm and warm.stats.warm_fallback == ""
+    warm = _warm_without_full_repair(monkeypatch, after, cold)
     assert warm.stats.floor_repair == placement.FloorRepair.IN_PLACE
     assert warm.stats.floor_repair_workloads == 2 and warm.stats.resolved_workloads == 2
     assert placements(warm)["n/big"] == [("a", "h100", 10)] and placements(warm)["n/old"] == [("b", "h100", 4)]
